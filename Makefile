@@ -1,0 +1,34 @@
+# Thresher: `make demo` installs and runs the main job on sample data; `make test` installs and tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= $(abspath ../shared/data)
+DEMO_OUT ?= out/demo
+
+.PHONY: install demo test conf bench clean
+
+# torch first, from the local CPU wheel: otherwise pip resolves a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[train,distributed,test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/thresher curate pipeline=clean \
+	  "input.paths=[$(SHARED)/c4_sample,$(SHARED)/dolma_test_data]" \
+	  output.dir=$(DEMO_OUT)/clean output.overwrite=true
+	$(VENV)/bin/thresher inspect $(DEMO_OUT)/clean --rows 2
+	@echo "report: $(DEMO_OUT)/clean/report.html"
+
+test: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15
+
+# Regenerate conf/stage/*.yaml from the stage classes' defaults.
+conf: install
+	$(PY) -m curate.stages
+
+clean:
+	rm -rf out .pytest_cache

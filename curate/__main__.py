@@ -1,0 +1,5 @@
+"""`python -m curate ...` is `thresher curate ...`."""
+
+from curate.app import main
+
+main()

@@ -1,0 +1,97 @@
+"""The curate app (Hydra): compose the config, run the recipe, report errors as one line."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
+
+from curate.config import CONF_DIR, register_configs
+from curate.errors import ThresherError
+
+register_configs()
+
+
+def multirun_output_dir(cfg: DictConfig) -> None:
+    """In a --multirun sweep each point writes its own dataset: <output.dir>/<job number>_<overrides>."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return
+    overrides = re.sub(r"[^A-Za-z0-9_.,=-]+", "_", hydra_cfg.job.override_dirname)[:120]
+    with open_dict(cfg):
+        cfg.output.dir = f"{cfg.output.dir}/{hydra_cfg.job.num}_{overrides}".rstrip("_")
+
+
+def composition_error(error: Exception, overrides: list[str], config_name: str) -> str:
+    """One line for a Hydra composition error: the key, and what would have been valid there."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import DictConfig, OmegaConf
+
+    message = str(error)
+    group = re.search(r"Could not find '([^']+)/([^']+)'", message)
+    if group:
+        folder, name = group.groups()
+        choices = sorted(p.stem for p in (CONF_DIR / folder.lstrip("/")).glob("*.yaml"))
+        return f"{folder.lstrip('/')}: '{name}' is not one of: {', '.join(choices)}"
+    merging = re.search(r"Error merging override ([^=]+)=", message)
+    if merging and error.__cause__ is not None:
+        return f"{merging.group(1)}: {str(error.__cause__).strip().splitlines()[0]}"
+    key = re.search(r"Could not (?:override|append to) '([^']+)'", message) or re.search(r"full_key: (\S+)", message)
+    if key:
+        key = key.group(1)
+        group_overrides = [o for o in overrides if "=" in o and "." not in o.split("=")[0]]
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            try:
+                base = compose(config_name=config_name, overrides=group_overrides)
+            except Exception:  # the group choices themselves are broken: report Hydra's first line
+                return message.strip().splitlines()[0]
+        node, parts = base, key.split(".")
+        for depth, part in enumerate(parts):
+            child = node.get(part) if isinstance(node, DictConfig) else None
+            if not isinstance(child, DictConfig) or depth == len(parts) - 1:
+                if isinstance(node, DictConfig) and part not in node:
+                    valid = ", ".join(k for k in node.keys() if not str(k).startswith("_"))
+                    return f"{key}: unknown option; valid: {valid}"
+                break
+            node = child
+        return f"{key}: {message.strip().splitlines()[-1].strip()}"
+    return message.strip().splitlines()[0]
+
+
+def precheck(config_name: str, argv: list[str]) -> None:
+    """Compose once before Hydra runs, so a composition error is one line with the valid choices.
+
+    Skipped for sweeps and Hydra's own flags (--help, --cfg, --multirun), which Hydra handles.
+    """
+    from hydra import compose, initialize_config_dir
+
+    if any(arg.startswith("-") for arg in argv) or any("," in a.split("=", 1)[-1] and "[" not in a for a in argv):
+        return
+    overrides = [a for a in argv if "=" in a]
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            compose(config_name=config_name, overrides=overrides)
+    except Exception as error:  # Hydra raises several types; each becomes one line
+        print(f"error: {composition_error(error, overrides, config_name)}", file=sys.stderr)
+        sys.exit(2)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="curate")
+def hydra_main(cfg: DictConfig) -> None:
+    from curate.engine import run
+
+    try:
+        multirun_output_dir(cfg)
+        run(cfg)
+    except ThresherError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    precheck("curate", sys.argv[1:])
+    hydra_main()

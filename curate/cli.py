@@ -1,0 +1,70 @@
+"""The `thresher` command: curate | train | inspect | report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+USAGE = """usage: thresher <command> [arguments]
+
+commands:
+  curate pipeline=<recipe> input.paths=[...] output.dir=<dir> [overrides]   run a curation recipe
+  train task=<pretrain|sft|reward|rlhf|dpo> data=<dataset dir> [overrides]  train on curated shards
+  inspect <dataset dir> [--rows N]                                          summarise a dataset
+  report <dataset dir>                                                      (re)build the HTML report
+
+`thresher curate --help` and `thresher train --help` list the config groups and options (Hydra).
+"""
+
+
+def hydra_app(module: str, argv: list[str]) -> None:
+    """Run a Hydra app with `argv` as its command line."""
+    sys.argv = [f"thresher {module}"] + argv
+    if module == "curate":
+        from curate.app import main as app
+    else:
+        try:
+            from train.app import main as app
+        except ImportError as error:
+            print(f"error: the train app cannot be loaded ({error}); install with `make install`", file=sys.stderr)
+            sys.exit(2)
+    app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command in ("curate", "train"):
+        hydra_app(command, rest)
+        return
+    from curate.errors import ThresherError
+
+    try:
+        if command == "inspect":
+            parser = argparse.ArgumentParser(prog="thresher inspect")
+            parser.add_argument("dataset")
+            parser.add_argument("--rows", type=int, default=3, help="sample rows to show")
+            args = parser.parse_args(rest)
+            from curate.inspect import inspect_dataset
+
+            inspect_dataset(args.dataset, args.rows)
+        elif command == "report":
+            parser = argparse.ArgumentParser(prog="thresher report")
+            parser.add_argument("dataset")
+            args = parser.parse_args(rest)
+            from curate.report import build_report
+
+            print(build_report(args.dataset))
+        else:
+            print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
+            sys.exit(2)
+    except ThresherError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

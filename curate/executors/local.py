@@ -1,0 +1,54 @@
+"""The local executor: a process pool over tasks on one machine (inline when there is one worker)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+
+class LocalExecutor:
+    """Runs tasks in `workers` processes, each initialised once with the run's payload.
+
+    Processes are spawned (not forked) so that threads of pyarrow, polars or torch in the driver
+    never leak into workers. At most `2 * workers` tasks are queued at a time.
+    """
+
+    def __init__(self, workers: int, initializer: Callable[[dict], None], payload: dict):
+        self.workers, self.initializer, self.payload = workers, initializer, payload
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalExecutor:
+        if self.workers > 1:
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=self.initializer, initargs=(self.payload,),
+            )
+        else:
+            self.initializer(self.payload)
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator:
+        """Yield fn(item) for each item, as they complete. The first failure is raised."""
+        items = list(items)
+        if self.pool is None:
+            for item in items:
+                yield fn(item)
+            return
+        pending = set()
+        queue = iter(items)
+        for item in queue:
+            pending.add(self.pool.submit(fn, item))
+            if len(pending) >= 2 * self.workers:
+                break
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+                for item in queue:
+                    pending.add(self.pool.submit(fn, item))
+                    break

@@ -1,0 +1,145 @@
+"""Turning a recipe's `stages:` mapping into stage objects, checked, and cut into passes.
+
+Each entry of `stages` is a stage config: `_target_` (the stage class) and its options. The
+builder checks every option against the class's fields (unknown, missing, wrongly typed), asks
+the stage to validate itself, and checks the column chain: a stage needing a column that the
+input or an earlier stage does not provide is an error before any data is read.
+
+Global stages cut the pipeline into passes over the data: pass k applies the previous global
+stage's decisions, runs the row stages, and scans for the next global stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from curate.errors import ConfigError
+from curate.schema import KINDS, REJECT_COLUMNS
+from curate.stages.base import GlobalStage, RowStage, Stage
+
+
+def stage_class(key: str, target: Any) -> type[Stage]:
+    if not isinstance(target, str) or "." not in target:
+        raise ConfigError(f"stages.{key}._target_: expected 'module.Class' of a stage, got {target!r}")
+    module_name, _, class_name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        from curate.stages import available_stages
+
+        raise ConfigError(
+            f"stages.{key}._target_: no stage '{target}'; available: {', '.join(available_stages())}"
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, Stage) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(f"stages.{key}._target_: '{target}' is not a stage class")
+    return cls
+
+
+def build_stage(key: str, node: DictConfig | dict) -> Stage:
+    """Build one stage from its config node; every problem is a ConfigError naming the key."""
+    options = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(options, dict) or "_target_" not in options:
+        from curate.stages import available_stages
+
+        raise ConfigError(
+            f"stages.{key}: not a stage config (no _target_); add one of conf/stage/: "
+            f"{', '.join(available_stages())}"
+        )
+    cls = stage_class(key, options.pop("_target_"))
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for option, value in options.items():
+        if option not in valid:
+            raise ConfigError(f"stages.{key}.{option}: unknown option of {cls.__name__}; valid: {', '.join(valid)}")
+        if value == "???":
+            raise ConfigError(f"stages.{key}.{option}: required value is missing (set stages.{key}.{option}=...)")
+    for f in dataclasses.fields(cls):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in options:
+            raise ConfigError(f"stages.{key}.{f.name}: required value is missing (set stages.{key}.{f.name}=...)")
+    try:  # typed merge: OmegaConf checks and converts each value against the field's type
+        typed = OmegaConf.merge(OmegaConf.structured(cls), options)
+        stage = OmegaConf.to_object(typed)
+    except OmegaConfBaseException as error:
+        option = getattr(error, "full_key", None) or "?"
+        raise ConfigError(f"stages.{key}.{option}: {error.msg.splitlines()[0]}") from None
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"stages.{key}: {error}") from None
+    stage.name = key
+    try:
+        stage.validate()
+    except ValueError as error:
+        raise ConfigError(f"stages.{key}.{error}") from None
+    return stage
+
+
+@dataclass
+class Pass:
+    """One streaming pass over every task's rows."""
+
+    index: int
+    apply: GlobalStage | None = None  # decisions of the previous global stage, applied first
+    rows: list[RowStage] = field(default_factory=list)
+    scan: GlobalStage | None = None  # the next global stage, scanning this pass's output
+    schema_in: pa.Schema | None = None
+    schema_out: pa.Schema | None = None
+
+    @property
+    def stages(self) -> list[Stage]:
+        return ([self.apply] if self.apply else []) + list(self.rows)
+
+    def describe(self) -> str:
+        parts = [f"apply {self.apply.name}"] if self.apply else []
+        parts += [s.name for s in self.rows]
+        parts += [f"scan {self.scan.name}"] if self.scan else []
+        return ", ".join(parts) or "copy"
+
+
+@dataclass
+class Pipeline:
+    stages: list[Stage]
+    input_schema: pa.Schema
+    output_schema: pa.Schema
+    reject_schemas: dict[str, pa.Schema]  # per stage name
+    kind: str
+    passes: list[Pass]
+
+
+def output_kind(schema: pa.Schema, default: str) -> str:
+    """The kind whose core columns a schema starts with."""
+    for kind, core in KINDS.items():
+        if schema.names[: len(core.names)] == core.names:
+            return kind
+    return default
+
+
+def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input_kind: str) -> Pipeline:
+    stages = [build_stage(str(key), node) for key, node in (stages_cfg or {}).items()]
+    schema = input_schema
+    reject_schemas: dict[str, pa.Schema] = {}
+    passes = [Pass(0, schema_in=input_schema)]
+    for index, stage in enumerate(stages):
+        missing = [column for column in stage.requires if column not in schema.names]
+        if missing:
+            earlier = "the input" if index == 0 else f"the input or the stages before it ({', '.join(s.name for s in stages[:index])})"
+            raise ConfigError(
+                f"stages.{stage.name}: needs column '{missing[0]}', which {earlier} does not provide "
+                f"(available: {', '.join(schema.names)})"
+            )
+        if isinstance(stage, GlobalStage):
+            # The rows the global stage scans are written as they are, and read back to apply it.
+            passes[-1].scan, passes[-1].schema_out = stage, schema
+            passes.append(Pass(len(passes), apply=stage, schema_in=schema))
+        elif isinstance(stage, RowStage):
+            passes[-1].rows.append(stage)
+        else:
+            raise ConfigError(f"stages.{stage.name}: {type(stage).__name__} is neither a row nor a global stage")
+        schema = stage.output_schema(schema)
+        reject_schemas[stage.name] = pa.schema(list(schema) + [pa.field(n, t) for n, t in REJECT_COLUMNS])
+    passes[-1].schema_out = schema
+    return Pipeline(stages, input_schema, schema, reject_schemas, output_kind(schema, input_kind), passes)

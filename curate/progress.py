@@ -1,0 +1,63 @@
+"""Progress bars for long work and the summary table at the end of a run (rich)."""
+
+from __future__ import annotations
+
+from rich import progress as rp
+from rich.console import Console
+from rich.table import Table
+
+
+class Progress:
+    """One bar per pass, counting tasks and rows; silent when not on a terminal or disabled."""
+
+    def __init__(self, enabled: bool = True, console: Console | None = None):
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled and self.console.is_terminal
+        self.bars = rp.Progress(
+            rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+            rp.TextColumn("tasks · {task.fields[rows]:,} rows"), rp.TimeElapsedColumn(),
+            console=self.console, disable=not self.enabled,
+        )
+
+    def __enter__(self) -> Progress:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bars.__exit__(*exc)
+
+    def start(self, label: str, total: int, completed: int = 0) -> rp.TaskID:
+        return self.bars.add_task(label, total=total, completed=completed, rows=0)
+
+    def advance(self, bar: rp.TaskID, rows: int) -> None:
+        current = self.bars.tasks[bar].fields["rows"] if bar < len(self.bars.tasks) else 0
+        self.bars.update(bar, advance=1, rows=current + rows)
+
+
+def human(n: float) -> str:
+    for unit in ("", "k", "M", "G"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if unit == "" else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.1f}T"
+
+
+def summary_table(manifest: dict) -> Table:
+    table = Table(title=f"{manifest['kind']}: {manifest['rows']:,} rows out of {manifest['rows_in']:,} read")
+    for column in ("stage", "in", "out", "dropped (by reason)", "seconds"):
+        table.add_column(column, justify="left" if column in ("stage", "dropped (by reason)") else "right")
+    for stage in manifest["stages"]:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in stage["dropped"].items()) or "-"
+        table.add_row(stage["name"], f"{stage['in']:,}", f"{stage['out']:,}", reasons, f"{stage['seconds']:.2f}")
+    return table
+
+
+def print_summary(manifest: dict, console: Console | None = None, note: str = "") -> None:
+    console = console or Console(stderr=True)
+    console.print(summary_table(manifest))
+    timings = manifest["timings"]
+    console.print(
+        f"quarantined {manifest['quarantined']:,} · dropped {manifest['dropped']:,} · "
+        f"{len(manifest['shards'])} shard(s) · {timings['seconds']:.1f} s "
+        f"({human(timings['rows_per_second'] or 0)} rows/s) · {note or 'done'}"
+    )

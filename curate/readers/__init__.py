@@ -1,0 +1,165 @@
+"""Reading input files into record batches of a declared schema.
+
+`read_file` opens one input file (decompressing and hashing it as it streams), lets its format
+yield raw records, maps each record to a row with the configured mapper, and yields record
+batches bounded in rows and bytes. Bad input never stops the run silently or loses data: each bad
+row goes to the `Quarantine` with its file, position, field and raw bytes — or, with
+`input.on_error=fail`, stops the run with that one-line message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow as pa
+
+from curate.errors import ConfigError, InputError
+from curate.readers.formats import FORMATS, Item, Problem
+from curate.readers.sources import HashingReader, InputFile, open_decompressed, truncated
+from curate.records import FieldError, RecordMapper
+from curate.schema import QUARANTINE
+from curate.writers import iter_shard
+
+
+@dataclass
+class ReadOptions:
+    format: str = "auto"
+    text_unit: str = "file"
+    on_error: str = "quarantine"
+    batch_rows: int = 1000
+    batch_bytes: int = 32 << 20
+
+
+@dataclass
+class FileStats:
+    """What one input file gave: for the manifest's `inputs` and the accounting."""
+
+    path: str
+    rows: int = 0  # rows read, good and bad
+    quarantined: int = 0
+    bytes: int = 0
+    sha256: str = ""
+
+
+class Quarantine:
+    """Collects bad input rows, or raises InputError at the first one when `fail` is set."""
+
+    def __init__(self, fail: bool):
+        self.fail = fail
+        self.rows: list[dict] = []
+
+    def add(self, file: str, position: int, field_name: str | None, error: str, raw: bytes | None) -> None:
+        where = f"{file}:{position}" if position else file
+        message = f"{where}: field '{field_name}': {error}" if field_name else f"{where}: {error}"
+        if self.fail:
+            raise InputError(message + "  (input.on_error=fail)")
+        self.rows.append({"file": file, "position": position, "field": field_name, "error": error, "raw": raw})
+
+    def drain(self) -> pa.RecordBatch | None:
+        if not self.rows:
+            return None
+        batch = pa.RecordBatch.from_pylist(self.rows, schema=QUARANTINE)
+        self.rows = []
+        return batch
+
+
+@dataclass
+class BatchBuilder:
+    """Accumulates mapped rows into record batches of at most `max_rows` rows / about `max_bytes`."""
+
+    schema: pa.Schema
+    max_rows: int
+    max_bytes: int
+    rows: list[dict] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, row: dict) -> pa.RecordBatch | None:
+        self.rows.append(row)
+        text = row.get("text")
+        self.size += len(text) if isinstance(text, str) else 256
+        return self.flush() if len(self.rows) >= self.max_rows or self.size >= self.max_bytes else None
+
+    def flush(self) -> pa.RecordBatch | None:
+        if not self.rows:
+            return None
+        batch = pa.RecordBatch.from_pylist(self.rows, schema=self.schema)
+        self.rows, self.size = [], 0
+        return batch
+
+
+def read_file(
+    file: InputFile, mapper: RecordMapper, options: ReadOptions, quarantine: Quarantine, stats: FileStats
+) -> Iterator[pa.RecordBatch]:
+    """Yield the rows of one input file as record batches of `mapper.schema()`."""
+    if file.format == "dataset":  # a shard of a dataset written by Thresher: rows are already typed
+        for batch in iter_shard(file.path):
+            stats.rows += batch.num_rows
+            yield batch
+        stats.bytes, stats.sha256 = file.size, ""
+        return
+    schema = mapper.schema()
+    builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
+    display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""
+    with open(file.path, "rb") as handle:
+        raw = HashingReader(handle)
+        stream = open_decompressed(raw, file.path.name)
+        items = FORMATS[file.format](
+            stream, file.label, text_unit=options.text_unit, batch_rows=options.batch_rows,
+            forced_format=options.format,
+        )
+        for item in items:
+            stats.rows += 1
+            if isinstance(item, Problem):
+                stats.quarantined += 1
+                quarantine.add(display_root + item.label, item.position, item.field, item.error, item.raw)
+                continue
+            try:
+                row = mapper.map(item.record, f"{item.label}:{item.position}", file.source)
+            except FieldError as error:
+                stats.quarantined += 1
+                raw_bytes = item.raw if item.raw is not None else orjson.dumps(item.record, default=str)
+                quarantine.add(display_root + item.label, item.position, error.field, error.message, raw_bytes)
+                continue
+            batch = builder.add(row)
+            if batch is not None:
+                yield batch
+        rest = builder.flush()
+        if rest is not None:
+            yield rest
+        if truncated(stream):
+            stats.rows += 1
+            stats.quarantined += 1
+            quarantine.add(str(file.path), stats.rows, None,
+                           "truncated or corrupt stream: compressed data ended before its end-of-stream marker", b"")
+        while raw.read(1 << 20):  # hash whatever the format did not need to read
+            pass
+    stats.bytes, stats.sha256 = raw.bytes_read, raw.sha256.hexdigest()
+
+
+def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:
+    """The declared schema (and kind) of the rows the inputs give.
+
+    Raw files give the mapper's schema; Thresher dataset folders give the schema their shards
+    were written with (every dataset in one run must have the same).
+    """
+    from curate.manifest import read_manifest
+
+    datasets = sorted({f.path.parents[1] for f in files if f.format == "dataset"})
+    if not datasets:
+        return mapper.schema(), mapper.kind
+    if any(f.format != "dataset" for f in files):
+        raise ConfigError("input.paths: Thresher dataset folders cannot be mixed with raw input files in one run")
+    found = {}
+    for folder in datasets:
+        shard = next(f.path for f in files if f.path.parents[1] == folder)
+        with pa.memory_map(str(shard)) as source:
+            found[folder] = (pa.ipc.open_stream(source).schema.remove_metadata(), read_manifest(folder)["kind"])
+    first_folder, first = next(iter(found.items()))
+    for folder, value in found.items():
+        if value != first:
+            raise ConfigError(
+                f"input.paths: dataset '{folder}' has a different schema or kind from '{first_folder}'"
+            )
+    return first

@@ -1,0 +1,278 @@
+"""Finding input files, detecting their format, and opening them (decompressing and hashing as we go)."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import io
+import os
+import tarfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from curate.errors import ConfigError
+
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst")
+
+# Source-code extensions → language (as in The Stack / StarCoder's language list, the common subset).
+CODE_LANGUAGES: dict[str, str] = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".jsx": "javascript",
+    ".ts": "typescript", ".tsx": "typescript", ".java": "java", ".c": "c", ".h": "c", ".cc": "c++",
+    ".cpp": "c++", ".cxx": "c++", ".hpp": "c++", ".hh": "c++", ".cs": "c#", ".go": "go", ".rs": "rust",
+    ".rb": "ruby", ".php": "php", ".swift": "swift", ".kt": "kotlin", ".kts": "kotlin", ".scala": "scala",
+    ".sh": "shell", ".bash": "shell", ".zsh": "shell", ".pl": "perl", ".pm": "perl", ".r": "r",
+    ".jl": "julia", ".lua": "lua", ".hs": "haskell", ".ml": "ocaml", ".ex": "elixir", ".exs": "elixir",
+    ".erl": "erlang", ".clj": "clojure", ".dart": "dart", ".m": "objective-c", ".f90": "fortran",
+    ".sql": "sql", ".html": "html", ".htm": "html", ".css": "css", ".scss": "scss", ".tex": "tex",
+    ".sty": "tex", ".bib": "bibtex", ".md": "markdown", ".rst": "restructuredtext", ".yaml": "yaml",
+    ".yml": "yaml", ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".cmake": "cmake",
+    ".mk": "makefile", ".proto": "protobuf", ".vue": "vue", ".zig": "zig", ".nim": "nim",
+}
+CODE_FILENAMES = {"Makefile": "makefile", "Dockerfile": "dockerfile", "CMakeLists.txt": "cmake"}
+
+FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
+    ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".txt": "text", ".text": "text",
+    ".xml": "xml",
+}
+SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox"}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One input file (or one archive) and how to read it."""
+
+    path: Path
+    label: str  # path relative to its input entry, used in ids and messages
+    source: str  # the `source` column value for its rows
+    format: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def estimated_bytes(self) -> int:
+        """Uncompressed size estimate, for grouping files into tasks of similar work."""
+        return self.size * 4 if self.path.suffix in COMPRESSIONS else self.size
+
+
+def split_compression(name: str) -> tuple[str, str | None]:
+    """'a.jsonl.gz' -> ('a.jsonl', 'gzip')."""
+    for suffix, codec in COMPRESSIONS.items():
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)], codec
+    return name, None
+
+
+def detect_format(name: str, forced: str = "auto") -> str | None:
+    """The reader format for a file name, or None if it is not something we read."""
+    if forced not in ("auto", ""):
+        return forced
+    lower = name.lower()
+    if lower.endswith(TAR_SUFFIXES):
+        return "tar"
+    base, _ = split_compression(name)
+    base_name = os.path.basename(base)
+    suffix = os.path.splitext(base_name)[1].lower()
+    if suffix in FORMAT_BY_SUFFIX:
+        return FORMAT_BY_SUFFIX[suffix]
+    if suffix in CODE_LANGUAGES or base_name in CODE_FILENAMES:
+        return "code"
+    return None
+
+
+def code_language(name: str) -> str | None:
+    base = os.path.basename(split_compression(name)[0])
+    return CODE_FILENAMES.get(base) or CODE_LANGUAGES.get(os.path.splitext(base)[1].lower())
+
+
+def source_name(entry: str) -> str:
+    """A source name for an input entry: a file's name without extensions, or a folder's name."""
+    base = entry.rstrip("/").split("*")[0].rstrip("/") or "input"
+    name = os.path.basename(base) or "input"
+    while True:
+        stem, ext = os.path.splitext(name)
+        if not ext or not stem:
+            return name
+        name = stem
+
+
+def expand_paths(
+    entries: list[str], forced_format: str = "auto", source: str | None = None
+) -> tuple[list[InputFile], list[dict]]:
+    """Resolve `input.paths` entries (files, folders, globs) into input files, in a stable order.
+
+    Returns the files and the ones skipped (unknown format, found while walking a folder).
+    A path that does not exist, or a glob matching nothing, is a ConfigError before any work.
+    """
+    files: list[InputFile] = []
+    skipped: list[dict] = []
+    seen: set[Path] = set()
+    for index, entry in enumerate(entries):
+        entry = str(entry)
+        key = f"input.paths[{index}]"
+        if any(ch in entry for ch in "*?["):
+            matches = sorted(glob.glob(entry, recursive=True))
+            if not matches:
+                raise ConfigError(f"{key}: the glob '{entry}' matches no file")
+            root = Path(entry.split("*")[0].split("?")[0].split("[")[0])
+            root = root if root.is_dir() else root.parent
+            candidates = [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            path = Path(entry)
+            if not path.exists():
+                raise ConfigError(f"{key}: '{entry}' does not exist")
+            if path.is_dir() and (path / "manifest.json").is_file():
+                candidates, root = dataset_shards(path), path
+            elif path.is_dir():
+                candidates, root = list(walk(path)), path
+            else:
+                candidates, root = [path], path.parent
+        src = source or source_name(entry)
+        explicit = len(candidates) == 1 and Path(entry).is_file()
+        for path in candidates:
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            fmt = "dataset" if path.suffix == ".arrow" and (root / "manifest.json").is_file() else None
+            fmt = fmt or detect_format(path.name, forced_format)
+            if fmt is None:
+                if explicit:
+                    raise ConfigError(
+                        f"{key}: cannot tell the format of '{entry}' from its name; set input.format "
+                        f"(one of: jsonl, json, parquet, arrow, text, code, tar, xml)"
+                    )
+                skipped.append({"path": str(path), "reason": "unknown format"})
+                continue
+            stat = path.stat()
+            label = os.path.relpath(path, root) if root != path else path.name
+            files.append(InputFile(path, label, src, fmt, stat.st_size, stat.st_mtime_ns))
+    if not files:
+        raise ConfigError("input.paths: no readable input file found (skipped: %d)" % len(skipped))
+    return files, skipped
+
+
+def walk(folder: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def dataset_shards(folder: Path) -> list[Path]:
+    """The data shards of a dataset folder written by Thresher, in manifest order."""
+    from curate.manifest import read_manifest
+
+    manifest = read_manifest(folder)
+    return [folder / shard["path"] for shard in manifest["shards"]]
+
+
+class HashingReader(io.RawIOBase):
+    """Wraps a binary file: counts and sha256-hashes the raw bytes as they are read."""
+
+    def __init__(self, raw: io.BufferedIOBase):
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.sha256.update(memoryview(buffer)[:n])
+            self.bytes_read += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class DecompressingReader(io.RawIOBase):
+    """Streaming gzip or zstd decompression (concatenated members/frames included).
+
+    A stream cut short does not raise: every byte decompressed before the cut is returned, then
+    end-of-file, and `truncated` is set, so readers keep each complete line and report the cut.
+    Corrupt data raises OSError.
+    """
+
+    def __init__(self, raw: io.RawIOBase, codec: str, chunk: int = 1 << 20):
+        self.raw, self.codec, self.chunk = raw, codec, chunk
+        self.decompressor = self.new_decompressor()
+        self.pending = b""
+        self.in_member = False  # data of an unfinished member/frame has been fed
+        self.truncated = False
+
+    def new_decompressor(self):
+        if self.codec == "gzip":
+            return zlib.decompressobj(wbits=31)
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            data = self.raw.read(self.chunk)
+            if not data:
+                self.truncated = self.in_member
+                return 0
+            try:
+                while data:
+                    self.in_member = True
+                    self.pending += self.decompressor.decompress(data)
+                    data = b""
+                    if self.decompressor.eof:  # next member/frame, if any
+                        data = self.decompressor.unused_data
+                        self.decompressor = self.new_decompressor()
+                        self.in_member = False
+            except (zlib.error, zstandard.ZstdError) as error:
+                raise OSError(f"corrupt {self.codec} data: {error}") from None
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+def open_decompressed(raw: io.RawIOBase, name: str) -> io.BufferedReader:
+    """A buffered binary stream of the decompressed content of `raw`, by the compression in `name`."""
+    _, codec = split_compression(name)
+    if name.lower().endswith(".tgz"):
+        codec = "gzip"
+    source = DecompressingReader(raw, codec) if codec else raw
+    return io.BufferedReader(source, buffer_size=1 << 20)
+
+
+def truncated(stream: io.BufferedReader) -> bool:
+    """Whether a stream from `open_decompressed` ended before its compressed end-of-stream marker."""
+    return bool(getattr(getattr(stream, "raw", None), "truncated", False))
+
+
+@dataclass
+class Member:
+    """A file inside an archive (or the file itself): a name for format/ids and its content stream."""
+
+    name: str
+    label: str
+    stream: io.BufferedIOBase
+
+
+def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member]:
+    """Regular files of a tar archive, in archive order, streamed (mode 'r|')."""
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for info in archive:
+            if not info.isfile() or any(p in SKIPPED_DIRS for p in Path(info.name).parts):
+                continue
+            if os.path.basename(info.name).startswith("."):
+                continue
+            handle = archive.extractfile(info)
+            if handle is not None:
+                yield Member(info.name, f"{label}/{info.name}", handle)

@@ -1,0 +1,156 @@
+"""The HTML report of a run: funnel per stage, drops by reason, score histograms, samples.
+
+Every piece of document text is escaped (Jinja2 autoescape); plots are matplotlib PNGs inlined
+as data URIs, so the report is one self-contained file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from curate.manifest import read_manifest
+from curate.schema import KINDS, REJECT_COLUMNS
+from curate.writers import iter_shard
+
+SAMPLE_CHARS = 1500
+MAX_HIST_ROWS = 200_000
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html", "j2"])
+    )
+    env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3f}" if isinstance(n, float) else n)
+    env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
+    return env
+
+
+def png(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
+    batches, rows = [], 0
+    for shard in shards:
+        for batch in iter_shard(folder / shard["path"]):
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= limit:
+                return pa.Table.from_batches(batches)
+    return pa.Table.from_batches(batches) if batches else None
+
+
+def numeric_columns(table: pa.Table) -> list[str]:
+    core = set(KINDS["documents"].names) | {name for name, _ in REJECT_COLUMNS}
+    return [f.name for f in table.schema if f.name not in core and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+
+
+def histograms(folder: Path, manifest: dict) -> list[dict]:
+    """One histogram per score column: kept rows and, stacked, the rows each stage dropped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = read_columns(folder, manifest["shards"])
+    rejected = read_columns(folder, manifest["rejects"])
+    names = []
+    for table in (kept, rejected):
+        if table is not None:
+            names += [n for n in numeric_columns(table) if n not in names]
+    plots = []
+    for name in names:
+        series = {}
+        for label, table in (("kept", kept), ("dropped", rejected)):
+            if table is not None and name in table.column_names:
+                values = table.column(name).drop_null().to_numpy()
+                values = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+                if len(values):
+                    series[label] = values
+        if not series:
+            continue
+        everything = np.concatenate(list(series.values()))
+        figure, axis = plt.subplots(figsize=(5.5, 2.6))
+        bins = np.histogram_bin_edges(everything, bins=40)
+        axis.hist(list(series.values()), bins=bins, stacked=True, label=list(series), color=["#4c72b0", "#dd8452"][: len(series)])
+        axis.set_title(name)
+        axis.legend(fontsize=8)
+        stats = {k: {"n": len(v), "mean": float(np.mean(v)), "p50": float(np.median(v))} for k, v in series.items()}
+        plots.append({"name": name, "png": png(figure), "stats": stats})
+    return plots
+
+
+def drop_plot(manifest: dict) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [(f"{s['name']}: {reason}", count) for s in manifest["stages"] for reason, count in s["dropped"].items()]
+    if not bars:
+        return None
+    figure, axis = plt.subplots(figsize=(6.5, 0.35 * len(bars) + 0.8))
+    axis.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color="#dd8452")
+    axis.set_xlabel("documents dropped")
+    return png(figure)
+
+
+def shorten(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + f" … [{len(text):,} chars]"
+
+
+def sample_rows(folder: Path, shards: list[dict], n: int, where=None) -> list[dict]:
+    rows = []
+    for shard in shards:
+        for batch in iter_shard(folder / shard["path"]):
+            for row in batch.to_pylist():
+                if where is None or where(row):
+                    rows.append({k: shorten(v) for k, v in row.items() if v is not None})
+                    if len(rows) >= n:
+                        return rows
+    return rows
+
+
+def rejected_samples(folder: Path, manifest: dict, per_reason: int = 3) -> list[dict]:
+    groups = []
+    for stage in manifest["stages"]:
+        shards = [s for s in manifest["rejects"] if s["stage"] == stage["name"]]
+        for reason in stage["dropped"]:
+            rows = sample_rows(folder, shards, per_reason, lambda row, r=reason: row.get("drop_reason") == r)
+            groups.append({"stage": stage["name"], "reason": reason, "rows": rows})
+    return groups
+
+
+def write_report(folder: str | Path, manifest: dict | None = None) -> Path:
+    folder = Path(folder)
+    manifest = manifest or read_manifest(folder)
+    html = environment().get_template("report.html.j2").render(
+        title=str(folder.resolve().name),
+        m=manifest,
+        drops=drop_plot(manifest),
+        histograms=histograms(folder, manifest),
+        kept=sample_rows(folder, manifest["shards"], 5),
+        rejected=rejected_samples(folder, manifest),
+        quarantined=sample_rows(folder, manifest["quarantine"], 10),
+    )
+    path = folder / "report.html"
+    path.write_text(html)
+    return path
+
+
+def build_report(folder: str) -> Path:
+    """`thresher report <dir>`: rebuild a dataset's report from its manifest and shards."""
+    return write_report(folder)

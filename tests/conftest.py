@@ -1,0 +1,79 @@
+"""Shared test helpers: run recipes through the real Hydra config tree and the real engine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+if not SHARED_DATA.is_dir():  # CI checks out the repository next to ../shared as well
+    SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", "/work/shared/data"))
+
+
+def compose(overrides: list[str]):
+    """The resolved curate config for `overrides`, exactly as `thresher curate` composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from curate.config import CONF_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="curate", overrides=overrides)
+
+
+def curate(inputs, out, *overrides: str) -> dict:
+    """Run a recipe in-process; return the manifest."""
+    from curate.engine import run
+
+    paths = ",".join(f"'{p}'" for p in (inputs if isinstance(inputs, (list, tuple)) else [inputs]))
+    cfg = compose([f"input.paths=[{paths}]", f"output.dir='{out}'", "executor.progress=false", *overrides])
+    return run(cfg)
+
+
+def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the `thresher` command line in a subprocess."""
+    result = subprocess.run(
+        [sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True, cwd=cwd or REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"thresher {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
+    """All rows of a dataset folder (or its rejects / quarantine) as one table, via the manifest."""
+    import json
+
+    from curate.writers import read_shard
+
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    tables = [read_shard(Path(folder) / s["path"]) for s in manifest[shards_key]]
+    return pa.concat_tables(tables) if tables else None
+
+
+def write_jsonl(path: Path, rows: list, raw_lines: list[bytes] | None = None) -> Path:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows) + b"".join(raw_lines or [])
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    return SHARED_DATA

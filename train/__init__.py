@@ -1,0 +1,1 @@
+"""Thresher's trainers: pre-training, SFT, reward model, RLHF and DPO on curated shards."""
