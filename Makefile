@@ -1,7 +1,7 @@
 # Thresher: `make demo` installs and runs the main job on sample data; `make test` installs and tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SHARED ?= $(abspath ../shared/data)
+SHARED ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
 DEMO_OUT ?= out/demo
 
 .PHONY: install demo test conf bench clean
