@@ -47,12 +47,13 @@ class OutputConfig:
 
 @dataclass
 class ExecutorConfig:
-    name: str = "local"  # local (process pool)
+    name: str = "local"  # local (process pool) or ray (Ray Data, local or a cluster)
     workers: int = 0  # parallel tasks; 0 = one per CPU core
     task_mb: float = 64.0  # input files are grouped into tasks of about this much (uncompressed) data
     batch_rows: int = 1000  # rows per record batch handed to stages
     batch_mb: float = 32.0  # ... or fewer, to bound memory with large documents
     progress: bool = True  # progress bars (only on a terminal)
+    address: Optional[str] = None  # ray: cluster address ("auto", "ray://host:10001"); None starts a local Ray
 
 
 @dataclass
@@ -72,7 +73,7 @@ CHOICES = {
     "input.format": ("auto", "jsonl", "json", "parquet", "arrow", "text", "code", "tar", "xml"),
     "input.text_unit": ("file", "line", "paragraph"),
     "input.on_error": ("quarantine", "fail"),
-    "executor.name": ("local",),
+    "executor.name": ("local", "ray"),
 }
 
 

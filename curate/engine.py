@@ -44,7 +44,7 @@ from curate.stages.base import GlobalContext, GlobalStage, RowResult, Stage, pos
 from curate.writers import TMP_SUFFIX, ShardWriter, iter_shard
 
 # Options that change how a run is executed, not what it produces: not part of its fingerprint.
-VOLATILE_KEYS = ("executor.workers", "executor.progress", "executor.name",
+VOLATILE_KEYS = ("executor.workers", "executor.progress", "executor.name", "executor.address",
                  "output.overwrite", "output.keep_work", "output.report")
 
 

@@ -124,7 +124,7 @@ def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input
     reject_schemas: dict[str, pa.Schema] = {}
     passes = [Pass(0, schema_in=input_schema)]
     for index, stage in enumerate(stages):
-        missing = [column for column in stage.requires if column not in schema.names]
+        missing = [column for column in stage.required_columns() if column not in schema.names]
         if missing:
             earlier = "the input" if index == 0 else f"the input or the stages before it ({', '.join(s.name for s in stages[:index])})"
             raise ConfigError(

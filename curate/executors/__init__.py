@@ -11,4 +11,8 @@ from curate.executors.local import LocalExecutor
 
 def make_executor(cfg: DictConfig, workers: int, initializer: Callable, payload: dict):
     """The executor named by `executor.name` (validated in `curate.config`)."""
+    if cfg.executor.name == "ray":
+        from curate.executors.ray import RayExecutor
+
+        return RayExecutor(workers, initializer, payload, address=cfg.executor.address)
     return LocalExecutor(workers, initializer, payload)

@@ -60,6 +60,10 @@ class Stage:
     def validate(self) -> None:
         """Raise ValueError naming the option if the options are inconsistent (called at build time)."""
 
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns this stage reads, checked when the pipeline is built (options may add some)."""
+        return self.requires
+
     def setup(self) -> None:
         """Load heavy resources (models, tables); called once per worker process before first use."""
 

@@ -1,0 +1,186 @@
+"""Mixing sources by weight for data-mix ablations (the `mix` recipe)."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.errors import ThresherError
+from curate.stages.base import GlobalContext, GlobalStage, RowResult
+
+NOT_SAMPLED = "mix_not_sampled"
+UNWEIGHTED = "mix_source_not_weighted"
+
+
+def parse_pairs(option: str, pairs: list[str]) -> dict[str, float]:
+    """["web:0.7", "code:0.3"] → {"web": 0.7, "code": 0.3}; raises ValueError naming the option."""
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = str(pair).rpartition(":")
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if not sep or not name or number < 0:
+            raise ValueError(f"{option}: '{pair}' is not 'source:number' with a number >= 0")
+        parsed[name] = number
+    return parsed
+
+
+@dataclass
+class Mix(GlobalStage):
+    """Sample sources to target weights, repeating a source at most its epoch cap.
+
+    `weights` gives each `source` value its share of the output ("web:0.7", "code:0.3";
+    normalised to sum to 1), measured in `unit`: "tokens" (the `count_column` if set, else UTF-8
+    bytes of `text` / `bytes_per_token`) or "documents". The output size is `total` units if
+    given, else the largest mix that meets the weights without repeating any source more than
+    its cap: `max_epochs` (default 1: no repetition), or a per-source cap in `epoch_caps`
+    ("papers:4"; Galactica repeated its high-quality scientific sources up to ~4 epochs, and
+    Muennighoff et al. 2023 found up to 4 epochs of repetition almost as good as new data).
+
+    Sampling is deterministic (seeded per source): a source at e epochs keeps every document
+    floor(e) times plus a seeded random subset for the fraction. Each copy is a row with its
+    `mix_epoch` (0, 1, ...). Documents not sampled are dropped ("mix_not_sampled"), as are
+    sources without a weight ("mix_source_not_weighted"). The realised mix — units, documents
+    and epochs per source, and the shortfall if `total` asks for more than the caps allow — is
+    in the manifest's stage details.
+    """
+
+    config_name: ClassVar[str] = "mix"
+    requires: ClassVar[tuple[str, ...]] = ("id", "source")
+    provides: ClassVar[dict[str, pa.DataType]] = {"mix_epoch": pa.int32()}
+    one_to_one: ClassVar[bool] = False
+
+    weights: list[str] = field(default_factory=list)
+    unit: str = "tokens"
+    count_column: Optional[str] = None
+    bytes_per_token: float = 4.0
+    total: Optional[float] = None
+    max_epochs: float = 1.0
+    epoch_caps: list[str] = field(default_factory=list)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.weights:
+            raise ValueError("weights: give at least one 'source:weight' (e.g. [web:0.7,code:0.3])")
+        if sum(parse_pairs("weights", self.weights).values()) <= 0:
+            raise ValueError("weights: at least one weight must be > 0")
+        parse_pairs("epoch_caps", self.epoch_caps)
+        if self.unit not in ("tokens", "documents"):
+            raise ValueError("unit: must be tokens or documents")
+        if self.max_epochs <= 0 or self.bytes_per_token <= 0 or (self.total is not None and self.total <= 0):
+            raise ValueError("max_epochs: max_epochs, bytes_per_token and total must be > 0")
+
+    def required_columns(self) -> tuple[str, ...]:
+        counted = self.count_column or ("text" if self.unit == "tokens" else None)
+        return self.requires + ((counted,) if counted else ())
+
+    def units(self, batch: pa.RecordBatch) -> np.ndarray:
+        if self.unit == "documents":
+            return np.ones(batch.num_rows)
+        if self.count_column:
+            return batch.column(self.count_column).to_numpy(zero_copy_only=False).astype(np.float64)
+        return pc.binary_length(batch.column("text")).to_numpy(zero_copy_only=False) / self.bytes_per_token
+
+    def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
+        return pa.record_batch({"pos": positions, "source": batch.column("source"), "units": self.units(batch)})
+
+    def plan(self, available: dict[str, float]) -> dict[str, dict[str, float]]:
+        """Epochs per source for the weights, caps and total; with what was asked and realised."""
+        weights = parse_pairs("weights", self.weights)
+        norm = sum(weights.values())
+        weights = {s: w / norm for s, w in weights.items() if w > 0}
+        caps = {s: parse_pairs("epoch_caps", self.epoch_caps).get(s, self.max_epochs) for s in weights}
+        present = {s: available.get(s, 0.0) for s in weights}
+        if self.total is not None:
+            total = self.total
+        else:  # the largest output where no source exceeds its cap
+            total = min((caps[s] * present[s] / w for s, w in weights.items()), default=0.0)
+        plan = {}
+        for source, weight in weights.items():
+            asked = weight * total
+            epochs = min(asked / present[source], caps[source]) if present[source] else 0.0
+            plan[source] = {"weight": weight, "asked": asked, "available": present[source], "epochs": epochs}
+        return plan
+
+    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+        frames = [pl.read_ipc_stream(path) for path in ctx.scan_files]
+        scanned = pl.concat(frames) if frames else pl.DataFrame(
+            {"pos": [], "source": [], "units": []}, schema={"pos": pl.Int64, "source": pl.Utf8, "units": pl.Float64})
+        available = dict(scanned.group_by("source").agg(pl.col("units").sum()).iter_rows())
+        empty = [s for s, w in parse_pairs("weights", self.weights).items() if w > 0 and not available.get(s)]
+        if empty:
+            raise ThresherError(
+                f"stages.{self.name}.weights: source '{empty[0]}' has a weight but no rows in the input "
+                f"(sources present: {', '.join(sorted(available)) or 'none'})"
+            )
+        plan = self.plan(available)
+        copies = []
+        for source, part in scanned.sort("pos").partition_by("source", as_dict=True, maintain_order=True).items():
+            source = source[0]
+            positions, units = part["pos"].to_numpy(), part["units"].to_numpy()
+            count = np.zeros(len(positions), dtype=np.int32)
+            if source in plan:
+                epochs = plan[source]["epochs"]
+                whole, fraction = int(np.floor(epochs + 1e-12)), epochs - np.floor(epochs + 1e-12)
+                count += whole
+                rng = np.random.default_rng([self.seed, zlib.crc32(source.encode())])
+                order = rng.permutation(len(positions))
+                before = np.concatenate([[0.0], np.cumsum(units[order])[:-1]])
+                count[order[before < fraction * units.sum() - 1e-9]] += 1
+                realised_units = float((count * units).sum())
+                plan[source].update(realised=realised_units, documents=int(count.sum()),
+                                    source_documents=len(positions))
+            copies.append(pl.DataFrame({"pos": positions, "copies": count, "weighted": source in plan}))
+        decisions = pl.concat(copies).sort("pos") if copies else pl.DataFrame(
+            {"pos": [], "copies": [], "weighted": []}, schema={"pos": pl.Int64, "copies": pl.Int32, "weighted": pl.Boolean})
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        decisions.write_ipc(ctx.work_dir / "decisions.arrow")
+        realised_total = sum(p.get("realised", 0.0) for p in plan.values())
+        return {
+            "unit": self.unit,
+            "total_asked": self.total,
+            "total_realised": realised_total,
+            "sources": {
+                s: {**{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()},
+                    "share": round(p.get("realised", 0.0) / realised_total, 4) if realised_total else 0.0,
+                    "short_by": round(max(0.0, p["asked"] - p.get("realised", 0.0)), 4)}
+                for s, p in plan.items()
+            },
+            "unweighted_sources": sorted(set(available) - set(plan)),
+        }
+
+    def load(self, ctx: GlobalContext) -> None:
+        decisions = pl.read_ipc(ctx.work_dir / "decisions.arrow")
+        self.positions = decisions["pos"].to_numpy()
+        self.copies = decisions["copies"].to_numpy()
+        self.weighted = decisions["weighted"].to_numpy()
+
+    def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
+        index = np.searchsorted(self.positions, positions)
+        copies, weighted = self.copies[index], self.weighted[index]
+        # Copies of a document go to different places in the output: epoch 0 rows first, then epoch 1, ...
+        takes, epochs = [], []
+        for epoch in range(int(copies.max(initial=0))):
+            rows = np.nonzero(copies > epoch)[0]
+            takes.append(rows)
+            epochs.append(np.full(len(rows), epoch, dtype=np.int32))
+        take = np.concatenate(takes) if takes else np.array([], dtype=np.int64)
+        kept = batch.take(pa.array(take, pa.int64())).append_column(
+            "mix_epoch", pa.array(np.concatenate(epochs) if epochs else np.array([], np.int32), pa.int32()))
+        dropped_rows = np.nonzero(copies == 0)[0]
+        if not len(dropped_rows):
+            return RowResult(kept=kept)
+        reasons = np.where(weighted[dropped_rows], NOT_SAMPLED, UNWEIGHTED)
+        dropped = batch.take(pa.array(dropped_rows, pa.int64()))
+        dropped = dropped.append_column("mix_epoch", pa.nulls(len(dropped_rows), pa.int32()))
+        dropped = dropped.append_column("drop_reason", pa.array(reasons.tolist(), pa.string()))
+        return RowResult(kept=kept, dropped=dropped)
+

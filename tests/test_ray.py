@@ -1,0 +1,47 @@
+"""executor=ray runs the same tasks through Ray Data: its output equals executor=local, byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import curate
+from curate.errors import InputError
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module (the executor reuses a running Ray and leaves it running)."""
+    import os
+
+    from curate.executors.ray import REPO_ROOT
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
+    yield
+    ray.shutdown()
+
+
+def digests(folder) -> dict:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {key: [s["sha256"] for s in manifest[key]] for key in ("shards", "rejects", "quarantine")}
+
+
+def test_ray_equals_local_on_real_data(tmp_path, shared_data, local_ray):
+    inputs = [shared_data / "c4_sample", shared_data / "stackexchange_cardano" / "Posts.xml.gz"]
+    options = ("input.text_field=Body", "executor.task_mb=0.3", "stages.length_filter.min_chars=200")
+    local = curate(inputs, tmp_path / "local", "executor=local", "executor.workers=2", *options)
+    remote = curate(inputs, tmp_path / "ray", "executor=ray", "executor.workers=2", *options)
+    assert local["tasks"] > 1 and local["rows"] > 1000 and local["dropped"] > 0 and local["quarantined"] > 0
+    assert digests(tmp_path / "local") == digests(tmp_path / "ray")
+    assert remote["stages"] == [dict(s, seconds=r["seconds"]) for s, r in zip(local["stages"], remote["stages"])]
+
+
+def test_ray_reports_bad_input_as_one_line(tmp_path, local_ray):
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine text that is long enough to keep"}\n{"oops": 1}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: field 'text': missing"):
+        curate(tmp_path / "bad.jsonl", tmp_path / "out", "executor=ray", "executor.workers=1", "input.on_error=fail")
