@@ -11,7 +11,7 @@ commands:
   curate pipeline=<recipe> input.paths=[...] output.dir=<dir> [overrides]   run a curation recipe
   train task=<pretrain|sft|reward|rlhf|dpo> data=<dataset dir> [overrides]  train on curated shards
   inspect <dataset dir> [--rows N]                                          summarise a dataset
-  report <dataset dir>                                                      (re)build the HTML report
+  report <dataset dir> [--compare <dir> ...] [--out FILE]                   HTML report; side by side
 
 `thresher curate --help` and `thresher train --help` list the config groups and options (Hydra).
 """
@@ -54,10 +54,12 @@ def main(argv: list[str] | None = None) -> None:
         elif command == "report":
             parser = argparse.ArgumentParser(prog="thresher report")
             parser.add_argument("dataset")
+            parser.add_argument("--compare", nargs="+", metavar="DIR", help="more datasets, side by side")
+            parser.add_argument("--out", help="comparison file (default: comparison.html beside the first dataset)")
             args = parser.parse_args(rest)
             from curate.report import build_report
 
-            print(build_report(args.dataset))
+            print(build_report(args.dataset, args.compare, args.out))
         else:
             print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
             sys.exit(2)

@@ -85,3 +85,16 @@ def test_multirun_sweep_writes_one_dataset_per_point(tmp_path):
     shares = [json.loads((p / "manifest.json").read_text())["stages"][0]["details"]["sources"]["a"]["share"]
               for p in points]
     assert shares == [0.5, 0.8]
+
+
+def test_compare_report_puts_datasets_side_by_side(tmp_path):
+    inputs = sources(tmp_path, {"a": 20, "b": 20})
+    for weights, out in (("[a:0.5,b:0.5]", "even"), ("[a:0.8,b:0.2]", "skewed")):
+        curate(inputs, tmp_path / out, "pipeline=mix", "stages.mix.unit=documents", f"stages.mix.weights={weights}")
+    path = thresher("report", str(tmp_path / "even"), "--compare", str(tmp_path / "skewed"),
+                    "--out", str(tmp_path / "cmp.html")).stdout.strip()
+    html = (tmp_path / "cmp.html").read_text()
+    assert path.endswith("cmp.html") and "stages.mix.weights" in html  # the option the runs differ in
+    assert "[&#39;a:0.5&#39;, &#39;b:0.5&#39;]" in html and "data:image/png;base64," in html
+    even = read_dataset(tmp_path / "even").column("source").to_pylist()
+    assert html.count(f'<td class="n">{even.count("a")}</td>') >= 1

@@ -29,6 +29,7 @@ def environment() -> Environment:
     )
     env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3f}" if isinstance(n, float) else n)
     env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
+    env.filters["details_tables"] = details_tables
     return env
 
 
@@ -82,6 +83,8 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
         if not series:
             continue
         everything = np.concatenate(list(series.values()))
+        if len(np.unique(everything)) < 2:  # a constant column has no distribution to show
+            continue
         figure, axis = plt.subplots(figsize=(5.5, 2.6))
         bins = np.histogram_bin_edges(everything, bins=40)
         axis.hist(list(series.values()), bins=bins, stacked=True, label=list(series), color=["#4c72b0", "#dd8452"][: len(series)])
@@ -105,6 +108,21 @@ def drop_plot(manifest: dict) -> str | None:
     axis.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color="#dd8452")
     axis.set_xlabel("documents dropped")
     return png(figure)
+
+
+def details_tables(details: dict) -> dict:
+    """A global stage's summary as tables: scalars in one key/value table; each mapping of
+    mappings (e.g. per source) as its own table with the inner keys as columns."""
+    scalars, tables = {}, {}
+    for key, value in details.items():
+        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            columns = list(dict.fromkeys(k for v in value.values() for k in v))
+            tables[key] = {"columns": columns, "rows": {name: [v.get(c) for c in columns] for name, v in value.items()}}
+        elif isinstance(value, dict):
+            tables[key] = {"columns": ["value"], "rows": {k: [v] for k, v in value.items()}}
+        else:
+            scalars[key] = value
+    return {"scalars": scalars, "tables": tables}
 
 
 def shorten(value) -> str:
@@ -151,6 +169,10 @@ def write_report(folder: str | Path, manifest: dict | None = None) -> Path:
     return path
 
 
-def build_report(folder: str) -> Path:
-    """`thresher report <dir>`: rebuild a dataset's report from its manifest and shards."""
+def build_report(folder: str, compare: list[str] | None = None, out: str | None = None) -> Path:
+    """`thresher report <dir>`: rebuild a dataset's report; with `compare`, a side-by-side comparison."""
+    if compare:
+        from curate.report.compare import write_comparison
+
+        return write_comparison([folder, *compare], out)
     return write_report(folder)
