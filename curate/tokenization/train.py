@@ -10,6 +10,7 @@ The folder (what `Tokenizer.load` and `AutoTokenizer.from_pretrained` read):
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -79,15 +80,18 @@ def training_sentences(texts: Iterable[str], spec: TokenizerSpec) -> Iterator[st
             yield "".join(sentence)
 
 
-def train_sentencepiece(spec: TokenizerSpec, sentences: Iterable[str], model_path: Path, threads: int = 1) -> None:
-    """Train the BPE model. Options from STACK.md's exact-round-trip recipe; see TokenizerSpec."""
+def train_sentencepiece(spec: TokenizerSpec, sentences: Iterable[str], threads: int = 1) -> bytes:
+    """Train the BPE model; return its bytes. Options from STACK.md's exact-round-trip recipe.
+
+    The model is written to memory (`model_writer`), so no file path ends up in it."""
+    model = io.BytesIO()
     ids = {f"{role}_id": index for index, role in enumerate(CONTROL_TOKENS)}
     pieces = {f"{role}_piece": token for role, token in CONTROL_TOKENS.items()}
     user_symbols = list(spec.markup_tokens) + (list(CHAT_TOKENS) if spec.chat_template else [])
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences),
-            model_prefix=str(model_path.with_suffix("")),
+            model_writer=model,
             model_type="bpe",
             vocab_size=spec.vocab_size,
             character_coverage=spec.character_coverage,
@@ -116,6 +120,7 @@ def train_sentencepiece(spec: TokenizerSpec, sentences: Iterable[str], model_pat
                 f"({message}); sample more text (stages.<name>.sample_rate) or lower the vocabulary size"
             ) from None
         raise
+    return model.getvalue()
 
 
 def write_tokenizer(spec: TokenizerSpec, sentences: Iterable[str], out_dir: Path, threads: int = 1,
@@ -131,9 +136,8 @@ def write_tokenizer(spec: TokenizerSpec, sentences: Iterable[str], out_dir: Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         started = time.perf_counter()
-        train_sentencepiece(spec, sentences, tmp / MODEL_FILE, threads)
-        (tmp / MODEL_FILE.replace(".model", ".vocab")).unlink(missing_ok=True)
-        model_bytes = (tmp / MODEL_FILE).read_bytes()
+        model_bytes = train_sentencepiece(spec, sentences, threads)
+        (tmp / MODEL_FILE).write_bytes(model_bytes)
         rule = pretokenization_rule(spec)
         processor = spm.SentencePieceProcessor(model_proto=model_bytes)
         meta = {
