@@ -159,3 +159,23 @@ def test_cli_train_tokenizer_then_autotokenizer(tmp_path):
     tok = Tokenizer.load(out / "tokenizer")
     text = "x = [START_SMILES]CCO[END_SMILES]  # 42\n\tpass\n"
     assert hf(text, add_special_tokens=False)["input_ids"] == tok.encode(text)
+
+
+def test_science_recipe_end_to_end_spans_are_one_token_per_character(trained, shared_data, tmp_path):
+    out = tmp_path / "sci"
+    manifest = curate(shared_data / "proteins_mmseqs2", out, "pipeline=science",
+                      f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}", "stages.tokenize_pack.seq_len=512")
+    assert manifest["kind"] == "tokens" and manifest["stages"][0]["counts"]["amino_spans"] == 500
+    tok = Tokenizer.load(trained / "tokenizer")
+    start, end = (tok.processor.piece_to_id(t) for t in ("[START_AMINO]", "[END_AMINO]"))
+    stream = [t for row in read_dataset(out).column("input_ids").to_pylist() for t in row]
+    spans, inside = 0, None
+    for token in stream:
+        if token == start:
+            inside = []
+        elif token == end and inside is not None:
+            assert all(len(tok.processor.id_to_piece(t)) == 1 for t in inside)
+            spans, inside = spans + 1, None
+        elif inside is not None:
+            inside.append(token)
+    assert spans == 500
