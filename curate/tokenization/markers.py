@@ -73,7 +73,8 @@ class PreTokenizer:
 
     def __init__(self, atomic: tuple[str, ...], added: tuple[str, ...]):
         self.added = re.compile(markers_pattern(added)) if added else None
-        self.split = re.compile(f"({spans_pattern()})|({markers_pattern(atomic)})")
+        # The lookahead lets the regex engine skip every position that cannot start a token.
+        self.split = re.compile(f"(?=[\\[<])(?:({spans_pattern()})|({markers_pattern(atomic)}))")
         self.span_ends = {s: len(e) for (s, e) in SPAN_ALPHABETS}
 
     def __call__(self, text: str) -> Iterator[tuple[str, bool]]:
