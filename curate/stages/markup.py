@@ -31,7 +31,8 @@ class ScienceMarkup(MapStage):
     Unparsable references: kept as their raw text inside the markers (`unparsed_refs: raw`) or
     removed (`drop`).
 
-    Free-text detection (`detect`, none by default) on rows of `detect_sources` (empty: every
+    Defaults: templates on, no free-text detection (the `science` recipe turns on `citations`).
+    Free-text detection (`detect`) on rows of `detect_sources` (empty: every
     source; add the stage twice for different detectors per source): `citations` (LaTeX
     `\\cite{..}` resolved through the `bibliography` .bib files), `smiles` and `sequences`
     (conservative patterns; precision measured in benchmarks/markup_precision.py).
@@ -96,8 +97,8 @@ class ScienceMarkup(MapStage):
 class CodeMarkup(MapStage):
     """Prefix each source file with its path: `<filename>path/to/file.py` and a newline, then
     the code unchanged (StarCoder's metadata convention, Li et al. 2023), so a model sees which
-    file and language it is writing. `<filename>` is an atomic token of the `thresher` tokenizer
-    spec. Whitespace is never touched (Codex: it is the hard part of code). Needs the `path`
+    file and language it is writing. Default `token`: `<filename>`, StarCoder's name, an atomic
+    token of the `thresher` tokenizer spec. Whitespace is never touched (Codex: it is the hard part of code). Needs the `path`
     column the code and tar readers add; rows without a path are left as they are.
     """
 

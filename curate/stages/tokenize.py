@@ -34,8 +34,8 @@ class TrainTokenizer(GlobalStage):
     """Train a SentencePiece BPE tokenizer on a deterministic random sample of the documents.
 
     Galactica trained its tokenizer on a random 2% of its corpus (Taylor et al. 2022): the
-    default `sample_rate` is 0.02, drawn by a hash of each document id and the run's seed (the
-    same documents for any number of workers). The sample is capped at `max_sample_mb` (the
+    default `sample_rate` is 0.02, drawn by a 64-bit hash of each document id (the same
+    documents for any number of workers). The sample is capped at `max_sample_mb` (the
     documents with the smallest hash keys, so the cap keeps the sample uniform), as SentencePiece
     holds it in memory. `spec` names `tokenizers/<spec>.yaml` (or is a path to a YAML spec);
     `vocab_size` > 0 overrides the spec's. Writes the tokenizer to `<output.dir>/<folder>/`
@@ -135,7 +135,8 @@ class TokenizePack(RowStage):
     """Tokenize documents and pack them into fixed-length sequences (`tokens` rows).
 
     Each document's ids are followed by EOS (`</s>` separates documents, as in Galactica) and
-    concatenated in order; the stream is cut every `seq_len` ids (Galactica's context: 2048).
+    concatenated in order; the stream is cut every `seq_len` ids (default 2048, Galactica's
+    context length; EOS on, BOS off, as Galactica).
     `doc_starts` lists the offsets in each row where a document begins, so a trainer can mask
     attention across documents. The last partial row of each task is padded with the pad id
     (`remainder: pad`, no token lost; padding is counted) or dropped (`remainder: drop`).
@@ -161,6 +162,12 @@ class TokenizePack(RowStage):
         if not (Path(self.tokenizer) / "tokenizer.json").is_file():
             raise ValueError(f"tokenizer: '{self.tokenizer}' is not a tokenizer folder "
                              "(train one with pipeline=train_tokenizer)")
+        from curate.tokenization import Tokenizer
+
+        try:  # reads the model and checks its fingerprint before any data is read
+            Tokenizer.load(self.tokenizer)
+        except ConfigError as error:
+            raise ValueError(f"tokenizer: {error}") from None
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         return KINDS["tokens"]
