@@ -179,3 +179,9 @@ def test_science_recipe_end_to_end_spans_are_one_token_per_character(trained, sh
         elif inside is not None:
             inside.append(token)
     assert spans == 500
+
+
+def test_tokenizer_folder_cannot_take_an_engine_folder(tmp_path):
+    data = write_jsonl(tmp_path / "docs.jsonl", documents(2))
+    with pytest.raises(ConfigError, match="cannot keep artifacts in 'data'"):
+        curate(data, tmp_path / "out", "pipeline=train_tokenizer", "stages.train_tokenizer.folder=data")
