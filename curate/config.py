@@ -25,7 +25,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @dataclass
 class InputConfig:
     paths: list[str] = MISSING  # files, folders and globs
-    format: str = "auto"  # auto (from the extension), jsonl, json, parquet, arrow, text, code, tar, xml
+    format: str = "auto"  # auto (from the extension) or a reader: jsonl, json, parquet, arrow, text, code, tar,
+    # xml, fasta, genbank, swissprot, smiles (curate.readers.formats.FORMATS)
     records: str = "documents"  # how a raw record becomes a row (see curate.records.MAPPERS)
     text_field: str = "text"  # dotted paths reach nested fields ("metadata.text")
     id_field: str = "id"  # a record without one gets "<file>:<position>"
@@ -70,7 +71,6 @@ def register_configs() -> None:
 
 
 CHOICES = {
-    "input.format": ("auto", "jsonl", "json", "parquet", "arrow", "text", "code", "tar", "xml"),
     "input.text_unit": ("file", "line", "paragraph"),
     "input.on_error": ("quarantine", "fail"),
     "executor.name": ("local", "ray"),
@@ -84,7 +84,9 @@ def validate(cfg: DictConfig) -> None:
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
     if missing:
         raise ConfigError(f"{missing[0]}: required value is missing (set {missing[0]}=...)")
-    for key, allowed in CHOICES.items():
+    from curate.readers.sources import format_names
+
+    for key, allowed in {**CHOICES, "input.format": ("auto", *format_names())}.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"{key}: '{value}' is not one of: {', '.join(allowed)}")

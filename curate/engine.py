@@ -136,8 +136,8 @@ class Layout:
     def stage_dir(self, name: str) -> Path:
         return self.work / f"stage-{name}"
 
-    def keep_dir(self, name: str) -> Path:
-        return self.out / "stages" / name
+    def keep_dir(self, stage: GlobalStage) -> Path:
+        return self.out / stage.keep_subdir
 
 
 class RunLock:
@@ -216,6 +216,7 @@ class StageStats:
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)  # a row stage's task_counts, summed
 
     def merge(self, other: dict) -> None:
         self.rows_in += other["rows_in"]
@@ -225,6 +226,8 @@ class StageStats:
         self.seconds += other["seconds"]
         for reason, count in other["dropped"].items():
             self.dropped[reason] = self.dropped.get(reason, 0) + count
+        for name, count in other.get("counts", {}).items():
+            self.counts[name] = self.counts.get(name, 0) + count
 
 
 @dataclass
@@ -253,7 +256,7 @@ class WorkerState:
 
     def global_context(self, stage: GlobalStage, scan_files: list[Path] | None = None) -> GlobalContext:
         return GlobalContext(self.layout.stage_dir(stage.name), scan_files or [], self.workers, self.seed,
-                             self.layout.keep_dir(stage.name))
+                             self.layout.keep_dir(stage))
 
 
 _WORKER: WorkerState | None = None
@@ -397,6 +400,10 @@ class TaskRun:
                 self.record(stage, None, leftover, 0.0)
                 if leftover.kept.num_rows:
                     self.run_rows(leftover.kept, passage.rows[index + 1:])
+        for stage in passage.rows:
+            for name, count in stage.task_counts().items():
+                counts = self.stats[stage.name].counts
+                counts[name] = counts.get(name, 0) + int(count)
         return self.finish(time.perf_counter() - started)
 
     def finish(self, seconds: float) -> dict:
@@ -550,8 +557,11 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
     details = {}
     for stage in pipeline.stages:
         marker = layout.stage_dir(stage.name) / "resolve.json"
+        described = stage.details()
         if marker.is_file():
             details[stage.name] = json.loads(marker.read_text())
+        elif described is not None:
+            details[stage.name] = described
     seconds = time.time() - started
     input_bytes = sum(f["bytes"] for f in files)
     manifest = {
@@ -576,6 +586,8 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
                 "bytes_in": stage_stats[stage.name].bytes_in,
                 "bytes_out": stage_stats[stage.name].bytes_out,
                 "seconds": round(stage_stats[stage.name].seconds, 3),
+                **({"counts": dict(sorted(stage_stats[stage.name].counts.items()))}
+                   if stage_stats[stage.name].counts else {}),
                 **({"details": details[stage.name]} if stage.name in details else {}),
             }
             for stage in pipeline.stages

@@ -118,6 +118,23 @@ def output_kind(schema: pa.Schema, default: str) -> str:
     return default
 
 
+# Names in the output folder that belong to the engine (see concepts.md: datasets).
+RESERVED_DIRS = ("data", "rejects", "quarantine", "_work", "manifest.json", "report.html", ".lock")
+
+
+def check_keep_dirs(stages: list[GlobalStage]) -> None:
+    """Global stages keep artifacts in distinct folders, none of them one the engine writes."""
+    seen: dict[str, str] = {}
+    for stage in stages:
+        subdir = stage.keep_subdir
+        top = subdir.strip("/").split("/")[0]
+        if not subdir or top in RESERVED_DIRS or ".." in subdir.split("/"):
+            raise ConfigError(f"stages.{stage.name}: cannot keep artifacts in '{subdir}' (reserved by the engine)")
+        if subdir in seen:
+            raise ConfigError(f"stages.{stage.name}: keeps artifacts in '{subdir}', as stages.{seen[subdir]} does")
+        seen[subdir] = stage.name
+
+
 def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input_kind: str) -> Pipeline:
     stages = [build_stage(str(key), node) for key, node in (stages_cfg or {}).items()]
     schema = input_schema
@@ -142,4 +159,5 @@ def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input
         schema = stage.output_schema(schema)
         reject_schemas[stage.name] = pa.schema(list(schema) + [pa.field(n, t) for n, t in REJECT_COLUMNS])
     passes[-1].schema_out = schema
+    check_keep_dirs([s for s in stages if isinstance(s, GlobalStage)])
     return Pipeline(stages, input_schema, schema, reject_schemas, output_kind(schema, input_kind), passes)

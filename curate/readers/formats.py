@@ -238,3 +238,8 @@ FORMATS = {
     "tar": tar,
     "xml": xml_rows,
 }
+
+# Scientific formats live in their own module (it needs the Item and Problem defined above).
+from curate.readers.science import fasta, genbank, smiles_table, swissprot  # noqa: E402
+
+FORMATS.update({"fasta": fasta, "genbank": genbank, "swissprot": swissprot, "smiles": smiles_table})

@@ -39,6 +39,11 @@ FORMAT_BY_SUFFIX = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
     ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".txt": "text", ".text": "text",
     ".xml": "xml",
+    # Science: FASTA (NCBI and Biopython extensions), GenBank/GenPept, UniProt flat files, SMILES.
+    ".fasta": "fasta", ".fa": "fasta", ".fas": "fasta", ".fna": "fasta", ".ffn": "fasta", ".faa": "fasta",
+    ".nu": "fasta", ".pro": "fasta", ".gb": "genbank", ".gbk": "genbank", ".genbank": "genbank",
+    ".gp": "genbank", ".gbwithparts": "genbank", ".dat": "swissprot", ".swiss": "swissprot",
+    ".smi": "smiles", ".smiles": "smiles",
 }
 SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox"}
 
@@ -83,6 +88,13 @@ def detect_format(name: str, forced: str = "auto") -> str | None:
     if suffix in CODE_LANGUAGES or base_name in CODE_FILENAMES:
         return "code"
     return None
+
+
+def format_names() -> list[str]:
+    """The formats `input.format` accepts (every reader in `readers.formats.FORMATS`)."""
+    from curate.readers.formats import FORMATS
+
+    return list(FORMATS)
 
 
 def code_language(name: str) -> str | None:
@@ -145,7 +157,7 @@ def expand_paths(
                 if explicit:
                     raise ConfigError(
                         f"{key}: cannot tell the format of '{entry}' from its name; set input.format "
-                        f"(one of: jsonl, json, parquet, arrow, text, code, tar, xml)"
+                        f"(one of: {', '.join(format_names())})"
                     )
                 skipped.append({"path": str(path), "reason": "unknown format"})
                 continue

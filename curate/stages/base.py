@@ -80,6 +80,11 @@ class Stage:
         """The stage's options as a plain dict (for manifests and reports)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
+    def details(self) -> dict[str, Any] | None:
+        """Facts about the run worth recording in the manifest beyond the options (e.g. the
+        fingerprint of a model the stage used). Called once, in the driver, after the run."""
+        return None
+
 
 class RowStage(Stage):
     """A stage that works on one record batch at a time."""
@@ -93,6 +98,11 @@ class RowStage(Stage):
     def finish_task(self) -> RowResult | None:
         """Called after the last batch of a task; may return rows held back (e.g. a packing remainder)."""
         return None
+
+    def task_counts(self) -> dict[str, int]:
+        """Counters of the task just finished (e.g. tokens written), called after `finish_task`.
+        The engine sums them over tasks into the manifest's `counts` for the stage."""
+        return {}
 
 
 class MapStage(RowStage):
@@ -134,6 +144,12 @@ class GlobalStage(Stage):
     """
 
     requires: ClassVar[tuple[str, ...]] = ("id", "text")
+
+    @property
+    def keep_subdir(self) -> str:
+        """Where `ctx.keep_dir` is, relative to the output folder: `stages/<name>` unless a stage
+        whose artifact is a product of its own (a tokenizer) names a folder users expect."""
+        return f"stages/{self.name}"
 
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch | pa.Table | None:
         raise NotImplementedError
