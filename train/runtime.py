@@ -1,0 +1,82 @@
+"""What every task does before training: join the process group, open and verify the data, lock
+the run directory and write the lineage.
+
+Multi-device runs are started by a launcher (`torchrun`, `accelerate launch`); `accelerate`'s
+`PartialState` reads the process layout from the environment, so the same command runs on one CPU,
+one GPU or many GPUs. Data checksums are verified once per machine (by the local main process)
+before any process trains.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from train.data import TASK_KINDS, DatasetFolder, open_dataset
+from train.lineage import RunDir, model_lineage, run_record
+from train.modeling import tokenizer_lineage
+
+
+def process_state(cfg: DictConfig):
+    """The process layout (rank, world size, device) as accelerate's `PartialState`."""
+    from accelerate import PartialState
+
+    return PartialState(timeout=timedelta(minutes=cfg.distributed.timeout_minutes))
+
+
+def device_description(state) -> str:
+    device = str(state.device)
+    if state.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(state.device)})"
+    return device
+
+
+def open_inputs(cfg: DictConfig, state) -> dict[str, DatasetFolder]:
+    """The task's dataset (and the ptx dataset), checked; shards verified by each machine's main process."""
+    folders = {}
+    with state.local_main_process_first():
+        verify = state.is_local_main_process
+        folders["data"] = open_dataset(cfg.data, TASK_KINDS[cfg.task.name], "data", verify=verify)
+        if cfg.ptx.data is not None:
+            folders["ptx"] = open_dataset(cfg.ptx.data, ("tokens",), "ptx.data", verify=verify)
+    return folders
+
+
+def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
+    """The tokenizer folder: `tokenizer`, else the one saved with `model.path`, else the one the tokens
+    manifest names (`tokenizer.path`)."""
+    from curate.errors import ConfigError
+
+    if cfg.tokenizer is not None:
+        return cfg.tokenizer
+    if cfg.model.path is not None:
+        return cfg.model.path
+    recorded = (data.manifest.get("tokenizer") or {}).get("path") if data is not None else None
+    if recorded and Path(recorded).is_dir():
+        return recorded
+    raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
+
+
+def start_run(cfg: DictConfig, state, folders: dict[str, DatasetFolder], tokenizer: str,
+              extra: dict[str, Any] | None = None) -> RunDir:
+    """Lock the run directory and write run.json (inputs, lineage, config); all processes wait for it."""
+    inputs: dict[str, Any] = {
+        "data": folders["data"].lineage(),
+        "ptx_data": folders["ptx"].lineage() if "ptx" in folders else None,
+        "tokenizer": tokenizer_lineage(tokenizer),
+        "base_model": model_lineage(cfg.model.path),
+        **(extra or {}),
+    }
+    run = RunDir(cfg.output.dir, is_main=state.is_main_process)
+    run.lock()
+    try:
+        run.prepare(cfg, run_record(cfg, inputs, state.num_processes, device_description(state)))
+    except Exception:
+        run.unlock()
+        raise
+    state.wait_for_everyone()
+    return run
