@@ -17,6 +17,7 @@ import gzip
 import hashlib
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -121,11 +122,16 @@ def tokens_dataset(folder: Path, tokenizer_dir: Path, texts: Iterable[str], seq_
     return write_dataset(folder, "tokens", table, {"tokenizer": {"path": str(tokenizer_dir)}}, shard_rows)
 
 
-def chat_dataset(folder: Path, shared_data: Path, limit: int = 64) -> Path:
-    """alpaca_en_demo's instruction/input/output records as one user turn and one assistant turn."""
-    records = json.load(gzip.open(shared_data / "alpaca_en_demo" / "alpaca_en_demo.json.gz"))[:limit]
+def chat_dataset(folder: Path, shared_data: Path, limit: int = 64, max_chars: int = 600) -> Path:
+    """alpaca_en_demo's instruction/input/output records as one user turn and one assistant turn
+    (the first `limit` records of at most `max_chars` characters: small models, short tests)."""
+    records = json.load(gzip.open(shared_data / "alpaca_en_demo" / "alpaca_en_demo.json.gz"))
     rows = []
     for i, record in enumerate(records):
+        if len(rows) == limit:
+            break
+        if sum(len(record[k]) for k in ("instruction", "input", "output")) > max_chars:
+            continue
         prompt = record["instruction"] + (f"\n\n{record['input']}" if record["input"] else "")
         rows.append({
             "id": f"alpaca_en_demo:{i}",
@@ -136,12 +142,18 @@ def chat_dataset(folder: Path, shared_data: Path, limit: int = 64) -> Path:
     return write_dataset(folder, "chat", pa.Table.from_pylist(rows, schema=KINDS["chat"]))
 
 
-def preference_dataset(folder: Path, shared_data: Path, limit: int = 64) -> Path:
-    """LLaMA-Factory's dpo_en_demo (ShareGPT turns) as conversational prompt / chosen / rejected."""
-    records = json.load(gzip.open(shared_data / "llamafactory_pref_demo" / "dpo_en_demo.json.gz"))[:limit]
+def preference_dataset(folder: Path, shared_data: Path, limit: int = 64, max_chars: int = 1200) -> Path:
+    """LLaMA-Factory's dpo_en_demo (ShareGPT turns) as conversational prompt / chosen / rejected
+    (the first `limit` pairs whose prompt plus longer answer has at most `max_chars` characters)."""
+    records = json.load(gzip.open(shared_data / "llamafactory_pref_demo" / "dpo_en_demo.json.gz"))
     roles = {"human": "user", "gpt": "assistant", "system": "system"}
     rows = []
     for i, record in enumerate(records):
+        size = sum(len(t["value"]) for t in record["conversations"])
+        if len(rows) == limit:
+            break
+        if size + max(len(record["chosen"]["value"]), len(record["rejected"]["value"])) > max_chars:
+            continue
         rows.append({
             "id": f"dpo_en_demo:{i}",
             "prompt": [{"role": roles[turn["from"]], "content": turn["value"]} for turn in record["conversations"]],
@@ -151,3 +163,59 @@ def preference_dataset(folder: Path, shared_data: Path, limit: int = 64) -> Path
             "meta": None,
         })
     return write_dataset(folder, "preference", pa.Table.from_pylist(rows, schema=KINDS["preference"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Running the train app in-process, and the inputs every trainer test shares
+
+
+def compose_train(overrides: list[str]):
+    """The resolved train config for `overrides`, exactly as `thresher train` composes it."""
+    from hydra import compose, initialize_config_dir
+
+    from train.config import CONF_DIR, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def train(*overrides: str) -> dict:
+    """Run the train app in this process; returns the run's summary.
+
+    One torch thread per process: the suite runs 2 workers on 2 shared cores, where contended
+    threads are several times slower (see benchmarks/train_bench.py).
+    """
+    from train.app import run
+
+    return run(compose_train(["trainer.cpu_threads=1", *overrides]))
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """The run's metrics.jsonl lines."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+@dataclass
+class Inputs:
+    tokenizer: Path
+    tokens: Path
+    chat: Path
+    preference: Path
+
+
+_INPUTS: dict[Path, Inputs] = {}
+
+
+def build_inputs(root: Path, shared_data: Path) -> Inputs:
+    """The tokenizer and the three dataset folders, built once per test process under `root`."""
+    if root not in _INPUTS:
+        paragraphs = shakespeare_paragraphs(shared_data, limit=1500)
+        tokenizer = train_tokenizer(root / "tokenizer", paragraphs)
+        _INPUTS[root] = Inputs(
+            tokenizer=tokenizer,
+            tokens=tokens_dataset(root / "tokens", tokenizer, paragraphs, seq_len=64, shard_rows=400),
+            chat=chat_dataset(root / "chat", shared_data),
+            preference=preference_dataset(root / "preference", shared_data, limit=24),
+        )
+    return _INPUTS[root]

@@ -34,7 +34,7 @@ from curate.manifest import code_version, write_json_atomic
 RUN_FILE = "run.json"
 MODEL_LINEAGE = "thresher_lineage.json"
 # Options that change how a run is carried out or reported, not what it computes.
-VOLATILE_KEYS = ("output.overwrite", "resume", "log.report_to", "checkpoint.keep")
+VOLATILE_KEYS = ("output.overwrite", "resume", "log.report_to", "checkpoint.keep", "trainer.cpu_threads")
 
 
 def now() -> str:

@@ -28,7 +28,7 @@ from train import checkpoint
 from train.data import TokenBatches, TokenRows
 from train.lineage import RunDir
 from train.modeling import build_causal_lm, flops_per_token, load_tokenizer, peak_flops
-from train.runtime import open_inputs, process_state, start_run, tokenizer_path
+from train.runtime import check_fsdp, no_accelerator, open_inputs, process_state, start_run, tokenizer_path
 
 
 def mixed_precision(precision: str) -> str:
@@ -55,6 +55,7 @@ def make_accelerator(cfg: DictConfig, no_split_modules: list[str]):
             activation_checkpointing=cfg.trainer.activation_checkpointing,
         )
     return Accelerator(
+        cpu=no_accelerator(),
         mixed_precision=mixed_precision(cfg.trainer.precision),
         fsdp_plugin=fsdp,
         dynamo_backend="inductor" if cfg.trainer.compile else "no",
@@ -140,6 +141,7 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     accelerator = make_accelerator(cfg, getattr(model, "_no_split_modules", None) or [])
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
+    check_fsdp(cfg, accelerator)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accum = cfg.trainer.grad_accum_steps
     batches = TokenBatches(rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,

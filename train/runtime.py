@@ -21,11 +21,33 @@ from train.lineage import RunDir, model_lineage, run_record
 from train.modeling import tokenizer_lineage
 
 
+def no_accelerator() -> bool:
+    """True on a machine without a GPU (or other accelerator): processes then talk over gloo."""
+    return not torch.accelerator.is_available()
+
+
 def process_state(cfg: DictConfig):
-    """The process layout (rank, world size, device) as accelerate's `PartialState`."""
+    """The process layout (rank, world size, device) as accelerate's `PartialState`.
+
+    Under a launcher on a machine without an accelerator, accelerate only forms the process
+    group (gloo) when told to run on the CPU, hence `cpu=`.
+    """
     from accelerate import PartialState
 
-    return PartialState(timeout=timedelta(minutes=cfg.distributed.timeout_minutes))
+    if cfg.trainer.cpu_threads:
+        torch.set_num_threads(cfg.trainer.cpu_threads)
+    return PartialState(cpu=no_accelerator(), timeout=timedelta(minutes=cfg.distributed.timeout_minutes))
+
+
+def check_fsdp(cfg: DictConfig, accelerator) -> None:
+    """`distributed.fsdp` must have taken effect: accelerate silently runs without FSDP off GPUs."""
+    from accelerate.utils import DistributedType
+
+    from curate.errors import ConfigError
+
+    if cfg.distributed.fsdp and accelerator.distributed_type != DistributedType.FSDP:
+        raise ConfigError(f"distributed.fsdp: accelerate shards models across GPUs only; this run has "
+                          f"{accelerator.num_processes} process(es) on {accelerator.device.type}")
 
 
 def device_description(state) -> str:

@@ -43,10 +43,11 @@ GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
 
 def precision_flags(precision: str) -> dict[str, bool]:
     """TrainingArguments' precision flags for `trainer.precision` (auto: bf16 on a GPU that has it)."""
-    cuda = torch.cuda.is_available()
+    from train.runtime import no_accelerator
+
     if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": not cuda}
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16", "use_cpu": no_accelerator()}
 
 
 def task_options(task: DictConfig) -> dict[str, Any]:
@@ -228,7 +229,7 @@ def run_trl_task(cfg: DictConfig, build, generation_markers: bool = False, extra
     """Set up the run (data checked, lineage written), build the trainer with `build(ctx)`, train, save."""
     from train.modeling import load_tokenizer
     from train.ptx import attach_ptx
-    from train.runtime import open_inputs, process_state, start_run, tokenizer_path
+    from train.runtime import check_fsdp, open_inputs, process_state, start_run, tokenizer_path
 
     state = process_state(cfg)
     folders = open_inputs(cfg, state)
@@ -238,6 +239,7 @@ def run_trl_task(cfg: DictConfig, build, generation_markers: bool = False, extra
     run = start_run(cfg, state, folders, tokenizer_dir, extra_lineage)
     try:
         trainer = build(TaskContext(cfg, state, run, folders, tokenizer, tokenizer_dir))
+        check_fsdp(cfg, trainer.accelerator)
         if len(trainer.train_dataset) == 0:
             raise ConfigError(f"data: no example of '{cfg.data}' is left after trl's preprocessing "
                               "(longer than task.max_length?)")
