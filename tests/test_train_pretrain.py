@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import REPO, SHARED_DATA
 from tests.train_fixtures import build_inputs, metrics, train
@@ -136,7 +137,8 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     from curate.manifest import code_version
 
     run_dir = tmp_path / "run"
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3", *TINY)
+    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
+          "task.doc_mask=true", *TINY)
     manifest = json.loads((inputs.tokens / "manifest.json").read_text())
     lineage = json.loads((run_dir / "run.json").read_text())
     assert lineage["task"] == "pretrain" and lineage["finished"]
@@ -154,7 +156,8 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     assert copied["fingerprint"] == lineage["fingerprint"] and copied["summary"]["steps"] == 3
 
     # the same command continues the same run; another config is refused without output.overwrite
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3", *TINY)
+    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
+          "task.doc_mask=true", *TINY)
     with pytest.raises(Exception, match="holds a different run"):
         train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4", *TINY)
     train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4",
@@ -173,8 +176,8 @@ def test_token_rows_are_memory_mapped_and_batches_deterministic(inputs):
 
     one = TokenBatches(rows, micro_batch_size=4, seed=7)
     again = TokenBatches(rows, micro_batch_size=4, seed=7)
-    assert np.array_equal(one.batch(123).numpy(), again.batch(123).numpy())  # a pure function of the index
-    assert not np.array_equal(one.batch(0).numpy(), TokenBatches(rows, 4, seed=8).batch(0).numpy())
+    assert torch.equal(one.batch(123)["input_ids"], again.batch(123)["input_ids"])  # a pure function of the index
+    assert not torch.equal(one.batch(0)["input_ids"], TokenBatches(rows, 4, seed=8).batch(0)["input_ids"])
 
     seen = np.concatenate([one.indices(i) for i in range(one.per_epoch)])
     assert len(np.unique(seen)) == len(seen) == one.per_epoch * 4  # an epoch visits each row at most once
@@ -187,7 +190,8 @@ def test_token_rows_are_memory_mapped_and_batches_deterministic(inputs):
         assert np.array_equal(np.concatenate(parts), one.indices(index))  # together: the global micro-batch
 
     plain = TokenBatches(rows, 4, seed=7, shuffle=False)
-    assert np.array_equal(plain.batch(0).numpy(), np.stack([rows.blocks[0][i] for i in range(4)]))
+    assert np.array_equal(plain.batch(0)["input_ids"].numpy(), np.stack([rows.blocks[0][i] for i in range(4)]))
+    assert torch.equal(plain.batch(0)["labels"], plain.batch(0)["input_ids"])  # no pad id: every token counts
 
 
 def test_one_line_errors(inputs, tmp_path, capsys):
@@ -222,3 +226,46 @@ def test_one_line_errors(inputs, tmp_path, capsys):
     assert "model.vocab_size: 64 is smaller than the tokenizer's 512" in run_error(
         "task=pretrain", f"data={inputs.tokens}", "model.vocab_size=64", f"output.dir={tmp_path / 'c'}")
     assert "data: '/nonexistent' does not exist" in run_error("task=pretrain", "data=/nonexistent")
+
+
+def test_document_mask_and_padding(inputs):
+    """`doc_mask` restarts positions at each document (transformers then masks attention across
+    documents); pad ids are left out of the loss."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from train.data import TokenBatches, TokenRows, open_dataset
+
+    rows = TokenRows(open_dataset(inputs.tokens, ("tokens",)).shard_paths)
+    offsets, values = rows.doc_starts[0]
+    row = next(i for i in range(len(offsets) - 1) if offsets[i + 1] - offsets[i] >= 2)
+    starts = values[offsets[row]:offsets[row + 1]]
+    positions = rows.position_ids(np.array([row]))[0]
+    assert positions[0] == 0 and all(positions[s] == 0 for s in starts)
+    restarts = set(starts.tolist()) | {0}
+    assert all(positions[i] == positions[i - 1] + 1 for i in range(1, rows.seq_len) if i not in restarts)
+
+    eos = AutoTokenizer.from_pretrained(inputs.tokenizer).eos_token_id
+    batches = TokenBatches(rows, 4, seed=0, shuffle=False, pad_id=eos, doc_mask=True)  # eos stands in for padding
+    batch = batches.batch(row // 4)  # holds `row`, whose documents end with eos
+    assert torch.equal(batch["labels"] == -100, batch["input_ids"] == eos) and (batch["labels"] == -100).any()
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, max_position_embeddings=128)).eval()
+    with torch.no_grad():
+        masked = model(**batch).logits[row % 4]
+        unmasked = model(input_ids=batch["input_ids"]).logits[row % 4]
+    first = int(starts[starts > 0][0])
+    assert torch.allclose(masked[:first], unmasked[:first], atol=1e-6)  # the row's first document: same context
+    assert not torch.allclose(masked[first:], unmasked[first:], atol=1e-4)  # later ones no longer see it
+
+
+def test_tokenizer_recorded_by_the_tokenize_stage_is_found(inputs, tmp_path):
+    from train.data import DatasetFolder
+
+    manifest = {"kind": "tokens", "rows": 1, "shards": [],
+                "stages": [{"name": "tokenize_pack", "details": {"tokenizer": {"path": str(inputs.tokenizer),
+                                                                               "fingerprint": "abc"}}}]}
+    folder = DatasetFolder(tmp_path, manifest)
+    assert folder.tokenizer() == {"path": str(inputs.tokenizer), "fingerprint": "abc"}
+    assert folder.lineage()["tokenizer"]["fingerprint"] == "abc"

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from curate.errors import ConfigError
-from tests.conftest import SHARED_DATA
+from tests.conftest import REPO, SHARED_DATA
 from tests.train_fixtures import build_inputs, metrics, train
 
 STEPS = ["log.every=1", "checkpoint.every=2", "optim.warmup_steps=0"]
@@ -182,3 +185,19 @@ def test_rlhf_prompts_from_a_chat_dataset(inputs):
     assert len(prompts) > 0
     for row in prompts.select(range(5)):
         assert [m["role"] for m in row["prompt"]] == ["user"]  # the conversation up to the assistant's answer
+
+
+def test_sft_under_two_ddp_processes(inputs, base, tmp_path):
+    """The trl tasks run under a launcher too: torchrun, 2 CPU processes (gloo), one final model."""
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
+         "task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={run_dir}", "trainer.max_steps=2",
+         "trainer.micro_batch_size=2", "task.max_length=256", *STEPS],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "run.json").read_text())["world_size"] == 2
+    assert [m["step"] for m in metrics(run_dir) if "loss" in m] == [1, 2]  # logged once, by the main process
+    assert changed(base, run_dir / "model")

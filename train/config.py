@@ -129,6 +129,7 @@ class PretrainTask:
 
     name: str = "pretrain"
     shuffle: bool = True  # visit the rows in a seeded random order, a new one each epoch
+    doc_mask: bool = False  # attend within each packed document only (Llama 3), from the rows' doc_starts
 
 
 @dataclass

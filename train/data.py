@@ -67,8 +67,19 @@ class DatasetFolder:
             "stages": [stage.get("name") for stage in manifest.get("stages", [])],
             "inputs": [{"path": i.get("path"), "sha256": i.get("sha256")} for i in manifest.get("inputs", [])],
             "shards": [{"path": s["path"], "rows": s["rows"], "sha256": s["sha256"]} for s in manifest["shards"]],
-            **({"tokenizer": manifest["tokenizer"]} if "tokenizer" in manifest else {}),
+            **({"tokenizer": self.tokenizer()} if self.tokenizer() else {}),
         }
+
+    def tokenizer(self) -> dict[str, Any] | None:
+        """The tokenizer a `tokens` dataset was made with, as its manifest records it (top-level
+        `tokenizer`, or the `details.tokenizer` of the stage that tokenized), else None."""
+        if isinstance(self.manifest.get("tokenizer"), dict):
+            return self.manifest["tokenizer"]
+        for stage in self.manifest.get("stages", []):
+            recorded = (stage.get("details") or {}).get("tokenizer")
+            if isinstance(recorded, dict):
+                return recorded
+        return None
 
 
 def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", verify: bool = True) -> DatasetFolder:
@@ -100,11 +111,13 @@ class TokenRows:
     """The fixed-length rows of a `tokens` dataset, memory-mapped.
 
     Each record batch of each shard becomes one (rows, seq_len) int32 numpy view over the mapped
-    file (zero-copy: the OS pages data in as batches are gathered).
+    file (zero-copy: the OS pages data in as batches are gathered), and the offsets/values of its
+    `doc_starts` lists (also views).
     """
 
     def __init__(self, shard_paths: Sequence[Path]):
         self.blocks: list[np.ndarray] = []
+        self.doc_starts: list[tuple[np.ndarray, np.ndarray]] = []  # (offsets, values) per block
         self.maps = []  # keep the memory maps open as long as the views live
         seq_len = None
         for path in shard_paths:
@@ -115,13 +128,14 @@ class TokenRows:
                     continue
                 column = batch.column(batch.schema.get_field_index("input_ids"))
                 lengths = np.diff(column.offsets.to_numpy())
-                length = int(lengths[0])
                 if seq_len is None:
-                    seq_len = length
+                    seq_len = int(lengths[0])
                 if (lengths != seq_len).any() or column.null_count:
                     raise ConfigError(f"data: '{path}' has input_ids rows of varying length; expected packed rows of {seq_len}")
-                values = column.flatten().to_numpy(zero_copy_only=True)
-                self.blocks.append(values.reshape(-1, seq_len))
+                self.blocks.append(column.flatten().to_numpy(zero_copy_only=True).reshape(-1, seq_len))
+                starts = batch.column(batch.schema.get_field_index("doc_starts"))
+                offsets = starts.offsets.to_numpy()
+                self.doc_starts.append((offsets - offsets[0], starts.flatten().to_numpy(zero_copy_only=True)))
         if seq_len is None:
             raise ConfigError("data: the tokens dataset has no rows")
         self.seq_len = seq_len
@@ -130,13 +144,27 @@ class TokenRows:
     def __len__(self) -> int:
         return int(self.starts[-1])
 
+    def locate(self, rows: np.ndarray) -> list[tuple[int, int]]:
+        """(block, row within the block) of each global row index."""
+        blocks = np.searchsorted(self.starts, rows, side="right") - 1
+        return [(int(b), int(r - self.starts[b])) for r, b in zip(rows, blocks)]
+
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Gather rows (global indices, any order) into a new (len(rows), seq_len) int64 array."""
         out = np.empty((len(rows), self.seq_len), dtype=np.int64)
-        blocks = np.searchsorted(self.starts, rows, side="right") - 1
-        for i, (row, block) in enumerate(zip(rows, blocks)):
-            out[i] = self.blocks[block][row - self.starts[block]]
+        for i, (block, row) in enumerate(self.locate(rows)):
+            out[i] = self.blocks[block][row]
         return out
+
+    def position_ids(self, rows: np.ndarray) -> np.ndarray:
+        """Positions that restart at 0 at every document start (and at the start of each row)."""
+        starts = np.zeros((len(rows), self.seq_len), dtype=bool)
+        for i, (block, row) in enumerate(self.locate(rows)):
+            offsets, values = self.doc_starts[block]
+            starts[i, values[offsets[row]:offsets[row + 1]]] = True
+        starts[:, 0] = True
+        index = np.arange(self.seq_len)
+        return index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
 
     def max_token_id(self) -> int:
         """The largest id in the data (one pass over the mapped shards), to check against the vocabulary."""
@@ -144,17 +172,23 @@ class TokenRows:
 
 
 class TokenBatches:
-    """Deterministic, resumable, rank-sharded micro-batches of token rows.
+    """Deterministic, resumable, rank-sharded micro-batches of token rows, ready for a causal LM.
 
     Every epoch visits each row at most once, in a seeded permutation (or in order without
     `shuffle`); the last partial global batch of an epoch is skipped. A global micro-batch holds
     `micro_batch_size x world_size` rows; rank `r` takes its `r`-th slice, so ranks never share rows.
+
+    A batch is `input_ids` and `labels` (the same ids; padding, when the tokenizer's pad id is
+    not also its EOS, is left out of the loss as -100), plus `position_ids` restarting at every
+    document with `doc_mask`: transformers then keeps attention within each document
+    (Llama 3's "document mask"); without it, attention runs across the packed documents (GPT-3).
     """
 
     def __init__(self, rows: TokenRows, micro_batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True):
+                 shuffle: bool = True, pad_id: int | None = None, doc_mask: bool = False):
         self.rows, self.micro_batch_size, self.seed = rows, micro_batch_size, seed
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
+        self.pad_id, self.doc_mask = pad_id, doc_mask
         self.global_batch = micro_batch_size * world_size
         self.per_epoch = len(rows) // self.global_batch
         if self.per_epoch == 0:
@@ -183,9 +217,23 @@ class TokenBatches:
         start = within * self.global_batch + self.rank * self.micro_batch_size
         return self.order(epoch)[start:start + self.micro_batch_size]
 
-    def batch(self, index: int) -> torch.Tensor:
-        """Micro-batch `index` of this rank as an int64 (micro_batch_size, seq_len) tensor."""
-        return torch.from_numpy(self.rows.take(self.indices(index)))
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        """Micro-batch `index` of this rank: int64 (micro_batch_size, seq_len) tensors for the model."""
+        rows = self.indices(index)
+        input_ids = torch.from_numpy(self.rows.take(rows))
+        labels = input_ids.clone()
+        if self.pad_id is not None:
+            labels[input_ids == self.pad_id] = -100
+        batch = {"input_ids": input_ids, "labels": labels}
+        if self.doc_mask:
+            batch["position_ids"] = torch.from_numpy(self.rows.position_ids(rows))
+        return batch
+
+
+def loss_pad_id(tokenizer) -> int | None:
+    """The id to leave out of the LM loss: the pad token, unless it doubles as EOS (then EOS is real data)."""
+    pad = tokenizer.pad_token_id
+    return None if pad is None or pad in (tokenizer.eos_token_id, tokenizer.bos_token_id) else pad
 
 
 def hf_dataset(folder: DatasetFolder, columns: Sequence[str]):

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 
 from curate.errors import ConfigError
 from train import checkpoint
-from train.data import TokenBatches, TokenRows
+from train.data import TokenBatches, TokenRows, loss_pad_id
 from train.lineage import RunDir
 from train.modeling import build_causal_lm, flops_per_token, load_tokenizer, peak_flops
 from train.runtime import check_fsdp, no_accelerator, open_inputs, process_state, start_run, tokenizer_path
@@ -145,7 +145,8 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accum = cfg.trainer.grad_accum_steps
     batches = TokenBatches(rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,
-                           accelerator.num_processes, shuffle=cfg.task.shuffle)
+                           accelerator.num_processes, shuffle=cfg.task.shuffle, pad_id=loss_pad_id(tokenizer),
+                           doc_mask=cfg.task.doc_mask)
     tokens_per_step = cfg.trainer.micro_batch_size * accum * accelerator.num_processes * rows.seq_len
     unwrapped = accelerator.unwrap_model(model)
     meter = Meter(tokens_per_step, flops_per_token(unwrapped, rows.seq_len), peak_flops(cfg.log.peak_tflops),
@@ -169,10 +170,10 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     while step < cfg.trainer.max_steps:
         loss_sum = torch.zeros((), device=accelerator.device)
         for micro in range(accum):
-            input_ids = batches.batch(step * accum + micro).to(accelerator.device, non_blocking=True)
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batches.batch(step * accum + micro).items()}
             sync = accelerator.no_sync(model) if micro < accum - 1 else nullcontext()
             with sync:
-                loss = model(input_ids=input_ids, labels=input_ids).loss
+                loss = model(**batch).loss
                 accelerator.backward(loss / accum)
             loss_sum += loss.detach()
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip > 0 else None

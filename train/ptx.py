@@ -34,9 +34,9 @@ class PtxMixin:
             self._ptx_step, self._ptx_micro = step, 0
         index = step * self.args.gradient_accumulation_steps + self._ptx_micro
         self._ptx_micro += 1
-        input_ids = self.ptx_batches.batch(index).to(self.args.device)
+        batch = {k: v.to(self.args.device) for k, v in self.ptx_batches.batch(index).items()}
         with self.compute_loss_context_manager():
-            ptx_loss = model(input_ids=input_ids, labels=input_ids).loss
+            ptx_loss = model(**batch).loss
         self.accelerator.backward(ptx_loss * (self.ptx_coef / self.current_gradient_accumulation_steps))
         self._ptx_losses = getattr(self, "_ptx_losses", []) + [ptx_loss.detach().float().item()]
         return loss
@@ -57,7 +57,7 @@ def with_ptx(trainer_cls: type) -> type:
 def attach_ptx(trainer, cfg, folders: dict) -> None:
     """Turn the mix on for `trainer` when `ptx.data` is set: rows of that `tokens` dataset, weighted by `ptx.coef`."""
     from curate.errors import ConfigError
-    from train.data import TokenRows
+    from train.data import TokenRows, loss_pad_id
 
     if "ptx" not in folders:
         return
@@ -72,5 +72,6 @@ def attach_ptx(trainer, cfg, folders: dict) -> None:
     trainer.ptx_batches = TokenBatches(
         rows, cfg.ptx.micro_batch_size or cfg.trainer.micro_batch_size, cfg.seed,
         trainer.accelerator.process_index, trainer.accelerator.num_processes,
+        pad_id=loss_pad_id(trainer.processing_class),
     )
     trainer.ptx_coef = cfg.ptx.coef

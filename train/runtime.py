@@ -70,14 +70,14 @@ def open_inputs(cfg: DictConfig, state) -> dict[str, DatasetFolder]:
 
 def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
     """The tokenizer folder: `tokenizer`, else the one saved with `model.path`, else the one the tokens
-    manifest names (`tokenizer.path`)."""
+    manifest records (the `path` of `DatasetFolder.tokenizer()`)."""
     from curate.errors import ConfigError
 
     if cfg.tokenizer is not None:
         return cfg.tokenizer
     if cfg.model.path is not None:
         return cfg.model.path
-    recorded = (data.manifest.get("tokenizer") or {}).get("path") if data is not None else None
+    recorded = ((data.tokenizer() or {}).get("path") if data is not None else None)
     if recorded and Path(recorded).is_dir():
         return recorded
     raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")

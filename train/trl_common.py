@@ -83,6 +83,7 @@ def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[
         "save_steps": cfg.checkpoint.every,
         "save_total_limit": cfg.checkpoint.keep,
         "dataloader_num_workers": 0,
+        "ddp_find_unused_parameters": False,  # every parameter takes part in the loss: skip the extra graph walk
         "disable_tqdm": True,
     }
     if cfg.distributed.fsdp:
