@@ -144,10 +144,10 @@ class TokenRows:
     def __len__(self) -> int:
         return int(self.starts[-1])
 
-    def locate(self, rows: np.ndarray) -> list[tuple[int, int]]:
+    def locate(self, rows: np.ndarray) -> zip:
         """(block, row within the block) of each global row index."""
         blocks = np.searchsorted(self.starts, rows, side="right") - 1
-        return [(int(b), int(r - self.starts[b])) for r, b in zip(rows, blocks)]
+        return zip(blocks.tolist(), (rows - self.starts[blocks]).tolist())
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Gather rows (global indices, any order) into a new (len(rows), seq_len) int64 array."""

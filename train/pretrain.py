@@ -165,15 +165,24 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         f"on {accelerator.device}"
     )
 
+    def fetch(index: int) -> dict[str, torch.Tensor]:
+        """Micro-batch `index` on the device (pinned + non-blocking on GPUs: the copy overlaps compute)."""
+        batch = batches.batch(index)
+        if accelerator.device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+
     model.train()
     last_loss = math.nan
+    batch = fetch(step * accum)
     while step < cfg.trainer.max_steps:
         loss_sum = torch.zeros((), device=accelerator.device)
         for micro in range(accum):
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batches.batch(step * accum + micro).items()}
             sync = accelerator.no_sync(model) if micro < accum - 1 else nullcontext()
             with sync:
                 loss = model(**batch).loss
+                # fetch the next micro-batch while the device runs the forward pass (nanoGPT does the same)
+                batch = fetch(step * accum + micro + 1)
                 accelerator.backward(loss / accum)
             loss_sum += loss.detach()
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip > 0 else None
