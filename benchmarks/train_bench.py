@@ -41,7 +41,13 @@ if not SHARED.is_dir():
 import torch  # noqa: E402
 
 from tests.train_fixtures import (  # noqa: E402
-    chat_dataset, metrics, preference_dataset, shakespeare_paragraphs, tokens_dataset, train, train_tokenizer,
+    chat_dataset,
+    metrics,
+    preference_dataset,
+    shakespeare_paragraphs,
+    tokens_dataset,
+    train,
+    train_tokenizer,
 )
 
 

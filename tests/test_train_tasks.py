@@ -145,15 +145,16 @@ def test_reward_model_scores_pairs(inputs, reward_model):
     assert {"loss", "accuracy", "margin"} <= set(logged[0])
 
 
-def test_dpo_on_preference_shards(inputs, base, tmp_path):
+def test_dpo_on_preference_shards_with_the_pretraining_mix(inputs, base, tmp_path):
     run_dir = tmp_path / "dpo"
     summary = train("task=dpo", f"data={inputs.preference}", f"model.path={base}", f"output.dir={run_dir}",
                     "trainer.max_steps=2", "trainer.micro_batch_size=2", "task.max_length=512", "optim.lr=1e-3",
-                    *STEPS)
+                    f"ptx.data={inputs.tokens}", "ptx.coef=0.1", *STEPS)
     assert summary["steps"] == 2
     logged = [m for m in metrics(run_dir) if "loss" in m]
     assert logged[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
     assert "rewards/margins" in logged[-1]
+    assert all(math.isfinite(m["ptx_loss"]) for m in logged)  # the pre-training mix works with DPO too
     assert changed(base, run_dir / "model")
 
 
@@ -190,7 +191,8 @@ def test_rlhf_prompts_from_a_chat_dataset(inputs):
 def test_sft_under_two_ddp_processes(inputs, base, tmp_path):
     """The trl tasks run under a launcher too: torchrun, 2 CPU processes (gloo), one final model."""
     run_dir = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
          "task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={run_dir}", "trainer.max_steps=2",

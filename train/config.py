@@ -254,8 +254,10 @@ def validate(cfg: DictConfig) -> None:
         if cfg.task.algorithm not in ("rloo", "grpo"):
             raise ConfigError(f"task.algorithm: '{cfg.task.algorithm}' is not one of: rloo, grpo")
         if not Path(cfg.task.reward_model).is_dir():
-            raise ConfigError(f"task.reward_model: '{cfg.task.reward_model}' is not a model folder (train one with task=reward)")
+            raise ConfigError(f"task.reward_model: '{cfg.task.reward_model}' is not a model folder "
+                              "(train one with task=reward)")
         if cfg.task.num_generations < 2:
-            raise ConfigError("task.num_generations: must be >= 2 (the baseline is computed across a prompt's completions)")
+            raise ConfigError("task.num_generations: must be >= 2 "
+                              "(the baseline is computed across a prompt's completions)")
     if cfg.task.name != "pretrain" and cfg.tokenizer is None and cfg.model.path is None:
         raise ConfigError(f"tokenizer: required for task={cfg.task.name} unless model.path holds one")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,9 @@ import torch
 from curate.errors import ConfigError
 from curate.manifest import read_manifest, verify_shards
 from curate.schema import KINDS
+
+if TYPE_CHECKING:
+    import datasets
 
 # The dataset kinds each task reads.
 TASK_KINDS: dict[str, tuple[str, ...]] = {
@@ -131,7 +134,8 @@ class TokenRows:
                 if seq_len is None:
                     seq_len = int(lengths[0])
                 if (lengths != seq_len).any() or column.null_count:
-                    raise ConfigError(f"data: '{path}' has input_ids rows of varying length; expected packed rows of {seq_len}")
+                    raise ConfigError(f"data: '{path}' has input_ids rows of varying length; "
+                                      f"expected packed rows of {seq_len}")
                 self.blocks.append(column.flatten().to_numpy(zero_copy_only=True).reshape(-1, seq_len))
                 starts = batch.column(batch.schema.get_field_index("doc_starts"))
                 offsets = starts.offsets.to_numpy()
@@ -236,7 +240,7 @@ def loss_pad_id(tokenizer) -> int | None:
     return None if pad is None or pad in (tokenizer.eos_token_id, tokenizer.bos_token_id) else pad
 
 
-def hf_dataset(folder: DatasetFolder, columns: Sequence[str]):
+def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> "datasets.Dataset":
     """The shards of a dataset folder as one `datasets.Dataset` (memory-mapped) with only `columns`.
 
     Caching is turned off first: `datasets` would otherwise write the results of trl's `map`
@@ -251,7 +255,7 @@ def hf_dataset(folder: DatasetFolder, columns: Sequence[str]):
     return dataset.select_columns(list(columns))
 
 
-def prompts_dataset(folder: DatasetFolder):
+def prompts_dataset(folder: DatasetFolder) -> "datasets.Dataset":
     """The prompts of a `preference` or `chat` dataset, as trl's online trainers read them (`prompt`).
 
     A chat's prompt is its conversation up to the last assistant turn; conversations without a

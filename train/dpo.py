@@ -7,15 +7,18 @@ strength of the implicit KL constraint, `task.loss_type` the loss (sigmoid = the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from train.data import hf_dataset
 from train.trl_common import TaskContext, lora_config, run_trl_task
 
+if TYPE_CHECKING:
+    from trl import DPOTrainer
 
-def build(ctx: TaskContext):
+
+def build(ctx: TaskContext) -> "DPOTrainer":
     from trl import DPOConfig, DPOTrainer
 
     return ctx.trainer_class(DPOTrainer)(

@@ -125,14 +125,16 @@ class RunDir:
             return
         previous = json.loads(self.run_file.read_text()) if self.run_file.is_file() else None
         if previous is None and any(child.name != ".lock" for child in self.root.iterdir()):
-            raise OutputError(f"output.dir: '{self.root}' is not empty and holds no training run; choose another output.dir")
+            raise OutputError(f"output.dir: '{self.root}' is not empty and holds no training run; "
+                              "choose another output.dir")
         has_state = (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())) or self.model_dir.is_dir()
         same_run = previous is not None and previous.get("fingerprint") == record["fingerprint"]
         if has_state and (not same_run or not cfg.resume):
             if not cfg.output.overwrite:
                 reason = ("holds a different run (config or data changed)" if not same_run
                           else "holds checkpoints of this run and resume=false")
-                raise OutputError(f"output.dir: '{self.root}' {reason}; set output.overwrite=true or choose another output.dir")
+                raise OutputError(f"output.dir: '{self.root}' {reason}; "
+                                  "set output.overwrite=true or choose another output.dir")
             self.clear()
             previous = None
         elif not same_run:  # nothing trained yet (an earlier attempt failed before its first checkpoint)

@@ -2,7 +2,9 @@
 
     for step in range(start, max_steps):
         for each of grad_accum_steps micro-batches:      # gradients synchronised on the last only
-            loss = model(input_ids, labels=input_ids).loss / grad_accum_steps; backward
+            loss = model(input_ids, labels=input_ids).loss  # padding left out of the labels
+            fetch the next micro-batch                    # overlaps the forward pass on a GPU
+            backward(loss / grad_accum_steps)
         clip the global gradient norm; AdamW step; warmup + cosine schedule step
         log loss, lr, tokens/s (and MFU on GPUs); checkpoint every `checkpoint.every` steps
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
@@ -28,7 +30,17 @@ from train import checkpoint
 from train.data import TokenBatches, TokenRows, loss_pad_id
 from train.lineage import RunDir
 from train.modeling import build_causal_lm, flops_per_token, load_tokenizer, peak_flops
-from train.runtime import check_fsdp, no_accelerator, open_inputs, process_state, start_run, tokenizer_path
+from train.runtime import (
+    check_fsdp,
+    no_accelerator,
+    open_inputs,
+    process_state,
+    start_run,
+    tokenizer_path,
+)
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 def mixed_precision(precision: str) -> str:
@@ -38,7 +50,7 @@ def mixed_precision(precision: str) -> str:
     return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
 
 
-def make_accelerator(cfg: DictConfig, no_split_modules: list[str]):
+def make_accelerator(cfg: DictConfig, no_split_modules: list[str]) -> "Accelerator":
     """The Accelerator: precision, torch.compile, and FSDP when `distributed.fsdp` is set."""
     from accelerate import Accelerator
     from accelerate.utils import FullyShardedDataParallelPlugin
@@ -76,7 +88,7 @@ def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optim
     )
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup, then cosine decay to `min_lr_ratio` x lr at `max_steps` (transformers' schedule)."""
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
@@ -95,7 +107,8 @@ def check_fit(rows: TokenRows, model: torch.nn.Module) -> None:
                           "was the data tokenized with another tokenizer?")
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and rows.seq_len > context:
-        raise ConfigError(f"model.max_position_embeddings: {context} is shorter than the data's rows ({rows.seq_len} tokens)")
+        raise ConfigError(f"model.max_position_embeddings: {context} is shorter than the data's rows "
+                          f"({rows.seq_len} tokens)")
 
 
 class Meter:
@@ -185,7 +198,9 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
                 batch = fetch(step * accum + micro + 1)
                 accelerator.backward(loss / accum)
             loss_sum += loss.detach()
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip) if cfg.optim.grad_clip > 0 else None
+        grad_norm = None
+        if cfg.optim.grad_clip > 0:
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()

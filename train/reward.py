@@ -9,15 +9,18 @@ takes as `task.reward_model`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from train.data import hf_dataset
 from train.trl_common import TaskContext, lora_config, run_trl_task
 
+if TYPE_CHECKING:
+    from trl import RewardTrainer
 
-def build(ctx: TaskContext):
+
+def build(ctx: TaskContext) -> "RewardTrainer":
     from trl import RewardConfig, RewardTrainer
 
     return RewardTrainer(

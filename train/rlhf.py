@@ -16,7 +16,7 @@ multiple of `task.num_generations`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -25,8 +25,11 @@ from train.lineage import model_lineage
 from train.modeling import load_tokenizer
 from train.trl_common import TaskContext, lora_config, run_trl_task
 
+if TYPE_CHECKING:
+    from trl import GRPOTrainer, RLOOTrainer
 
-def build(ctx: TaskContext):
+
+def build(ctx: TaskContext) -> "RLOOTrainer | GRPOTrainer":
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     base, config = {"rloo": (RLOOTrainer, RLOOConfig), "grpo": (GRPOTrainer, GRPOConfig)}[ctx.cfg.task.algorithm]

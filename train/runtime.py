@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
@@ -20,13 +20,16 @@ from train.data import TASK_KINDS, DatasetFolder, open_dataset
 from train.lineage import RunDir, model_lineage, run_record
 from train.modeling import tokenizer_lineage
 
+if TYPE_CHECKING:
+    from accelerate import PartialState
+
 
 def no_accelerator() -> bool:
     """True on a machine without a GPU (or other accelerator): processes then talk over gloo."""
     return not torch.accelerator.is_available()
 
 
-def process_state(cfg: DictConfig):
+def process_state(cfg: DictConfig) -> "PartialState":
     """The process layout (rank, world size, device) as accelerate's `PartialState`.
 
     Under a launcher on a machine without an accelerator, accelerate only forms the process
@@ -83,7 +86,7 @@ def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
     raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
 
 
-def start_run(cfg: DictConfig, state, folders: dict[str, DatasetFolder], tokenizer: str,
+def start_run(cfg: DictConfig, state: "PartialState", folders: dict[str, DatasetFolder], tokenizer: str,
               extra: dict[str, Any] | None = None) -> RunDir:
     """Lock the run directory and write run.json (inputs, lineage, config); all processes wait for it."""
     inputs: dict[str, Any] = {

@@ -9,15 +9,18 @@ weights (peft), merged into the saved model unless `task.lora.merge=false`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
 from train.data import hf_dataset
 from train.trl_common import TaskContext, lora_config, run_trl_task
 
+if TYPE_CHECKING:
+    from trl import SFTTrainer
 
-def build(ctx: TaskContext):
+
+def build(ctx: TaskContext) -> "SFTTrainer":
     from trl import SFTConfig, SFTTrainer
 
     return ctx.trainer_class(SFTTrainer)(
