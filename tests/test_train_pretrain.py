@@ -270,3 +270,22 @@ def test_tokenizer_recorded_by_the_tokenize_stage_is_found(inputs, tmp_path):
     folder = DatasetFolder(tmp_path, manifest)
     assert folder.tokenizer() == {"path": str(inputs.tokenizer), "fingerprint": "abc"}
     assert folder.lineage()["tokenizer"]["fingerprint"] == "abc"
+
+
+def test_tokenizer_must_match_the_one_the_data_was_made_with(inputs, tmp_path):
+    """With the curate app's tokenizer fingerprint on both sides, a different tokenizer is refused."""
+    from curate.errors import ConfigError
+    from tests.train_fixtures import compose_train
+    from train.data import DatasetFolder
+    from train.runtime import tokenizer_path
+
+    tokenizer = tmp_path / "tokenizer"
+    shutil.copytree(inputs.tokenizer, tokenizer)
+    (tokenizer / "thresher_tokenizer.json").write_text(json.dumps({"fingerprint": "aaaa"}))
+    data = DatasetFolder(tmp_path, {"stages": [{"name": "tokenize_pack",
+                                                "details": {"tokenizer": {"path": "x", "fingerprint": "bbbb"}}}]})
+    cfg = compose_train(["task=pretrain", f"data={inputs.tokens}", f"tokenizer={tokenizer}"])
+    with pytest.raises(ConfigError, match="is not the one the data was tokenized with"):
+        tokenizer_path(cfg, data)
+    data.manifest["stages"][0]["details"]["tokenizer"]["fingerprint"] = "aaaa"
+    assert tokenizer_path(cfg, data) == str(tokenizer)

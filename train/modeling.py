@@ -9,6 +9,7 @@ downloaded: paths are local folders only.
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 # (NVIDIA data sheets, dense tensor-core bf16; the order matters: "L40S" is checked before "L4".)
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja")
+                   "chat_template.jinja", "sentencepiece.model", "thresher_tokenizer.json")
+# Written by the curate app's train_tokenizer stage: the tokenizer's fingerprint, among other things.
+THRESHER_TOKENIZER = "thresher_tokenizer.json"
 
 
 def load_tokenizer(path: str | Path) -> "PreTrainedTokenizerBase":
@@ -51,6 +54,14 @@ def tokenizer_lineage(path: str | Path) -> dict[str, Any]:
         if (folder / name).is_file():
             files[name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
     return {"path": str(folder.resolve()), "files": files}
+
+
+def tokenizer_fingerprint(path: str | Path) -> str | None:
+    """The fingerprint the curate app's train_tokenizer stage recorded in the folder (None elsewhere)."""
+    meta = Path(path) / THRESHER_TOKENIZER
+    if not meta.is_file():
+        return None
+    return json.loads(meta.read_text()).get("fingerprint")
 
 
 def vocab_size(model_cfg: DictConfig, tokenizer) -> int:

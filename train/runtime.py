@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from train.data import TASK_KINDS, DatasetFolder, open_dataset
 from train.lineage import RunDir, model_lineage, run_record
-from train.modeling import tokenizer_lineage
+from train.modeling import tokenizer_fingerprint, tokenizer_lineage
 
 if TYPE_CHECKING:
     from accelerate import PartialState
@@ -73,17 +73,27 @@ def open_inputs(cfg: DictConfig, state) -> dict[str, DatasetFolder]:
 
 def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
     """The tokenizer folder: `tokenizer`, else the one saved with `model.path`, else the one the tokens
-    manifest records (the `path` of `DatasetFolder.tokenizer()`)."""
+    manifest records (the `path` of `DatasetFolder.tokenizer()`).
+
+    When both the data's manifest and the chosen folder carry the curate app's tokenizer
+    fingerprint, they must agree: token ids from another tokenizer would train silently on noise.
+    """
     from curate.errors import ConfigError
 
+    recorded = (data.tokenizer() or {}) if data is not None else {}
     if cfg.tokenizer is not None:
-        return cfg.tokenizer
-    if cfg.model.path is not None:
-        return cfg.model.path
-    recorded = ((data.tokenizer() or {}).get("path") if data is not None else None)
-    if recorded and Path(recorded).is_dir():
-        return recorded
-    raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
+        path, key = cfg.tokenizer, "tokenizer"
+    elif cfg.model.path is not None:
+        path, key = cfg.model.path, "model.path"
+    elif recorded.get("path") and Path(recorded["path"]).is_dir():
+        return recorded["path"]
+    else:
+        raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
+    found = tokenizer_fingerprint(path)
+    if recorded.get("fingerprint") and found and found != recorded["fingerprint"]:
+        raise ConfigError(f"{key}: the tokenizer in '{path}' (fingerprint {found}) is not the one the data was "
+                          f"tokenized with ({recorded['fingerprint']})")
+    return path
 
 
 def start_run(cfg: DictConfig, state: "PartialState", folders: dict[str, DatasetFolder], tokenizer: str,
