@@ -222,7 +222,7 @@ def test_one_line_errors(inputs, tmp_path, capsys):
     assert "data: required value is missing" in run_error("task=pretrain")
     assert "holds a 'chat' dataset; this task reads tokens" in run_error(
         "task=pretrain", f"data={inputs.chat}", f"output.dir={tmp_path / 'a'}")
-    assert "distributed.fsdp: accelerate shards models across GPUs only" in run_error(
+    assert "distributed.fsdp: FSDP shards a model across several GPUs; this run has 1 process(es) on cpu" in run_error(
         "task=pretrain", f"data={inputs.tokens}", "distributed.fsdp=true", f"output.dir={tmp_path / 'b'}")
     assert "model.vocab_size: 64 is smaller than the tokenizer's 512" in run_error(
         "task=pretrain", f"data={inputs.tokens}", "model.vocab_size=64", f"output.dir={tmp_path / 'c'}")

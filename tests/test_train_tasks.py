@@ -126,6 +126,8 @@ def test_trl_options_are_checked(inputs, base, tmp_path):
         train(*common, f"output.dir={tmp_path / 'a'}", "+task.args.not_an_option=1")
     with pytest.raises(ConfigError, match="task.args.learning_rate: set optim.lr instead"):
         train(*common, f"output.dir={tmp_path / 'b'}", "+task.args.learning_rate=0.1")
+    with pytest.raises(ConfigError, match="distributed.fsdp: FSDP shards a model across several GPUs"):
+        train(*common, f"output.dir={tmp_path / 'd'}", "distributed.fsdp=true")
     with pytest.raises(ConfigError, match="holds a 'chat' dataset; this task reads preference"):
         train("task=dpo", f"data={inputs.chat}", f"model.path={base}", f"output.dir={tmp_path / 'c'}")
 

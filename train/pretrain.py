@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import DistributedType
 from omegaconf import DictConfig
 
 from curate.errors import ConfigError
@@ -135,6 +136,7 @@ class Meter:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Pre-train per `cfg`; returns the summary recorded in run.json."""
     state = process_state(cfg)
+    check_fsdp(cfg, state)
     folders = open_inputs(cfg, state)
     tokenizer_dir = tokenizer_path(cfg, folders["data"])
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -154,7 +156,8 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     accelerator = make_accelerator(cfg, getattr(model, "_no_split_modules", None) or [])
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
-    check_fsdp(cfg, accelerator)
+    if cfg.distributed.fsdp and accelerator.distributed_type != DistributedType.FSDP:
+        raise ConfigError("distributed.fsdp: accelerate did not enable FSDP (see its launch configuration)")
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accum = cfg.trainer.grad_accum_steps
     batches = TokenBatches(rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,

@@ -42,15 +42,14 @@ def process_state(cfg: DictConfig) -> "PartialState":
     return PartialState(cpu=no_accelerator(), timeout=timedelta(minutes=cfg.distributed.timeout_minutes))
 
 
-def check_fsdp(cfg: DictConfig, accelerator) -> None:
-    """`distributed.fsdp` must have taken effect: accelerate silently runs without FSDP off GPUs."""
-    from accelerate.utils import DistributedType
-
+def check_fsdp(cfg: DictConfig, state: "PartialState") -> None:
+    """`distributed.fsdp` needs several GPUs: accelerate would silently replicate instead (pretrain),
+    transformers would fail deep in its set-up (trl tasks)."""
     from curate.errors import ConfigError
 
-    if cfg.distributed.fsdp and accelerator.distributed_type != DistributedType.FSDP:
-        raise ConfigError(f"distributed.fsdp: accelerate shards models across GPUs only; this run has "
-                          f"{accelerator.num_processes} process(es) on {accelerator.device.type}")
+    if cfg.distributed.fsdp and (state.num_processes < 2 or state.device.type != "cuda"):
+        raise ConfigError(f"distributed.fsdp: FSDP shards a model across several GPUs; this run has "
+                          f"{state.num_processes} process(es) on {state.device.type}")
 
 
 def device_description(state) -> str:

@@ -247,6 +247,7 @@ def run_trl_task(cfg: DictConfig, build: Callable[[TaskContext], Any], generatio
     )
 
     state = process_state(cfg)
+    check_fsdp(cfg, state)
     folders = open_inputs(cfg, state)
     tokenizer_dir = tokenizer_path(cfg)
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -254,7 +255,6 @@ def run_trl_task(cfg: DictConfig, build: Callable[[TaskContext], Any], generatio
     run = start_run(cfg, state, folders, tokenizer_dir, extra_lineage)
     try:
         trainer = build(TaskContext(cfg, state, run, folders, tokenizer, tokenizer_dir))
-        check_fsdp(cfg, trainer.accelerator)
         if len(trainer.train_dataset) == 0:
             raise ConfigError(f"data: no example of '{cfg.data}' is left after trl's preprocessing "
                               "(longer than task.max_length?)")
