@@ -1,0 +1,5 @@
+"""`python -m train ...` is `thresher train ...`."""
+
+from train.app import main
+
+main()
