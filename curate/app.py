@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,14 +17,42 @@ from curate.errors import ThresherError
 register_configs()
 
 
+def swept_keys(argv: list[str]) -> set[str]:
+    """The options a --multirun command line sweeps (`key=a,b`, `key=range(...)`, ...)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, keys = OverridesParser.create(), set()
+    for arg in argv:
+        if "=" in arg and not arg.startswith("-"):
+            try:
+                override = parser.parse_override(arg)
+            except Exception:  # Hydra reports malformed overrides itself
+                continue
+            if override.is_sweep_override():
+                keys.add(override.key_or_group)
+    return keys
+
+
+def point_name(number: int, overrides: list[str], swept: set[str]) -> str:
+    """A sweep point's folder: its number and the values of the swept options, safe in a path and
+    in a later override (`0_weights-web_0.8_qa_0.2`)."""
+    parts = []
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") in swept:
+            value = Path(value).name if "/" in value else value
+            parts.append(f"{key.split('.')[-1]}-{re.sub(r'[^A-Za-z0-9.]+', '_', value).strip('_')}")
+    return "_".join([str(number), *parts])[:100]
+
+
 def multirun_output_dir(cfg: DictConfig) -> None:
-    """In a --multirun sweep each point writes its own dataset: <output.dir>/<job number>_<overrides>."""
+    """In a --multirun sweep each point writes its own folder under output.dir (see `point_name`)."""
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return
-    overrides = re.sub(r"[^A-Za-z0-9_.,=-]+", "_", hydra_cfg.job.override_dirname)[:120]
+    name = point_name(hydra_cfg.job.num, list(hydra_cfg.overrides.task), swept_keys(sys.argv[1:]))
     with open_dict(cfg):
-        cfg.output.dir = f"{cfg.output.dir}/{hydra_cfg.job.num}_{overrides}".rstrip("_")
+        cfg.output.dir = f"{cfg.output.dir}/{name}"
 
 
 def composition_error(error: Exception, overrides: list[str], config_name: str) -> str:

@@ -130,6 +130,9 @@ class PretrainTask:
     name: str = "pretrain"
     shuffle: bool = True  # visit the rows in a seeded random order, a new one each epoch
     doc_mask: bool = False  # attend within each packed document only (Llama 3), from the rows' doc_starts
+    eval_data: Optional[str] = None  # a held-out `tokens` dataset (same tokenizer): its loss is measured
+    eval_every: int = 0  # evaluate every N steps as well as at the end (0: at the end only)
+    eval_rows: int = 0  # evaluate on the first N rows of eval_data (0: all of them)
 
 
 @dataclass

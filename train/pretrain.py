@@ -181,12 +181,37 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         f"on {accelerator.device}"
     )
 
-    def fetch(index: int) -> dict[str, torch.Tensor]:
+    def fetch(index: int, source: TokenBatches = batches) -> dict[str, torch.Tensor]:
         """Micro-batch `index` on the device (pinned + non-blocking on GPUs: the copy overlaps compute)."""
-        batch = batches.batch(index)
+        batch = source.batch(index)
         if accelerator.device.type == "cuda":
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+
+    held_out = None
+    if "eval" in folders:
+        eval_rows = TokenRows(folders["eval"].shard_paths)
+        check_fit(eval_rows, unwrapped)
+        held_out = TokenBatches(eval_rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,
+                                accelerator.num_processes, shuffle=False, pad_id=loss_pad_id(tokenizer),
+                                doc_mask=cfg.task.doc_mask)
+    eval_loss = None
+
+    def evaluate() -> float:
+        """Mean loss per predicted token on the held-out rows, in order (each process its slice)."""
+        count = held_out.per_epoch
+        if cfg.task.eval_rows:
+            count = min(count, max(1, cfg.task.eval_rows // held_out.global_batch))
+        totals = torch.zeros(2, device=accelerator.device, dtype=torch.float64)
+        model.eval()
+        with torch.no_grad():
+            for index in range(count):
+                batch = fetch(index, held_out)
+                predicted = (batch["labels"][:, 1:] != -100).sum()
+                totals += torch.stack([model(**batch).loss.double() * predicted, predicted.double()])
+        model.train()
+        totals = accelerator.reduce(totals, reduction="sum")
+        return (totals[0] / totals[1]).item()
 
     model.train()
     last_loss = math.nan
@@ -224,6 +249,11 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
             mfu = f" | mfu {metrics['mfu']:.1%}" if "mfu" in metrics else ""
             accelerator.print(f"step {step}/{cfg.trainer.max_steps} | loss {last_loss:.4f} | lr {lr:.2e} | "
                               f"{metrics['tokens_per_s']:,.0f} tok/s{mfu}", flush=True)
+        if held_out is not None and (step == cfg.trainer.max_steps or (cfg.task.eval_every and step % cfg.task.eval_every == 0)):
+            eval_loss = evaluate()
+            run_dir.log_metrics({"step": step, "eval_loss": eval_loss})
+            accelerator.print(f"step {step} | held-out loss {eval_loss:.4f}", flush=True)
+            meter.reset()  # evaluation time is not training throughput
         if step % cfg.checkpoint.every == 0 or step == cfg.trainer.max_steps:
             saved = checkpoint.save(accelerator, run_dir.checkpoints, step,
                                     {"step": step, "micro_batches": step * accum, "tokens": step * tokens_per_step},
@@ -235,7 +265,7 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     if cfg.log.report_to:
         accelerator.end_training()
     summary = {"steps": step, "final_loss": last_loss, "tokens": step * tokens_per_step, "rows": len(rows),
-               "seq_len": rows.seq_len}
+               "seq_len": rows.seq_len, **({"eval_loss": eval_loss} if eval_loss is not None else {})}
     run_dir.finish(summary)
     return summary
 

@@ -67,6 +67,8 @@ def open_inputs(cfg: DictConfig, state) -> dict[str, DatasetFolder]:
         folders["data"] = open_dataset(cfg.data, TASK_KINDS[cfg.task.name], "data", verify=verify)
         if cfg.ptx.data is not None:
             folders["ptx"] = open_dataset(cfg.ptx.data, ("tokens",), "ptx.data", verify=verify)
+        if cfg.task.get("eval_data") is not None:
+            folders["eval"] = open_dataset(cfg.task.eval_data, ("tokens",), "task.eval_data", verify=verify)
     return folders
 
 
@@ -101,6 +103,7 @@ def start_run(cfg: DictConfig, state: "PartialState", folders: dict[str, Dataset
     inputs: dict[str, Any] = {
         "data": folders["data"].lineage(),
         "ptx_data": folders["ptx"].lineage() if "ptx" in folders else None,
+        **({"eval_data": folders["eval"].lineage()} if "eval" in folders else {}),
         "tokenizer": tokenizer_lineage(tokenizer),
         "base_model": model_lineage(cfg.model.path),
         **(extra or {}),

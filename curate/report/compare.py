@@ -1,16 +1,22 @@
-"""`thresher report --compare`: several datasets (e.g. the points of an ablation sweep) side by side.
+"""`thresher report --compare`: datasets or training runs (e.g. the points of an ablation) side by side.
 
-For each dataset: rows, text bytes, composition by source, the per-stage funnel and the options
-that differ between the runs (what the sweep changed); one self-contained HTML file.
+Each folder is a dataset (manifest.json) or a training run (run.json, from `thresher train`).
+A training run brings its held-out and final loss and its loss curve, and the dataset it trained
+on through its lineage. For each dataset: rows, text bytes, composition by source (from the
+shards' `source` column, or the realised mix of a `mix` stage for token datasets), the funnel per
+stage, and the options that differ between the runs (what the ablation changed).
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from curate.manifest import read_manifest
+from curate.errors import ThresherError
+from curate.manifest import MANIFEST, read_manifest
 from curate.report import environment, png
 
 
@@ -25,10 +31,51 @@ def flatten(config: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def composition(folder: Path, manifest: dict) -> dict[str, dict[str, float]]:
-    """Rows and text bytes per source, read from the shards (only the columns needed)."""
+@dataclass
+class Entry:
+    """One folder of the comparison: a dataset, or a training run and the dataset it trained on."""
+
+    label: str
+    path: Path
+    manifest: dict | None = None  # the dataset's (the trained-on dataset's, for a run)
+    dataset_path: Path | None = None
+    run: dict | None = None  # run.json of a training run
+    curve: list[dict] = field(default_factory=list)  # metrics.jsonl of a training run
+
+    @property
+    def options(self) -> dict[str, object]:
+        flat = {}
+        if self.run:
+            flat.update({f"train.{k}": v for k, v in flatten(self.run.get("config", {})).items()})
+        if self.manifest:
+            flat.update({f"data.{k}" if self.run else k: v for k, v in flatten(self.manifest["config"]).items()})
+        return flat
+
+
+def load_entry(folder: Path) -> Entry:
+    if (folder / "run.json").is_file():
+        run = json.loads((folder / "run.json").read_text())
+        metrics = folder / "metrics.jsonl"
+        curve = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+        data = Path((run.get("data") or {}).get("path", ""))
+        manifest = read_manifest(data) if (data / MANIFEST).is_file() else None
+        return Entry(folder.name, folder, manifest, data if manifest else None, run, curve)
+    if (folder / MANIFEST).is_file():
+        return Entry(folder.name, folder, read_manifest(folder), folder)
+    raise ThresherError(f"'{folder}' is neither a Thresher dataset (manifest.json) nor a training run (run.json)")
+
+
+def composition(entry: Entry) -> dict[str, dict[str, float]]:
+    """Rows and text bytes per source: from the shards' columns, or the realised mix of a `mix` stage."""
+    manifest, folder = entry.manifest, entry.dataset_path
+    if manifest is None:
+        return {}
     names = {f["name"] for f in manifest["schema"]}
     if "source" not in names:
+        for stage in manifest["stages"]:
+            sources = (stage.get("details") or {}).get("sources")
+            if stage["target"].endswith(".Mix") and sources:
+                return {s: {"rows": v.get("documents", 0), "bytes": v.get("realised", 0)} for s, v in sources.items()}
         return {}
     columns = ["source"] + (["text"] if "text" in names else [])
     frames = [pl.read_ipc_stream(folder / s["path"], columns=columns) for s in manifest["shards"]]
@@ -38,11 +85,14 @@ def composition(folder: Path, manifest: dict) -> dict[str, dict[str, float]]:
     return {row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)}
 
 
-def differing_options(manifests: list[dict]) -> list[str]:
-    flats = [flatten(m["config"]) for m in manifests]
+IGNORED = ("output.", "executor.", "input.paths", "train.output.", "train.data", "data.output.",
+           "data.executor.", "data.input.paths", "train.hydra")
+
+
+def differing_options(entries: list[Entry]) -> list[str]:
+    flats = [e.options for e in entries]
     keys = sorted(set().union(*flats))
-    ignored = ("output.", "executor.", "input.paths")
-    return [k for k in keys if not k.startswith(ignored) and not k.endswith("._target_")
+    return [k for k in keys if not k.startswith(IGNORED) and not k.endswith("._target_")
             and len({repr(f.get(k)) for f in flats}) > 1]
 
 
@@ -65,28 +115,51 @@ def composition_plot(labels: list[str], compositions: list[dict]) -> str | None:
             shares.append((value["bytes"] or value["rows"]) / total)
         axis.barh(labels, shares, left=left, label=source)
         left = [a + b for a, b in zip(left, shares)]
-    axis.set_xlabel("share of text bytes")
+    axis.set_xlabel("share (text bytes, or tokens for a mix)")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     return png(figure)
 
 
+def loss_plot(entries: list[Entry]) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [e for e in entries if e.curve]
+    if not runs:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    for entry in runs:
+        train = [(m["step"], m["loss"]) for m in entry.curve if "loss" in m]
+        held = [(m["step"], m["eval_loss"]) for m in entry.curve if "eval_loss" in m]
+        if train:
+            line = axis.plot(*zip(*train), label=f"{entry.label} train")[0]
+            if held:
+                axis.plot(*zip(*held), "o--", color=line.get_color(), label=f"{entry.label} held-out")
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.legend(fontsize=8)
+    return png(figure)
+
+
 def write_comparison(folders: list[str | Path], out: str | Path | None = None) -> Path:
-    folders = [Path(f) for f in folders]
-    manifests = [read_manifest(f) for f in folders]
-    compositions = [composition(f, m) for f, m in zip(folders, manifests)]
-    labels = [f.name for f in folders]
-    options = differing_options(manifests)
-    runs = []
-    for folder, manifest, comp in zip(folders, manifests, compositions):
-        flat = flatten(manifest["config"])
-        runs.append({
-            "label": folder.name, "path": str(folder), "m": manifest, "composition": comp,
+    entries = [load_entry(Path(f)) for f in folders]
+    compositions = [composition(e) for e in entries]
+    options = differing_options(entries)
+    rows = []
+    for entry, comp in zip(entries, compositions):
+        flat = entry.options
+        rows.append({
+            "label": entry.label, "path": str(entry.path), "m": entry.manifest, "run": entry.run,
+            "summary": (entry.run or {}).get("summary") or {}, "composition": comp,
             "bytes": sum(v["bytes"] for v in comp.values()), "options": {k: flat.get(k) for k in options},
         })
     html = environment().get_template("compare.html.j2").render(
-        runs=runs, options=options, plot=composition_plot(labels, compositions),
-        sources=sorted(set().union(*compositions)),
+        runs=rows, options=options, sources=sorted(set().union(*compositions)),
+        plot=composition_plot([e.label for e in entries], compositions), losses=loss_plot(entries),
+        trained=any(e.run for e in entries),
     )
-    path = Path(out) if out else folders[0].parent / "comparison.html"
+    path = Path(out) if out else Path(folders[0]).parent / "comparison.html"
     path.write_text(html)
     return path
