@@ -1,0 +1,95 @@
+"""MinHash signatures and LSH banding, vectorised over a batch of documents.
+
+Signatures follow datasketch's `affine32` scheme exactly (datasketch >= 2.0): each 32-bit shingle
+hash is pre-mixed with the MurmurHash3 32-bit finaliser, then permutation k maps it to
+`a_k * h + b_k mod 2^32`, and the signature keeps the minimum per permutation. The (a, b)
+parameters are taken from datasketch itself (`MinHash(num_perm, seed, scheme="affine32")`), so
+`signatures(...)` equals `MinHash.update_batch(...).hashvalues` bit for bit (tests/test_dedup.py
+checks it). The work is done as uint32 numpy arithmetic over blocks of shingles and a
+`minimum.reduceat` per document, with no Python loop per document.
+
+The band layout (bands x rows) for a target Jaccard threshold comes from datasketch's optimiser,
+which minimises the weighted false-positive and false-negative probability mass.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from curate.dedup.text import mix64, multipliers
+
+MAX32 = np.uint32(0xFFFFFFFF)
+# Shingles per block of the signature computation: block x num_perm uint32 stays cache-friendly.
+BLOCK = 1 << 14
+
+
+@lru_cache(maxsize=8)
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutation parameters (a odd, b) for `num_perm` and `seed`."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """The MurmurHash3 32-bit finaliser (datasketch's affine32 pre-mix)."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures (documents x num_perm, uint32) of 32-bit shingle hashes.
+
+    `hashes[offsets[i]:offsets[i+1]]` are document i's shingle hashes. A document without
+    shingles gets the empty signature (all 2^32-1), as datasketch's empty MinHash.
+    """
+    a, b = permutations(num_perm, seed)
+    counts = np.diff(offsets)
+    result = np.full((len(counts), num_perm), MAX32, np.uint32)
+    if len(hashes) == 0:
+        return result
+    mixed = fmix32(hashes.astype(np.uint32))
+    docs = np.flatnonzero(counts > 0)
+    starts = offsets[:-1][docs]
+    # Blocks of whole documents of about BLOCK shingles (a long document is a block of its own).
+    first = 0
+    while first < len(docs):
+        last = int(np.searchsorted(starts, starts[first] + BLOCK, side="left"))
+        last = max(last, first + 1)
+        lo, hi = starts[first], offsets[docs[last - 1] + 1]
+        permuted = mixed[lo:hi, None] * a[None, :] + b[None, :]
+        result[docs[first:last]] = np.minimum.reduceat(permuted, starts[first:last] - lo, axis=0)
+        first = last
+    return result
+
+
+def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float,
+                  false_negative_weight: float) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false-positive + false-negative mass (datasketch)."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, false_positive_weight, false_negative_weight)
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """Probability that two documents of this Jaccard similarity share at least one band."""
+    return 1.0 - (1.0 - similarity ** rows) ** bands
+
+
+def band_hashes(signature: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit hash per band (documents x bands): equal bands give equal hashes."""
+    out = np.zeros((signature.shape[0], bands), np.uint64)
+    weights = [np.uint64(m) for m in multipliers(rows)]
+    wide = signature.astype(np.uint64)
+    for band in range(bands):
+        acc = np.zeros(signature.shape[0], np.uint64)
+        for row, weight in enumerate(weights):
+            acc += wide[:, band * rows + row] * weight
+        out[:, band] = mix64(acc)
+    return out

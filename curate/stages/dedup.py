@@ -1,0 +1,396 @@
+"""Deduplication: exact (hash of normalised text) and near-duplicate (MinHash LSH) global stages.
+
+Both stages share one life cycle (`DuplicateStage`):
+- `scan` turns each batch into compact state rows (a hash or band hashes per document, its
+  position, id, source and keep priority); the engine writes them to one file per task;
+- `resolve` finds clusters in that state (polars group-by, scipy connected components), keeps one
+  document per cluster by the keep policy, writes the decisions per task, sample clusters for
+  the report (`clusters.arrow` in the stage's keep folder) and returns a compact summary;
+- `apply` drops the other members of each cluster (reason `exact_duplicate` / `near_duplicate`)
+  and, optionally, annotates every row with its cluster (the id of the document kept for it)
+  and the cluster size. Dropped rows keep those columns in the rejects, so every removed
+  document names the document it duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from curate.dedup.clusters import (
+    ROW_MASK, TaskDecisions, band_pairs, components, jaccard, read_arrow, read_columns,
+    size_histogram, write_arrow, write_decisions,
+)
+from curate.dedup.minhash import band_hashes, candidate_probability, optimal_bands, signatures
+from curate.dedup.text import TextNormalization, char_shingles, word_shingles
+from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
+
+KEEP_POLICIES = ("first", "longest", "highest", "lowest")
+SAMPLE_TEXT_CHARS = 2000
+MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
+CLUSTERS_FILE = "clusters.arrow"
+
+
+@dataclass
+class DuplicateStage(GlobalStage):
+    """What both dedup stages share: keep policy, decisions, apply, summary and sample clusters.
+
+    Subclasses set `reason` and `columns` (the names of the cluster and size columns) and
+    implement `state` (the scan state of a batch) and `clusters` (cluster members from the state).
+    """
+
+    reason: ClassVar[str] = ""
+    columns: ClassVar[tuple[str, str]] = ("", "")
+
+    keep: str = "first"  # first | longest | highest | lowest (the last two read priority_column)
+    priority_column: str = ""  # a numeric column, for keep=highest / keep=lowest
+    cluster_columns: bool = True  # add the cluster (id of the kept document) and size columns
+    sample_clusters: int = 20  # clusters kept for the report (half the largest, half at random)
+
+    def validate_keep(self) -> None:
+        if self.keep not in KEEP_POLICIES:
+            raise ValueError(f"keep: must be one of {', '.join(KEEP_POLICIES)}")
+        if self.keep in ("highest", "lowest") and not self.priority_column:
+            raise ValueError(f"priority_column: required with keep={self.keep}")
+        if self.keep not in ("highest", "lowest") and self.priority_column:
+            raise ValueError("priority_column: only used with keep=highest or keep=lowest")
+        if self.sample_clusters < 0:
+            raise ValueError("sample_clusters: must be >= 0")
+        # Instance attributes: what this configuration reads and adds.
+        self.requires = ("id", "text", "source") + ((self.priority_column,) if self.priority_column else ())
+        cluster, size = self.columns
+        self.provides = {cluster: pa.string(), size: pa.int64()} if self.cluster_columns else {}
+
+    # ---- scan ------------------------------------------------------------------------------
+
+    def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
+        columns = {
+            "position": pa.array(positions, pa.int64()),
+            "id": batch.column("id"),
+            "source": batch.column("source"),
+        }
+        if self.keep != "first":
+            columns["priority"] = self.priority(batch)
+        columns.update(self.state(batch))
+        return pa.RecordBatch.from_pydict(columns)
+
+    def priority(self, batch: pa.RecordBatch) -> pa.Array:
+        """The keep priority of each row: higher is kept first (missing values rank last)."""
+        if self.keep == "longest":
+            return pc.utf8_length(pc.fill_null(batch.column("text"), "")).cast(pa.float64())
+        values = batch.column(self.priority_column).cast(pa.float64())
+        if self.keep == "lowest":
+            values = pc.negate(values)
+        return pc.fill_null(values, -np.inf)
+
+    def state(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        raise NotImplementedError
+
+    # ---- resolve ---------------------------------------------------------------------------
+
+    def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Cluster members as (global rows, cluster label per row) and stage-specific summary numbers."""
+        raise NotImplementedError
+
+    def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray | None:
+        """Similarity of (kept row, other row) pairs, for sample clusters; None if not known."""
+        return None
+
+    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+        files = list(ctx.scan_files)
+        base = ["position", "id", "source"] + (["priority"] if self.keep != "first" else [])
+        everything = pl.from_arrow(read_columns(files, ["source"])) if files else pl.DataFrame({"source": []})
+        rows, labels, details = self.clusters(files)
+        members = self.members(files, base, rows, labels)
+        write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
+        samples = self.write_samples(ctx, files, members)
+        kept = members.filter(~pl.col("drop"))
+        dropped = members.filter(pl.col("drop"))
+        by_source = everything.group_by("source").len().sort("source")
+        removed = dropped.group_by("source").len().sort("source")
+        return {
+            "documents": everything.height,
+            "clusters": kept.height,
+            "duplicates_removed": dropped.height,
+            "documents_in_clusters": members.height,
+            "largest_cluster": int(kept["size"].max()) if kept.height else 0,
+            "cluster_sizes": size_histogram(kept["size"].to_numpy()),
+            "documents_by_source": {str(k): int(v) for k, v in by_source.iter_rows()},
+            "removed_by_source": {str(k): int(v) for k, v in removed.iter_rows()},
+            "sample_clusters": samples,
+            **details,
+        }
+
+    def members(self, files: list[Path], base: list[str], rows: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
+        """Cluster members with position, id, source, the id of the kept document, size and drop flag."""
+        if len(rows) == 0:
+            empty = {"row": pl.Int64, "position": pl.Int64, "id": pl.String, "source": pl.String, "label": pl.Int64,
+                     "cluster": pl.String, "size": pl.Int64, "drop": pl.Boolean}
+            return pl.DataFrame(schema=empty)
+        order = np.argsort(rows, kind="stable")
+        rows, labels = rows[order], labels[order]
+        info = pl.from_arrow(read_columns(files, base).take(pa.array(rows)))
+        frame = info.with_columns(row=pl.Series(rows, dtype=pl.Int64), label=pl.Series(labels, dtype=pl.Int64))
+        ranking = ([pl.col("priority")] if "priority" in frame.columns else []) + [pl.col("row")]
+        descending = [True] * (len(ranking) - 1) + [False]
+        keepers = (
+            frame.sort(ranking, descending=descending)
+            .group_by("label", maintain_order=True).first()
+            .select("label", pl.col("row").alias("kept_row"), pl.col("id").alias("cluster"))
+        )
+        return (
+            frame.join(keepers, on="label")
+            .with_columns(size=pl.len().over("label"), drop=pl.col("row") != pl.col("kept_row"))
+            .sort("row")
+        )
+
+    def write_samples(self, ctx: GlobalContext, files: list[Path], members: pl.DataFrame) -> int:
+        """Pick sample clusters and write their members (without text) to `clusters.arrow`."""
+        ctx.keep_dir.mkdir(parents=True, exist_ok=True)
+        clusters = (members.filter(~pl.col("drop")).sort(["size", "row"], descending=[True, False])
+                    .select("label", "row", "size"))
+        count = min(self.sample_clusters, clusters.height)
+        largest = (count + 1) // 2
+        rest = clusters.height - largest
+        rng = np.random.default_rng(ctx.seed)
+        others = np.sort(rng.choice(rest, count - largest, replace=False)) + largest if rest else []
+        picked = list(range(largest)) + [int(i) for i in others]
+        chosen = clusters[picked].with_row_index("sample")
+        shown = (
+            members.join(chosen.select("label", "sample"), on="label")
+            .sort(["sample", "drop", "row"])
+            .group_by("sample", maintain_order=True).head(MAX_SAMPLE_MEMBERS)
+        )
+        similarity = None
+        if shown.height:
+            pairs = np.stack([shown["kept_row"].to_numpy(), shown["row"].to_numpy()], axis=1)
+            similarity = self.similarity(files, pairs)
+        table = pa.table({
+            "sample": pa.array(shown["sample"].to_numpy(), pa.int32()),
+            "cluster": shown["cluster"].to_arrow().cast(pa.string()),
+            "size": pa.array(shown["size"].to_numpy(), pa.int64()),
+            "position": pa.array(shown["position"].to_numpy(), pa.int64()),
+            "id": shown["id"].to_arrow().cast(pa.string()),
+            "source": shown["source"].to_arrow().cast(pa.string()),
+            "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
+            "similarity": pa.array(similarity, pa.float64()) if similarity is not None
+            else pa.nulls(shown.height, pa.float64()),
+        })
+        write_arrow(ctx.keep_dir / CLUSTERS_FILE, table)
+        return count
+
+    # ---- apply -----------------------------------------------------------------------------
+
+    def load(self, ctx: GlobalContext) -> None:
+        self._decisions_dir = ctx.work_dir / "decisions"
+        self._samples_dir = ctx.keep_dir / "samples"
+        self._task: TaskDecisions | None = None
+        clusters = ctx.keep_dir / CLUSTERS_FILE
+        self._sample_positions = (read_arrow(clusters).column("position").to_numpy() if clusters.is_file()
+                                  else np.zeros(0, np.int64))
+
+    def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
+        if batch.num_rows == 0:
+            return RowResult(kept=batch)
+        task = int(positions[0] >> 32)
+        if self._task is None or self._task.task != task:
+            self._task = TaskDecisions(self._decisions_dir, task)
+        decisions = self._task
+        index, member = decisions.lookup(positions & ROW_MASK)
+        if self.cluster_columns:
+            cluster_name, size_name = self.columns
+            cluster = pc.if_else(pa.array(member), decisions.cluster.take(pa.array(index)) if len(decisions.rows)
+                                 else pa.nulls(len(index), pa.string()), pa.scalar(None, pa.string()))
+            size = np.where(member, decisions.size[index] if len(decisions.rows) else 1, 1)
+            batch = with_columns(batch, {cluster_name: cluster, size_name: size}, self.provides)
+        self.save_sample_texts(batch, positions)
+        drop = member & (decisions.drop[index] if len(decisions.rows) else False)
+        reasons = pc.if_else(pa.array(drop), pa.scalar(self.reason), pa.scalar(None, pa.string()))
+        return split_by_reason(batch, reasons)
+
+    def save_sample_texts(self, batch: pa.RecordBatch, positions: np.ndarray) -> None:
+        """Write the text of this batch's sample-cluster members for the report (idempotent)."""
+        if not len(self._sample_positions):
+            return
+        hit = np.isin(positions, self._sample_positions)
+        if not hit.any():
+            return
+        texts = pc.utf8_slice_codeunits(batch.column("text").filter(pa.array(hit)), 0, SAMPLE_TEXT_CHARS)
+        table = pa.table({"position": pa.array(positions[hit], pa.int64()), "text": texts})
+        task, row = int(positions[0] >> 32), int(positions[0] & ROW_MASK)
+        write_arrow(self._samples_dir / f"part-{task:05d}-{row:010d}.arrow", table)
+
+
+@dataclass
+class ExactDedup(TextNormalization, DuplicateStage):
+    """Keep one document per exact (normalised) text; drop the others as `exact_duplicate`.
+
+    The text is normalised, then hashed with xxh3-128 (collisions are negligible: about 2^-64
+    for 10^9 documents). Default normalisation: Unicode NFKC and whitespace collapsed, case and
+    punctuation kept, so documents that differ only in encoding or spacing are one document
+    (case and punctuation variants are left to `minhash_dedup`). Which document is kept:
+    `keep=first` (first seen in input order, the default and datatrove's/NeMo Curator's
+    behaviour), `longest`, or `highest` / `lowest` value of `priority_column`; ties go to the
+    first seen. Adds `exact_cluster` (id of the kept document; null for unique ones) and
+    `exact_cluster_size` unless `cluster_columns=false`.
+    """
+
+    config_name: ClassVar[str] = "exact_dedup"
+    reason: ClassVar[str] = "exact_duplicate"
+    columns: ClassVar[tuple[str, str]] = ("exact_cluster", "exact_cluster_size")
+
+    lowercase: bool = False
+    remove_punctuation: bool = False
+
+    def validate(self) -> None:
+        self.validate_normalization()
+        self.validate_keep()
+
+    def state(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        normalized = self.normalize(batch.column("text"))
+        digests = [xxhash.xxh3_128_digest(text.encode("utf-8")) for text in normalized.to_pylist()]
+        return {"key": pa.array(digests, pa.binary(16))}
+
+    def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        if not files:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), {}
+        keys = pl.from_arrow(read_columns(files, ["key"])).with_row_index("row")
+        groups = (keys.lazy().with_columns(label=pl.col("row").min().over("key"), n=pl.len().over("key"))
+                  .filter(pl.col("n") > 1).collect())
+        return (groups["row"].cast(pl.Int64).to_numpy(), groups["label"].cast(pl.Int64).to_numpy(), {})
+
+    def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray:
+        return np.ones(len(pairs))
+
+
+@dataclass
+class MinHashDedup(TextNormalization, DuplicateStage):
+    """Near-duplicate removal with MinHash LSH: keep one document per cluster of similar documents.
+
+    Each document's normalised text (NFKC, lowercase, punctuation and symbols removed,
+    whitespace collapsed, as datatrove does) is cut into shingles — word 5-grams by default
+    (Lee et al. 2022, datatrove), or character n-grams with `shingle_unit=char` — hashed to 32
+    bits. Its MinHash signature (`num_perm`=128 permutations, datasketch's `affine32` scheme,
+    bit-identical to `datasketch.MinHash`) is cut into `bands` x `rows`; documents sharing a band
+    are candidates. With `bands=0, rows=0` the layout is chosen by datasketch's optimiser for
+    `threshold` (0.8, Lee et al. 2022), weighting false negatives 0.9 and false positives 0.1:
+    with `verify=true` (the default) every candidate pair is checked by its true Jaccard
+    similarity over the shingle sets, so a false positive costs only a check while a false
+    negative is a missed duplicate. Verified pairs (or all candidate pairs with `verify=false`)
+    are joined into clusters by connected components; one document per cluster is kept by the
+    keep policy (`first`, `longest`, `highest`/`lowest` of `priority_column`) and the others
+    are dropped as `near_duplicate`. Documents with no words are left alone. Adds `dup_cluster`
+    (id of the kept document; null for unique ones) and `dup_cluster_size` unless
+    `cluster_columns=false`.
+    """
+
+    config_name: ClassVar[str] = "minhash_dedup"
+    reason: ClassVar[str] = "near_duplicate"
+    columns: ClassVar[tuple[str, str]] = ("dup_cluster", "dup_cluster_size")
+
+    threshold: float = 0.8  # Jaccard similarity at or above which documents are near-duplicates
+    shingle_unit: str = "word"  # word | char
+    ngram: int = 5  # tokens per shingle
+    num_perm: int = 128  # MinHash permutations
+    bands: int = 0  # LSH bands; 0 = chosen from threshold (with rows)
+    rows: int = 0  # signature values per band; 0 = chosen from threshold (with bands)
+    false_positive_weight: float = 0.1  # optimiser weights (datasketch's MinHashLSH `weights`)
+    false_negative_weight: float = 0.9
+    verify: bool = True  # check candidate pairs by true Jaccard of their shingle sets
+    seed: int = 1  # seed of the permutations (datasketch's default)
+
+    def validate(self) -> None:
+        self.validate_normalization()
+        self.validate_keep()
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError("threshold: must be in (0, 1]")
+        if self.shingle_unit not in ("word", "char"):
+            raise ValueError("shingle_unit: must be word or char")
+        if self.ngram < 1:
+            raise ValueError("ngram: must be >= 1")
+        if self.num_perm < 1:
+            raise ValueError("num_perm: must be >= 1")
+        if (self.bands == 0) != (self.rows == 0) or self.bands < 0 or self.rows < 0:
+            raise ValueError("bands: set both bands and rows (> 0), or neither to choose them from threshold")
+        if self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands: bands x rows ({self.bands * self.rows}) exceeds num_perm ({self.num_perm})")
+        if self.false_positive_weight < 0 or self.false_negative_weight < 0 or \
+                self.false_positive_weight + self.false_negative_weight <= 0:
+            raise ValueError("false_positive_weight: weights must be >= 0 and not both 0")
+
+    def layout(self) -> tuple[int, int]:
+        """(bands, rows): as given, or datasketch's optimum for the threshold and weights."""
+        if self.bands:
+            return self.bands, self.rows
+        if not hasattr(self, "_layout"):
+            self._layout = optimal_bands(self.threshold, self.num_perm, self.false_positive_weight,
+                                         self.false_negative_weight)
+        return self._layout
+
+    def band_columns(self) -> list[str]:
+        return [f"band_{band:03d}" for band in range(self.layout()[0])]
+
+    def shingles(self, texts: pa.Array):
+        normalized = self.normalize(texts)
+        if self.shingle_unit == "char":
+            return char_shingles(normalized, self.ngram)
+        return word_shingles(normalized, self.ngram)
+
+    def state(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
+        shingles = self.shingles(batch.column("text"))
+        # Distinct 32-bit shingle hashes per document, sorted: key = document << 32 | hash.
+        doc = np.repeat(np.arange(batch.num_rows, dtype=np.uint64), shingles.counts)
+        keys = np.unique((doc << np.uint64(32)) | (shingles.hashes & np.uint64(0xFFFFFFFF)))
+        values = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        counts = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=batch.num_rows)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        bands, rows = self.layout()
+        hashed = band_hashes(signatures(values, offsets, self.num_perm, self.seed), bands, rows)
+        empty = pa.array(counts == 0)
+        columns: dict[str, pa.Array] = {"n_shingles": pa.array(counts, pa.int32())}
+        for band, name in enumerate(self.band_columns()):
+            columns[name] = pc.if_else(empty, pa.scalar(None, pa.uint64()), pa.array(hashed[:, band]))
+        if self.verify:
+            columns["shingles"] = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+        return columns
+
+    def shingle_sets(self, files: list[Path], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(values, offsets) of the shingle sets of `rows` (sorted global rows), in that order."""
+        lists = read_columns(files, ["shingles"]).column("shingles").take(pa.array(rows)).combine_chunks()
+        offsets = lists.offsets.to_numpy().astype(np.int64)
+        values = lists.flatten().to_numpy()
+        return values, offsets - offsets[0]
+
+    def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        bands, rows = self.layout()
+        details: dict[str, Any] = {
+            "num_perm": self.num_perm, "bands": bands, "rows": rows, "threshold": self.threshold,
+            "candidate_recall_at_threshold": round(candidate_probability(self.threshold, bands, rows), 4),
+        }
+        if not files:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), details
+        counts = read_columns(files, ["n_shingles"]).column("n_shingles")
+        details["documents_without_words"] = int(pc.sum(pc.equal(counts, 0)).as_py() or 0)
+        pairs = band_pairs(files, self.band_columns())
+        details["candidate_pairs"] = int(len(pairs))
+        if self.verify and len(pairs):
+            similar = self.similarity(files, pairs) >= self.threshold
+            pairs = pairs[similar]
+            details["verified_pairs"] = int(len(pairs))
+        nodes, labels = components(pairs)
+        return nodes, labels, details
+
+    def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray | None:
+        if not self.verify:
+            return None
+        needed = np.unique(pairs)
+        values, offsets = self.shingle_sets(files, needed)
+        return jaccard(values, offsets, np.searchsorted(needed, pairs))
