@@ -70,8 +70,12 @@ class TextNormalization:
         if self.unicode_form not in UNICODE_FORMS:
             raise ValueError(f"unicode_form: must be one of {', '.join(UNICODE_FORMS)}")
 
-    def normalize(self, texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-        """The normalised texts (nulls become empty strings)."""
+    def normalize(self, texts: pa.Array | pa.ChunkedArray, split_words: bool = False) -> pa.Array:
+        """The normalised texts (nulls become empty strings).
+
+        With `split_words` the caller splits the result on whitespace, so collapsing whitespace
+        is skipped (the words are the same either way).
+        """
         if isinstance(texts, pa.ChunkedArray):
             texts = texts.combine_chunks()
         texts = pc.fill_null(texts.cast(pa.string()), "")
@@ -85,7 +89,7 @@ class TextNormalization:
             texts = pc.utf8_lower(texts)
         if self.remove_punctuation:
             texts = pc.replace_substring_regex(texts, PUNCTUATION, " ")
-        if self.normalize_whitespace:
+        if self.normalize_whitespace and not split_words:
             texts = pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, WHITESPACE, " "))
         return texts
 
@@ -150,14 +154,20 @@ def ngram_hashes(tokens: np.ndarray, offsets: np.ndarray, n: int) -> Shingles:
     return Shingles(mix64(hashes), new_offsets)
 
 
-def word_shingles(normalized: pa.Array, n: int) -> Shingles:
-    """Word n-gram shingles: words are the whitespace-separated tokens of the normalised text."""
+def split_words(normalized: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The whitespace-separated words of each text: (flat words, offsets per text)."""
     words, offsets = list_parts(pc.utf8_split_whitespace(normalized))
     # Splitting gives empty strings for empty texts and at leading/trailing whitespace: drop them.
     keep = pc.greater(pc.binary_length(words), 0).to_numpy(zero_copy_only=False)
     if not keep.all():
         words = words.filter(pa.array(keep))
         offsets = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)[offsets]
+    return words, offsets
+
+
+def word_shingles(normalized: pa.Array, n: int) -> Shingles:
+    """Word n-gram shingles: words are the whitespace-separated tokens of the normalised text."""
+    words, offsets = split_words(normalized)
     return ngram_hashes(hash_strings(words), offsets, n)
 
 

@@ -29,7 +29,7 @@ from curate.dedup.clusters import (
     ROW_MASK, TaskDecisions, band_pairs, components, jaccard, read_arrow, read_columns,
     size_histogram, write_arrow, write_decisions,
 )
-from curate.dedup.minhash import band_hashes, candidate_probability, optimal_bands, signatures
+from curate.dedup.minhash import band_hashes, candidate_probability, optimal_bands, signatures, sorted_unique
 from curate.dedup.text import TextNormalization, char_shingles, word_shingles
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
 
@@ -325,6 +325,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         if self.false_positive_weight < 0 or self.false_negative_weight < 0 or \
                 self.false_positive_weight + self.false_negative_weight <= 0:
             raise ValueError("false_positive_weight: weights must be >= 0 and not both 0")
+        self.layout()  # chosen once, in the driver; workers receive it with the stage
 
     def layout(self) -> tuple[int, int]:
         """(bands, rows): as given, or datasketch's optimum for the threshold and weights."""
@@ -339,16 +340,15 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         return [f"band_{band:03d}" for band in range(self.layout()[0])]
 
     def shingles(self, texts: pa.Array):
-        normalized = self.normalize(texts)
         if self.shingle_unit == "char":
-            return char_shingles(normalized, self.ngram)
-        return word_shingles(normalized, self.ngram)
+            return char_shingles(self.normalize(texts), self.ngram)
+        return word_shingles(self.normalize(texts, split_words=True), self.ngram)
 
     def state(self, batch: pa.RecordBatch) -> dict[str, pa.Array]:
         shingles = self.shingles(batch.column("text"))
         # Distinct 32-bit shingle hashes per document, sorted: key = document << 32 | hash.
         doc = np.repeat(np.arange(batch.num_rows, dtype=np.uint64), shingles.counts)
-        keys = np.unique((doc << np.uint64(32)) | (shingles.hashes & np.uint64(0xFFFFFFFF)))
+        keys = sorted_unique((doc << np.uint64(32)) | (shingles.hashes & np.uint64(0xFFFFFFFF)))
         values = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         counts = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=batch.num_rows)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
