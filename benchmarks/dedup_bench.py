@@ -19,7 +19,7 @@
    (5-grams, 14 bands x 8 rows, 64-bit hashes) on LocalPipelineExecutor, reading the same jsonl
    files and writing jsonl (uncompressed).
 4. Metrics: documents per second, input MB per second, peak RSS (sum over the process tree,
-   sampled every 20 ms), and precision / recall / F1 of "this document has a near-duplicate"
+   sampled every 50 ms), and precision / recall / F1 of "this document has a near-duplicate"
    (it is in a cluster of size >= 2) against the ground truth; pair-level scores too (pairs of
    documents put in one cluster). Results: benchmarks/results/dedup.json.
 """
@@ -63,6 +63,7 @@ THRESHOLD = 0.8
 NGRAM = 5
 EDIT_RATES = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
 INJECT_FRACTION = 0.07
+TASK_MB = 8  # Thresher tasks of ~8 MB: ~10 tasks for 2 workers (datatrove: one task per file, 16)
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ class PeakRSS:
                 self.single = max(self.single, max(rss, default=0))
             except psutil.Error:
                 pass
-            time.sleep(0.02)
+            time.sleep(0.05)
 
     def stop(self):
         self.running = False
@@ -348,7 +349,7 @@ def timed(command: list[str], log: Path) -> dict:
 def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) -> dict:
     command = [sys.executable, "-m", "curate.cli", "curate", "pipeline=near_dedup", f"input.paths=[{folder}]",
                f"output.dir={out}", f"executor.workers={workers}", "executor.progress=false",
-               "output.overwrite=true", "output.report=false", *overrides]
+               "output.overwrite=true", "output.report=false", f"executor.task_mb={TASK_MB}", *overrides]
     result = timed(command, out.with_suffix(".log"))
     manifest = json.loads((out / "manifest.json").read_text())
     labels: dict[str, str] = {}

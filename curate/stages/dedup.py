@@ -107,23 +107,25 @@ class DuplicateStage(GlobalStage):
     def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
         files = list(ctx.scan_files)
         base = ["position", "id", "source"] + (["priority"] if self.keep != "first" else [])
-        everything = pl.from_arrow(read_columns(files, ["source"])) if files else pl.DataFrame({"source": []})
+        by_source: dict[str, int] = {}
+        for path in files:  # one file at a time: counting needs no more memory than a task's state
+            for item in pc.value_counts(read_columns([path], ["source"]).column("source")).to_pylist():
+                by_source[str(item["values"])] = by_source.get(str(item["values"]), 0) + item["counts"]
         rows, labels, details = self.clusters(files)
         members = self.members(files, base, rows, labels)
         write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
         samples = self.write_samples(ctx, files, members)
         kept = members.filter(~pl.col("drop"))
         dropped = members.filter(pl.col("drop"))
-        by_source = everything.group_by("source").len().sort("source")
         removed = dropped.group_by("source").len().sort("source")
         return {
-            "documents": everything.height,
+            "documents": sum(by_source.values()),
             "clusters": kept.height,
             "duplicates_removed": dropped.height,
             "documents_in_clusters": members.height,
             "largest_cluster": int(kept["size"].max()) if kept.height else 0,
             "cluster_sizes": size_histogram(kept["size"].to_numpy()),
-            "documents_by_source": {str(k): int(v) for k, v in by_source.iter_rows()},
+            "documents_by_source": dict(sorted(by_source.items())),
             "removed_by_source": {str(k): int(v) for k, v in removed.iter_rows()},
             "sample_clusters": samples,
             **details,
