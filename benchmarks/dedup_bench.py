@@ -18,7 +18,8 @@
    recipe; datatrove MinhashDedupSignature / Buckets / Cluster / Filter with its defaults
    (5-grams, 14 bands x 8 rows, 64-bit hashes) on LocalPipelineExecutor, reading the same jsonl
    files and writing jsonl (uncompressed).
-4. Metrics: documents per second, input MB per second, peak RSS (sum over the process tree,
+4. Metrics: documents per second, input MB per second, CPU seconds (user + system of the whole
+   process tree: less sensitive than wall time to other work on a shared machine), peak RSS (sum over the process tree,
    sampled every 50 ms), and precision / recall / F1 of "this document has a near-duplicate"
    (it is in a cluster of size >= 2) against the ground truth; pair-level scores too (pairs of
    documents put in one cluster). Results: benchmarks/results/dedup.json.
@@ -36,6 +37,7 @@ import json
 import os
 import random
 import re
+import resource
 import subprocess
 import sys
 import tarfile
@@ -333,6 +335,7 @@ class PeakRSS:
 
 def timed(command: list[str], log: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     with open(log, "w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -340,9 +343,11 @@ def timed(command: list[str], log: Path) -> dict:
         code = process.wait()
         peak.stop()
     seconds = time.time() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if code != 0:
         raise SystemExit(f"{' '.join(command[:4])}... failed (exit {code}); see {log}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak.total / 2**20, 1),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(peak.total / 2**20, 1),
             "peak_rss_largest_process_mb": round(peak.single / 2**20, 1)}
 
 

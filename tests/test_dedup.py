@@ -20,7 +20,7 @@ from datasketch import MinHash
 
 from conftest import REPO, SHARED_DATA, compose, curate, read_dataset, write_jsonl
 from curate.dedup.clusters import components, jaccard
-from curate.dedup.minhash import candidate_probability, optimal_bands, signatures
+from curate.dedup.minhash import candidate_probability, optimal_bands, permutations, signatures
 from curate.dedup.text import TextNormalization, char_shingles, shingle_hash_reference, word_shingles
 from curate.errors import ConfigError
 from curate.pipeline import build_pipeline
@@ -87,7 +87,7 @@ def test_signatures_are_bit_identical_to_datasketch(num_perm, seed):
     texts = base_texts(20, words=60, seed=seed) + ["short text", "", "one"] + [" ".join(["repeat"] * 9000)]
     normalized = TextNormalization().normalize(pa.array(texts))
     shingles = word_shingles(normalized, 5)
-    ours = signatures(shingles.hashes & np.uint64(0xFFFFFFFF), shingles.offsets, num_perm, seed)
+    ours = signatures(shingles.hashes & np.uint64(0xFFFFFFFF), shingles.offsets, *permutations(num_perm, seed))
     for i, text in enumerate(normalized.to_pylist()):
         tokens = text.split()
         grams = [tuple(tokens[j:j + 5]) for j in range(len(tokens) - 4)] or ([tuple(tokens)] if tokens else [])
@@ -101,9 +101,9 @@ def test_signatures_are_bit_identical_to_datasketch(num_perm, seed):
 def test_band_layout_comes_from_datasketchs_optimiser():
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=0.8, num_perm=128, weights=(0.1, 0.9))
-    assert optimal_bands(0.8, 128, 0.1, 0.9) == (lsh.b, lsh.r) == (14, 9)
-    assert candidate_probability(0.8, 14, 9) == pytest.approx(1 - (1 - 0.8 ** 9) ** 14)
+    lsh = MinHashLSH(threshold=0.8, num_perm=128, weights=(0.02, 0.98))
+    assert optimal_bands(0.8, 128, 0.02, 0.98) == (lsh.b, lsh.r) == (17, 7)
+    assert candidate_probability(0.8, 17, 7) == pytest.approx(1 - (1 - 0.8 ** 7) ** 17)
 
 
 def test_jaccard_and_components():
@@ -207,7 +207,7 @@ def test_minhash_removes_planted_near_duplicates_and_leaves_distant_pairs(tmp_pa
     stage = manifest["stages"][1]
     assert stage["dropped"] == {"near_duplicate": len(planted["near"])}
     details = stage["details"]
-    assert (details["bands"], details["rows"]) == (14, 9) and details["documents_without_words"] == 2
+    assert (details["bands"], details["rows"]) == (17, 7) and details["documents_without_words"] == 2
     assert details["cluster_sizes"] == {"2": len(planted["near"])}
     assert details["verified_pairs"] == len(planted["near"]) <= details["candidate_pairs"]
     assert manifest["tasks"] == 4 and kept.num_rows + len(removed) == manifest["rows_in"]
@@ -219,7 +219,9 @@ def test_minhash_removes_planted_near_duplicates_and_leaves_distant_pairs(tmp_pa
 
 def test_minhash_without_verification_and_with_char_shingles(tmp_path):
     planted = planted_corpus(tmp_path / "in", files=1)
-    for options in (["stages.minhash_dedup.verify=false"],
+    # Without verification the band layout alone separates 0.9 from 0.5: a steep S-curve.
+    steep = ["stages.minhash_dedup.num_perm=512", "stages.minhash_dedup.bands=32", "stages.minhash_dedup.rows=16"]
+    for options in ([*steep, "stages.minhash_dedup.verify=false"],
                     ["stages.minhash_dedup.shingle_unit=char", "stages.minhash_dedup.ngram=12"]):
         out = tmp_path / options[-1].split(".")[-1].replace("=", "_")
         curate(tmp_path / "in", out, "pipeline=near_dedup", "~stages.exact_dedup", *options)

@@ -9,17 +9,19 @@ band value are linked to the first of them, a star); connected components come f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-ROW_MASK = np.int64(0xFFFFFFFF)
-DECISIONS = pa.schema([("row", pa.int64()), ("cluster", pa.string()), ("size", pa.int64()), ("drop", pa.bool_())])
+MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
+from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path, write_arrow
+
 # Candidate pairs verified per chunk: bounds the memory of the shingle gather.
 VERIFY_CHUNK = 1 << 24
 
@@ -122,24 +124,6 @@ def size_histogram(sizes: np.ndarray) -> dict[str, int]:
     return histogram
 
 
-def write_arrow(path: Path, table: pa.Table) -> None:
-    """Write an Arrow IPC stream file atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    os.replace(tmp, path)
-
-
-def read_arrow(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all()
-
-
-def decision_path(directory: Path, task: int) -> Path:
-    return directory / f"task-{task:05d}.arrow"
-
-
 def write_decisions(directory: Path, members: pl.DataFrame) -> None:
     """One decisions file per task holding cluster members: row in task, cluster, size, drop."""
     if directory.exists():
@@ -155,27 +139,85 @@ def write_decisions(directory: Path, members: pl.DataFrame) -> None:
         write_arrow(decision_path(directory, int(task)), table.cast(DECISIONS))
 
 
-class TaskDecisions:
-    """The decisions of one task, loaded in a worker (cached one task at a time)."""
 
-    def __init__(self, directory: Path, task: int):
-        path = decision_path(directory, task)
-        self.task = task
-        if path.is_file():
-            table = read_arrow(path)
-            self.rows = table.column("row").to_numpy()
-            self.cluster = table.column("cluster").combine_chunks()
-            self.size = table.column("size").to_numpy()
-            self.drop = table.column("drop").to_numpy(zero_copy_only=False)
-        else:
-            self.rows = np.zeros(0, np.int64)
-            self.cluster = pa.array([], pa.string())
-            self.size = np.zeros(0, np.int64)
-            self.drop = np.zeros(0, bool)
 
-    def lookup(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(index into this task's decisions, whether the row is a cluster member) per row."""
-        if len(self.rows) == 0:
-            return np.zeros(len(rows), np.int64), np.zeros(len(rows), bool)
-        index = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return index, self.rows[index] == rows
+def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priority: bool) -> pl.DataFrame:
+    """Cluster members with position, id, source, the id of the kept document, size and drop flag.
+
+    The kept document of a cluster has the highest `priority` (when `by_priority`), then the
+    smallest row (first seen).
+    """
+    if len(rows) == 0:
+        empty = {"row": pl.Int64, "position": pl.Int64, "id": pl.String, "source": pl.String, "label": pl.Int64,
+                 "kept_row": pl.Int64, "cluster": pl.String, "size": pl.Int64, "drop": pl.Boolean}
+        return pl.DataFrame(schema=empty)
+    order = np.argsort(rows, kind="stable")
+    rows, labels = rows[order], labels[order]
+    columns = ["position", "id", "source"] + (["priority"] if by_priority else [])
+    info = pl.from_arrow(read_columns(files, columns).take(pa.array(rows)))
+    frame = info.with_columns(row=pl.Series(rows, dtype=pl.Int64), label=pl.Series(labels, dtype=pl.Int64))
+    ranking = (["priority"] if by_priority else []) + ["row"]
+    keepers = (
+        frame.sort(ranking, descending=[True] * (len(ranking) - 1) + [False])
+        .group_by("label", maintain_order=True).first()
+        .select("label", pl.col("row").alias("kept_row"), pl.col("id").alias("cluster"))
+    )
+    return (
+        frame.join(keepers, on="label")
+        .with_columns(size=pl.len().over("label"), drop=pl.col("row") != pl.col("kept_row"))
+        .sort("row")
+    )
+
+
+def write_samples(keep_dir: Path, members: pl.DataFrame, count: int, seed: int,
+                  similarity: Callable[[np.ndarray], np.ndarray | None]) -> int:
+    """Pick sample clusters (half the largest, half at random) and write their members to `clusters.arrow`."""
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    clusters = (members.filter(~pl.col("drop")).sort(["size", "row"], descending=[True, False])
+                .select("label", "row", "size"))
+    count = min(count, clusters.height)
+    largest = (count + 1) // 2
+    rest = clusters.height - largest
+    others = np.sort(np.random.default_rng(seed).choice(rest, count - largest, replace=False)) + largest if rest else []
+    chosen = clusters[list(range(largest)) + [int(i) for i in others]].with_row_index("sample")
+    shown = (
+        members.join(chosen.select("label", "sample"), on="label")
+        .sort(["sample", "drop", "row"])
+        .group_by("sample", maintain_order=True).head(MAX_SAMPLE_MEMBERS)
+    )
+    scores = None
+    if shown.height:
+        scores = similarity(np.stack([shown["kept_row"].to_numpy(), shown["row"].to_numpy()], axis=1))
+    table = pa.table({
+        "sample": pa.array(shown["sample"].to_numpy(), pa.int32()),
+        "cluster": shown["cluster"].to_arrow().cast(pa.string()),
+        "size": pa.array(shown["size"].to_numpy(), pa.int64()),
+        "position": pa.array(shown["position"].to_numpy(), pa.int64()),
+        "id": shown["id"].to_arrow().cast(pa.string()),
+        "source": shown["source"].to_arrow().cast(pa.string()),
+        "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
+        "similarity": pa.array(scores, pa.float64()) if scores is not None else pa.nulls(shown.height, pa.float64()),
+    })
+    write_arrow(keep_dir / CLUSTERS_FILE, table)
+    return count
+
+
+def summary(files: list[Path], members: pl.DataFrame) -> dict[str, Any]:
+    """Documents, clusters, removals (overall and per source) and the cluster-size histogram."""
+    by_source: dict[str, int] = {}
+    for path in files:  # one file at a time: counting needs no more memory than a task's state
+        for item in pc.value_counts(read_columns([path], ["source"]).column("source")).to_pylist():
+            by_source[str(item["values"])] = by_source.get(str(item["values"]), 0) + item["counts"]
+    kept = members.filter(~pl.col("drop"))
+    dropped = members.filter(pl.col("drop"))
+    removed = dropped.group_by("source").len().sort("source")
+    return {
+        "documents": sum(by_source.values()),
+        "clusters": kept.height,
+        "duplicates_removed": dropped.height,
+        "documents_in_clusters": members.height,
+        "largest_cluster": int(kept["size"].max()) if kept.height else 0,
+        "cluster_sizes": size_histogram(kept["size"].to_numpy()),
+        "documents_by_source": dict(sorted(by_source.items())),
+        "removed_by_source": {str(k): int(v) for k, v in removed.iter_rows()},
+    }

@@ -43,15 +43,15 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint32(16))
 
 
-def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
-    """MinHash signatures (documents x num_perm, uint32) of 32-bit shingle hashes.
+def signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MinHash signatures (documents x permutations, uint32) of 32-bit shingle hashes.
 
-    `hashes[offsets[i]:offsets[i+1]]` are document i's shingle hashes. A document without
-    shingles gets the empty signature (all 2^32-1), as datasketch's empty MinHash.
+    `hashes[offsets[i]:offsets[i+1]]` are document i's shingle hashes; `a`, `b` the affine32
+    permutation parameters (`permutations(num_perm, seed)`). A document without shingles gets
+    the empty signature (all 2^32-1), as datasketch's empty MinHash.
     """
-    a, b = permutations(num_perm, seed)
     counts = np.diff(offsets)
-    result = np.full((len(counts), num_perm), MAX32, np.uint32)
+    result = np.full((len(counts), len(a)), MAX32, np.uint32)
     mixed = fmix32(hashes.astype(np.uint32))[:, None]
     # One document (or block of a long one) at a time: the block x num_perm product stays in
     # cache, which is several times faster than one `minimum.reduceat` over the whole batch.

@@ -14,29 +14,24 @@ Both stages share one life cycle (`DuplicateStage`):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curate.dedup.clusters import (
-    ROW_MASK, TaskDecisions, band_pairs, components, jaccard, read_arrow, read_columns,
-    size_histogram, write_arrow, write_decisions,
+from curate.dedup.decisions import CLUSTERS_FILE, ROW_MASK, SAMPLES_DIR, TaskDecisions, read_arrow, write_arrow
+from curate.dedup.minhash import (
+    band_hashes, candidate_probability, optimal_bands, permutations, signatures, sorted_unique,
 )
-from curate.dedup.minhash import band_hashes, candidate_probability, optimal_bands, signatures, sorted_unique
 from curate.dedup.text import TextNormalization, char_shingles, word_shingles
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
 
 KEEP_POLICIES = ("first", "longest", "highest", "lowest")
 SAMPLE_TEXT_CHARS = 2000
-MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
-CLUSTERS_FILE = "clusters.arrow"
 
 
 @dataclass
@@ -105,95 +100,21 @@ class DuplicateStage(GlobalStage):
         return None
 
     def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+        from curate.dedup import clusters  # polars and scipy: needed here, not in the workers
+
         files = list(ctx.scan_files)
-        base = ["position", "id", "source"] + (["priority"] if self.keep != "first" else [])
-        by_source: dict[str, int] = {}
-        for path in files:  # one file at a time: counting needs no more memory than a task's state
-            for item in pc.value_counts(read_columns([path], ["source"]).column("source")).to_pylist():
-                by_source[str(item["values"])] = by_source.get(str(item["values"]), 0) + item["counts"]
         rows, labels, details = self.clusters(files)
-        members = self.members(files, base, rows, labels)
-        write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
-        samples = self.write_samples(ctx, files, members)
-        kept = members.filter(~pl.col("drop"))
-        dropped = members.filter(pl.col("drop"))
-        removed = dropped.group_by("source").len().sort("source")
-        return {
-            "documents": sum(by_source.values()),
-            "clusters": kept.height,
-            "duplicates_removed": dropped.height,
-            "documents_in_clusters": members.height,
-            "largest_cluster": int(kept["size"].max()) if kept.height else 0,
-            "cluster_sizes": size_histogram(kept["size"].to_numpy()),
-            "documents_by_source": dict(sorted(by_source.items())),
-            "removed_by_source": {str(k): int(v) for k, v in removed.iter_rows()},
-            "sample_clusters": samples,
-            **details,
-        }
-
-    def members(self, files: list[Path], base: list[str], rows: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
-        """Cluster members with position, id, source, the id of the kept document, size and drop flag."""
-        if len(rows) == 0:
-            empty = {"row": pl.Int64, "position": pl.Int64, "id": pl.String, "source": pl.String, "label": pl.Int64,
-                     "cluster": pl.String, "size": pl.Int64, "drop": pl.Boolean}
-            return pl.DataFrame(schema=empty)
-        order = np.argsort(rows, kind="stable")
-        rows, labels = rows[order], labels[order]
-        info = pl.from_arrow(read_columns(files, base).take(pa.array(rows)))
-        frame = info.with_columns(row=pl.Series(rows, dtype=pl.Int64), label=pl.Series(labels, dtype=pl.Int64))
-        ranking = ([pl.col("priority")] if "priority" in frame.columns else []) + [pl.col("row")]
-        descending = [True] * (len(ranking) - 1) + [False]
-        keepers = (
-            frame.sort(ranking, descending=descending)
-            .group_by("label", maintain_order=True).first()
-            .select("label", pl.col("row").alias("kept_row"), pl.col("id").alias("cluster"))
-        )
-        return (
-            frame.join(keepers, on="label")
-            .with_columns(size=pl.len().over("label"), drop=pl.col("row") != pl.col("kept_row"))
-            .sort("row")
-        )
-
-    def write_samples(self, ctx: GlobalContext, files: list[Path], members: pl.DataFrame) -> int:
-        """Pick sample clusters and write their members (without text) to `clusters.arrow`."""
-        ctx.keep_dir.mkdir(parents=True, exist_ok=True)
-        clusters = (members.filter(~pl.col("drop")).sort(["size", "row"], descending=[True, False])
-                    .select("label", "row", "size"))
-        count = min(self.sample_clusters, clusters.height)
-        largest = (count + 1) // 2
-        rest = clusters.height - largest
-        rng = np.random.default_rng(ctx.seed)
-        others = np.sort(rng.choice(rest, count - largest, replace=False)) + largest if rest else []
-        picked = list(range(largest)) + [int(i) for i in others]
-        chosen = clusters[picked].with_row_index("sample")
-        shown = (
-            members.join(chosen.select("label", "sample"), on="label")
-            .sort(["sample", "drop", "row"])
-            .group_by("sample", maintain_order=True).head(MAX_SAMPLE_MEMBERS)
-        )
-        similarity = None
-        if shown.height:
-            pairs = np.stack([shown["kept_row"].to_numpy(), shown["row"].to_numpy()], axis=1)
-            similarity = self.similarity(files, pairs)
-        table = pa.table({
-            "sample": pa.array(shown["sample"].to_numpy(), pa.int32()),
-            "cluster": shown["cluster"].to_arrow().cast(pa.string()),
-            "size": pa.array(shown["size"].to_numpy(), pa.int64()),
-            "position": pa.array(shown["position"].to_numpy(), pa.int64()),
-            "id": shown["id"].to_arrow().cast(pa.string()),
-            "source": shown["source"].to_arrow().cast(pa.string()),
-            "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
-            "similarity": pa.array(similarity, pa.float64()) if similarity is not None
-            else pa.nulls(shown.height, pa.float64()),
-        })
-        write_arrow(ctx.keep_dir / CLUSTERS_FILE, table)
-        return count
+        members = clusters.keep_one(files, rows, labels, by_priority=self.keep != "first")
+        clusters.write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
+        samples = clusters.write_samples(ctx.keep_dir, members, self.sample_clusters, ctx.seed,
+                                         lambda pairs: self.similarity(files, pairs))
+        return {**clusters.summary(files, members), "sample_clusters": samples, **details}
 
     # ---- apply -----------------------------------------------------------------------------
 
     def load(self, ctx: GlobalContext) -> None:
         self._decisions_dir = ctx.work_dir / "decisions"
-        self._samples_dir = ctx.keep_dir / "samples"
+        self._samples_dir = ctx.keep_dir / SAMPLES_DIR
         self._task: TaskDecisions | None = None
         clusters = ctx.keep_dir / CLUSTERS_FILE
         self._sample_positions = (read_arrow(clusters).column("position").to_numpy() if clusters.is_file()
@@ -262,6 +183,10 @@ class ExactDedup(TextNormalization, DuplicateStage):
         return {"key": pa.array(digests, pa.binary(16))}
 
     def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        import polars as pl
+
+        from curate.dedup.clusters import read_columns
+
         if not files:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), {}
         keys = pl.from_arrow(read_columns(files, ["key"])).with_row_index("row")
@@ -283,10 +208,11 @@ class MinHashDedup(TextNormalization, DuplicateStage):
     bits. Its MinHash signature (`num_perm`=128 permutations, datasketch's `affine32` scheme,
     bit-identical to `datasketch.MinHash`) is cut into `bands` x `rows`; documents sharing a band
     are candidates. With `bands=0, rows=0` the layout is chosen by datasketch's optimiser for
-    `threshold` (0.8, Lee et al. 2022), weighting false negatives 0.9 and false positives 0.1:
-    with `verify=true` (the default) every candidate pair is checked by its true Jaccard
-    similarity over the shingle sets, so a false positive costs only a check while a false
-    negative is a missed duplicate. Verified pairs (or all candidate pairs with `verify=false`)
+    `threshold` (0.8, Lee et al. 2022), weighting false negatives 0.98 and false positives 0.02
+    (17 bands x 7 rows: a pair at 0.8 becomes a candidate with probability 0.98): with
+    `verify=true` (the default) every candidate pair is checked by its true Jaccard similarity
+    over the shingle sets, so a false positive costs only a check while a false negative is a
+    missed duplicate. Verified pairs (or all candidate pairs with `verify=false`)
     are joined into clusters by connected components; one document per cluster is kept by the
     keep policy (`first`, `longest`, `highest`/`lowest` of `priority_column`) and the others
     are dropped as `near_duplicate`. Documents with no words are left alone. Adds `dup_cluster`
@@ -304,8 +230,8 @@ class MinHashDedup(TextNormalization, DuplicateStage):
     num_perm: int = 128  # MinHash permutations
     bands: int = 0  # LSH bands; 0 = chosen from threshold (with rows)
     rows: int = 0  # signature values per band; 0 = chosen from threshold (with bands)
-    false_positive_weight: float = 0.1  # optimiser weights (datasketch's MinHashLSH `weights`)
-    false_negative_weight: float = 0.9
+    false_positive_weight: float = 0.02  # optimiser weights (datasketch's MinHashLSH `weights`)
+    false_negative_weight: float = 0.98
     verify: bool = True  # check candidate pairs by true Jaccard of their shingle sets
     seed: int = 1  # seed of the permutations (datasketch's default)
 
@@ -327,7 +253,10 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         if self.false_positive_weight < 0 or self.false_negative_weight < 0 or \
                 self.false_positive_weight + self.false_negative_weight <= 0:
             raise ValueError("false_positive_weight: weights must be >= 0 and not both 0")
-        self.layout()  # chosen once, in the driver; workers receive it with the stage
+        # Chosen once, in the driver: workers receive them with the stage (and never import
+        # datasketch and scipy just for these).
+        self.layout()
+        self._permutations = permutations(self.num_perm, self.seed)
 
     def layout(self) -> tuple[int, int]:
         """(bands, rows): as given, or datasketch's optimum for the threshold and weights."""
@@ -355,7 +284,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         counts = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=batch.num_rows)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         bands, rows = self.layout()
-        hashed = band_hashes(signatures(values, offsets, self.num_perm, self.seed), bands, rows)
+        hashed = band_hashes(signatures(values, offsets, *self._permutations), bands, rows)
         empty = pa.array(counts == 0)
         columns: dict[str, pa.Array] = {"n_shingles": pa.array(counts, pa.int32())}
         for band, name in enumerate(self.band_columns()):
@@ -364,14 +293,9 @@ class MinHashDedup(TextNormalization, DuplicateStage):
             columns["shingles"] = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
         return columns
 
-    def shingle_sets(self, files: list[Path], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(values, offsets) of the shingle sets of `rows` (sorted global rows), in that order."""
-        lists = read_columns(files, ["shingles"]).column("shingles").take(pa.array(rows)).combine_chunks()
-        offsets = lists.offsets.to_numpy().astype(np.int64)
-        values = lists.flatten().to_numpy()
-        return values, offsets - offsets[0]
-
     def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        from curate.dedup.clusters import band_pairs, components, read_columns
+
         bands, rows = self.layout()
         details: dict[str, Any] = {
             "num_perm": self.num_perm, "bands": bands, "rows": rows, "threshold": self.threshold,
@@ -384,15 +308,18 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         pairs = band_pairs(files, self.band_columns())
         details["candidate_pairs"] = int(len(pairs))
         if self.verify and len(pairs):
-            similar = self.similarity(files, pairs) >= self.threshold
-            pairs = pairs[similar]
+            pairs = pairs[self.similarity(files, pairs) >= self.threshold]
             details["verified_pairs"] = int(len(pairs))
         nodes, labels = components(pairs)
         return nodes, labels, details
 
     def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray | None:
+        """True Jaccard similarity of the pairs' shingle sets (read only for the rows in pairs)."""
+        from curate.dedup.clusters import jaccard, read_columns
+
         if not self.verify:
             return None
-        needed = np.unique(pairs)
-        values, offsets = self.shingle_sets(files, needed)
-        return jaccard(values, offsets, np.searchsorted(needed, pairs))
+        needed = sorted_unique(pairs.ravel())
+        lists = read_columns(files, ["shingles"]).column("shingles").take(pa.array(needed)).combine_chunks()
+        offsets = lists.offsets.to_numpy().astype(np.int64)
+        return jaccard(lists.flatten().to_numpy(), offsets - offsets[0], np.searchsorted(needed, pairs))
