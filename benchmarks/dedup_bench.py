@@ -31,13 +31,11 @@ import argparse
 import gzip
 import hashlib
 import html
-import io
 import itertools
 import json
 import os
 import random
 import re
-import resource
 import subprocess
 import sys
 import tarfile
@@ -302,12 +300,15 @@ def ground_truth(work: Path, folder: Path) -> dict:
 # Running the systems
 
 
-class PeakRSS:
-    """Samples the RSS of a process and all its children: peak of the sum and of the largest."""
+class Monitor:
+    """Samples a process and its children every 50 ms: peak RSS of the whole tree, of the root
+    process (Thresher's driver, which runs resolve) and of the largest child; CPU seconds (user +
+    system) summed over every process seen (a process's last 50 ms may be missed)."""
 
     def __init__(self, pid: int):
         self.process = psutil.Process(pid)
-        self.total = self.single = 0
+        self.total = self.root = self.child = 0
+        self.cpu: dict[int, float] = {}
         self.running = True
         self.thread = threading.Thread(target=self.sample, daemon=True)
         self.thread.start()
@@ -315,17 +316,23 @@ class PeakRSS:
     def sample(self):
         while self.running:
             try:
-                procs = [self.process] + self.process.children(recursive=True)
-                rss = []
-                for proc in procs:
-                    try:
-                        rss.append(proc.memory_info().rss)
-                    except psutil.Error:
-                        pass
-                self.total = max(self.total, sum(rss))
-                self.single = max(self.single, max(rss, default=0))
+                children = self.process.children(recursive=True)
             except psutil.Error:
-                pass
+                children = []
+            sizes = []
+            for proc in [self.process] + children:
+                try:
+                    with proc.oneshot():
+                        rss, times = proc.memory_info().rss, proc.cpu_times()
+                except psutil.Error:
+                    continue
+                self.cpu[proc.pid] = times.user + times.system
+                sizes.append(rss)
+                if proc.pid == self.process.pid:
+                    self.root = max(self.root, rss)
+                else:
+                    self.child = max(self.child, rss)
+            self.total = max(self.total, sum(sizes))
             time.sleep(0.05)
 
     def stop(self):
@@ -335,20 +342,19 @@ class PeakRSS:
 
 def timed(command: list[str], log: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     with open(log, "w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak = PeakRSS(process.pid)
+        monitor = Monitor(process.pid)
         code = process.wait()
-        peak.stop()
+        monitor.stop()
     seconds = time.time() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if code != 0:
         raise SystemExit(f"{' '.join(command[:4])}... failed (exit {code}); see {log}")
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(peak.total / 2**20, 1),
-            "peak_rss_largest_process_mb": round(peak.single / 2**20, 1)}
+    mb = lambda n: round(n / 2**20, 1)  # noqa: E731
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(sum(monitor.cpu.values()), 2),
+            "peak_rss_mb": mb(monitor.total), "peak_rss_main_process_mb": mb(monitor.root),
+            "peak_rss_largest_child_mb": mb(monitor.child)}
 
 
 def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) -> dict:
@@ -524,7 +530,8 @@ def main() -> None:
         result["recall_by_edit_rate"] = recall_by_edit_rate(labels, truth["clusters"], meta)
         result["docs_per_second"] = round(documents / result["seconds"], 1)
         result["mb_per_second"] = round(text_bytes / 1e6 / result["seconds"], 2)
-        print(f"{name:>22}: {result['seconds']:7.2f} s  {result['docs_per_second']:8.1f} docs/s  "
+        print(f"{name:>22}: {result['seconds']:7.2f} s ({result['cpu_seconds']:7.2f} CPU s)  "
+              f"{result['docs_per_second']:8.1f} docs/s  "
               f"{result['mb_per_second']:6.2f} MB/s  peak {result['peak_rss_mb']:7.1f} MB  "
               f"F1 {result['documents']['f1']:.4f} (P {result['documents']['precision']:.4f} "
               f"R {result['documents']['recall']:.4f})  pair F1 {result['pairs']['f1']:.4f}")
@@ -538,6 +545,23 @@ def main() -> None:
         systems["datatrove_minhash"] = report("datatrove minhash", *run_datatrove(folder, work / "datatrove", args.workers))
     systems["thresher_near_dedup"] = report("thresher near_dedup", *run_thresher(
         folder, work / "thresher_near_dedup", args.workers, []))
+    # Memory against corpus size: the same recipe on a quarter of the files.
+    quarter = work / "corpus_quarter"
+    quarter.mkdir(exist_ok=True)
+    files = sorted(folder.glob("*.jsonl"))
+    for path in files[:FILES // 4]:
+        if not (quarter / path.name).exists():
+            (quarter / path.name).symlink_to(path)
+    quarter_result, _ = run_thresher(quarter, work / "thresher_quarter", args.workers, ["~stages.exact_dedup"])
+    quarter_docs = sum(1 for _ in corpus_rows(quarter))
+    quarter_mb = sum(len(row["text"].encode()) for _, row in corpus_rows(quarter)) / 1e6
+    memory = {
+        "quarter": {"documents": quarter_docs, "text_mb": round(quarter_mb, 2),
+                    **{k: quarter_result[k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb")}},
+        "full": {"documents": documents, "text_mb": round(text_bytes / 1e6, 2),
+                 **{k: systems["thresher_minhash"][k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb")}},
+    }
+    print(f"memory: quarter corpus peak {memory['quarter']['peak_rss_mb']} MB, full corpus {memory['full']['peak_rss_mb']} MB")
     load_after = os.getloadavg()
     results = {
         "benchmark": "near-duplicate detection, word 5-gram Jaccard >= 0.8",
@@ -552,10 +576,13 @@ def main() -> None:
                    "sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("*.jsonl")))).hexdigest()[:16]},
         "ground_truth": {k: v for k, v in truth.items() if k != "clusters"} | {"documents_in_clusters": len(truth["clusters"])},
         "systems": systems,
+        "memory_scaling": memory,
     }
     if "datatrove_minhash" in systems:
         results["speedup_vs_datatrove"] = round(systems["datatrove_minhash"]["seconds"] / systems["thresher_minhash"]["seconds"], 2)
-        print(f"speed-up of thresher minhash_dedup over datatrove: {results['speedup_vs_datatrove']}x")
+        results["cpu_ratio_vs_datatrove"] = round(systems["datatrove_minhash"]["cpu_seconds"] / systems["thresher_minhash"]["cpu_seconds"], 2)
+        print(f"speed-up of thresher minhash_dedup over datatrove: {results['speedup_vs_datatrove']}x wall time, "
+              f"{results['cpu_ratio_vs_datatrove']}x CPU time")
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -315,3 +315,13 @@ def test_near_dedup_recipe_composes_with_its_stages():
     cfg = compose(["pipeline=near_dedup", "input.paths=[x]", "output.dir=y"])
     assert list(cfg.stages) == ["exact_dedup", "minhash_dedup"]
     assert cfg.stages.minhash_dedup.threshold == 0.8 and cfg.stages.minhash_dedup.ngram == 5
+
+
+def test_nothing_to_deduplicate_still_completes(tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "tiny"}, {"text": "tiny"}, {"text": None}])
+    manifest = curate(path, tmp_path / "out", "pipeline=clean", "+stage@stages.minhash_dedup=minhash_dedup")
+    assert manifest["rows"] == 0 and manifest["quarantined"] == 1
+    assert manifest["stages"][-1]["details"]["documents"] == 0
+    manifest = curate(path, tmp_path / "unique", "pipeline=near_dedup")
+    assert manifest["rows"] == 1 and manifest["stages"][0]["dropped"] == {"exact_duplicate": 1}
+    assert manifest["stages"][1]["details"]["clusters"] == 0

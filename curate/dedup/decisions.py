@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ROW_MASK = np.int64(0xFFFFFFFF)
 DECISIONS = pa.schema([("row", pa.int64()), ("cluster", pa.string()), ("size", pa.int64()), ("drop", pa.bool_())])
@@ -54,9 +55,12 @@ class TaskDecisions:
             self.size = np.zeros(0, np.int64)
             self.drop = np.zeros(0, bool)
 
-    def lookup(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(index into this task's decisions, whether the row is a cluster member) per row."""
+    def annotate(self, rows: np.ndarray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+        """Per row of this task: its cluster (null if none), the cluster size (1 if none), and
+        whether it is dropped."""
         if len(self.rows) == 0:
-            return np.zeros(len(rows), np.int64), np.zeros(len(rows), bool)
+            return pa.nulls(len(rows), pa.string()), np.ones(len(rows), np.int64), np.zeros(len(rows), bool)
         index = np.minimum(np.searchsorted(self.rows, rows), len(self.rows) - 1)
-        return index, self.rows[index] == rows
+        member = self.rows[index] == rows
+        cluster = pc.if_else(pa.array(member), self.cluster.take(pa.array(index)), pa.scalar(None, pa.string()))
+        return cluster, np.where(member, self.size[index], 1), member & self.drop[index]
