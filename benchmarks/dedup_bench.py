@@ -300,14 +300,28 @@ def ground_truth(work: Path, folder: Path) -> dict:
 # Running the systems
 
 
+def anonymous_rss(pid: int) -> int:
+    """A process's anonymous resident memory (RSS without memory-mapped files), from /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class Monitor:
     """Samples a process and its children every 50 ms: peak RSS of the whole tree, of the root
-    process (Thresher's driver, which runs resolve) and of the largest child; CPU seconds (user +
-    system) summed over every process seen (a process's last 50 ms may be missed)."""
+    process (Thresher's driver, which runs resolve) and of the largest child, and the largest
+    anonymous RSS of any one process (RSS also counts pages of memory-mapped files, which are
+    page cache the kernel can drop); CPU seconds (user + system) summed over every process seen
+    (a process's last 50 ms may be missed)."""
 
     def __init__(self, pid: int):
         self.process = psutil.Process(pid)
-        self.total = self.root = self.child = 0
+        self.total = self.root = self.child = self.anon = 0
         self.cpu: dict[int, float] = {}
         self.running = True
         self.thread = threading.Thread(target=self.sample, daemon=True)
@@ -328,6 +342,7 @@ class Monitor:
                     continue
                 self.cpu[proc.pid] = times.user + times.system
                 sizes.append(rss)
+                self.anon = max(self.anon, anonymous_rss(proc.pid))
                 if proc.pid == self.process.pid:
                     self.root = max(self.root, rss)
                 else:
@@ -354,7 +369,7 @@ def timed(command: list[str], log: Path) -> dict:
     mb = lambda n: round(n / 2**20, 1)  # noqa: E731
     return {"seconds": round(seconds, 2), "cpu_seconds": round(sum(monitor.cpu.values()), 2),
             "peak_rss_mb": mb(monitor.total), "peak_rss_main_process_mb": mb(monitor.root),
-            "peak_rss_largest_child_mb": mb(monitor.child)}
+            "peak_rss_largest_child_mb": mb(monitor.child), "peak_anonymous_rss_one_process_mb": mb(monitor.anon)}
 
 
 def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) -> dict:
@@ -557,11 +572,12 @@ def main() -> None:
     quarter_mb = sum(len(row["text"].encode()) for _, row in corpus_rows(quarter)) / 1e6
     memory = {
         "quarter": {"documents": quarter_docs, "text_mb": round(quarter_mb, 2),
-                    **{k: quarter_result[k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb")}},
+                    **{k: quarter_result[k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb", "peak_anonymous_rss_one_process_mb")}},
         "full": {"documents": documents, "text_mb": round(text_bytes / 1e6, 2),
-                 **{k: systems["thresher_minhash"][k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb")}},
+                 **{k: systems["thresher_minhash"][k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb", "peak_anonymous_rss_one_process_mb")}},
     }
-    print(f"memory: quarter corpus peak {memory['quarter']['peak_rss_mb']} MB, full corpus {memory['full']['peak_rss_mb']} MB")
+    print("memory (MB), quarter -> full corpus: " + ", ".join(
+        f"{key} {memory['quarter'][key]} -> {memory['full'][key]}" for key in memory["full"] if key.startswith("peak")))
     load_after = os.getloadavg()
     results = {
         "benchmark": "near-duplicate detection, word 5-gram Jaccard >= 0.8",
@@ -583,7 +599,7 @@ def main() -> None:
         results["cpu_ratio_vs_datatrove"] = round(systems["datatrove_minhash"]["cpu_seconds"] / systems["thresher_minhash"]["cpu_seconds"], 2)
         print(f"speed-up of thresher minhash_dedup over datatrove: {results['speedup_vs_datatrove']}x wall time, "
               f"{results['cpu_ratio_vs_datatrove']}x CPU time")
-    if not args.quick:
+    if not args.quick and not args.skip_datatrove:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {RESULTS}")

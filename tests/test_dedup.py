@@ -268,7 +268,7 @@ def test_killed_during_the_apply_pass_resumes_to_the_same_shards(tmp_path):
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
     apply_markers = out / "_work" / "pass-1"
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while time.time() < deadline and len(list(apply_markers.glob("task-*.json"))) < 3:
         time.sleep(0.002)
     os.killpg(process.pid, signal.SIGKILL)

@@ -22,8 +22,8 @@ from scipy.sparse.csgraph import connected_components
 MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
 from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path, write_arrow
 
-# Candidate pairs verified per chunk: bounds the memory of the shingle gather.
-VERIFY_CHUNK = 1 << 24
+# Shingles gathered per chunk of candidate pairs: bounds the memory of verification (~8 bytes each).
+VERIFY_CHUNK = 1 << 20
 
 
 def read_columns(files: list[Path], columns: list[str]) -> pa.Table:
@@ -35,6 +35,22 @@ def read_columns(files: list[Path], columns: list[str]) -> pa.Table:
     if not tables:
         return pa.table({c: pa.array([], pa.null()) for c in columns})
     return pa.concat_tables(tables)
+
+
+def take_rows(files: list[Path], columns: list[str], rows: np.ndarray) -> pa.Table:
+    """The given columns of the given global rows (sorted), gathered one scan file at a time, so
+    that only the selected rows are ever copied."""
+    parts, start = [], 0
+    for path in files:
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_stream(source).read_all().select(columns)
+        lo, hi = np.searchsorted(rows, [start, start + table.num_rows])
+        if hi > lo:
+            parts.append(table.take(pa.array(rows[lo:hi] - start)))
+        start += table.num_rows
+    if not parts:
+        return read_columns(files[:1], columns).slice(0, 0)
+    return pa.concat_tables(parts)
 
 
 def band_pairs(files: list[Path], band_columns: list[str]) -> np.ndarray:
@@ -154,7 +170,7 @@ def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priorit
     order = np.argsort(rows, kind="stable")
     rows, labels = rows[order], labels[order]
     columns = ["position", "id", "source"] + (["priority"] if by_priority else [])
-    info = pl.from_arrow(read_columns(files, columns).take(pa.array(rows)))
+    info = pl.from_arrow(take_rows(files, columns, rows))
     frame = info.with_columns(row=pl.Series(rows, dtype=pl.Int64), label=pl.Series(labels, dtype=pl.Int64))
     ranking = (["priority"] if by_priority else []) + ["row"]
     keepers = (

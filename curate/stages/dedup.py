@@ -32,6 +32,8 @@ from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_r
 
 KEEP_POLICIES = ("first", "longest", "highest", "lowest")
 SAMPLE_TEXT_CHARS = 2000
+# Shingles read per chunk of candidate pairs when verifying (4 bytes each).
+VERIFY_SHINGLES = 1 << 20
 
 
 @dataclass
@@ -311,12 +313,27 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         return nodes, labels, details
 
     def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray | None:
-        """True Jaccard similarity of the pairs' shingle sets (read only for the rows in pairs)."""
-        from curate.dedup.clusters import jaccard, read_columns
+        """True Jaccard similarity of the pairs' shingle sets.
+
+        Pairs are checked in chunks holding at most VERIFY_SHINGLES shingles, and only those
+        documents' shingle sets are read, so memory stays bounded however many pairs there are.
+        """
+        from curate.dedup.clusters import jaccard, read_columns, take_rows
 
         if not self.verify:
             return None
-        needed = sorted_unique(pairs.ravel())
-        lists = read_columns(files, ["shingles"]).column("shingles").take(pa.array(needed)).combine_chunks()
-        offsets = lists.offsets.to_numpy().astype(np.int64)
-        return jaccard(lists.flatten().to_numpy(), offsets - offsets[0], np.searchsorted(needed, pairs))
+        sizes = read_columns(files, ["n_shingles"]).column("n_shingles").to_numpy().astype(np.int64)
+        done = np.cumsum(sizes[pairs[:, 0]] + sizes[pairs[:, 1]])
+        result = np.zeros(len(pairs))
+        start = 0
+        while start < len(pairs):
+            before = done[start - 1] if start else 0
+            stop = max(start + 1, int(np.searchsorted(done, before + VERIFY_SHINGLES, side="right")))
+            chunk = pairs[start:stop]
+            needed = sorted_unique(chunk.ravel())
+            lists = take_rows(files, ["shingles"], needed).column("shingles").combine_chunks()
+            offsets = lists.offsets.to_numpy().astype(np.int64)
+            result[start:stop] = jaccard(lists.flatten().to_numpy(), offsets - offsets[0],
+                                         np.searchsorted(needed, chunk))
+            start = stop
+        return result
