@@ -1,14 +1,16 @@
 """Text normalisation and n-gram shingles, vectorised over a whole record batch.
 
 Normalisation costs a few passes over a batch's bytes, not a Python call per character: ASCII
-case and punctuation are one `bytes.translate` over the batch's UTF-8 buffer, and only rows with
-non-ASCII characters go through Unicode normalisation (Python's `unicodedata`, skipped when the
-text is already normalised), Unicode lower-casing and a Unicode punctuation regex (Arrow). Shingles are hashed without a Python call per
-shingle: each distinct word of the batch is hashed once with xxh3-64, and the n-gram hash is an
-order-sensitive combination of its words' hashes (`sum_k word_hash[i+k] * MULTIPLIERS[k]`
-modulo 2^64, then the splitmix64 finaliser), computed with numpy over the whole batch.
-`shingle_hash_reference` is the same function written plainly, one shingle at a time: tests
-check the two agree, and datasketch uses it as its `hashfunc` in the bit-identity test.
+case and punctuation are one `bytes.translate` over the batch's UTF-8 buffer, and only rows
+with non-ASCII characters go through Unicode normalisation (Python's `unicodedata`, skipped when
+the text is already normalised), Unicode lower-casing and a Unicode punctuation regex (Arrow).
+
+Shingles are hashed without a Python call per shingle: each distinct word of the batch is
+hashed once with xxh3-64, and the n-gram hash is an order-sensitive combination of its words'
+hashes (`sum_k word_hash[i+k] * multipliers[k]` modulo 2^64, then the splitmix64 finaliser),
+computed with numpy over the whole batch. `shingle_hash_reference` is the same function written
+plainly, one shingle at a time: tests check the two agree, and datasketch uses it as its
+`hashfunc` in the bit-identity test.
 """
 
 from __future__ import annotations
