@@ -19,9 +19,10 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
 from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path, write_arrow
+from curate.dedup.minhash import sorted_unique
 
+MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
 # Shingles gathered per chunk of candidate pairs: bounds the memory of verification (~8 bytes each).
 VERIFY_CHUNK = 1 << 20
 
@@ -75,7 +76,11 @@ def band_pairs(files: list[Path], band_columns: list[str]) -> np.ndarray:
             found.append(pairs.to_numpy())
     if not found:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.concatenate(found), axis=0)
+    # Unique pairs, sorted, through one 64-bit key per pair (global rows are < 2^32: polars'
+    # row index is 32-bit).
+    pairs = np.concatenate(found).astype(np.uint64)
+    keys = sorted_unique((pairs[:, 0] << np.uint64(32)) | pairs[:, 1])
+    return np.stack([keys >> np.uint64(32), keys & np.uint64(0xFFFFFFFF)], axis=1).astype(np.int64)
 
 
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -118,8 +123,8 @@ def components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Connected components of the pair graph: (nodes, label of each node), labels 0..k-1."""
     if len(pairs) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    nodes, inverse = np.unique(pairs, return_inverse=True)
-    inverse = inverse.reshape(pairs.shape)
+    nodes = sorted_unique(pairs.ravel())
+    inverse = np.searchsorted(nodes, pairs)
     graph = coo_matrix((np.ones(len(pairs), np.int8), (inverse[:, 0], inverse[:, 1])),
                        shape=(len(nodes), len(nodes))).tocsr()
     _, labels = connected_components(graph, directed=False)
