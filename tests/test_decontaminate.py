@@ -92,3 +92,5 @@ def test_plain_text_evaluation_files_and_missing_options(tmp_path, benchmark):
         curate(data, tmp_path / "missing", "+stage@stages.decontaminate=decontaminate")
     with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: '.*nowhere.jsonl' does not exist"):
         run(tmp_path, "bad", tmp_path / "nowhere.jsonl", data)
+    with pytest.raises(ConfigError, match=r"eval_fields: none of questoin holds text .*\(fields found: answer, question\)"):
+        run(tmp_path, "typo", benchmark[0], data, "stages.decontaminate.eval_fields=[questoin]")

@@ -325,3 +325,13 @@ def test_nothing_to_deduplicate_still_completes(tmp_path):
     manifest = curate(path, tmp_path / "unique", "pipeline=near_dedup")
     assert manifest["rows"] == 1 and manifest["stages"][0]["dropped"] == {"exact_duplicate": 1}
     assert manifest["stages"][1]["details"]["clusters"] == 0
+
+
+def test_cluster_columns_can_be_left_out(tmp_path):
+    text = base_texts(1, words=50)[0]
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}, {"id": "b", "text": text + " more"}])
+    manifest = curate(path, tmp_path / "out", "pipeline=near_dedup", "stages.exact_dedup.cluster_columns=false",
+                      "stages.minhash_dedup.cluster_columns=false")
+    assert [f["name"] for f in manifest["schema"]] == ["id", "text", "source", "meta"]
+    assert read_dataset(tmp_path / "out").column("id").to_pylist() == ["a"]
+    assert read_dataset(tmp_path / "out", "rejects").column("drop_reason").to_pylist() == ["near_duplicate"]

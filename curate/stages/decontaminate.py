@@ -24,20 +24,23 @@ ACTIONS = ("drop", "flag", "cut")
 RAW_TOKEN = re.compile(r"\S+")
 
 
-def eval_texts(paths: list[str], fields: list[str]) -> list[str]:
-    """Every string found under `fields` in the records of the evaluation files (lists are flattened)."""
+def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]]:
+    """Every string found under `fields` in the records of the evaluation files (lists are
+    flattened), and the top-level fields the records have."""
     from curate.readers.formats import FORMATS, Problem
     from curate.readers.sources import expand_paths, open_decompressed
     from curate.records import get_field
 
     files, _ = expand_paths(paths)
     texts: list[str] = []
+    seen: set[str] = set()
     for file in files:
         with open(file.path, "rb") as handle:
             stream = open_decompressed(handle, file.path.name)
             for item in FORMATS[file.format](stream, file.label, text_unit="line"):
                 if isinstance(item, Problem):
                     continue  # a malformed evaluation record cannot contaminate anything
+                seen.update(item.record)
                 for name in fields:
                     try:
                         value = get_field(item.record, name)
@@ -45,7 +48,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> list[str]:
                         continue
                     values = value if isinstance(value, list) else [value]
                     texts += [v for v in values if isinstance(v, str) and v.strip()]
-    return texts
+    return texts, seen
 
 
 @dataclass
@@ -94,12 +97,16 @@ class Decontaminate(TextNormalization, FilterStage):
             expand_paths(list(self.eval_paths))
         except ConfigError as error:
             raise ValueError(f"eval_paths: {str(error).split(': ', 1)[-1]}") from None
+        # A misspelt field would silently match nothing: fail now, naming the fields found.
+        texts, seen = eval_texts(list(self.eval_paths), list(self.eval_fields))
+        if not texts:
+            raise ValueError(f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
+                             f"files (fields found: {', '.join(sorted(seen)) or 'none'})")
 
     def setup(self) -> None:
-        texts = eval_texts(list(self.eval_paths), list(self.eval_fields))
+        texts, _ = eval_texts(list(self.eval_paths), list(self.eval_fields))
         shingles = word_shingles(self.normalize(pa.array(texts, pa.string()), split_words=True), self.ngram)
-        self._table = np.unique(shingles.hashes)
-        self.eval_examples = len(texts)
+        self._table = np.sort(shingles.hashes)  # duplicates are harmless to the search
 
     def matches(self, hashes: np.ndarray) -> np.ndarray:
         """Whether each n-gram hash is one of the evaluation sets'."""
