@@ -43,14 +43,18 @@ def png(figure) -> str:
 
 
 def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
-    batches, rows = [], 0
+    """Up to `limit` rows of the shards as one table. Rejects of different stages carry different
+    columns (each stage's own annotations): missing columns become nulls."""
+    tables, rows = [], 0
     for shard in shards:
         for batch in iter_shard(folder / shard["path"]):
-            batches.append(batch)
+            tables.append(pa.Table.from_batches([batch]))
             rows += batch.num_rows
             if rows >= limit:
-                return pa.Table.from_batches(batches)
-    return pa.Table.from_batches(batches) if batches else None
+                break
+        if rows >= limit:
+            break
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def numeric_columns(table: pa.Table) -> list[str]:
@@ -152,6 +156,54 @@ def rejected_samples(folder: Path, manifest: dict, per_reason: int = 3) -> list[
     return groups
 
 
+def size_plot(histogram: dict[str, int]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 2.4))
+    axis.bar(list(histogram), list(histogram.values()), color="#4c72b0")
+    axis.set_xlabel("documents per cluster")
+    axis.set_ylabel("clusters")
+    axis.set_yscale("log")
+    return png(figure)
+
+
+def duplicate_clusters(folder: Path, manifest: dict) -> list[dict]:
+    """Per dedup stage: its summary, cluster sizes, removals per source and sample clusters.
+
+    Sample clusters come from `stages/<stage>/clusters.arrow` (members, written by the stage's
+    resolve) and `stages/<stage>/samples/*.arrow` (their text, written as the stage applied).
+    """
+    sections = []
+    for stage in manifest["stages"]:
+        details = stage.get("details") or {}
+        if "cluster_sizes" not in details:
+            continue
+        keep = folder / "stages" / stage["name"]
+        texts: dict[int, str] = {}
+        for part in sorted((keep / "samples").glob("*.arrow")):
+            for batch in iter_shard(part):
+                texts.update(zip(batch.column("position").to_pylist(), batch.column("text").to_pylist()))
+        clusters: dict[int, dict] = {}
+        if (keep / "clusters.arrow").is_file():
+            for batch in iter_shard(keep / "clusters.arrow"):
+                for row in batch.to_pylist():
+                    cluster = clusters.setdefault(row["sample"], {"id": row["cluster"], "size": row["size"], "members": []})
+                    cluster["members"].append({**row, "text": shorten(texts.get(row["position"], ""))})
+        by_source = details.get("documents_by_source", {})
+        removed = details.get("removed_by_source", {})
+        sources = [{"source": name, "documents": count, "removed": removed.get(name, 0),
+                    "share": removed.get(name, 0) / count if count else 0.0} for name, count in by_source.items()]
+        sections.append({
+            "name": stage["name"], "details": details, "sources": sources,
+            "sizes": size_plot(details["cluster_sizes"]) if details["cluster_sizes"] else None,
+            "clusters": [clusters[k] for k in sorted(clusters)],
+        })
+    return sections
+
+
 def write_report(folder: str | Path, manifest: dict | None = None) -> Path:
     folder = Path(folder)
     manifest = manifest or read_manifest(folder)
@@ -163,6 +215,7 @@ def write_report(folder: str | Path, manifest: dict | None = None) -> Path:
         kept=sample_rows(folder, manifest["shards"], 5),
         rejected=rejected_samples(folder, manifest),
         quarantined=sample_rows(folder, manifest["quarantine"], 10),
+        duplicates=duplicate_clusters(folder, manifest),
     )
     path = folder / "report.html"
     path.write_text(html)

@@ -1,0 +1,166 @@
+"""Decontamination: find training documents that contain long n-grams of evaluation sets.
+
+Evaluation files are read once per worker (`setup`) with Thresher's own readers (jsonl, json,
+parquet, arrow, text: one example per line, compressed or not); the word n-grams of the chosen
+fields are hashed (64-bit) into a sorted table. Each batch's documents are normalised and cut
+into n-grams the same way, and looked up in the table with one vectorised search.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.dedup.text import TextNormalization, hash_strings, ngram_hashes, split_words, word_shingles
+from curate.errors import ConfigError
+from curate.stages.base import FilterStage, RowResult, split_by_reason, with_columns
+
+ACTIONS = ("drop", "flag", "cut")
+RAW_TOKEN = re.compile(r"\S+")
+
+
+def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]]:
+    """Every string found under `fields` in the records of the evaluation files (lists are
+    flattened), and the top-level fields the records have."""
+    from curate.readers.formats import FORMATS, Problem
+    from curate.readers.sources import expand_paths, open_decompressed
+    from curate.records import get_field
+
+    files, _ = expand_paths(paths)
+    texts: list[str] = []
+    seen: set[str] = set()
+    for file in files:
+        with open(file.path, "rb") as handle:
+            stream = open_decompressed(handle, file.path.name)
+            for item in FORMATS[file.format](stream, file.label, text_unit="line"):
+                if isinstance(item, Problem):
+                    continue  # a malformed evaluation record cannot contaminate anything
+                seen.update(item.record)
+                for name in fields:
+                    try:
+                        value = get_field(item.record, name)
+                    except KeyError:
+                        continue
+                    values = value if isinstance(value, list) else [value]
+                    texts += [v for v in values if isinstance(v, str) and v.strip()]
+    return texts, seen
+
+
+@dataclass
+class Decontaminate(TextNormalization, FilterStage):
+    """Drop (or flag, or cut) documents sharing a word n-gram with evaluation sets given as files.
+
+    Defaults: 13-grams (GPT-3, Brown et al. 2020; NeMo Curator's `max_ngram_size`; datatrove
+    uses 12) over text normalised as for `minhash_dedup` (NFKC, lowercase, punctuation and
+    symbols removed). An evaluation example shorter than `ngram` words is matched as a whole
+    (only by a document made of exactly those words). `eval_fields` are the fields of each
+    evaluation record to take n-grams from (`text` for plain text files, one example per line).
+    Score column: `contaminated_ngrams`, the number of the document's n-grams found in the
+    evaluation sets. `action`: `drop` (datatrove's behaviour: drop as `contaminated`), `flag`
+    (keep, score only), or `cut` (NeMo Curator's: remove each matching span widened by
+    `cut_margin_chars`=200 characters each side; keep the remaining pieces of at least
+    `min_doc_chars`=200 characters, joined by a blank line; drop the document if none is left
+    (`contaminated`) or if it has more than `max_splits`=10 spans (`contaminated_too_many_spans`)).
+    """
+
+    config_name: ClassVar[str] = "decontaminate"
+    provides: ClassVar[dict[str, pa.DataType]] = {"contaminated_ngrams": pa.int32()}
+
+    eval_paths: list[str] = field(kw_only=True)  # evaluation files, folders or globs (required)
+    eval_fields: list[str] = field(default_factory=lambda: ["text"])
+    ngram: int = 13
+    action: str = "drop"  # drop | flag | cut
+    min_doc_chars: int = 200  # cut: pieces shorter than this are discarded
+    cut_margin_chars: int = 200  # cut: characters removed on each side of a matching span
+    max_splits: int = 10  # cut: more contaminated spans than this drops the document
+
+    def validate(self) -> None:
+        from curate.readers.sources import expand_paths
+
+        self.validate_normalization()
+        if self.action not in ACTIONS:
+            raise ValueError(f"action: must be one of {', '.join(ACTIONS)}")
+        if self.ngram < 1:
+            raise ValueError("ngram: must be >= 1")
+        if not self.eval_paths:
+            raise ValueError("eval_paths: give at least one evaluation file")
+        if not self.eval_fields:
+            raise ValueError("eval_fields: give at least one field")
+        if min(self.min_doc_chars, self.cut_margin_chars, self.max_splits) < 0:
+            raise ValueError("min_doc_chars: min_doc_chars, cut_margin_chars and max_splits must be >= 0")
+        try:
+            expand_paths(list(self.eval_paths))
+        except ConfigError as error:
+            raise ValueError(f"eval_paths: {str(error).split(': ', 1)[-1]}") from None
+        # A misspelt field would silently match nothing: fail now, naming the fields found.
+        texts, seen = eval_texts(list(self.eval_paths), list(self.eval_fields))
+        if not texts:
+            raise ValueError(f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
+                             f"files (fields found: {', '.join(sorted(seen)) or 'none'})")
+
+    def setup(self) -> None:
+        texts, _ = eval_texts(list(self.eval_paths), list(self.eval_fields))
+        shingles = word_shingles(self.normalize(pa.array(texts, pa.string()), split_words=True), self.ngram)
+        self._table = np.sort(shingles.hashes)  # duplicates are harmless to the search
+
+    def matches(self, hashes: np.ndarray) -> np.ndarray:
+        """Whether each n-gram hash is one of the evaluation sets'."""
+        if len(self._table) == 0 or len(hashes) == 0:
+            return np.zeros(len(hashes), bool)
+        index = np.minimum(np.searchsorted(self._table, hashes), len(self._table) - 1)
+        return self._table[index] == hashes
+
+    def score(self, batch: pa.RecordBatch) -> dict[str, Any]:
+        shingles = word_shingles(self.normalize(batch.column("text"), split_words=True), self.ngram)
+        doc = np.repeat(np.arange(batch.num_rows), shingles.counts)
+        found = np.bincount(doc, weights=self.matches(shingles.hashes), minlength=batch.num_rows)
+        return {"contaminated_ngrams": found.astype(np.int32)}
+
+    def decide(self, batch: pa.RecordBatch) -> pa.Array:
+        if self.action == "flag":
+            return pa.nulls(batch.num_rows, pa.string())
+        found = pc.greater(batch.column("contaminated_ngrams"), 0)
+        return pc.if_else(found, pa.scalar("contaminated"), pa.scalar(None, pa.string()))
+
+    def process(self, batch: pa.RecordBatch) -> RowResult:
+        if self.action != "cut":
+            return super().process(batch)
+        batch = with_columns(batch, self.score(batch), self.provides)
+        texts = batch.column("text").to_pylist()
+        reasons: list[str | None] = [None] * batch.num_rows
+        for row in np.flatnonzero(batch.column("contaminated_ngrams").to_numpy() > 0).tolist():
+            texts[row], reasons[row] = self.cut(texts[row])
+        index = batch.schema.get_field_index("text")
+        batch = batch.set_column(index, batch.schema.field(index), pa.array(texts, pa.string()))
+        return split_by_reason(batch, reasons)
+
+    def cut(self, text: str) -> tuple[str, str | None]:
+        """The text without its contaminated spans (NeMo Curator's rule), or the reason it is dropped."""
+        raw = [(m.start(), m.end()) for m in RAW_TOKEN.finditer(text)]
+        # Normalise each whitespace-separated token alone: its words are the document's words,
+        # and each word knows the token (so the characters) it came from.
+        words, offsets = split_words(self.normalize(pa.array([text[s:e] for s, e in raw], pa.string()),
+                                                    split_words=True))
+        token_of = np.repeat(np.arange(len(raw)), np.diff(offsets))
+        shingles = ngram_hashes(hash_strings(words), np.array([0, len(words)]), self.ngram)
+        hits = np.flatnonzero(self.matches(shingles.hashes))
+        last_word = np.minimum(hits + self.ngram - 1, len(words) - 1)
+        spans = []
+        for first, last in zip(token_of[hits].tolist(), token_of[last_word].tolist()):
+            start = max(0, raw[first][0] - self.cut_margin_chars)
+            end = min(len(text), raw[last][1] + self.cut_margin_chars)
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        if len(spans) > self.max_splits:
+            return text, "contaminated_too_many_spans"
+        bounds = [0] + [b for span in spans for b in span] + [len(text)]
+        pieces = [text[bounds[i]:bounds[i + 1]].strip() for i in range(0, len(bounds), 2)]
+        kept = [piece for piece in pieces if len(piece) >= self.min_doc_chars]
+        return ("\n\n".join(kept), None) if kept else (text, "contaminated")

@@ -1,0 +1,96 @@
+"""Decontamination against evaluation sets given as files: n-grams planted from a real benchmark
+(GSM8K questions) are found through case and punctuation changes; shorter overlaps are not."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from conftest import curate, read_dataset, write_jsonl
+from curate.errors import ConfigError
+from test_dedup import base_texts
+
+
+@pytest.fixture
+def benchmark(shared_data, tmp_path):
+    """A few GSM8K questions and answers as an evaluation file (jsonl with two fields)."""
+    with gzip.open(shared_data / "alpacadatacleaned_extensions" / "gsm_8k_train.json.gz", "rt") as handle:
+        records = json.load(handle)[:50]
+    rows = [{"question": r["instruction"], "answer": r["output"]} for r in records]
+    return write_jsonl(tmp_path / "eval" / "gsm8k.jsonl", rows), rows
+
+
+def training_corpus(tmp_path, question: str):
+    words = question.split()
+    assert len(words) >= 20
+    filler = base_texts(6, words=120, seed=4)
+    planted = " ".join(words[2:16]).upper().replace(" ", " , ")  # 14 words, other case and punctuation
+    near_miss = " ".join(words[2:14])  # 12 words: below a 13-gram
+    rows = [
+        {"id": "clean", "text": filler[0]},
+        {"id": "contaminated", "text": filler[1] + " " + planted + " " + filler[2]},
+        {"id": "near-miss", "text": filler[3] + " " + near_miss + " " + filler[4]},
+        {"id": "mostly-benchmark", "text": "Solve: " + question},
+    ]
+    return write_jsonl(tmp_path / "train.jsonl", rows), filler, planted
+
+
+def run(tmp_path, name, eval_file, data, *options):
+    return curate(data, tmp_path / name, "pipeline=clean", "~stages.normalize", "~stages.length_filter",
+                  "+stage@stages.decontaminate=decontaminate", f"stages.decontaminate.eval_paths=[{eval_file}]",
+                  "stages.decontaminate.eval_fields=[question,answer]", *options)
+
+
+def test_documents_sharing_a_benchmark_13_gram_are_dropped(tmp_path, benchmark):
+    eval_file, rows = benchmark
+    data, _, _ = training_corpus(tmp_path, rows[7]["question"])
+    manifest = run(tmp_path, "drop", eval_file, data)
+    kept = read_dataset(tmp_path / "drop")
+    rejects = read_dataset(tmp_path / "drop", "rejects")
+    assert sorted(kept.column("id").to_pylist()) == ["clean", "near-miss"]
+    assert sorted(rejects.column("id").to_pylist()) == ["contaminated", "mostly-benchmark"]
+    scores = dict(zip(rejects.column("id").to_pylist(), rejects.column("contaminated_ngrams").to_pylist()))
+    assert scores["contaminated"] == 2  # 14 planted words hold two 13-grams
+    assert manifest["stages"][0]["dropped"] == {"contaminated": 2}
+
+
+def test_flag_keeps_everything_with_a_score(tmp_path, benchmark):
+    eval_file, rows = benchmark
+    data, _, _ = training_corpus(tmp_path, rows[7]["question"])
+    run(tmp_path, "flag", eval_file, data, "stages.decontaminate.action=flag")
+    kept = read_dataset(tmp_path / "flag")
+    scores = dict(zip(kept.column("id").to_pylist(), kept.column("contaminated_ngrams").to_pylist()))
+    assert scores["clean"] == scores["near-miss"] == 0 and scores["contaminated"] == 2
+    assert scores["mostly-benchmark"] > 0
+
+
+def test_cut_removes_the_span_and_drops_what_is_too_short(tmp_path, benchmark):
+    eval_file, rows = benchmark
+    data, filler, planted = training_corpus(tmp_path, rows[7]["question"])
+    run(tmp_path, "cut", eval_file, data, "stages.decontaminate.action=cut")
+    kept = {r["id"]: r["text"] for r in read_dataset(tmp_path / "cut").to_pylist()}
+    assert set(kept) == {"clean", "near-miss", "contaminated"}
+    text = kept["contaminated"]
+    assert planted not in text and "\n\n" in text
+    assert text.startswith(filler[1][:100]) and text.endswith(filler[2][-100:])
+    assert len(text) < len(filler[1]) + len(filler[2])  # 200 characters removed on each side
+    rejects = read_dataset(tmp_path / "cut", "rejects")
+    assert rejects.column("id").to_pylist() == ["mostly-benchmark"]
+    assert rejects.column("drop_reason").to_pylist() == ["contaminated"]
+
+
+def test_plain_text_evaluation_files_and_missing_options(tmp_path, benchmark):
+    _, rows = benchmark
+    text_file = tmp_path / "eval.txt"
+    text_file.write_text("\n".join(r["question"] for r in rows) + "\n")
+    data, _, _ = training_corpus(tmp_path, rows[7]["question"])
+    run(tmp_path, "text", text_file, data, "stages.decontaminate.eval_fields=[text]")
+    assert sorted(read_dataset(tmp_path / "text").column("id").to_pylist()) == ["clean", "near-miss"]
+    with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: required value is missing"):
+        curate(data, tmp_path / "missing", "+stage@stages.decontaminate=decontaminate")
+    with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: '.*nowhere.jsonl' does not exist"):
+        run(tmp_path, "bad", tmp_path / "nowhere.jsonl", data)
+    with pytest.raises(ConfigError, match=r"eval_fields: none of questoin holds text .*\(fields found: answer, question\)"):
+        run(tmp_path, "typo", benchmark[0], data, "stages.decontaminate.eval_fields=[questoin]")
