@@ -530,8 +530,14 @@ def resolve(plan: Plan, layout: Layout, stage: GlobalStage, done: dict[int, dict
         return json.loads(marker.read_text())
     scan_files = [Path(done[t]["scan_file"]) for t in sorted(done) if done[t]["scan_file"]]
     state = WorkerState(worker_payload(plan, layout, n_workers))
-    stage.setup()
-    summary = stage.resolve(state.global_context(stage, scan_files)) or {}
+    try:
+        stage.setup()
+        summary = stage.resolve(state.global_context(stage, scan_files)) or {}
+    except ThresherError:
+        raise
+    except Exception as error:  # a bug or a stage failure: one line, the traceback in the error log
+        raise TaskFailed(f"stage {stage.name} failed while resolving: {type(error).__name__}: {error}",
+                         traceback.format_exc()) from None
     write_json_atomic(marker, summary)
     return summary
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +20,8 @@ import pyarrow as pa
 import pytest
 
 from conftest import REPO, curate, read_dataset, write_jsonl
-from curate.errors import OutputError
+from curate.errors import OutputError, ThresherError
+from curate.stages.base import GlobalStage
 
 
 def corpus(folder: Path, files: int = 40, lines: int = 60) -> Path:
@@ -137,3 +139,29 @@ def test_shards_open_with_datasets_polars_and_pyarrow(tmp_path):
     assert len(from_file) == len(loaded) == frame.height == table.num_rows == manifest["rows"]
     assert from_file[0]["text"] == loaded[0]["text"] == frame["text"][0] == table.column("text")[0].as_py()
     assert from_file.features["n_chars"].dtype == "int64"
+
+
+
+@dataclass
+class FailingResolve(GlobalStage):
+    """A global stage whose resolve step fails, to test how the engine reports it (defaults: none)."""
+
+    def scan(self, batch, positions):
+        return pa.record_batch({"pos": positions})
+
+    def resolve(self, ctx):
+        raise ValueError("resolve broke on purpose")
+
+
+def test_a_failing_resolve_is_one_line_with_the_traceback_logged(tmp_path):
+    """A global stage failing in resolve (on the driver) is reported like a worker failure: one line."""
+    from conftest import compose
+    from curate.engine import run
+
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
+    cfg = compose([f"input.paths=['{path}']", f"output.dir='{tmp_path / 'out'}'", "executor.progress=false",
+                   f"+stages.broken={{_target_: {__name__}.FailingResolve}}"])
+    with pytest.raises(ThresherError, match=r"stage broken failed while resolving: ValueError: resolve broke on "
+                                             r"purpose  \(traceback in .*error.log; rerun to resume\)"):
+        run(cfg)
+    assert "Traceback" in (tmp_path / "out" / "_work" / "error.log").read_text()
