@@ -27,7 +27,7 @@ import regex
 # Sentence-ending characters of every script: Unicode's Sentence_Terminal property (the same set
 # spaCy's sentencizer and datatrove use), computed from the Unicode database at import time.
 TERMINAL_PUNCTUATION: frozenset[str] = frozenset(
-    chr(c) for c in range(0x110000) if regex.match(r"\p{Sentence_Terminal}", chr(c))
+    regex.findall(r"\p{Sentence_Terminal}", "".join(map(chr, range(0x110000))))
 )
 
 # Characters that make up "symbol" tokens: ASCII and common Unicode punctuation, control
@@ -283,6 +283,29 @@ def split_words(text: str) -> list[str]:
             append(tokens[0])
         else:
             extend(tokens)
+    return words
+
+
+_WORDS_MEMO: dict[str, list[str]] = {}
+_WORDS_MEMO_LIMIT = 4_000_000  # characters of text whose words are remembered
+_words_memo_chars = 0
+
+
+def words_of(text: str) -> list[str]:
+    """`split_words(text)`, remembered for the most recent texts (do not modify the result).
+
+    Filters that run one after another on the same batch (Gopher repetition, then Gopher quality)
+    split each document once. Memory is bounded: the memo is emptied past a few million characters.
+    """
+    global _words_memo_chars
+    words = _WORDS_MEMO.get(text)
+    if words is None:
+        words = split_words(text)
+        if _words_memo_chars + len(text) > _WORDS_MEMO_LIMIT:
+            _WORDS_MEMO.clear()
+            _words_memo_chars = 0
+        _WORDS_MEMO[text] = words
+        _words_memo_chars += len(text)
     return words
 
 

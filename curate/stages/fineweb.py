@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 
 from curate.stages.base import FilterStage
 from curate.stages.rules import Rule, first_broken
-from curate.text_stats import TERMINAL_PUNCTUATION, duplicates, split_words
+from curate.text_stats import TERMINAL_PUNCTUATION, duplicates, words_of
 
 
 @dataclass
@@ -61,7 +61,7 @@ class FineWebQuality(FilterStage):
             return 0, 0.0, 0.0, 0.0, 0.0
         n = len(lines)
         chars = len(text) - text.count("\n")
-        words = len(split_words(text))
+        words = len(words_of(text))
         return (
             n,
             sum(1 for line in lines if line.endswith(self._stop_chars)) / n,

@@ -22,7 +22,7 @@ from curate.text_stats import (
     duplicates,
     split_lines,
     split_paragraphs,
-    split_words,
+    words_of,
 )
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
@@ -89,7 +89,7 @@ class GopherQuality(FilterStage):
         self._stop_words = frozenset(self.stop_words)
 
     def stats(self, text: str) -> tuple:
-        words = split_words(text)
+        words = words_of(text)
         n_tokens = len(words)
         word_lengths = [len(w) for w in words if w.strip(PUNCTUATION_CHARS)]
         n_words = len(word_lengths)
@@ -180,7 +180,7 @@ class GopherRepetition(FilterStage):
         para_dups, para_chars = duplicates(paragraphs)
         lines = split_lines(text)
         line_dups, line_chars = duplicates(lines)
-        ngrams = NGrams(split_words(text))
+        ngrams = NGrams(words_of(text))
         return (
             para_dups / len(paragraphs),
             para_chars / size,
