@@ -61,16 +61,15 @@ def test_text_without_language(udhr):
 
 
 def test_fasttext_backend_with_a_model_trained_here(udhr, tmp_path):
-    import fasttext
+    from curate.stages.fasttext_quality import train_fasttext
 
     train = tmp_path / "lid.txt"
     with open(train, "w", encoding="utf-8") as handle:
         for lang, lines in udhr.items():
             for line in lines[10:]:
                 handle.write(f"__label__{lang} {line}\n")
-    model = fasttext.train_supervised(str(train), epoch=50, bucket=20_000,
-                                      thread=1, seed=1, verbose=0)
-    model.save_model(str(tmp_path / "lid.bin"))
+    train_fasttext(train, tmp_path / "lid.bin", {"epoch": 50, "lr": 0.1, "bucket": 20_000, "thread": 1, "seed": 1,
+                                                 "verbose": 0})
     stage = LanguageID(backend="fasttext", model_path=str(tmp_path / "lid.bin"), languages=["en", "ru"])
     stage.validate()
     docs = [udhr[lang][2] + "\n" + udhr[lang][3] for lang in UDHR]
