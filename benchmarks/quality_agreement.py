@@ -7,7 +7,10 @@ document of c4_sample, dolma_test_data and dclm_quality_labels (../shared/data),
   mapped to ours);
 - rule by rule: each rule alone (every other rule of the set disabled), in both implementations;
 - C4's rewritten text, for documents both keep;
-- the whole `web_heuristics` chain (Gopher repetition, Gopher quality, C4, FineWeb).
+- the whole `web_heuristics` chain (Gopher repetition, Gopher quality, C4, FineWeb);
+- a threshold sweep: each numeric rule alone at the 10th, 50th and 90th percentiles of its
+  score on these documents (so that every rule fires on a real share of them, boundaries
+  included), in both implementations.
 Disagreeing documents are listed (id, both reasons, the score) in the JSON for inspection.
 
     python benchmarks/quality_agreement.py [--out benchmarks/results/quality_agreement.json]
@@ -226,6 +229,108 @@ def chain(docs, stages_dt, stages_ours) -> dict:
     return result
 
 
+# rule -> (our stage class, our option, datatrove filter class, datatrove option, our score column)
+SWEEP = [
+    ("gopher_short_doc", "GopherQuality", "min_doc_words", "GopherQualityFilter", "min_doc_words", "gopher_words", int),
+    ("gopher_long_doc", "GopherQuality", "max_doc_words", "GopherQualityFilter", "max_doc_words", "gopher_words", int),
+    ("gopher_short_words", "GopherQuality", "min_avg_word_length", "GopherQualityFilter", "min_avg_word_length",
+     "gopher_mean_word_length", float),
+    ("gopher_long_words", "GopherQuality", "max_avg_word_length", "GopherQualityFilter", "max_avg_word_length",
+     "gopher_mean_word_length", float),
+    ("gopher_too_many_hashes", "GopherQuality", "max_symbol_word_ratio", "GopherQualityFilter", "max_symbol_word_ratio",
+     "gopher_hash_ratio", float),
+    ("gopher_too_many_bullets", "GopherQuality", "max_bullet_lines_ratio", "GopherQualityFilter",
+     "max_bullet_lines_ratio", "gopher_bullet_lines", float),
+    ("gopher_too_many_end_ellipsis", "GopherQuality", "max_ellipsis_lines_ratio", "GopherQualityFilter",
+     "max_ellipsis_lines_ratio", "gopher_end_ellipsis_lines", float),
+    ("gopher_few_alpha_words", "GopherQuality", "min_alpha_words_ratio", "GopherQualityFilter",
+     "max_non_alpha_words_ratio", "gopher_alpha_words", float),
+    ("gopher_few_stop_words", "GopherQuality", "min_stop_words", "GopherQualityFilter", "min_stop_words",
+     "gopher_stop_words", int),
+    *[(f"gopher_{name}", "GopherRepetition", name, "GopherRepetitionFilter", name, f"gopher_{name}", float)
+      for name in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")],
+    *[(f"gopher_top_{n}gram", "GopherRepetition", f"top_{n}gram_char_frac", "GopherRepetitionFilter",
+       ("top_n_grams", n), f"gopher_top_{n}gram_frac", float) for n in (2, 3, 4)],
+    *[(f"gopher_dup_{n}gram", "GopherRepetition", f"dup_{n}gram_char_frac", "GopherRepetitionFilter",
+       ("dup_n_grams", n), f"gopher_dup_{n}gram_frac", float) for n in range(5, 11)],
+    ("c4_too_few_sentences", "C4Filter", "min_num_sentences", "C4QualityFilter", "min_num_sentences",
+     "c4_sentences", int),
+    ("fineweb_line_punct_ratio", "FineWebQuality", "line_punct_thr", "FineWebQualityFilter", "line_punct_thr",
+     "fineweb_line_punct_ratio", float),
+    ("fineweb_short_line_ratio", "FineWebQuality", "short_line_thr", "FineWebQualityFilter", "short_line_thr",
+     "fineweb_short_line_ratio", float),
+    ("fineweb_char_dup_ratio", "FineWebQuality", "char_duplicates_ratio", "FineWebQualityFilter",
+     "char_duplicates_ratio", "fineweb_char_dup_ratio", float),
+    ("fineweb_list_ratio", "FineWebQuality", "new_line_ratio", "FineWebQualityFilter", "new_line_ratio",
+     "fineweb_newline_ratio", float),
+]
+
+
+def sweep(docs: list[dict]) -> dict:
+    """Each numeric rule alone at three percentiles of its score; decisions compared."""
+    import numpy as np
+    from datatrove.pipeline import filters as dt
+
+    from curate.stages.rules import only_rule as isolated
+
+    ours_cls = {"GopherQuality": GopherQuality, "GopherRepetition": GopherRepetition, "C4Filter": C4Filter,
+                "FineWebQuality": FineWebQuality}
+    texts = [d["text"] for d in docs]
+    batch = pa.RecordBatch.from_pydict({"id": [str(i) for i in range(len(texts))], "text": texts})
+    scores = {}
+    for name, cls in ours_cls.items():
+        stage = cls()
+        stage.setup()
+        scored = stage.score(batch) if name != "C4Filter" else stage._clean_batch(batch)[1]
+        scores.update({k: np.asarray(v, dtype=float) for k, v in scored.items()})
+    dt_off = {
+        "GopherQualityFilter": {k: None for k in ("min_doc_words", "max_doc_words", "min_avg_word_length",
+                                                  "max_avg_word_length", "max_symbol_word_ratio", "max_bullet_lines_ratio",
+                                                  "max_ellipsis_lines_ratio", "max_non_alpha_words_ratio", "min_stop_words")},
+        "GopherRepetitionFilter": {"dup_para_frac": None, "dup_para_char_frac": None, "dup_line_frac": None,
+                                   "dup_line_char_frac": None, "top_n_grams": (), "dup_n_grams": ()},
+        "C4QualityFilter": {"filter_lorem_ipsum": False, "filter_curly_bracket": False},
+        "FineWebQualityFilter": {"line_punct_thr": 0.0, "short_line_thr": 1.0, "char_duplicates_ratio": 1.0,
+                                 "new_line_ratio": float("inf")},
+    }
+    variants = []
+    for rule, our_cls, our_opt, dt_cls, dt_opt, column, kind in SWEEP:
+        for q in (10, 50, 90):
+            value = kind(np.percentile(scores[column], q))
+            if not value:
+                continue  # datatrove reads a 0 threshold as "rule off"
+            dt_kwargs = dict(dt_off[dt_cls])
+            if isinstance(dt_opt, tuple):
+                dt_kwargs[dt_opt[0]] = ((dt_opt[1], value),)
+            else:
+                dt_kwargs[dt_opt] = value
+            extra = {"drop_empty": False} if our_cls == "C4Filter" else {}
+            if our_cls == "C4Filter":
+                ours = C4Filter(filter_lorem_ipsum=False, filter_curly_bracket=False, min_num_sentences=value)
+            else:
+                ours = isolated(ours_cls[our_cls], our_opt, **{our_opt: value}, **extra)
+            variants.append((rule, q, value, getattr(dt, dt_cls)(**dt_kwargs), ours))
+    from datatrove.data import Document
+
+    # document-major for datatrove: its word-split cache then serves every variant of a document
+    dt_all: list[list[str | None]] = [[None] * len(texts) for _ in variants]
+    for i, text in enumerate(texts):
+        for v, (_, _, _, dt_filter, _) in enumerate(variants):
+            result = dt_filter.filter(Document(text=text, id=str(i)))
+            keep, reason = (result, None) if isinstance(result, bool) else result
+            dt_all[v][i] = None if keep else REASONS.get(reason, reason or "dropped")
+    results = {}
+    for (rule, q, value, _, ours), dt_reasons in zip(variants, dt_all):
+        our_reasons, _ = run_ours(ours, texts)
+        entry = compare(docs, dt_reasons, our_reasons, rule)
+        entry.update(percentile=q, threshold=value)
+        entry.pop("rule")
+        results.setdefault(rule, []).append(entry)
+        print(f"sweep {rule:30s} p{q:<3d} threshold {value:<10.4g} decision {entry['decision_agreement']:.4f}  "
+              f"dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_agreement.json"))
@@ -257,6 +362,14 @@ def main() -> None:
     entry = report["web_heuristics_chain"]
     print(f"{'web_heuristics':18s} {'chain':34s} decision {entry['decision_agreement']:.4f} reason "
           f"{entry['reason_agreement']:.4f}  kept text identical {entry['kept_text_identical']}/{entry['kept_both']}")
+    report["threshold_sweep"] = sweep(docs)
+    runs = [e for entries in report["threshold_sweep"].values() for e in entries]
+    report["threshold_sweep_summary"] = {
+        "runs": len(runs), "documents_x_runs": sum(e["documents"] for e in runs),
+        "decision_disagreements": sum(round((1 - e["decision_agreement"]) * e["documents"]) for e in runs),
+        "min_decision_agreement": min(e["decision_agreement"] for e in runs),
+    }
+    print("sweep summary", report["threshold_sweep_summary"])
     report["seconds"] = round(time.time() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-
 import pyarrow as pa
+
+from curate.stages.rules import only_rule
 
 
 def batch_of(texts: list[str]) -> pa.RecordBatch:
@@ -28,13 +27,7 @@ def run(stage, texts: list[str]) -> tuple[list[str | None], dict[str, list]]:
 
 def isolated(cls, keep: str, **values):
     """A stage of `cls` with every optional threshold disabled except `keep` (and `values`)."""
-    hints = typing.get_type_hints(cls)
-    options = {}
-    for f in dataclasses.fields(cls):
-        optional = type(None) in typing.get_args(hints.get(f.name))
-        if optional and f.name != keep and f.name not in values and isinstance(f.default, (int, float)):
-            options[f.name] = None
-    return cls(**options, **values)
+    return only_rule(cls, keep, **values)
 
 
 def filler(n_words: int, start: int = 0) -> str:

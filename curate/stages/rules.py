@@ -7,7 +7,9 @@ dropped for the first rule it breaks. A threshold of None disables its rule.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,3 +53,15 @@ def first_broken(batch: pa.RecordBatch, rules: Sequence[Rule]) -> pa.Array:
         reasons[hit] = rule.reason
         undecided &= ~hit
     return pa.array(reasons, type=pa.string())
+
+
+def only_rule(cls: type, keep: str, **values: Any):
+    """A stage of `cls` with every optional numeric threshold disabled except `keep` (and `values`):
+    to study one rule alone (tests, the agreement benchmark)."""
+    hints = typing.get_type_hints(cls)
+    options = {}
+    for f in dataclasses.fields(cls):
+        optional = type(None) in typing.get_args(hints.get(f.name))
+        if optional and f.name != keep and f.name not in values and isinstance(f.default, (int, float)):
+            options[f.name] = None
+    return cls(**options, **values)
