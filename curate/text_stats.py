@@ -395,6 +395,7 @@ class NGrams:
         self.lengths = np.fromiter(map(len, words), np.int64, len(words))
         self.cumulative = np.concatenate(([0], np.cumsum(self.lengths)))
         self._ids: dict[int, np.ndarray] = {1: self.ids}
+        self._distinct_from: int | None = None  # the smallest n whose n-grams are all distinct
 
     def ids_of(self, n: int) -> np.ndarray:
         """The id of the n-gram starting at each position (len(words) - n + 1 of them)."""
@@ -402,9 +403,15 @@ class NGrams:
             previous = self.ids_of(n - 1)
             if len(previous) <= 1:
                 self._ids[n] = previous[:0]
+            elif self._distinct_from is not None and n - 1 >= self._distinct_from:
+                # all (n-1)-grams differ, so all n-grams do (equal n-grams have equal prefixes)
+                self._ids[n] = np.arange(len(previous) - 1, dtype=np.int64)
             else:
                 pairs = previous[:-1] * (len(self.words) + 1) + self.ids[n - 1:]
-                self._ids[n] = np.unique(pairs, return_inverse=True)[1].astype(np.int64)
+                unique, inverse = np.unique(pairs, return_inverse=True)
+                self._ids[n] = inverse.astype(np.int64)
+                if len(unique) == len(pairs):
+                    self._distinct_from = n
         return self._ids[n]
 
     def chars(self, n: int) -> np.ndarray:

@@ -64,7 +64,7 @@ def test_filter_scores_with_the_trained_model_and_keeps_by_threshold(trained, tm
     data, out, _ = trained
     model = out / "stages" / "train_quality_classifier" / "model.bin"
     manifest = curate([data], tmp_path / "scored", "pipeline=clean", "~stages.normalize", "~stages.length_filter",
-                      f"+stage@stages.quality_classifier=quality_classifier",
+                      "+stage@stages.quality_classifier=quality_classifier",
                       f"stages.quality_classifier.model_path='{model}'", "stages.quality_classifier.min_score=0.5")
     kept, dropped = read_dataset(tmp_path / "scored"), read_dataset(tmp_path / "scored", "rejects")
     assert kept.num_rows + dropped.num_rows == 499 == manifest["rows_in"]
@@ -132,6 +132,9 @@ def test_any_fasttext_model_with_its_own_labels(tmp_path):
         FastTextQualityFilter(model_path=str(tmp_path / "user.bin"), positive_label="hq").setup()
     with pytest.raises(ValueError, match="model_path"):
         FastTextQualityFilter(model_path=str(tmp_path / "missing.bin")).validate()
+    (tmp_path / "not_a_model.bin").write_bytes(b"PK\x03\x04 something else")
+    with pytest.raises(ValueError, match="not a fastText model"):
+        FastTextQualityFilter(model_path=str(tmp_path / "not_a_model.bin")).validate()
 
 
 def test_metrics():

@@ -45,6 +45,20 @@ def prepare(text: str, mode: str, lowercase: bool, max_chars: int) -> str:
     return text.lower() if lowercase else text
 
 
+FASTTEXT_MAGIC = 793712314  # the int32 every fastText .bin / .ftz file starts with
+
+
+def check_fasttext_file(path: str | Path) -> None:
+    """Raise ValueError unless `path` is a fastText model file (checked without loading it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model_path: no such file: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if len(head) < 4 or int.from_bytes(head, "little", signed=True) != FASTTEXT_MAGIC:
+        raise ValueError(f"model_path: {path} is not a fastText model (.bin / .ftz)")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -355,8 +369,7 @@ class FastTextQualityFilter(FilterStage):
     max_chars: Optional[int] = None
 
     def validate(self) -> None:
-        if not Path(self.model_path).is_file():
-            raise ValueError(f"model_path: no such file: {self.model_path}")
+        check_fasttext_file(self.model_path)
         if self.preprocess not in ("auto", *PREPROCESSING):
             raise ValueError(f"preprocess: '{self.preprocess}' is not one of: auto, {', '.join(PREPROCESSING)}")
         if self.min_score is not None and not 0.0 <= self.min_score <= 1.0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -122,8 +121,9 @@ class LanguageID(FilterStage):
         if self.backend == "fasttext":
             if not self.model_path:
                 raise ValueError("model_path: required with backend=fasttext (a fastText language-ID model file)")
-            if not Path(self.model_path).is_file():
-                raise ValueError(f"model_path: no such file: {self.model_path}")
+            from curate.stages.fasttext_quality import check_fasttext_file
+
+            check_fasttext_file(self.model_path)
         if self.backend == "lingua" and self.candidates:
             from lingua import IsoCode639_1
 
