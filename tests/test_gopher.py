@@ -192,3 +192,26 @@ def test_repetitive_document_is_dropped_and_varied_one_kept():
     reasons, _ = run(GopherRepetition(), [spam, prose(300)])
     assert reasons[0] is not None and reasons[0].startswith("gopher_")
     assert reasons[1] is None
+
+
+def test_top_3gram_and_4gram_fractions():
+    stage = isolated(GopherRepetition, "top_3gram_char_frac")
+    three = "abc de fg"  # 9 characters joined with spaces: x4 = 36 of 200 = 0.18
+    reasons, scores = run(stage, [padded(" ".join([three] * 4), 200), padded(" ".join([three] * 5), 200)])
+    assert scores["gopher_top_3gram_frac"] == [0.18, 0.225]
+    assert reasons == [None, "gopher_top_3gram"]
+    stage = isolated(GopherRepetition, "top_4gram_char_frac")
+    four = "a b c de"  # 8 characters: x4 = 32 of 200 = 0.16
+    reasons, scores = run(stage, [padded(" ".join([four] * 4), 200), padded(" ".join([four] * 5), 200)])
+    assert scores["gopher_top_4gram_frac"] == [0.16, 0.2]
+    assert reasons == [None, "gopher_top_4gram"]
+
+
+def test_duplicated_10gram_fraction():
+    stage = isolated(GopherRepetition, "dup_10gram_char_frac")
+    ten = "a b c d e f g h i j"  # 10 characters without spaces
+    at_limit = padded(f"{ten} {ten}", 100)
+    over = padded(f"{ten}k {ten}k", 100)
+    reasons, scores = run(stage, [at_limit, over])
+    assert scores["gopher_dup_10gram_frac"] == [0.1, 0.11]
+    assert reasons == [None, "gopher_dup_10gram"]
