@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import compose, curate, read_dataset
+from tests.conftest import compose, curate, read_dataset, write_jsonl
 
 
 def test_web_heuristics_recipe_order_and_accounting(tmp_path, shared_data):
@@ -33,13 +33,22 @@ def test_web_heuristics_recipe_order_and_accounting(tmp_path, shared_data):
 def test_web_recipe_identifies_language_first(tmp_path, shared_data):
     cfg = compose(["pipeline=web", "input.paths=[x]", "output.dir=y"])
     assert list(cfg.stages)[0] == "language" and "quality_classifier" not in cfg.stages
+    foreign = write_jsonl(tmp_path / "in" / "foreign.jsonl", [
+        {"id": "fr", "text": "Le conseil municipal a voté hier soir le nouveau budget de la ville. Les habitants "
+                             "pourront donner leur avis lors d'une réunion publique au mois de mars."},
+        {"id": "de", "text": "Der Gemeinderat hat gestern Abend den neuen Haushalt der Stadt beschlossen. Die "
+                             "Bürger können ihre Meinung im März bei einer öffentlichen Versammlung äußern."},
+    ])
     out = tmp_path / "web"
-    manifest = curate(shared_data / "dolma_test_data" / "provided_documents_000.json.gz", out, "pipeline=web")
+    manifest = curate([shared_data / "dolma_test_data", foreign], out, "pipeline=web")
+    language = manifest["stages"][0]
+    assert language["name"] == "language" and language["dropped"] == {"lang_other": 2}
+    rejects = read_dataset(out, "rejects")
+    dropped = dict(zip(rejects.column("id").to_pylist(), rejects.column("lang").to_pylist()))
+    assert dropped["fr"] == "fr" and dropped["de"] == "de"
     kept = read_dataset(out)
-    assert manifest["stages"][0]["name"] == "language"
-    if kept is not None and kept.num_rows:
-        assert set(kept.column("lang").to_pylist()) == {"en"}
-        assert min(kept.column("lang_score").to_pylist()) > 0.65
+    assert kept.num_rows > 0 and set(kept.column("lang").to_pylist()) == {"en"}
+    assert min(kept.column("lang_score").to_pylist()) > 0.65
 
 
 def test_thresholds_are_overridable_from_the_command_line(tmp_path, shared_data):
