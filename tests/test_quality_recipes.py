@@ -59,3 +59,12 @@ def test_thresholds_are_overridable_from_the_command_line(tmp_path, shared_data)
     assert stage["options"]["min_doc_words"] == 400
     assert stage["dropped"]["gopher_short_doc"] > 100
     assert json.loads((out / "manifest.json").read_text())["config"]["stages"]["gopher_quality"]["min_doc_words"] == 400
+
+
+def test_web_heuristics_is_deterministic_across_worker_counts(tmp_path, shared_data):
+    inputs = [shared_data / "c4_sample", shared_data / "dclm_quality_labels"]
+    one = curate(inputs, tmp_path / "one", "pipeline=web_heuristics", "executor.workers=1", "executor.task_mb=0.5")
+    two = curate(inputs, tmp_path / "two", "pipeline=web_heuristics", "executor.workers=2", "executor.task_mb=0.5")
+    assert one["tasks"] > 1
+    assert [s["sha256"] for s in one["shards"]] == [s["sha256"] for s in two["shards"]]
+    assert [s["sha256"] for s in one["rejects"]] == [s["sha256"] for s in two["rejects"]]
