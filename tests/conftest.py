@@ -53,14 +53,17 @@ def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subproc
 
 
 def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
-    """All rows of a dataset folder (or its rejects / quarantine) as one table, via the manifest."""
+    """All rows of a dataset folder (or its rejects / quarantine) as one table, via the manifest.
+
+    Rejects of different stages carry different columns (those known at that stage): missing
+    columns are filled with nulls."""
     import json
 
     from curate.writers import read_shard
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
     tables = [read_shard(Path(folder) / s["path"]) for s in manifest[shards_key]]
-    return pa.concat_tables(tables) if tables else None
+    return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
 def write_jsonl(path: Path, rows: list, raw_lines: list[bytes] | None = None) -> Path:

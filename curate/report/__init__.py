@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from curate.manifest import read_manifest
@@ -43,8 +44,8 @@ def png(figure) -> str:
 
 
 def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
-    """Up to `limit` rows of the shards as one table. Rejects of different stages carry different
-    columns (each stage's own annotations): missing columns become nulls."""
+    """Up to `limit` rows of `shards`. Shards may differ in schema (each stage's rejects carry the
+    columns known at that stage): missing columns become nulls."""
     tables, rows = [], 0
     for shard in shards:
         for batch in iter_shard(folder / shard["path"]):
@@ -63,7 +64,9 @@ def numeric_columns(table: pa.Table) -> list[str]:
 
 
 def histograms(folder: Path, manifest: dict) -> list[dict]:
-    """One histogram per score column: kept rows and, stacked, the rows each stage dropped."""
+    """One histogram per score column: kept rows and, stacked, the rows each stage dropped
+    (the stage that computes a score shows where its threshold cuts; later stages, what else
+    they removed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,10 +78,16 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
     for table in (kept, rejected):
         if table is not None:
             names += [n for n in numeric_columns(table) if n not in names]
+    groups = [("kept", kept)]
+    if rejected is not None:
+        stages = rejected.column("drop_stage")
+        for stage in [s["name"] for s in manifest["stages"] if s["dropped"]]:
+            groups.append((f"dropped by {stage}", rejected.filter(pc.equal(stages, stage))))
+    colors = ["#4c72b0", "#dd8452", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
     plots = []
     for name in names:
         series = {}
-        for label, table in (("kept", kept), ("dropped", rejected)):
+        for label, table in groups:
             if table is not None and name in table.column_names:
                 values = table.column(name).drop_null().to_numpy()
                 values = values[np.isfinite(values)] if values.dtype.kind == "f" else values
@@ -91,7 +100,8 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
             continue
         figure, axis = plt.subplots(figsize=(5.5, 2.6))
         bins = np.histogram_bin_edges(everything, bins=40)
-        axis.hist(list(series.values()), bins=bins, stacked=True, label=list(series), color=["#4c72b0", "#dd8452"][: len(series)])
+        axis.hist(list(series.values()), bins=bins, stacked=True, label=list(series),
+                  color=[colors[i % len(colors)] for i in range(len(series))])
         axis.set_title(name)
         axis.legend(fontsize=8)
         stats = {k: {"n": len(v), "mean": float(np.mean(v)), "p50": float(np.median(v))} for k, v in series.items()}
@@ -140,18 +150,29 @@ def sample_rows(folder: Path, shards: list[dict], n: int, where=None) -> list[di
         for batch in iter_shard(folder / shard["path"]):
             for row in batch.to_pylist():
                 if where is None or where(row):
-                    rows.append({k: shorten(v) for k, v in row.items() if v is not None})
+                    rows.append({k: v if isinstance(v, (int, float, bool)) else shorten(v)
+                                 for k, v in row.items() if v is not None})
                     if len(rows) >= n:
                         return rows
     return rows
 
 
+def scores_of(row: dict) -> dict:
+    """A row's annotation values (numbers and flags outside the core columns), for display."""
+    core = set(KINDS["documents"].names) | {name for name, _ in REJECT_COLUMNS}
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+            if k not in core and isinstance(v, (int, float, bool))}
+
+
 def rejected_samples(folder: Path, manifest: dict, per_reason: int = 3) -> list[dict]:
+    """A few dropped rows per (stage, reason), each with its text and its score values."""
     groups = []
     for stage in manifest["stages"]:
         shards = [s for s in manifest["rejects"] if s["stage"] == stage["name"]]
         for reason in stage["dropped"]:
             rows = sample_rows(folder, shards, per_reason, lambda row, r=reason: row.get("drop_reason") == r)
+            for row in rows:
+                row["_scores"] = scores_of(row)
             groups.append({"stage": stage["name"], "reason": reason, "rows": rows})
     return groups
 

@@ -1,0 +1,67 @@
+"""Threshold rules over score columns: the `decide` half of the heuristic filters.
+
+A rule names the drop reason, the score column it reads, a comparison and a threshold; a stage
+lists its rules in the order the published implementation checks them, and a document is
+dropped for the first rule it breaks. A threshold of None disables its rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+# Drop when `value <op> threshold` holds.
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Drop a row with `reason` when `column <op> threshold` (disabled if threshold is None)."""
+
+    reason: str
+    column: str
+    op: str
+    threshold: Any
+
+    def broken(self, batch: pa.RecordBatch) -> np.ndarray:
+        values = batch.column(self.column).to_numpy(zero_copy_only=False)
+        broken = OPERATORS[self.op](values, self.threshold)
+        return np.asarray(broken, dtype=bool)
+
+
+def first_broken(batch: pa.RecordBatch, rules: Sequence[Rule]) -> pa.Array:
+    """Per row, the reason of the first rule it breaks, or null to keep it."""
+    reasons = np.full(batch.num_rows, None, dtype=object)
+    undecided = np.ones(batch.num_rows, dtype=bool)
+    for rule in rules:
+        if rule.threshold is None or not undecided.any():
+            continue
+        hit = undecided & rule.broken(batch)
+        reasons[hit] = rule.reason
+        undecided &= ~hit
+    return pa.array(reasons, type=pa.string())
+
+
+def only_rule(cls: type, keep: str, **values: Any):
+    """A stage of `cls` with every optional numeric threshold disabled except `keep` (and `values`):
+    to study one rule alone (tests, the agreement benchmark)."""
+    hints = typing.get_type_hints(cls)
+    options = {}
+    for f in dataclasses.fields(cls):
+        optional = type(None) in typing.get_args(hints.get(f.name))
+        if optional and f.name != keep and f.name not in values and isinstance(f.default, (int, float)):
+            options[f.name] = None
+    return cls(**options, **values)

@@ -1,0 +1,82 @@
+"""Keep the best-scoring fraction of the whole dataset by any score column (e.g. quality_score)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason
+
+
+@dataclass
+class KeepTopFraction(GlobalStage):
+    """Keep the `fraction` of rows with the highest `column` over the whole dataset.
+
+    Exactly ceil(fraction x rows) rows are kept: ties at the cut go to the rows read first, so the
+    result is deterministic. Missing or NaN scores rank last. Dropped rows: `below_top_fraction`.
+    The cut-off score is in the run's manifest and report. Typical use: after
+    `quality_classifier`, as DCLM kept the top 10% of its pool by fastText score.
+
+    Defaults: column quality_score, fraction 0.1 (DCLM, Li et al. 2024).
+    """
+
+    config_name: ClassVar[str] = "top_fraction"
+
+    column: str = "quality_score"
+    fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        self.requires = ("id", self.column)  # per instance: the column is an option
+        self._cut: tuple[float, int] | None = None
+        self._keep_all = self._keep_none = False
+
+    def validate(self) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError("fraction: must be within [0, 1]")
+
+    def scores(self, batch: pa.RecordBatch) -> np.ndarray:
+        values = batch.column(self.column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        return np.where(np.isnan(values), -np.inf, values)  # nulls arrive as NaN
+
+    def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.Table:
+        return pa.table({"score": self.scores(batch), "position": pa.array(positions, pa.int64())})
+
+    def resolve(self, ctx: GlobalContext) -> dict:
+        import polars as pl
+
+        rows = pl.concat([pl.read_ipc_stream(p) for p in ctx.scan_files]) if ctx.scan_files else None
+        n = 0 if rows is None else len(rows)
+        keep = min(n, math.ceil(self.fraction * n))
+        decision: dict = {"rows": n, "kept": keep, "fraction": self.fraction, "column": self.column}
+        if 0 < keep < n:
+            ranked = rows.sort(["score", "position"], descending=[True, False])
+            cut = ranked.row(keep - 1, named=True)
+            decision.update(cutoff_score=cut["score"], cutoff_position=cut["position"])
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.work_dir / "cutoff.json").write_text(json.dumps(decision))
+        return decision
+
+    def load(self, ctx: GlobalContext) -> None:
+        decision = json.loads((ctx.work_dir / "cutoff.json").read_text())
+        self._keep_none = decision["kept"] == 0
+        self._keep_all = decision["kept"] == decision["rows"]
+        if "cutoff_score" in decision:
+            self._cut = (decision["cutoff_score"], decision["cutoff_position"])
+
+    def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
+        if self._keep_all:
+            keep = np.ones(batch.num_rows, dtype=bool)
+        elif self._keep_none:
+            keep = np.zeros(batch.num_rows, dtype=bool)
+        else:
+            score, position = self._cut
+            values = self.scores(batch)
+            keep = (values > score) | ((values == score) & (positions <= position))
+        reasons = pc.if_else(pa.array(keep), pa.scalar(None, pa.string()), "below_top_fraction")
+        return split_by_reason(batch, reasons)
