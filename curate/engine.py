@@ -300,7 +300,9 @@ class TaskRun:
     def clean_previous_attempt(self) -> None:
         """Remove anything an interrupted earlier attempt at this task left behind."""
         out = self.state.layout.out
-        folders = [self.data.directory, out / "quarantine"] + [out / "rejects" / s.name for s in self.passage.stages]
+        folders = [self.data.directory] + [out / "rejects" / s.name for s in self.passage.stages]
+        if self.spec.pass_index == 0:  # only the first pass reads input, so only it writes quarantine
+            folders.append(out / "quarantine")
         for folder in folders:
             for leftover in folder.glob(f"{self.prefix}-*"):
                 leftover.unlink()
@@ -614,6 +616,7 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
             "input_mb_per_second": round(input_bytes / seconds / 1e6, 3) if seconds else None,
         },
     }
+    check_listed_files(out, manifest)
     write_json_atomic(out / MANIFEST, manifest)
     if plan.cfg.output.report:
         from curate.report import write_report
@@ -625,6 +628,14 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
     if not plan.cfg.output.keep_work:
         shutil.rmtree(layout.work, ignore_errors=True)
     return manifest
+
+
+def check_listed_files(out: Path, manifest: dict) -> None:
+    """Every shard the manifest lists exists with its recorded size (a stat each: cheap insurance)."""
+    for shard in manifest["shards"] + manifest["rejects"] + manifest["quarantine"]:
+        path = out / shard["path"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"]:
+            raise RuntimeError(f"{path}: listed in the manifest but missing or of another size")
 
 
 def check_accounting(pipeline: Pipeline, stats: dict[str, StageStats], rows_read: int, rows_out: int) -> None:

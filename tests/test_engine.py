@@ -165,3 +165,15 @@ def test_a_failing_resolve_is_one_line_with_the_traceback_logged(tmp_path):
                                              r"purpose  \(traceback in .*error.log; rerun to resume\)"):
         run(cfg)
     assert "Traceback" in (tmp_path / "out" / "_work" / "error.log").read_text()
+
+
+def test_quarantine_survives_later_passes(tmp_path):
+    """A recipe with a global stage reads its input in pass 0 only: the quarantine written there stays."""
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": f"document {i} " + "words here " * 10} for i in range(5)],
+                       [b'{"broken json\n'])
+    manifest = curate(path, tmp_path / "out", "pipeline=near_dedup")
+    assert manifest["quarantined"] == 1 and len(manifest["quarantine"]) == 1
+    shard = manifest["quarantine"][0]
+    data = (tmp_path / "out" / shard["path"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+    assert read_dataset(tmp_path / "out", "quarantine").column("position").to_pylist() == [6]

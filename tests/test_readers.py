@@ -48,12 +48,14 @@ def test_jsonl_plain_gzip_zstd(tmp_path):
             assert entry["sha256"] == hashlib.sha256(handle.read()).hexdigest()
 
 
-def test_json_array_and_json_lines_named_json(tmp_path):
+def test_json_array_single_object_and_json_lines_named_json(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "array.json").write_text(json.dumps(DOCS))
     (tmp_path / "in" / "lines.json").write_text("\n".join(json.dumps(d) for d in DOCS))
-    curate(tmp_path / "in", tmp_path / "out", *KEEP_ALL)
-    assert texts(tmp_path / "out") == expected() * 2
+    (tmp_path / "in" / "one.json").write_text(json.dumps(DOCS[0], indent=2))  # pretty-printed: one record
+    manifest = curate(tmp_path / "in", tmp_path / "out", *KEEP_ALL)
+    assert texts(tmp_path / "out") == expected() * 2 + expected()[:1]
+    assert manifest["quarantined"] == 0
 
 
 def test_parquet_and_arrow_file_and_stream(tmp_path):

@@ -71,15 +71,8 @@ def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
 
 
 def json_file(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
-    """A JSON array of objects (or, if the file starts with '{', JSON lines)."""
-    try:
-        head = stream.peek(64).lstrip()[:1]
-    except (EOFError, OSError) as error:
-        yield Problem(1, label, f"truncated or corrupt stream: {error}")
-        return
-    if head == b"{":
-        yield from jsonl(stream, label)
-        return
+    """A .json file: a JSON array of objects (one record each), a single JSON object (one record),
+    or JSON lines (a file of several objects, one per line). The file is read whole."""
     try:
         data = stream.read()
     except (EOFError, OSError) as error:
@@ -88,7 +81,13 @@ def json_file(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
     try:
         items = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        yield Problem(1, label, f"malformed JSON: {error}", data)
+        if data.lstrip()[:1] == b"{":  # several objects: JSON lines under a .json name
+            yield from jsonl(io.BufferedReader(io.BytesIO(data)), label)
+        else:
+            yield Problem(1, label, f"malformed JSON: {error}", data)
+        return
+    if isinstance(items, dict):
+        yield Item(1, items, label, data)
         return
     if not isinstance(items, list):
         yield Problem(1, label, f"file is a JSON {type(items).__name__}, expected an array of objects", data)
