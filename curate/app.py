@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -113,6 +114,12 @@ def precheck(config_name: str, argv: list[str]) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     from curate.engine import run
 
+    run_job(run, cfg)
+
+
+def run_job(run: Callable[[DictConfig], object], cfg: DictConfig) -> None:
+    """Run an app's job (curate or train): each --multirun point in its own folder under
+    output.dir; an error the user can cause is one line on stderr and exit code 2."""
     try:
         multirun_output_dir(cfg)
         run(cfg)

@@ -15,7 +15,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from curate.errors import ThresherError
 from train.config import CONF_DIR, register_configs, validate
 
 register_configs()
@@ -35,14 +34,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def hydra_main(cfg: DictConfig) -> None:
-    from curate.app import multirun_output_dir
+    from curate.app import run_job
 
-    try:
-        multirun_output_dir(cfg)  # each point of a --multirun sweep trains into its own folder
-        run(cfg)
-    except ThresherError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_job(run, cfg)
 
 
 def main() -> None:
