@@ -291,7 +291,8 @@ class TaskRun:
         self.scan_writer: pa.ipc.RecordBatchStreamWriter | None = None
         self.scan_path = (layout.stage_dir(self.passage.scan.name) / "scan" / f"task-{spec.task:05d}.arrow"
                           if self.passage.scan else None)
-        self.stats = {stage.name: StageStats() for stage in self.passage.stages}
+        consumer = [self.passage.scan] if self.passage.scan and self.passage.scan.consumes_rows else []
+        self.stats = {stage.name: StageStats() for stage in self.passage.stages + consumer}
         self.files: list[FileStats] = []
         self.rows_in = 0
         self.apply_offset = 0
@@ -371,6 +372,10 @@ class TaskRun:
                     self.scan_sink = pa.OSFile(str(self.scan_path) + TMP_SUFFIX, "wb")
                     self.scan_writer = pa.ipc.new_stream(self.scan_sink, state.schema)
                 self.scan_writer.write(state)
+            if scan.consumes_rows:  # its rows end here: counted as its input, written nowhere
+                self.stats[scan.name].rows_in += batch.num_rows
+                self.stats[scan.name].bytes_in += text_bytes(batch)
+                return
         self.data.write(batch)
 
     def run(self) -> dict:

@@ -148,7 +148,13 @@ def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input
                 f"stages.{stage.name}: needs column '{missing[0]}', which {earlier} does not provide "
                 f"(available: {', '.join(schema.names)})"
             )
-        if isinstance(stage, GlobalStage):
+        if isinstance(stage, GlobalStage) and stage.consumes_rows:
+            if index != len(stages) - 1:
+                raise ConfigError(f"stages.{stage.name}: consumes its rows (its product is not a dataset), so it "
+                                  f"must be the recipe's last stage; stages after it: "
+                                  f"{', '.join(s.name for s in stages[index + 1:])}")
+            passes[-1].scan = stage  # the last pass: nothing is written or applied after the scan
+        elif isinstance(stage, GlobalStage):
             # The rows the global stage scans are written as they are, and read back to apply it.
             passes[-1].scan, passes[-1].schema_out = stage, schema
             passes.append(Pass(len(passes), apply=stage, schema_in=schema))

@@ -98,3 +98,11 @@ def test_cli_errors(tmp_path):
         "error: stages.length_filter.min_char: unknown option; valid: min_chars, max_chars"
     assert one_line_error(tmp_path, *base, "executor.workers=two").startswith("error: executor.workers: ")
     assert not (tmp_path / "o").exists()  # nothing was read or written
+
+
+def test_a_stage_consuming_its_rows_must_be_last():
+    stages = {"tok": {"_target_": "curate.stages.tokenize.TrainTokenizer"},
+              "after": {"_target_": "curate.stages.clean.LengthFilter"}}
+    with pytest.raises(ConfigError, match=r"stages.tok: consumes its rows .* must be the recipe's last stage; "
+                                          r"stages after it: after"):
+        build_pipeline(stages, KINDS["documents"], "documents")

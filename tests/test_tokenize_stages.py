@@ -51,6 +51,8 @@ def test_train_tokenizer_recipe_writes_the_tokenizer_folder(trained):
         assert (folder / name).is_file(), name
     stage = manifest["stages"][0]
     assert stage["in"] == 60 and stage["out"] == 0 and manifest["rows"] == 0
+    # the stage consumes its rows: one pass, no intermediate copy of the corpus
+    assert [p["stages"] for p in manifest["timings"]["passes"]] == ["scan train_tokenizer"]
     details = stage["details"]
     assert details["path"] == "tokenizer" and details["vocab_size"] == 800
     assert details["sample"]["documents"] == 60

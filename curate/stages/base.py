@@ -141,9 +141,14 @@ class GlobalStage(Stage):
     them lazily, e.g. with `polars.scan_ipc`); then calls `load` in each worker and `apply` on the
     same rows, in the same order, with the same positions. Positions are stable row identities:
     `task << 32 | row index within the task`.
+
+    A stage whose product is what `resolve` writes, not rows (training a tokenizer or a
+    classifier), sets `consumes_rows`: it must be the recipe's last stage, its rows are not
+    written anywhere (no intermediate copy of the corpus), and it has no `apply`.
     """
 
     requires: ClassVar[tuple[str, ...]] = ("id", "text")
+    consumes_rows: ClassVar[bool] = False
 
     @property
     def keep_subdir(self) -> str:

@@ -46,6 +46,7 @@ class TrainTokenizer(GlobalStage):
     config_name: ClassVar[str] = "train_tokenizer"
     requires: ClassVar[tuple[str, ...]] = ("id", "text")
     one_to_one: ClassVar[bool] = False
+    consumes_rows: ClassVar[bool] = True
 
     spec: str = "thresher"
     vocab_size: int = 0
@@ -125,9 +126,6 @@ class TrainTokenizer(GlobalStage):
                                   threads=1, sample=sample)
         return {"path": self.folder, "name": summary["name"], "fingerprint": summary["fingerprint"],
                 "vocab_size": summary["vocab_size"], "sample": sample, "seconds": summary["seconds"]}
-
-    def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
-        return RowResult(kept=batch.slice(0, 0))
 
 
 @dataclass
