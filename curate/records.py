@@ -127,3 +127,13 @@ class DocumentMapper(RecordMapper):
 
 # name → factory(options) ; converters to chat / preference rows add their entries.
 MAPPERS: dict[str, Callable[..., RecordMapper]] = {"documents": DocumentMapper}
+
+
+def _register_converters() -> None:
+    # The converters live in curate.converters (they import this module, so register after it is built).
+    from curate.converters import register
+
+    register(MAPPERS)
+
+
+_register_converters()

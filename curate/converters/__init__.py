@@ -1,0 +1,16 @@
+"""Converters from real SFT and preference formats to Thresher's `chat` and `preference` rows
+(and Stack Exchange dumps to post rows). Importing this package registers them in
+`curate.records.MAPPERS`, where `input.records=<name>` picks one."""
+
+from __future__ import annotations
+
+from curate.converters.chat import CHAT_MAPPERS
+from curate.converters.preference import PREFERENCE_MAPPERS
+from curate.converters.stackexchange import StackExchangePostsMapper
+
+CONVERTERS = {**CHAT_MAPPERS, **PREFERENCE_MAPPERS, "stackexchange_posts": StackExchangePostsMapper}
+
+
+def register(mappers: dict) -> None:
+    for name, factory in CONVERTERS.items():
+        mappers.setdefault(name, factory)
