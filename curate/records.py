@@ -10,6 +10,7 @@ register themselves in `MAPPERS` from their own modules.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,11 +130,7 @@ class DocumentMapper(RecordMapper):
 MAPPERS: dict[str, Callable[..., RecordMapper]] = {"documents": DocumentMapper}
 
 
-def _register_converters() -> None:
-    # The converters live in curate.converters (they import this module, so register after it is built).
-    from curate.converters import register
-
-    register(MAPPERS)
-
-
-_register_converters()
+# The chat and preference converters (curate.converters) register themselves in MAPPERS when
+# imported; they import this module, so import them last (unless they are the ones importing us).
+if "curate.converters" not in sys.modules:
+    import curate.converters  # noqa: E402,F401

@@ -191,7 +191,7 @@ def test_config_is_validated():
 
 @pytest.fixture(scope="module")
 def smollm2():
-    return make_llm(LLMConfig(model="smollm2-135m-instruct", batch_size=4))
+    return make_llm(LLMConfig(model="smollm2-135m-instruct", batch_size=4, threads=1))
 
 
 def test_smollm2_generates_deterministically(smollm2):
@@ -207,8 +207,16 @@ def test_smollm2_generates_deterministically(smollm2):
     assert short.finish_reason == "length" and short.usage["completion_tokens"] == 3
 
 
+def test_presence_penalty_discourages_repeats(smollm2):
+    prompt = "1, 2, 3, 1, 2, 3, 1, 2, 3,"
+    plain, penalised = (smollm2.generate([GenerationRequest(prompt, max_new_tokens=12, temperature=0.0,
+                                                             presence_penalty=p)])[0].text for p in (0.0, 50.0))
+    assert plain.count(",") >= 3  # greedy decoding continues the pattern
+    assert penalised.count(",") <= 1  # a generated ',' is not generated again
+
+
 def test_smollm2_chat_mode_uses_the_chat_template():
-    llm = make_llm(LLMConfig(model="smollm2-135m-instruct", mode="chat"))
+    llm = make_llm(LLMConfig(model="smollm2-135m-instruct", mode="chat", threads=1))
     text = llm.text_of(GenerationRequest("What is 2+2?"))
     assert "<|im_start|>user\nWhat is 2+2?<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
     answer = llm.generate([GenerationRequest("What is 2+2?", max_new_tokens=12, temperature=0.0)])[0]

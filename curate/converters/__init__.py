@@ -7,10 +7,9 @@ from __future__ import annotations
 from curate.converters.chat import CHAT_MAPPERS
 from curate.converters.preference import PREFERENCE_MAPPERS
 from curate.converters.stackexchange import StackExchangePostsMapper
+from curate.records import MAPPERS
 
 CONVERTERS = {**CHAT_MAPPERS, **PREFERENCE_MAPPERS, "stackexchange_posts": StackExchangePostsMapper}
 
-
-def register(mappers: dict) -> None:
-    for name, factory in CONVERTERS.items():
-        mappers.setdefault(name, factory)
+for _name, _factory in CONVERTERS.items():
+    MAPPERS.setdefault(_name, _factory)

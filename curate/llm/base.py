@@ -16,7 +16,8 @@ class LLMError(ThresherError):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One prompt to complete. `seed` makes sampling reproducible where the backend supports it."""
+    """One prompt to complete. `seed` makes sampling reproducible where the backend supports it;
+    `presence_penalty` is OpenAI's: subtracted from the logit of every token already generated."""
 
     prompt: Prompt
     max_new_tokens: int = 256
@@ -24,6 +25,7 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int = 0
+    presence_penalty: float = 0.0
 
 
 @dataclass

@@ -84,6 +84,8 @@ class OpenAICompatibleLLM(LLM):
     def payload(self, request: GenerationRequest) -> tuple[str, dict]:
         body = {"model": self.config.model, "max_tokens": request.max_new_tokens, "temperature": request.temperature,
                 "top_p": request.top_p, "seed": request.seed, "n": 1}
+        if request.presence_penalty:
+            body["presence_penalty"] = request.presence_penalty
         if request.stop:
             body["stop"] = list(request.stop)[:4]  # the OpenAI API takes at most 4 stop sequences
         if self.config.mode == "chat":

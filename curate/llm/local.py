@@ -22,7 +22,7 @@ class TransformersLLM(LLM):
         self.config = config
         self.torch = torch
         self.path = model_path(config.model, config.cache_dir)
-        if config.threads:
+        if config.threads:  # on a shared or busy CPU, fewer threads than cores avoids oversubscription
             torch.set_num_threads(config.threads)
         try:
             dtype = getattr(torch, config.dtype)
@@ -56,7 +56,8 @@ class TransformersLLM(LLM):
         for start in range(0, len(requests), size):
             chunk = requests[start: start + size]
             # requests with different sampling options cannot share one generate() call
-            for _, group in groupby(chunk, key=lambda r: (r.max_new_tokens, r.temperature, r.top_p, r.stop)):
+            for _, group in groupby(chunk, key=lambda r: (r.max_new_tokens, r.temperature, r.top_p, r.stop,
+                                                          r.presence_penalty)):
                 results += self.generate_batch(list(group))
         return results
 
@@ -70,6 +71,11 @@ class TransformersLLM(LLM):
             options.update(temperature=first.temperature, top_p=first.top_p, top_k=0)
         if first.stop:
             options.update(stop_strings=list(first.stop), tokenizer=self.tokenizer)
+        if first.presence_penalty:
+            from transformers import LogitsProcessorList
+
+            options["logits_processor"] = LogitsProcessorList(
+                [PresencePenalty(first.presence_penalty, encoded["input_ids"].shape[1])])
         torch.manual_seed(first.seed)
         with torch.inference_mode():
             output = self.model.generate(**encoded, **options)
@@ -87,3 +93,18 @@ class TransformersLLM(LLM):
 
     def close(self) -> None:
         del self.model
+
+
+class PresencePenalty:
+    """OpenAI's presence penalty as a transformers logits processor: every token that already
+    appears in the generated part (not the prompt) has `penalty` subtracted from its logit."""
+
+    def __init__(self, penalty: float, prompt_length: int):
+        self.penalty, self.prompt_length = penalty, prompt_length
+
+    def __call__(self, input_ids, scores):
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        seen = scores.new_zeros(scores.shape, dtype=scores.dtype).scatter_(1, generated, 1.0)
+        return scores - self.penalty * seen
