@@ -6,6 +6,7 @@ import hashlib
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ from curate.llm import LLM, GenerationRequest, LLMConfig, make_llm
 from curate.records import to_json
 from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
+from curate.sft.generated import emit, write_rows
 from curate.sft.novelty import NoveltyIndex
 from curate.sft.self_instruct import (
     SELF_INSTRUCT_BLACKLIST, SeedTask, capitalize_first, classification_prompt, instance_problem,
@@ -173,18 +175,9 @@ class SelfInstruct(GlobalStage):
             return RowResult(kept=batch.select(KINDS["chat"].names))
         return RowResult(kept=batch.slice(0, 0).select(KINDS["chat"].names), consumed=batch.num_rows)
 
-    def generate(self, task: int, tasks: int):
-        for name, has_reason in (("generated.arrow", False), ("rejected.arrow", True)):
-            table = read_rows(Path(self.work_dir) / name)
-            lo, hi = table.num_rows * task // tasks, table.num_rows * (task + 1) // tasks
-            part = table.slice(lo, hi - lo).combine_chunks()
-            if part.num_rows == 0:
-                continue
-            batch = part.to_batches()[0]
-            if has_reason:
-                yield RowResult(kept=pa.RecordBatch.from_pylist([], schema=KINDS["chat"]), dropped=batch)
-            else:
-                yield RowResult(kept=batch)
+    def generate(self, task: int, tasks: int) -> Iterator[RowResult]:
+        work = Path(self.work_dir)
+        return emit(work / "generated.arrow", work / "rejected.arrow", KINDS["chat"], task, tasks)
 
 
 class GenerationRun:
@@ -366,14 +359,3 @@ class GenerationRun:
 
 def rejected_row(row_id: str, messages: list[dict], source: str, meta: dict, reason: str) -> dict:
     return {"id": row_id, "messages": messages, "source": source, "meta": to_json(meta), "drop_reason": reason}
-
-
-def write_rows(path: Path, rows: list[dict], schema: pa.Schema) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_table(table)
-
-
-def read_rows(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_file(source).read_all()
