@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import re
+import subprocess
 import sys
 import time
 from functools import partial
@@ -169,7 +170,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_before": [round(x, 2) for x in load_before],
                     "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-                    "uptime": os.popen("uptime").read().strip()},
+                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

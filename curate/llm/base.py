@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from curate.errors import ThresherError
 
-Prompt = Union[str, list]  # a completion prompt, or chat messages [{role, content}]
+Prompt = str | list  # a completion prompt, or chat messages [{role, content}]
 
 
 class LLMError(ThresherError):

@@ -21,6 +21,7 @@ import numpy as np
 FIRST_PERSON = re.compile(r"\b(i|i'm|i've|i'd|i'll|me|my|mine|myself)\b", re.IGNORECASE)
 REFERENCES = re.compile(
     r"(as (?:others have |someone )?(?:mentioned|said|noted|stated)|mentioned above|other answers?|"
+    r"\bas @?\w+ (?:notes?|says?|said|mentioned|points? out|pointed out|wrote|suggests?)\b|"
     r"(?:above|previous|accepted|this) answer|\bedit\s*\d*\s*:|\bupdate\s*:|stack\s?exchange|\bup-?vot|\bdown-?vot|"
     r"comments? (?:below|above))", re.IGNORECASE)
 URL = re.compile(r"https?://|www\.", re.IGNORECASE)

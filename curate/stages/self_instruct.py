@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 
 from curate.converters.chat import join_prompt
+from curate.errors import ConfigError
 from curate.llm import LLM, GenerationRequest, LLMConfig, make_llm
 from curate.records import to_json
 from curate.schema import KINDS
@@ -144,11 +145,14 @@ class SelfInstruct(GlobalStage):
         seeds = [SeedTask(r["instruction"], orjson.loads(r["instances"]), r["is_classification"])
                  for r in state.iter_rows(named=True)]
         if not seeds:
-            raise ValueError(f"stages.{self.name}: no seed task in the input")
+            raise ConfigError(f"stages.{self.name}: no seed task in the input")
         run = GenerationRun(self, ctx, seeds)
-        machine, candidates = run.instructions()
-        run.classify(machine)
-        kept, rejected = run.instances(machine)
+        try:
+            machine, candidates = run.instructions()
+            run.classify(machine)
+            kept, rejected = run.instances(machine)
+        finally:
+            run.close()
         write_rows(ctx.work_dir / "generated.arrow", kept, KINDS["chat"])
         write_rows(ctx.work_dir / "rejected.arrow", candidates + rejected, REJECTED_SCHEMA)
         reasons: dict[str, int] = {}
@@ -195,6 +199,10 @@ class GenerationRun:
         if self.llm is None:  # loaded only if something is left to generate
             self.llm = make_llm(self.stage.llm)
         return self.llm
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
 
     def llm_description(self) -> dict:
         return self.llm.describe() if self.llm else {"backend": self.stage.llm.backend, "model": self.stage.llm.model}
