@@ -54,7 +54,7 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    curate([DATA / "stackexchange_beer/Posts.xml.gz", DATA / "stackexchange_cardano/Posts.xml.gz"], work / "se",
+    curate([DATA / "stackexchange_*/Posts.xml.gz"], work / "se",
            "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
     curate([DATA / "alpaca_en_demo/alpaca_en_demo.json.gz"], work / "alpaca", "pipeline=clean", "~stages.normalize",
            "~stages.length_filter", "input.records=alpaca")

@@ -24,8 +24,7 @@ def pools(tmp_path_factory):
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     root = tmp_path_factory.mktemp("pools")
-    curate([SHARED_DATA / "stackexchange_beer/Posts.xml.gz", SHARED_DATA / "stackexchange_cardano/Posts.xml.gz"],
-           root / "se", "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
+    curate(str(SHARED_DATA / "stackexchange_*/Posts.xml.gz"), root / "se", "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
     curate(SHARED_DATA / "alpaca_en_demo/alpaca_en_demo.json.gz", root / "alpaca", *KEEP, "input.records=alpaca")
     return root
 

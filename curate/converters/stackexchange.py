@@ -30,6 +30,7 @@ POST_COLUMNS = [
     ("answer_count", pa.int64()),
     ("title", pa.string()),
     ("tags", pa.list_(pa.string())),
+    ("dump", pa.string()),  # the file the post came from: post ids are unique only within one dump
 ]
 USED = ("Id", "PostTypeId", "ParentId", "AcceptedAnswerId", "Score", "ViewCount", "AnswerCount", "Title",
         "Tags", "Body")
@@ -71,7 +72,7 @@ def parse_tags(value: str | None) -> list[str]:
 @dataclass
 class StackExchangePostsMapper(RecordMapper):
     """Posts.xml rows → `documents` rows with post_type, parent_id, accepted_answer_id, score,
-    view_count, answer_count, title, tags."""
+    view_count, answer_count, title, tags, and `dump` (the file's label: a site's dump)."""
 
     kind: str = "documents"
 
@@ -99,6 +100,7 @@ class StackExchangePostsMapper(RecordMapper):
             "answer_count": integer(record, "AnswerCount"),
             "title": record.get("Title"),
             "tags": parse_tags(record.get("Tags")),
+            "dump": default_id.rsplit(":", 1)[0],
         }
         if row["post_type"] == 2 and row["parent_id"] is None:
             raise FieldError("ParentId", "missing on an answer (PostTypeId 2)")

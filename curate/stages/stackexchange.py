@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from curate.errors import ConfigError
 from curate.records import to_json
 from curate.schema import KINDS
 from curate.sft.state import read_state
@@ -18,7 +20,8 @@ from curate.stages.base import GlobalContext, GlobalStage, RowResult
 
 QUESTION, ANSWER = 1, 2
 SCAN_SCHEMA = pa.schema([
-    ("position", pa.int64()), ("post_type", pa.int32()), ("post_id", pa.string()), ("parent_id", pa.string()),
+    ("position", pa.int64()), ("dump", pa.string()), ("post_type", pa.int32()), ("post_id", pa.string()),
+    ("parent_id", pa.string()),
     ("accepted_answer_id", pa.string()), ("score", pa.int64()), ("closed", pa.bool_()), ("empty", pa.bool_()),
     ("answer_text", pa.string()),
 ])
@@ -48,7 +51,8 @@ class StackExchangeQA(GlobalStage):
 
     config_name: ClassVar[str] = "stackexchange_qa"
     requires: ClassVar[tuple[str, ...]] = ("id", "text", "source", "meta", "post_type", "parent_id",
-                                           "accepted_answer_id", "score", "view_count", "answer_count", "title", "tags")
+                                           "accepted_answer_id", "score", "view_count", "answer_count", "title", "tags",
+                                           "dump")
 
     prefer_accepted: bool = True
     min_answer_score: int = 1
@@ -66,7 +70,8 @@ class StackExchangeQA(GlobalStage):
         texts = batch.column("text").to_pylist()
         closed = [t == QUESTION and bool(m) and "ClosedDate" in orjson.loads(m) for t, m in zip(post_type, metas)]
         return pa.RecordBatch.from_arrays([
-            pa.array(positions, pa.int64()), batch.column("post_type"), batch.column("id"), batch.column("parent_id"),
+            pa.array(positions, pa.int64()), batch.column("dump"), batch.column("post_type"), batch.column("id"),
+            batch.column("parent_id"),
             batch.column("accepted_answer_id"), batch.column("score"), pa.array(closed, pa.bool_()),
             pa.array([not (t or "").strip() for t in texts], pa.bool_()),
             pa.array([x if t == ANSWER else None for x, t in zip(texts, post_type)], pa.string()),
@@ -76,13 +81,21 @@ class StackExchangeQA(GlobalStage):
     def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
         out = ctx.work_dir / "decisions"
         out.mkdir(parents=True, exist_ok=True)
-        posts = read_state(ctx.scan_files, SCAN_SCHEMA).lazy()
+        posts = read_state(ctx.scan_files, SCAN_SCHEMA)
+        repeated = posts.filter(pl.struct("dump", "post_id").is_duplicated())
+        if repeated.height:
+            dump = repeated["dump"][0]
+            raise ConfigError(
+                f"stages.{self.name}: post id {repeated['post_id'][0]} appears twice in '{dump}': two dumps with the "
+                "same file name in one run (post ids repeat across sites); pass their folders "
+                "(input.paths=[dumps/]) so each keeps its own name, or run one site at a time")
+        posts = posts.lazy()
         questions = posts.filter(pl.col("post_type") == QUESTION).select(
-            pl.col("position").alias("q_position"), pl.col("post_id").alias("q_id"),
+            "dump", pl.col("position").alias("q_position"), pl.col("post_id").alias("q_id"),
             pl.col("score").alias("q_score"), "accepted_answer_id", "closed", pl.col("empty").alias("q_empty"))
         answers = posts.filter(pl.col("post_type") == ANSWER).select(
-            "position", "post_id", "parent_id", "score", "answer_text", "empty")
-        linked = answers.join(questions, left_on="parent_id", right_on="q_id", how="left")
+            "dump", "position", "post_id", "parent_id", "score", "answer_text", "empty")
+        linked = answers.join(questions, left_on=["dump", "parent_id"], right_on=["dump", "q_id"], how="left")
         eligible = linked.filter(pl.col("q_position").is_not_null() & ~pl.col("empty")
                                  & (pl.col("score") >= self.min_answer_score))
         accepted = (pl.col("post_id") == pl.col("accepted_answer_id")).fill_null(False)
@@ -90,13 +103,14 @@ class StackExchangeQA(GlobalStage):
             accepted = pl.lit(False)
         best = (eligible.with_columns(is_accepted=(pl.col("post_id") == pl.col("accepted_answer_id")).fill_null(False),
                                       rank_accepted=accepted.cast(pl.Int8), id_num=numeric_id("post_id"))
-                .sort(["parent_id", "rank_accepted", "score", "id_num"], descending=[False, True, True, False])
-                .group_by("parent_id", maintain_order=True).first()
+                .sort(["q_position", "rank_accepted", "score", "id_num"], descending=[False, True, True, False],
+                      maintain_order=True)
+                .group_by("q_position", maintain_order=True).first()
                 .select("q_position", pl.col("position").alias("a_position"), pl.col("post_id").alias("answer_id"),
                         pl.col("score").alias("answer_score"), "is_accepted", "answer_text"))
-        answer_counts = answers.group_by("parent_id").agg(pl.len().alias("n_answers"))
+        answer_counts = answers.group_by("dump", "parent_id").agg(pl.len().alias("n_answers"))
         q = (questions.join(best, on="q_position", how="left")
-             .join(answer_counts, left_on="q_id", right_on="parent_id", how="left")
+             .join(answer_counts, left_on=["dump", "q_id"], right_on=["dump", "parent_id"], how="left")
              .with_columns(reason=pl.when(pl.col("q_empty")).then(pl.lit("empty_question"))
                            .when(self.drop_closed & pl.col("closed")).then(pl.lit("closed_question"))
                            .when(pl.col("q_score") < self.min_question_score).then(pl.lit("question_score_too_low"))
@@ -168,7 +182,9 @@ class StackExchangeQA(GlobalStage):
             "accepted": bool(decision["is_accepted"]), "view_count": question["view_count"],
             "answer_count": question.get("answer_count"), "title": title, "tags": question["tags"],
         }
-        return {"id": f"{question['source']}/{question['id']}",
+        site = posixpath.dirname(question["dump"] or "")
+        meta["site"] = site or question["dump"]
+        return {"id": f"{question['source']}/{site + '/' if site else ''}{question['id']}",
                 "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": decision["answer_text"]}],
                 "source": question["source"], "meta": to_json(meta)}
 
