@@ -30,6 +30,8 @@ def conversation_parts(messages: list[dict]) -> tuple[str, str]:
 class LimaSelect(GlobalStage):
     """Choose `n` SFT examples from a pool by quality and diversity, as LIMA (Zhou et al. 2023:
     1,000 examples, 750 from community Q&A, 250 others) and Deita (Liu et al. 2024) did.
+    Defaults: n = 1,000 (LIMA), similarity threshold 0.9 (Deita), quality-first order (Deita);
+    the `sft_lima` recipe adds LIMA's 750/250 quotas and the MMR order.
 
     Quality (`quality_score`, in [0, 1]) is the weighted mean of the signals a row has:
     community votes (`weight_votes`: Stack Exchange answer score percentile and accepted answer,

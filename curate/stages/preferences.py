@@ -65,6 +65,11 @@ class PreferencePairs(GlobalStage):
     and, with a `reward_model`, r(chosen) - r(rejected) >= `min_reward_margin`
     (`reward_disagrees`). Scores and margins are kept in meta; the schema is trl's conversational
     preference format (prompt, chosen, rejected).
+
+    Defaults: every pair (`all`: k responses give up to k(k-1)/2 pairs; `best_vs_worst` gives one
+    pair per prompt, with the largest margin), ranked by meta.score, any score difference counts,
+    responses of 1..20,000 characters, no length-ratio cap and no reward model (both opt-in:
+    they need a judgement of your data).
     """
 
     config_name: ClassVar[str] = "preference_pairs"
