@@ -144,3 +144,19 @@ def test_ranked_responses_keep_every_candidate():
     assert row["messages"][-1]["content"] == "Red, a warm colour."
     candidates = json.loads(row["meta"])["responses"]
     assert [c["score"] for c in candidates] == [7.5, 2.0, 9.0] and candidates[1]["model"] == "b"
+
+
+def test_chat_rows_load_in_trl(tmp_path, shared_data):
+    import datasets
+    from transformers import AutoTokenizer
+    from trl.data_utils import is_conversational, maybe_apply_chat_template
+
+    from curate.llm.models import model_path
+
+    manifest = curate(shared_data / "lima/lima.json.gz", tmp_path / "out", *KEEP, "input.records=lima")
+    dataset = datasets.Dataset.from_file(str(tmp_path / "out" / manifest["shards"][0]["path"]))
+    multi_turn = next(row for row in dataset if len(row["messages"]) > 2)
+    assert is_conversational(multi_turn)
+    tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
+    text = maybe_apply_chat_template({"messages": multi_turn["messages"]}, tokenizer)["text"]
+    assert text.count("<|im_start|>assistant") == len(multi_turn["messages"]) // 2

@@ -163,3 +163,32 @@ def test_killed_run_resumes_from_its_checkpoint(uninterrupted, shared_data, tmp_
     assert digests(out) == digests(whole)
     assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == hashlib.sha256(
         (whole / "_work" / "stage-self_instruct" / "instructions.jsonl").read_bytes()).hexdigest()
+
+
+def test_llm_backends_are_a_config_group(shared_data):
+    from conftest import compose
+    from curate.engine import make_plan
+
+    seeds = shared_data / "self_instruct/seed_tasks.jsonl.gz"
+    base = [f"input.paths=[{seeds}]", "output.dir=unused", "pipeline=self_instruct", "input.records=self_instruct_seeds"]
+    stage = make_plan(compose(base)).pipeline.stages[0]
+    assert stage.llm.backend == "transformers" and stage.llm.model == "smollm2-135m-instruct" and stage.llm.threads == 1
+    stage = make_plan(compose(base + ["llm@stages.self_instruct.llm=vllm", "stages.self_instruct.llm.model=m"])).pipeline.stages[0]
+    assert (stage.llm.backend, stage.llm.base_url, stage.llm.model) == ("openai", "http://localhost:8000/v1", "m")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stages.self_instruct.templates=/nonexistent", "stages.self_instruct.templates: '/nonexistent' is not a prompt folder"),
+    ("stages.self_instruct.llm.backend=gpt", "stages.self_instruct.llm.backend: 'gpt' is not one of"),
+    ("stages.self_instruct.machine_in_prompt=9", "stages.self_instruct.machine_in_prompt: must be between"),
+])
+def test_bad_options_are_one_line_errors(shared_data, override, message):
+    from conftest import compose
+    from curate.engine import make_plan
+    from curate.errors import ConfigError
+
+    seeds = shared_data / "self_instruct/seed_tasks.jsonl.gz"
+    cfg = compose([f"input.paths=[{seeds}]", "output.dir=unused", "pipeline=self_instruct",
+                   "input.records=self_instruct_seeds", override])
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        make_plan(cfg)

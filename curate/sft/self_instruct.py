@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 TEMPLATE_FILES = ("instructions.j2", "is_classification.j2", "instances_input_first.j2", "instances_output_first.j2")
@@ -47,9 +48,10 @@ class SeedTask:
 
 
 @lru_cache(maxsize=8)
-def template_environment(folder: str) -> Environment:
-    return Environment(loader=FileSystemLoader(folder), undefined=StrictUndefined, autoescape=False,
-                       keep_trailing_newline=False)
+def template_environment(folder: str) -> SandboxedEnvironment:
+    # Sandboxed: a prompt folder is configuration, and must not reach Python internals through the template.
+    return SandboxedEnvironment(loader=FileSystemLoader(folder), undefined=StrictUndefined, autoescape=False,
+                                keep_trailing_newline=False)
 
 
 def template_folder(name: str) -> Path:
