@@ -47,6 +47,15 @@ def test_real_files_as_they_are(tmp_path, shared_data, name, path, rows, quarant
         assert all("turns must alternate" in q["error"] for q in bad)
 
 
+def test_prompt_completion_on_templated_t0_data(tmp_path, shared_data):
+    manifest = curate(shared_data / "t0_templated_prompts/t0_ag_news_templates.tar.gz", tmp_path / "out", *KEEP,
+                      "input.records=prompt_completion")
+    assert manifest["rows"] == 7 * 200 and manifest["quarantined"] == 0  # seven templates, 200 examples each
+    rows = read_dataset(tmp_path / "out").to_pylist()
+    assert not any("<|endoftext|>" in r["messages"][1]["content"] for r in rows)
+    assert {r["messages"][1]["content"] for r in rows[:200]} <= {"World", "Sports", "Business", "Science and technology"}
+
+
 def test_hh_rlhf_prompt_is_the_shared_history(shared_data):
     record = records(shared_data / "hh_rlhf/harmless-base_test.jsonl.gz")[0]
     row = MAPPERS["hh_rlhf"]().map(record, "x:1", "hh")
