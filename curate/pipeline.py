@@ -162,8 +162,11 @@ def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input
             passes[-1].rows.append(stage)
         else:
             raise ConfigError(f"stages.{stage.name}: {type(stage).__name__} is neither a row nor a global stage")
-        schema = stage.output_schema(schema)
-        reject_schemas[stage.name] = pa.schema(list(schema) + [pa.field(n, t) for n, t in REJECT_COLUMNS])
+        schema_in, schema = schema, stage.output_schema(schema)
+        # Dropped rows keep every column they had: a stage that changes the kind (posts → chat)
+        # rejects rows of its input's shape.
+        lost = [f for f in schema_in if f.name not in schema.names]
+        reject_schemas[stage.name] = pa.schema(list(schema) + lost + [pa.field(n, t) for n, t in REJECT_COLUMNS])
     passes[-1].schema_out = schema
     check_keep_dirs([s for s in stages if isinstance(s, GlobalStage)])
     return Pipeline(stages, input_schema, schema, reject_schemas, output_kind(schema, input_kind), passes)

@@ -48,7 +48,10 @@ def summary_table(manifest: dict) -> Table:
         table.add_column(column, justify="left" if column in ("stage", "dropped (by reason)") else "right")
     for stage in manifest["stages"]:
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in stage["dropped"].items()) or "-"
-        table.add_row(stage["name"], f"{stage['in']:,}", f"{stage['out']:,}", reasons, f"{stage['seconds']:.2f}")
+        rows_in = f"{stage['in']:,}" + (f" +{stage['generated']:,} new" if stage.get("generated") else "")
+        if stage.get("consumed"):
+            reasons += f" (merged into other rows {stage['consumed']:,})"
+        table.add_row(stage["name"], rows_in, f"{stage['out']:,}", reasons, f"{stage['seconds']:.2f}")
     return table
 
 

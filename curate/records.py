@@ -10,6 +10,7 @@ register themselves in `MAPPERS` from their own modules.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,3 +128,9 @@ class DocumentMapper(RecordMapper):
 
 # name → factory(options) ; converters to chat / preference rows add their entries.
 MAPPERS: dict[str, Callable[..., RecordMapper]] = {"documents": DocumentMapper}
+
+
+# The chat and preference converters (curate.converters) register themselves in MAPPERS when
+# imported; they import this module, so import them last (unless they are the ones importing us).
+if "curate.converters" not in sys.modules:
+    import curate.converters  # noqa: E402,F401

@@ -11,7 +11,9 @@ Kinds of stage:
     the scores into a drop reason per row (None keeps it). Scores stay in the shards, so a
     threshold can be changed by re-running `decide` alone.
 - `GlobalStage`: needs every row (dedup, selection, mixing). Three phases: `scan` each shard
-  into compact state rows, `resolve` once over all state (on disk), `apply` per shard.
+  into compact state rows, `resolve` once over all state (on disk), `apply` per shard. A global
+  stage may also create rows that no input row becomes (generation, joins, pairing): `resolve`
+  writes them and `generate` emits them, after each task's own rows.
 
 Each stage declares the columns it `requires` and `provides`; the pipeline checks the chain
 before any data is read.
@@ -20,7 +22,7 @@ before any data is read.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +40,9 @@ class RowResult:
 
     kept: pa.RecordBatch
     dropped: pa.RecordBatch | None = None
+    # Input rows merged into other output rows (an answer joined to its question, the responses
+    # turned into preference pairs): neither output nor dropped, counted for the accounting.
+    consumed: int = 0
 
 
 class Stage:
@@ -169,6 +174,12 @@ class GlobalStage(Stage):
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         raise NotImplementedError
 
+    def generate(self, task: int, tasks: int) -> Iterator[RowResult]:
+        """New rows made by `resolve` (kept, and dropped with their reason), emitted by task `task`
+        of `tasks` after its own rows; each task emits its share, so later stages run in parallel.
+        The accounting of a stage is then: rows in + generated = rows out + dropped + consumed."""
+        return iter(())
+
 
 @dataclass
 class GlobalContext:
@@ -179,6 +190,7 @@ class GlobalContext:
     workers: int
     seed: int
     keep_dir: Path  # for artifacts worth keeping after the run (e.g. duplicate clusters for the report)
+    tasks: int = 1  # number of tasks of the run (for `generate`)
 
 
 def positions_for(task: int, offset: int, n: int) -> np.ndarray:

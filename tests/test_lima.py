@@ -1,0 +1,127 @@
+"""LIMA-style selection: quality and diversity, quotas, and the comparison with random and longest."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from conftest import curate, read_dataset, write_jsonl
+from curate.sft.quality import format_score, length_score
+from curate.sft.select import choose, redundant_rows
+from curate.stages.lima import neutral_votes, weighted_quality
+
+KEEP = ("pipeline=clean", "~stages.normalize", "~stages.length_filter")
+
+
+@pytest.fixture(scope="module")
+def pools(tmp_path_factory):
+    from conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    root = tmp_path_factory.mktemp("pools")
+    curate(str(SHARED_DATA / "stackexchange_*/Posts.xml.gz"), root / "se", "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
+    curate(SHARED_DATA / "alpaca_en_demo/alpaca_en_demo.json.gz", root / "alpaca", *KEEP, "input.records=alpaca")
+    return root
+
+
+def test_sft_lima_beats_random_and_longest(pools, tmp_path):
+    manifest = curate([pools / "se", pools / "alpaca"], tmp_path / "out", "pipeline=sft_lima",
+                      "stages.lima_select.embedder=tfidf", "output.keep_work=false")
+    stage = manifest["stages"][0]
+    details = stage["details"]
+    assert manifest["rows"] == 1000 and details["pool"] == manifest["rows_in"] > 2000
+    assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
+    assert set(stage["dropped"]) <= {"not_selected", "redundant"}
+    assert details["quotas"]["*stackexchange*"]["selected"] == 750 and details["quotas"]["*"]["selected"] == 250
+    sets = details["sets"]
+    for baseline in ("random", "longest"):
+        assert sets["selected"]["quality"]["mean"] > sets[baseline]["quality"]["mean"]
+        assert sets["selected"]["nn_similarity"]["mean"] < sets[baseline]["nn_similarity"]["mean"]
+    assert sets["selected"]["share_nn_above_threshold"] == 0.0  # Deita's rejection holds inside the set
+    assert sum(sets["selected"]["quality_histogram"]) == 1000
+
+    rows = read_dataset(tmp_path / "out")
+    assert rows.schema.names == ["id", "messages", "source", "meta", "quality_score"]
+    assert sorted(rows.column("source").to_pylist()).count("stackexchange") == 750
+    scores = np.array(rows.column("quality_score").to_pylist())
+    assert np.isclose(scores.mean(), sets["selected"]["quality"]["mean"], atol=1e-4)
+    kept = pa.ipc.open_stream(tmp_path / "out" / "stages" / "lima_select" / "scores.arrow").read_all()
+    assert kept.num_rows == details["pool"] and sum(kept.column("selected").to_pylist()) == 1000
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Selection — lima_select" in html and "nearest-neighbour similarity" in html
+
+
+def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
+    records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]
+    copies = [dict(r, instruction=r["instruction"] + " ", output=r["output"] + " ") for r in records[:15]]
+    write_jsonl(tmp_path / "pool.jsonl", records + copies)
+    manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
+                      "stages.lima_select.n=50", "stages.lima_select.method=deita", "~stages.lima_select.quotas")
+    stage = manifest["stages"][0]
+    assert manifest["rows"] == 50 and stage["dropped"].get("redundant", 0) >= 1
+    assert stage["details"]["embedder"] == "minilm"
+    kept = read_dataset(tmp_path / "out").to_pylist()
+    prompts = [r["messages"][0]["content"].strip() for r in kept]
+    assert len(set(prompts)) == len(prompts)  # never an example and its copy
+
+
+def test_choose_respects_quotas_threshold_and_fill():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[1] = vectors[0]  # an exact duplicate of the best row
+    quality = np.linspace(1.0, 0.0, 40)
+    groups = np.array([0] * 10 + [1] * 30)
+    for method in ("deita", "clusters", "mmr"):
+        clusters = np.arange(40) % 4
+        picked = choose(quality, vectors, groups, [3, 5], 8, 0.9, method, clusters, fill=False)
+        assert len(picked) == 8 and 1 not in picked and 0 in picked
+        assert sum(groups[picked] == 0) == 3 and sum(groups[picked] == 1) == 5
+        sims = vectors[picked] @ vectors[picked].T
+        assert (sims[np.triu_indices(8, 1)] <= 0.9).all()
+        filled = choose(quality, vectors, groups, [3, 5], 12, 0.9, method, clusters, fill=True)
+        assert len(filled) == 12 and sum(groups[filled] == 0) > 3  # unused places went to the best rows left
+    assert redundant_rows(vectors, [0], 0.9).tolist() == [i == 1 for i in range(40)]
+
+
+def test_quality_signals():
+    assert length_score(1500) == 1.0 and length_score(10) == 0.0 and 0 < length_score(300) < 1
+    assert length_score(4 * 4096) == 0.0 and 0 < length_score(6000) < 1
+    good = "Hops add bitterness.\n\n- Citra: tropical fruit.\n- Saaz: spicy.\n\nUse them late in the boil."
+    assert format_score(good) == 1.0
+    assert format_score("As mentioned above, I think my answer is right http://x.y") < 0.3
+    votes = np.array([np.nan, 1.0, 0.0])
+    quality = weighted_quality(neutral_votes({"votes": votes, "length": np.array([1.0, 1.0, 1.0])}),
+                               {"votes": 2.0, "length": 1.0})
+    assert np.allclose(quality, [(2 * 0.5 + 1) / 3, 1.0, 1 / 3])
+    unvoted = {"votes": np.full(2, np.nan), "length": np.array([0.2, 0.4])}
+    assert np.allclose(weighted_quality(neutral_votes(unvoted), {"votes": 2.0, "length": 1.0}), [0.2, 0.4])
+
+
+def test_reward_model_and_lm_scores_enter_quality(tmp_path, shared_data):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from curate.llm.models import model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
+    torch.manual_seed(0)
+    reward = LlamaForSequenceClassification(LlamaConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id))
+    reward.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(tmp_path / "rm")
+    records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:12]
+    write_jsonl(tmp_path / "pool.jsonl", records)
+    manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
+                      "stages.lima_select.n=5", "~stages.lima_select.quotas", "stages.lima_select.embedder=tfidf",
+                      f"stages.lima_select.reward_model={tmp_path / 'rm'}", "stages.lima_select.lm_model=smollm2-135m-instruct")
+    pool = manifest["stages"][0]["details"]["pool_quality"]
+    assert pool["reward"]["p10"] < 0.2 and pool["reward"]["p90"] > 0.8  # percentile ranks of the model scores
+    assert abs(pool["reward"]["mean"] - 0.5) < 1e-3
+    assert pool["lm"] is not None and manifest["rows"] == 5
