@@ -42,9 +42,9 @@ import torch  # noqa: E402
 
 from tests.train_fixtures import (  # noqa: E402
     chat_dataset,
+    documents,
     metrics,
     preference_dataset,
-    shakespeare_paragraphs,
     tokens_dataset,
     train,
     train_tokenizer,
@@ -173,15 +173,15 @@ def main() -> None:
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="train_bench_") as tmp:
         root = Path(tmp)
-        paragraphs = shakespeare_paragraphs(SHARED)
-        tokenizer = train_tokenizer(root / "tokenizer", paragraphs[:3000])
+        docs = documents(root / "documents", SHARED)
+        tokenizer = train_tokenizer(root / "tokenizer", docs)
         from transformers import AutoTokenizer
 
         pad_id = AutoTokenizer.from_pretrained(tokenizer).pad_token_id
         inputs = {
-            "tokens": tokens_dataset(root / "tokens", tokenizer, paragraphs, seq_len=128, shard_rows=1000),
-            "chat": chat_dataset(root / "chat", SHARED, limit=200),
-            "preference": preference_dataset(root / "preference", SHARED, limit=40),
+            "tokens": tokens_dataset(root / "tokens", tokenizer, docs, seq_len=128, shard_mb=0.5),
+            "chat": chat_dataset(root / "chat", SHARED),
+            "preference": preference_dataset(root / "preference", SHARED),
         }
         overhead = loader_overhead(inputs["tokens"], pad_id, micro_batch=8, steps=args.loader_steps)
         for model in overhead["models"]:

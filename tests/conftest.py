@@ -22,23 +22,16 @@ if not SHARED_DATA.is_dir():  # CI checks out the repository next to ../shared a
 
 def compose(overrides: list[str]):
     """The resolved curate config for `overrides`, exactly as `thresher curate` composes it."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from curate.api import compose as compose_config
 
-    from curate.config import CONF_DIR, register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="curate", overrides=overrides)
+    return compose_config(overrides)
 
 
 def curate(inputs, out, *overrides: str) -> dict:
     """Run a recipe in-process; return the manifest."""
-    from curate.engine import run
+    from curate.api import run_recipe
 
-    paths = ",".join(f"'{p}'" for p in (inputs if isinstance(inputs, (list, tuple)) else [inputs]))
-    cfg = compose([f"input.paths=[{paths}]", f"output.dir='{out}'", "executor.progress=false", *overrides])
-    return run(cfg)
+    return run_recipe(inputs, out, *overrides)
 
 
 def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -148,7 +148,8 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     assert lineage["data"]["fingerprint"] == manifest["fingerprint"]
     assert lineage["data"]["path"] == str(inputs.tokens.resolve())
     assert [s["sha256"] for s in lineage["data"]["shards"]] == [s["sha256"] for s in manifest["shards"]]
-    assert lineage["data"]["tokenizer"] == manifest["tokenizer"]
+    recorded = next(s["details"]["tokenizer"] for s in manifest["stages"] if s["name"] == "tokenize_pack")
+    assert lineage["data"]["tokenizer"] == recorded and recorded["fingerprint"]
     assert set(lineage["tokenizer"]["files"]) >= {"tokenizer.json", "tokenizer_config.json"}
     assert lineage["config"]["task"]["name"] == "pretrain" and lineage["config"]["trainer"]["max_steps"] == 3
     assert lineage["config"]["output"]["dir"] == str(run_dir)  # resolved, not "${task.name}"
