@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The main job, end to end on sample data (a few minutes on 2 cores): curate text -> train a
+# tokenizer -> token shards -> pre-train a tiny model -> LIMA-select SFT data -> SFT -> reward
+# model -> RLHF and DPO. Rerunning resumes or skips finished steps.
 demo: install
-	$(VENV)/bin/thresher curate pipeline=clean \
-	  "input.paths=[$(SHARED)/c4_sample,$(SHARED)/dolma_test_data]" \
-	  output.dir=$(DEMO_OUT)/clean output.overwrite=true
-	$(VENV)/bin/thresher inspect $(DEMO_OUT)/clean --rows 2
-	@echo "report: $(DEMO_OUT)/clean/report.html"
+	PYTHON=$(abspath $(PY)) SHARED=$(SHARED) OUT=$(DEMO_OUT) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 scripts/demo.sh
+	$(VENV)/bin/thresher inspect $(DEMO_OUT)/documents --rows 1
+	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,dpo}"
 
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15

@@ -3,13 +3,13 @@
 # token shards -> pre-train a tiny model -> LIMA-select SFT data -> SFT -> reward model on
 # preference pairs -> RLHF (RLOO, with InstructGPT's pre-training mix) and DPO.
 #
-#   scripts/demo_train.sh                      # everything, into out/demo
-#   OUT=out/demo2 SHARED=../shared/data scripts/demo_train.sh   (paths relative to the repository)
+#   scripts/demo.sh                            # everything, into out/demo (what `make demo` runs)
+#   OUT=out/demo2 SHARED=../shared/data scripts/demo.sh   (paths relative to the repository)
 #
 # Each curate step can be skipped by naming a folder it would have produced (handy while a
 # recipe is missing, or to re-train on existing data):
 #   TOKENIZER=<HF tokenizer folder> TOKENS=<tokens dataset> SFT_DATA=<chat dataset>
-#   PREFS=<preference dataset> scripts/demo_train.sh
+#   PREFS=<preference dataset> scripts/demo.sh
 # Every step is resumable: rerunning the script continues or skips finished work.
 set -euo pipefail
 
