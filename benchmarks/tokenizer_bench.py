@@ -207,7 +207,7 @@ def main() -> None:
         "benchmark": "tokenizer", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sentencepiece": spm.__version__,
                     "load_average_before": load_before, "load_average_after": load_average(),
-                    "note": "shared 2-core machine: other engineers' jobs run at the same time"},
+                    "note": "load averages before and after: other work on the machine skews absolute timings"},
         "data": {corpus: {"train_docs": len(train), "test_docs": len(test),
                           "train_mb": round(sum(len(d.encode()) for d in train) / 1e6, 2),
                           "test_mb": round(sum(len(d.encode()) for d in test) / 1e6, 2)}

@@ -32,11 +32,15 @@ def digests(folder) -> dict:
 
 
 def test_ray_equals_local_on_real_data(tmp_path, shared_data, local_ray):
-    inputs = [shared_data / "c4_sample", shared_data / "stackexchange_cardano" / "Posts.xml.gz"]
-    options = ("input.text_field=Body", "executor.task_mb=0.3", "stages.length_filter.min_chars=200")
+    """The `code` recipe (quality filter, exact and MinHash dedup: row and global stages, three passes)
+    on the real vendored-code archives, local and on Ray."""
+    inputs = sorted((shared_data / "code_near_duplicates").glob("*.tar.gz"))
+    options = ("pipeline=code", "executor.task_mb=1")
     local = curate(inputs, tmp_path / "local", "executor=local", "executor.workers=2", *options)
     remote = curate(inputs, tmp_path / "ray", "executor=ray", "executor.workers=2", *options)
-    assert local["tasks"] > 1 and local["rows"] > 1000 and local["dropped"] > 0 and local["quarantined"] > 0
+    assert local["tasks"] > 1 and local["rows"] > 300 and local["quarantined"] > 0
+    dropped = {s["name"]: s["dropped"] for s in local["stages"]}
+    assert dropped["code_quality"] and dropped["exact_dedup"] and dropped["minhash_dedup"]
     assert digests(tmp_path / "local") == digests(tmp_path / "ray")
     assert remote["stages"] == [dict(s, seconds=r["seconds"]) for s, r in zip(local["stages"], remote["stages"])]
 

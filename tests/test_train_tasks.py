@@ -181,6 +181,25 @@ def test_rlhf_against_the_reward_model(inputs, base, reward_model, tmp_path, alg
     assert changed(base, run_dir / "model")
 
 
+def test_rlhf_skips_prompts_over_max_prompt_tokens(inputs, base):
+    from transformers import AutoTokenizer
+
+    from curate.errors import ConfigError
+    from train.data import open_dataset, prompts_dataset
+    from train.rlhf import short_prompts
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    prompts = prompts_dataset(open_dataset(inputs.preference, ("preference",)))
+    lengths = [len(tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True,
+                                                 return_dict=True)["input_ids"]) for p in prompts["prompt"]]
+    limit = sorted(lengths)[len(lengths) // 2]
+    kept = short_prompts(prompts, tokenizer, limit)
+    assert len(kept) == sum(n <= limit for n in lengths) and 0 < len(kept) < len(prompts)
+    assert len(short_prompts(prompts, tokenizer, 0)) == len(prompts)
+    with pytest.raises(ConfigError, match="task.max_prompt_tokens: no prompt of the data is 1 tokens or shorter"):
+        short_prompts(prompts, tokenizer, 1)
+
+
 def test_rlhf_prompts_from_a_chat_dataset(inputs):
     from train.data import open_dataset, prompts_dataset
 

@@ -180,6 +180,7 @@ class RLHFTask:
     reward_model: str = MISSING  # the reward run's model folder (<reward run>/model)
     num_generations: int = 4  # completions per prompt (the group / leave-one-out baseline)
     max_completion_length: int = 64
+    max_prompt_tokens: int = 512  # longer prompts are skipped (trl 1.x no longer truncates them); 0 = keep all
     temperature: float = 1.0
     beta: Optional[float] = None  # KL coefficient to the initial policy; None = trl's default (rloo 0.05, grpo 0)
     lora: LoraOptions = field(default_factory=LoraOptions)

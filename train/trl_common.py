@@ -44,7 +44,7 @@ SHARED_FIELDS = {
     "model_init_kwargs": "model.attn_implementation",
 }
 # Task options that are Thresher's, not trl's.
-OWN_TASK_FIELDS = ("name", "lora", "args", "algorithm", "reward_model")
+OWN_TASK_FIELDS = ("name", "lora", "args", "algorithm", "reward_model", "max_prompt_tokens")
 GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
 
 
