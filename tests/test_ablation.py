@@ -42,6 +42,9 @@ def test_two_mixes_two_models_one_comparison(tmp_path, shared_data):
     thresher("report", str(runs[0]), "--compare", str(runs[1]), "--out", str(page))
     html = page.read_text()
     assert "held-out loss" in html and "data.stages.mix.weights" in html
-    for record in records:
+    for record, mix in zip(records, mixes):
         assert f"{record['summary']['eval_loss']:,.3f}" in html
+        counted = next(s["counts"]["tokens"] for s in json.loads((mix / "manifest.json").read_text())["stages"]
+                       if s["name"] == "tokenize_pack")
+        assert f"{counted:,}" in html  # token counts side by side
     assert html.count("data:image/png;base64,") == 2  # composition and loss curves

@@ -85,6 +85,12 @@ def composition(entry: Entry) -> dict[str, dict[str, float]]:
     return {row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)}
 
 
+def tokens(manifest: dict | None) -> int | None:
+    """The tokens a `tokens` dataset holds, as its tokenizing stage counted them (None otherwise)."""
+    counted = [s["counts"]["tokens"] for s in (manifest or {}).get("stages", []) if "tokens" in s.get("counts", {})]
+    return counted[-1] if counted else None
+
+
 IGNORED = ("output.", "executor.", "input.paths", "train.output.", "train.data", "data.output.",
            "data.executor.", "data.input.paths", "train.hydra")
 
@@ -154,6 +160,7 @@ def write_comparison(folders: list[str | Path], out: str | Path | None = None) -
             "label": entry.label, "path": str(entry.path), "m": entry.manifest, "run": entry.run,
             "summary": (entry.run or {}).get("summary") or {}, "composition": comp,
             "bytes": sum(v["bytes"] for v in comp.values()), "options": {k: flat.get(k) for k in options},
+            "tokens": tokens(entry.manifest),
         })
     html = environment().get_template("compare.html.j2").render(
         runs=rows, options=options, sources=sorted(set().union(*compositions)),
