@@ -142,9 +142,10 @@ class GlobalStage(Stage):
     """A stage that needs every row: scan each shard, resolve once, apply to each shard.
 
     The engine runs `scan` on every batch reaching the stage and appends the returned state rows
-    to a per-task Arrow file; calls `resolve` once with all those files (bounded memory: read
-    them lazily, e.g. with `polars.scan_ipc`); then calls `load` in each worker and `apply` on the
-    same rows, in the same order, with the same positions. Positions are stable row identities:
+    to a per-task Arrow IPC stream file; calls `resolve` once with all those files (read them with
+    `polars.read_ipc_stream`, or batch by batch with `pyarrow.ipc.open_stream` to bound memory);
+    then calls `load` in each worker and `apply` on the same rows, in the same order, with the
+    same positions. Positions are stable row identities:
     `task << 32 | row index within the task`.
 
     A stage whose product is what `resolve` writes, not rows (training a tokenizer or a
