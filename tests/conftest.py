@@ -45,6 +45,29 @@ def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subproc
     return result
 
 
+def kill_after_tasks(inputs: Path, out: Path, options: list[str], pass_index: int, tasks: int,
+                     timeout: float = 300) -> int:
+    """Start `thresher curate` on `inputs` in a subprocess, SIGKILL it (and its workers) once `tasks`
+    tasks of pass `pass_index` are done; return how many were done. Fails if the run finished first."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "curate", f"input.paths=[{inputs}]", f"output.dir={out}", "executor.progress=false",
+         *options],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    markers = Path(out) / "_work" / f"pass-{pass_index}"
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(markers.glob("task-*.json"))) < tasks:
+        time.sleep(0.002)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (Path(out) / "manifest.json").exists(), "the run finished before it could be killed"
+    return len(list(markers.glob("task-*.json")))
+
+
 def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
     """All rows of a dataset folder (or its rejects / quarantine) as one table, via the manifest.
 

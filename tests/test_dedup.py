@@ -7,10 +7,6 @@ import gzip
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +14,7 @@ import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
-from conftest import REPO, SHARED_DATA, compose, curate, read_dataset, write_jsonl
+from conftest import SHARED_DATA, compose, curate, kill_after_tasks, read_dataset, write_jsonl
 from curate.dedup.clusters import components, jaccard
 from curate.dedup.minhash import candidate_probability, optimal_bands, permutations, signatures
 from curate.dedup.text import TextNormalization, char_shingles, shingle_hash_reference, word_shingles
@@ -261,20 +257,7 @@ def test_killed_during_the_apply_pass_resumes_to_the_same_shards(tmp_path):
     curate(tmp_path / "in", tmp_path / "whole", *options)
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curate", f"input.paths=[{tmp_path / 'in'}]", f"output.dir={out}",
-         "executor.progress=false", *options],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    apply_markers = out / "_work" / "pass-1"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(apply_markers.glob("task-*.json"))) < 3:
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    done = len(list(apply_markers.glob("task-*.json")))
-    assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
+    done = kill_after_tasks(tmp_path / "in", out, options, pass_index=1, tasks=3)
     assert 3 <= done < 60
     assert (out / "_work" / "stage-minhash_dedup" / "resolve.json").is_file()
 

@@ -7,11 +7,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from conftest import REPO, curate, read_dataset, write_jsonl
+from conftest import curate, kill_after_tasks, read_dataset, write_jsonl
 from curate.errors import OutputError, ThresherError
 from curate.stages.base import GlobalStage
 
@@ -69,19 +64,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     curate(tmp_path / "in", tmp_path / "whole", *options)
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "curate", f"input.paths=[{tmp_path / 'in'}]", f"output.dir={out}", *options],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    markers = out / "_work" / "pass-0"
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(markers.glob("task-*.json"))) < 5:
-        time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    done_before = len(list(markers.glob("task-*.json")))
-    assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
+    done_before = kill_after_tasks(tmp_path / "in", out, options, pass_index=0, tasks=5, timeout=60)
     total = json.loads((tmp_path / "whole" / "manifest.json").read_text())["tasks"]
     assert 5 <= done_before < total
 
