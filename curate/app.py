@@ -59,7 +59,7 @@ def multirun_output_dir(cfg: DictConfig) -> None:
 def composition_error(error: Exception, overrides: list[str], config_name: str) -> str:
     """One line for a Hydra composition error: the key, and what would have been valid there."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import DictConfig
 
     message = str(error)
     group = re.search(r"Could not find '([^']+)/([^']+)'", message)

@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 
 from curate.errors import ConfigError, InputError
-from curate.readers.formats import FORMATS, Item, Problem
+from curate.readers.formats import FORMATS, Problem
 from curate.readers.sources import HashingReader, InputFile, open_decompressed, truncated
 from curate.records import FieldError, RecordMapper
 from curate.schema import QUARANTINE
