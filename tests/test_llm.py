@@ -35,19 +35,28 @@ class Server:
                                         "at": time.monotonic()})
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                self.counted = True
                 try:
                     outer.answer(self, body)
                 finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
+                    outer.done(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def done(self, handler) -> None:
+        """A request stops counting as in flight just before its answer is written: the client
+        can send its next request only after reading that answer, so the count never overstates."""
+        with self.lock:
+            if handler.counted:
+                self.in_flight -= 1
+                handler.counted = False
+
     def reply(self, handler, status: int, payload, headers: dict | None = None) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.done(handler)
         handler.send_response(status)
         for key, value in (headers or {}).items():
             handler.send_header(key, value)
