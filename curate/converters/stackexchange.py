@@ -38,11 +38,19 @@ TAG = re.compile(r"<([^<>]+)>")
 POST_ID = re.compile(r"^[0-9]+$")
 
 
-def integer(record: dict, name: str, required: bool = False) -> int | None:
+def present(record: dict, name: str, required: bool) -> object | None:
+    """The field's value, or None when it is absent or empty (a FieldError if it is required)."""
     value = record.get(name)
     if value is None or value == "":
         if required:
             raise FieldError(name, "missing")
+        return None
+    return value
+
+
+def integer(record: dict, name: str, required: bool = False) -> int | None:
+    value = present(record, name, required)
+    if value is None:
         return None
     try:
         return int(value)
@@ -51,10 +59,8 @@ def integer(record: dict, name: str, required: bool = False) -> int | None:
 
 
 def post_id(record: dict, name: str, required: bool = False) -> str | None:
-    value = record.get(name)
-    if value is None or value == "":
-        if required:
-            raise FieldError(name, "missing")
+    value = present(record, name, required)
+    if value is None:
         return None
     if not POST_ID.match(str(value)):
         raise FieldError(name, f"is {value!r}, expected a post id (digits)")

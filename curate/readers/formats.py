@@ -41,7 +41,8 @@ def decode_utf8(data: bytes) -> str:
         raise ValueError(f"invalid UTF-8 at byte {error.start}") from None
 
 
-def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+def raw_lines(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, bytes] | Problem]:
+    """(line number, bytes) of each line; a stream that breaks off is a Problem, and the end."""
     position = 0
     while True:
         try:
@@ -52,6 +53,15 @@ def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
         if not line:
             return
         position += 1
+        yield position, line
+
+
+def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+    for entry in raw_lines(stream, label):
+        if isinstance(entry, Problem):
+            yield entry
+            return
+        position, line = entry
         if not line.strip():
             continue
         try:

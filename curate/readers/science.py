@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 
 from curate.markup import sequences, smiles
-from curate.readers.formats import Item, Problem, decode_utf8
+from curate.readers.formats import Item, Problem, decode_utf8, raw_lines
 
 # Sequence type implied by a file extension (NCBI's .fna/.ffn/.faa, Biopython's .nu/.pro).
 EXTENSION_HINTS = {".fna": "dna", ".ffn": "dna", ".nu": "dna", ".faa": "protein", ".pro": "protein"}
@@ -23,16 +23,11 @@ EXTENSION_HINTS = {".fna": "dna", ".ffn": "dna", ".nu": "dna", ".faa": "protein"
 
 def lines(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, str] | Problem]:
     """(line number, text) of each line; a line that is not UTF-8 is a Problem."""
-    number = 0
-    while True:
-        try:
-            raw = stream.readline()
-        except (EOFError, OSError) as error:
-            yield Problem(number + 1, label, f"truncated or corrupt stream: {error}")
+    for entry in raw_lines(stream, label):
+        if isinstance(entry, Problem):
+            yield entry
             return
-        if not raw:
-            return
-        number += 1
+        number, raw = entry
         try:
             yield number, decode_utf8(raw)
         except ValueError as error:
