@@ -126,7 +126,7 @@ def measure(name: str, encode, decode, docs: list[str]) -> dict:
 
 def throughput(tokenizer_dir: Path, docs: list[str], repeats: int) -> dict:
     """Raw SentencePiece encode vs our encoder vs tokenize+pack (the stage), same model, same text."""
-    from curate.stages.tokenize import TokenizePack
+    from curate.stages.tokens import TokenizePack
     from curate.tokenization import Tokenizer
 
     tok = Tokenizer.load(tokenizer_dir)

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument("dataset")
             parser.add_argument("--rows", type=int, default=3, help="sample rows to show")
             args = parser.parse_args(rest)
-            from curate.inspect import inspect_dataset
+            from curate.inspection import inspect_dataset
 
             inspect_dataset(args.dataset, args.rows)
         elif command == "report":

@@ -463,8 +463,3 @@ class NGrams:
             else:
                 seen.add(key)
         return total
-
-
-def count_stop_words(words: list[str], stop_words: frozenset[str]) -> int:
-    """How many distinct stop words occur among `words` (case-sensitive, as Gopher counts them)."""
-    return len(stop_words.intersection(words))

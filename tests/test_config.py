@@ -101,7 +101,7 @@ def test_cli_errors(tmp_path):
 
 
 def test_a_stage_consuming_its_rows_must_be_last():
-    stages = {"tok": {"_target_": "curate.stages.tokenize.TrainTokenizer"},
+    stages = {"tok": {"_target_": "curate.stages.tokens.TrainTokenizer"},
               "after": {"_target_": "curate.stages.clean.LengthFilter"}}
     with pytest.raises(ConfigError, match=r"stages.tok: consumes its rows .* must be the recipe's last stage; "
                                           r"stages after it: after"):

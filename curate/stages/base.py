@@ -31,7 +31,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.schema import KINDS
 
 
 @dataclass
@@ -225,8 +224,3 @@ def split_by_reason(batch: pa.RecordBatch, reasons: Sequence[str | None] | pa.Ar
         return RowResult(kept=kept)
     dropped = batch.filter(pc.invert(keep)).append_column("drop_reason", reasons.filter(pc.invert(keep)))
     return RowResult(kept=kept, dropped=dropped)
-
-
-def kind_columns(kind: str) -> tuple[str, ...]:
-    """The core columns of a dataset kind."""
-    return tuple(KINDS[kind].names)
