@@ -8,9 +8,12 @@ engine as `thresher curate`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    from curate.manifest import Manifest
 
 
 def compose(overrides: list[str], config_name: str = "curate") -> DictConfig:
@@ -25,7 +28,7 @@ def compose(overrides: list[str], config_name: str = "curate") -> DictConfig:
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
-def run_recipe(inputs: str | Path | list, out: str | Path, *overrides: str, progress: bool = False) -> dict[str, Any]:
+def run_recipe(inputs: str | Path | list, out: str | Path, *overrides: str, progress: bool = False) -> Manifest:
     """Run a recipe on `inputs` (files, folders, globs) into the dataset folder `out`; return its manifest."""
     from curate.engine import run
 

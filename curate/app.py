@@ -118,14 +118,28 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def run_job(run: Callable[[DictConfig], object], cfg: DictConfig) -> None:
-    """Run an app's job (curate or train): each --multirun point in its own folder under
-    output.dir; an error the user can cause is one line on stderr and exit code 2."""
+    """Run an app's job (curate or train): each --multirun point in its own folder under output.dir.
+
+    An error the user can cause is one line on stderr and exit code 2; Ctrl-C is one line and exit
+    code 130; a failure inside a worker (a bug, a stage failing) shows the worker's traceback and
+    exits 1; any other failure is Python's own traceback (exit 1). The run's log keeps each.
+    """
+    from curate.engine.task import TaskFailed
+    from curate.logs import console_warnings
+
+    console_warnings()
     try:
         multirun_output_dir(cfg)
         run(cfg)
     except ThresherError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    except TaskFailed as failure:
+        print(f"{failure.details.rstrip()}\n\nerror: {failure}  (logged in {cfg.output.dir}/logs/)", file=sys.stderr)
+        sys.exit(1)
 
 
 def main() -> None:

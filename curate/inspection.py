@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from curate.manifest import read_manifest
+from curate.manifest import Manifest
 from curate.progress import summary_table
 from curate.writers import iter_shard
 
@@ -20,23 +20,22 @@ def shorten(value, limit: int = 300) -> str:
 def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) -> None:
     console = console or Console()
     folder_path = Path(folder)
-    manifest = read_manifest(folder_path)
-    data_bytes = sum(s["bytes"] for s in manifest["shards"])
-    console.print(f"[bold]{folder_path}[/bold]  kind={manifest['kind']}  version={manifest['version']}  "
-                  f"created={manifest['created']}  fingerprint={manifest['fingerprint']}")
-    console.print(f"rows {manifest['rows']:,} in {len(manifest['shards'])} shard(s), {data_bytes / 1e6:.1f} MB · "
-                  f"read {manifest['rows_in']:,} · dropped {manifest['dropped']:,} · "
-                  f"quarantined {manifest['quarantined']:,} · {manifest['timings']['seconds']:.1f} s")
+    manifest = Manifest.read(folder_path)
+    console.print(f"[bold]{folder_path}[/bold]  kind={manifest.kind}  version={manifest.version}  "
+                  f"created={manifest.created}  fingerprint={manifest.fingerprint}")
+    console.print(f"rows {manifest.rows:,} in {len(manifest.shards)} shard(s), {manifest.data_bytes / 1e6:.1f} MB · "
+                  f"read {manifest.rows_in:,} · dropped {manifest.dropped:,} · "
+                  f"quarantined {manifest.quarantined:,} · {manifest.timings.seconds:.1f} s")
     console.print(summary_table(manifest))
     schema = Table(title="schema")
     schema.add_column("column")
     schema.add_column("type")
-    for field in manifest["schema"]:
+    for field in manifest.schema:
         schema.add_row(field["name"], field["type"])
     console.print(schema)
     shown = 0
-    for shard in manifest["shards"]:
-        for batch in iter_shard(folder_path / shard["path"]):
+    for shard in manifest.shards:
+        for batch in iter_shard(folder_path / shard.path):
             for row in batch.to_pylist():
                 if shown >= rows:
                     break
@@ -46,6 +45,6 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
                 shown += 1
         if shown >= rows:
             break
-    if manifest["quarantine"]:
-        console.print(f"quarantine: {sum(s['rows'] for s in manifest['quarantine']):,} row(s) under "
+    if manifest.quarantine:
+        console.print(f"quarantine: {sum(s.rows for s in manifest.quarantine):,} row(s) under "
                       f"{folder_path / 'quarantine'} (file, position, field, error, raw)")

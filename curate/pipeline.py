@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from curate.errors import ConfigError
 from curate.schema import KINDS, REJECT_COLUMNS
-from curate.stages.base import GlobalStage, RowStage, Stage
+from curate.stages.base import GlobalStage, Resources, RowStage, Stage
 
 
 def stage_class(key: str, target: Any) -> type[Stage]:
@@ -42,6 +42,22 @@ def stage_class(key: str, target: Any) -> type[Stage]:
     return cls
 
 
+def stage_resources(key: str, cls: type[Stage], override: Any) -> Resources:
+    """The class's declared resources, with the recipe's `stages.<key>.resources` on top."""
+    declared = dataclasses.asdict(cls.resources)
+    if override is None:
+        return cls.resources
+    if not isinstance(override, dict) or not set(override) <= set(declared):
+        raise ConfigError(f"stages.{key}.resources: expected a mapping of {', '.join(declared)}; got {override!r}")
+    try:
+        values = {name: float(value) for name, value in override.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"stages.{key}.resources: values must be numbers; got {override!r}") from None
+    if any(value < 0 for value in values.values()):
+        raise ConfigError(f"stages.{key}.resources: values must be >= 0")
+    return Resources(**{**declared, **values})
+
+
 def build_stage(key: str, node: DictConfig | dict) -> Stage:
     """Build one stage from its config node; every problem is a ConfigError naming the key."""
     options = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
@@ -53,6 +69,7 @@ def build_stage(key: str, node: DictConfig | dict) -> Stage:
             f"{', '.join(available_stages())}"
         )
     cls = stage_class(key, options.pop("_target_"))
+    resources = stage_resources(key, cls, options.pop("resources", None))
     valid = [f.name for f in dataclasses.fields(cls)]
     for option, value in options.items():
         if option not in valid:
@@ -71,6 +88,7 @@ def build_stage(key: str, node: DictConfig | dict) -> Stage:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"stages.{key}: {error}") from None
     stage.name = key
+    stage.resources = resources  # type: ignore[misc]  # the recipe's override of the class's declaration
     try:
         stage.validate()
     except ValueError as error:
@@ -92,6 +110,13 @@ class Pass:
     @property
     def stages(self) -> list[Stage]:
         return ([self.apply] if self.apply else []) + list(self.rows)
+
+    def resources(self) -> Resources:
+        """What a worker needs for this pass: its stages run one after another in one worker."""
+        needed = Resources()
+        for stage in self.stages + ([self.scan] if self.scan else []):
+            needed = needed.merge(stage.resources)
+        return needed
 
     def describe(self) -> str:
         parts = [f"apply {self.apply.name}"] if self.apply else []
@@ -119,7 +144,7 @@ def output_kind(schema: pa.Schema, default: str) -> str:
 
 
 # Names in the output folder that belong to the engine (see concepts.md: datasets).
-RESERVED_DIRS = ("data", "rejects", "quarantine", "_work", "manifest.json", "report.html", ".lock")
+RESERVED_DIRS = ("data", "rejects", "quarantine", "_work", "logs", "manifest.json", "report.html", ".lock")
 
 
 def check_keep_dirs(stages: list[GlobalStage]) -> None:

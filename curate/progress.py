@@ -6,6 +6,8 @@ from rich import progress as rp
 from rich.console import Console
 from rich.table import Table
 
+from curate.manifest import Manifest
+
 
 class Progress:
     """One bar per pass, counting tasks and rows; silent when not on a terminal or disabled."""
@@ -42,25 +44,25 @@ def human(n: float) -> str:
     return f"{n:.1f}T"
 
 
-def summary_table(manifest: dict) -> Table:
-    table = Table(title=f"{manifest['kind']}: {manifest['rows']:,} rows out of {manifest['rows_in']:,} read")
+def summary_table(manifest: Manifest) -> Table:
+    table = Table(title=f"{manifest.kind}: {manifest.rows:,} rows out of {manifest.rows_in:,} read")
     for column in ("stage", "in", "out", "dropped (by reason)", "seconds"):
         table.add_column(column, justify="left" if column in ("stage", "dropped (by reason)") else "right")
-    for stage in manifest["stages"]:
-        reasons = ", ".join(f"{reason} {count:,}" for reason, count in stage["dropped"].items()) or "-"
-        rows_in = f"{stage['in']:,}" + (f" +{stage['generated']:,} new" if stage.get("generated") else "")
-        if stage.get("consumed"):
-            reasons += f" (merged into other rows {stage['consumed']:,})"
-        table.add_row(stage["name"], rows_in, f"{stage['out']:,}", reasons, f"{stage['seconds']:.2f}")
+    for stage in manifest.stages:
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in stage.dropped.items()) or "-"
+        rows_in = f"{stage.rows_in:,}" + (f" +{stage.generated:,} new" if stage.generated else "")
+        if stage.consumed:
+            reasons += f" (merged into other rows {stage.consumed:,})"
+        table.add_row(stage.name, rows_in, f"{stage.rows_out:,}", reasons, f"{stage.seconds:.2f}")
     return table
 
 
-def print_summary(manifest: dict, console: Console | None = None, note: str = "") -> None:
+def print_summary(manifest: Manifest, console: Console | None = None, note: str = "") -> None:
     console = console or Console(stderr=True)
     console.print(summary_table(manifest))
-    timings = manifest["timings"]
+    timings = manifest.timings
     console.print(
-        f"quarantined {manifest['quarantined']:,} · dropped {manifest['dropped']:,} · "
-        f"{len(manifest['shards'])} shard(s) · {timings['seconds']:.1f} s "
-        f"({human(timings['rows_per_second'] or 0)} rows/s) · {note or 'done'}"
+        f"quarantined {manifest.quarantined:,} · dropped {manifest.dropped:,} · "
+        f"{len(manifest.shards)} shard(s) · {timings.seconds:.1f} s "
+        f"({human(timings.rows_per_second or 0)} rows/s) · {note or 'done'}"
     )

@@ -2,6 +2,7 @@
 a tiny model trained on each with --multirun, and a comparison report with their held-out loss."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import json
 
@@ -24,7 +25,7 @@ def test_two_mixes_two_models_one_comparison(tmp_path, shared_data):
              "stages.mix.weights=[web:0.8,qa:0.2],[web:0.2,qa:0.8]")
     mixes = sorted(p for p in (tmp_path / "mixes").iterdir() if (p / "manifest.json").is_file())
     assert len(mixes) == 2
-    shares = [json.loads((m / "manifest.json").read_text())["stages"][0]["details"]["sources"]["web"]["share"]
+    shares = [Manifest.read(m).stages[0].details["sources"]["web"]["share"]
               for m in mixes]
     assert abs(shares[0] - 0.8) < 0.02 and abs(shares[1] - 0.2) < 0.02
 
@@ -44,7 +45,7 @@ def test_two_mixes_two_models_one_comparison(tmp_path, shared_data):
     assert "held-out loss" in html and "data.stages.mix.weights" in html
     for record, mix in zip(records, mixes):
         assert f"{record['summary']['eval_loss']:,.3f}" in html
-        counted = next(s["counts"]["tokens"] for s in json.loads((mix / "manifest.json").read_text())["stages"]
-                       if s["name"] == "tokenize_pack")
+        counted = next(s.stats["tokens"] for s in Manifest.read(mix).stages
+                       if s.name == "tokenize_pack")
         assert f"{counted:,}" in html  # token counts side by side
     assert html.count("data:image/png;base64,") == 2  # composition and loss curves

@@ -29,8 +29,8 @@ def bad_file(tmp_path):
 
 def test_each_bad_row_is_quarantined_with_file_line_field(tmp_path):
     manifest = curate(bad_file(tmp_path), tmp_path / "out", "stages.length_filter.min_chars=30")
-    assert manifest["rows_in"] == 11 and manifest["quarantined"] == 6
-    assert manifest["rows_in"] == manifest["rows"] + manifest["dropped"] + manifest["quarantined"]
+    assert manifest.rows_in == 11 and manifest.quarantined == 6
+    assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
     rows = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     found = {(r["position"], r["field"], r["error"].split(":")[0]) for r in rows}
     assert found == {
@@ -69,21 +69,21 @@ def test_truncated_gzip_keeps_what_was_read_and_quarantines_the_tail(tmp_path):
     data = gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     (tmp_path / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
     manifest = curate(tmp_path / "cut.jsonl.gz", tmp_path / "out")
-    assert 1000 < manifest["rows"] < 3000  # every complete line before the cut is kept
+    assert 1000 < manifest.rows < 3000  # every complete line before the cut is kept
     kept = read_dataset(tmp_path / "out").column("text").to_pylist()
     assert kept == [r["text"].strip() for r in rows[: len(kept)]]
     partial, notice = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     assert partial["error"].startswith("malformed JSON") and partial["position"] == len(kept) + 1
     assert json.dumps(rows[len(kept)]).encode().startswith(partial["raw"])  # the cut line's bytes are kept
     assert notice["error"].startswith("truncated or corrupt stream")
-    assert manifest["rows_in"] == manifest["rows"] + manifest["dropped"] + manifest["quarantined"]
+    assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
 
 
 def test_truncated_zstd_is_detected(tmp_path):
     data = zstandard.ZstdCompressor().compress(b"".join(json.dumps(r).encode() + b"\n" for r in GOOD * 400))
     (tmp_path / "cut.jsonl.zst").write_bytes(data[: len(data) // 2])
     manifest = curate(tmp_path / "cut.jsonl.zst", tmp_path / "out")
-    assert manifest["quarantined"] >= 1
+    assert manifest.quarantined >= 1
     errors = read_dataset(tmp_path / "out", "quarantine").column("error").to_pylist()
     assert any("ended before its end-of-stream marker" in e for e in errors)
 
@@ -94,7 +94,7 @@ def test_bad_utf8_source_file_and_binary_file_are_quarantined(tmp_path):
     (tmp_path / "repo" / "latin.py").write_bytes(b"# caf\xe9\n")
     (tmp_path / "repo" / "blob.c").write_bytes(b"int x;\x00\x00\n")
     manifest = curate(tmp_path / "repo", tmp_path / "out", "stages.length_filter.min_chars=1")
-    assert manifest["rows"] == 1 and manifest["quarantined"] == 2
+    assert manifest.rows == 1 and manifest.quarantined == 2
     errors = sorted(read_dataset(tmp_path / "out", "quarantine").column("error").to_pylist())
     assert errors == ["binary file (contains NUL bytes)", "invalid UTF-8 at byte 5"]
 
@@ -102,7 +102,7 @@ def test_bad_utf8_source_file_and_binary_file_are_quarantined(tmp_path):
 def test_huge_document_is_quarantined(tmp_path):
     path = write_jsonl(tmp_path / "big.jsonl", [{"text": "x" * 3_000_000}, {"text": "small but fine " * 5}])
     manifest = curate(path, tmp_path / "out", "input.max_doc_mb=1")
-    assert manifest["rows"] == 1 and manifest["quarantined"] == 1
+    assert manifest.rows == 1 and manifest.quarantined == 1
     error = read_dataset(tmp_path / "out", "quarantine").column("error")[0].as_py()
     assert error.startswith("document too large (3000000 characters")
 
@@ -117,11 +117,11 @@ def test_nonexistent_path_is_an_error_before_any_work(tmp_path):
 
 def test_accounting_holds_per_stage_on_real_data(tmp_path, shared_data):
     manifest = curate(shared_data / "stackexchange_beer", tmp_path / "out", "input.text_field=Body")
-    assert manifest["rows_in"] == 2354
-    assert manifest["rows_in"] == manifest["rows"] + manifest["dropped"] + manifest["quarantined"]
-    for stage in manifest["stages"]:
-        assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
+    assert manifest.rows_in == 2354
+    assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
+    for stage in manifest.stages:
+        assert stage.rows_in == stage.rows_out + sum(stage.dropped.values())
     rejects = read_dataset(tmp_path / "out", "rejects")
-    assert rejects.num_rows == manifest["dropped"]
+    assert rejects.num_rows == manifest.dropped
     assert set(rejects.column("drop_stage").to_pylist()) == {"length_filter"}
     assert set(rejects.column("drop_reason").to_pylist()) == {"too_short"}

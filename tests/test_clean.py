@@ -44,12 +44,12 @@ def test_clean_recipe_on_real_shared_data_and_inspect(tmp_path, shared_data):
     for name, (path, field) in sources.items():
         out = tmp_path / name
         manifest = curate(path, out, f"input.text_field={field}", "executor.workers=2")
-        assert manifest["rows"] > 0 and (out / "report.html").is_file()
-        assert manifest["rows_in"] == manifest["rows"] + manifest["dropped"] + manifest["quarantined"]
+        assert manifest.rows > 0 and (out / "report.html").is_file()
+        assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
         inspected = thresher("inspect", str(out), "--rows", "1").stdout
-        assert f"rows {manifest['rows']:,}" in inspected and "length_filter" in inspected
+        assert f"rows {manifest.rows:,}" in inspected and "length_filter" in inspected
     dolma = curate(shared_data / "dolma_test_data", tmp_path / "dolma")
-    assert {s["reason"] for s in dolma["skipped_files"]} == {"unknown format"}  # the WARC files
+    assert {s["reason"] for s in dolma.skipped_files} == {"unknown format"}  # the WARC files
     se = read_dataset(tmp_path / "stackexchange")
     assert se.num_rows > 2000 and '"PostTypeId"' in se.column("meta")[0].as_py()
 

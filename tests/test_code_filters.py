@@ -111,9 +111,9 @@ def test_code_recipe_on_a_real_source_tree(tmp_path, shared_data):
     out = tmp_path / "code"
     manifest = curate(shared_data / "code_near_duplicates" / "requests-v2.31.0.tar.gz", out, "pipeline=code")
     kept = read_dataset(out)
-    assert manifest["rows"] == kept.num_rows > 0
+    assert manifest.rows == kept.num_rows > 0
     assert set(kept.column("language").to_pylist()) == {"python"}
     for column in ("code_max_line_length", "code_alnum_fraction", "code_comment_fraction"):
         assert column in kept.column_names
-    stage = next(s for s in manifest["stages"] if s["name"] == "code_quality")
-    assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
+    stage = next(s for s in manifest.stages if s.name == "code_quality")
+    assert stage.rows_in == stage.rows_out + sum(stage.dropped.values())

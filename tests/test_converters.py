@@ -29,11 +29,11 @@ def records(path) -> list:
 ])
 def test_real_files_as_they_are(tmp_path, shared_data, name, path, rows, quarantined):
     manifest = curate(shared_data / path, tmp_path / "out", *KEEP, f"input.records={name}")
-    assert manifest["rows"] == rows and manifest["quarantined"] == quarantined
-    assert manifest["rows_in"] == rows + quarantined == len(records(shared_data / path))
-    assert manifest["kind"] == MAPPERS[name]().kind
+    assert manifest.rows == rows and manifest.quarantined == quarantined
+    assert manifest.rows_in == rows + quarantined == len(records(shared_data / path))
+    assert manifest.kind == MAPPERS[name]().kind
     table = read_dataset(tmp_path / "out")
-    if manifest["kind"] == "chat":
+    if manifest.kind == "chat":
         for messages in table.column("messages").to_pylist():
             roles = [m["role"] for m in messages if m["role"] != "system"]
             assert roles[0] == "user" and roles[-1] == "assistant"
@@ -50,7 +50,7 @@ def test_real_files_as_they_are(tmp_path, shared_data, name, path, rows, quarant
 def test_prompt_completion_on_templated_t0_data(tmp_path, shared_data):
     manifest = curate(shared_data / "t0_templated_prompts/t0_ag_news_templates.tar.gz", tmp_path / "out", *KEEP,
                       "input.records=prompt_completion")
-    assert manifest["rows"] == 7 * 200 and manifest["quarantined"] == 0  # seven templates, 200 examples each
+    assert manifest.rows == 7 * 200 and manifest.quarantined == 0  # seven templates, 200 examples each
     rows = read_dataset(tmp_path / "out").to_pylist()
     assert not any("<|endoftext|>" in r["messages"][1]["content"] for r in rows)
     assert {r["messages"][1]["content"] for r in rows[:200]} <= {"World", "Sports", "Business", "Science and technology"}
@@ -83,7 +83,7 @@ def test_bad_records_are_quarantined_with_their_field(tmp_path, shared_data):
            {"instruction": "Say hi", "output": "hi", "history": [["only one"]]}]
     write_jsonl(tmp_path / "in.jsonl", good[:10] + bad + good[10:], [b'{"broken json\n'])
     manifest = curate(tmp_path / "in.jsonl", tmp_path / "out", *KEEP, "input.records=alpaca")
-    assert manifest["rows"] == 20 and manifest["quarantined"] == 5
+    assert manifest.rows == 20 and manifest.quarantined == 5
     quarantine = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     found = {(q["position"], q["field"]) for q in quarantine}
     assert found == {(11, "output"), (12, "instruction"), (13, "output"), (14, "history[0]"), (25, None)}
@@ -163,7 +163,7 @@ def test_chat_rows_load_in_trl(tmp_path, shared_data):
     from curate.llm.models import model_path
 
     manifest = curate(shared_data / "lima/lima.json.gz", tmp_path / "out", *KEEP, "input.records=lima")
-    dataset = datasets.Dataset.from_file(str(tmp_path / "out" / manifest["shards"][0]["path"]))
+    dataset = datasets.Dataset.from_file(str(tmp_path / "out" / manifest.shards[0].path))
     multi_turn = next(row for row in dataset if len(row["messages"]) > 2)
     assert is_conversational(multi_turn)
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))

@@ -53,7 +53,7 @@ def test_documents_sharing_a_benchmark_13_gram_are_dropped(tmp_path, benchmark):
     assert sorted(rejects.column("id").to_pylist()) == ["contaminated", "mostly-benchmark"]
     scores = dict(zip(rejects.column("id").to_pylist(), rejects.column("contaminated_ngrams").to_pylist()))
     assert scores["contaminated"] == 2  # 14 planted words hold two 13-grams
-    assert manifest["stages"][0]["dropped"] == {"contaminated": 2}
+    assert manifest.stages[0].dropped == {"contaminated": 2}
 
 
 def test_flag_keeps_everything_with_a_score(tmp_path, benchmark):

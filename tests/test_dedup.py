@@ -2,6 +2,7 @@
 vectorised MinHash against datasketch bit for bit, determinism, resume after a kill, reports."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import gzip
 import json
@@ -140,9 +141,9 @@ def test_exact_dedup_keeps_exactly_one_per_normalised_text(tmp_path):
     assert set(rejects.column("drop_reason").to_pylist()) == {"exact_duplicate"}
     sizes = dict(zip(kept.column("id").to_pylist(), kept.column("exact_cluster_size").to_pylist()))
     assert sizes == {"a1": 3, "b1": 1, "b2": 1, "c1": 1, "c2": 1, "d0": 5}
-    details = manifest["stages"][0]["details"]
+    details = manifest.stages[0].details
     assert details["duplicates_removed"] == 6 and details["cluster_sizes"] == {"3": 1, "4-7": 1}
-    assert manifest["rows_in"] == manifest["rows"] + manifest["dropped"] + manifest["quarantined"]
+    assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
 
     curate(path, tmp_path / "highest", "pipeline=near_dedup", "~stages.minhash_dedup", "input.columns=[score:float64]",
            "stages.exact_dedup.keep=highest", "stages.exact_dedup.priority_column=score",
@@ -200,13 +201,13 @@ def test_minhash_removes_planted_near_duplicates_and_leaves_distant_pairs(tmp_pa
     ids = set(kept.column("id").to_pylist())
     assert set(planted["far"]) <= ids and {"empty-1", "empty-2"} <= ids
     assert len(removed) == len(planted["near"])
-    stage = manifest["stages"][1]
-    assert stage["dropped"] == {"near_duplicate": len(planted["near"])}
-    details = stage["details"]
+    stage = manifest.stages[1]
+    assert stage.dropped == {"near_duplicate": len(planted["near"])}
+    details = stage.details
     assert (details["bands"], details["rows"]) == (17, 7) and details["documents_without_words"] == 2
     assert details["cluster_sizes"] == {"2": len(planted["near"])}
     assert details["verified_pairs"] == len(planted["near"]) <= details["candidate_pairs"]
-    assert manifest["tasks"] == 4 and kept.num_rows + len(removed) == manifest["rows_in"]
+    assert manifest.tasks == 4 and kept.num_rows + len(removed) == manifest.rows_in
     clusters = pa.ipc.open_stream(tmp_path / "out" / "stages" / "minhash_dedup" / "clusters.arrow").read_all()
     similarity = [s for s, role in zip(clusters.column("similarity").to_pylist(), clusters.column("role").to_pylist())
                   if role == "dropped"]
@@ -228,8 +229,8 @@ def test_minhash_without_verification_and_with_char_shingles(tmp_path):
 
 
 def digests(folder: Path) -> dict[str, list[str]]:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return {key: [s["sha256"] for s in manifest[key]] for key in ("shards", "rejects")}
+    manifest = Manifest.read(folder)
+    return {key: [s.sha256 for s in getattr(manifest, key)] for key in ("shards", "rejects")}
 
 
 def test_same_shards_twice_and_with_one_or_two_workers(tmp_path):
@@ -263,7 +264,7 @@ def test_killed_during_the_apply_pass_resumes_to_the_same_shards(tmp_path):
 
     manifest = curate(tmp_path / "in", out, *options)
     assert digests(out) == digests(tmp_path / "whole")
-    assert manifest["stages"][0]["dropped"] == {"near_duplicate": 600}
+    assert manifest.stages[0].dropped == {"near_duplicate": 600}
     assert not list(out.rglob("*.tmp"))
 
 
@@ -303,11 +304,11 @@ def test_near_dedup_recipe_composes_with_its_stages():
 def test_nothing_to_deduplicate_still_completes(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "tiny"}, {"text": "tiny"}, {"text": None}])
     manifest = curate(path, tmp_path / "out", "pipeline=clean", "+stage@stages.minhash_dedup=minhash_dedup")
-    assert manifest["rows"] == 0 and manifest["quarantined"] == 1
-    assert manifest["stages"][-1]["details"]["documents"] == 0
+    assert manifest.rows == 0 and manifest.quarantined == 1
+    assert manifest.stages[-1].details["documents"] == 0
     manifest = curate(path, tmp_path / "unique", "pipeline=near_dedup")
-    assert manifest["rows"] == 1 and manifest["stages"][0]["dropped"] == {"exact_duplicate": 1}
-    assert manifest["stages"][1]["details"]["clusters"] == 0
+    assert manifest.rows == 1 and manifest.stages[0].dropped == {"exact_duplicate": 1}
+    assert manifest.stages[1].details["clusters"] == 0
 
 
 def test_cluster_columns_can_be_left_out(tmp_path):
@@ -315,6 +316,6 @@ def test_cluster_columns_can_be_left_out(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}, {"id": "b", "text": text + " more"}])
     manifest = curate(path, tmp_path / "out", "pipeline=near_dedup", "stages.exact_dedup.cluster_columns=false",
                       "stages.minhash_dedup.cluster_columns=false")
-    assert [f["name"] for f in manifest["schema"]] == ["id", "text", "source", "meta"]
+    assert [f["name"] for f in manifest.schema] == ["id", "text", "source", "meta"]
     assert read_dataset(tmp_path / "out").column("id").to_pylist() == ["a"]
     assert read_dataset(tmp_path / "out", "rejects").column("drop_reason").to_pylist() == ["near_duplicate"]

@@ -14,9 +14,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from conftest import curate, kill_after_tasks, read_dataset, write_jsonl
+from conftest import curate, kill_after_tasks, read_dataset, thresher, write_jsonl
 from curate.errors import OutputError, ThresherError
-from curate.stages.base import GlobalStage
+from curate.manifest import Manifest
 
 
 def corpus(folder: Path, files: int = 40, lines: int = 60) -> Path:
@@ -30,23 +30,23 @@ def corpus(folder: Path, files: int = 40, lines: int = 60) -> Path:
 
 
 def shard_digests(folder: Path) -> dict[str, list[str]]:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return {key: [s["sha256"] for s in manifest[key]] for key in ("shards", "rejects", "quarantine")}
+    manifest = Manifest.read(folder)
+    return {key: [s.sha256 for s in getattr(manifest, key)] for key in ("shards", "rejects", "quarantine")}
 
 
 def test_manifest_describes_the_shards(tmp_path):
     manifest = curate(corpus(tmp_path / "in"), tmp_path / "out", "output.shard_mb=0.05", "executor.task_mb=0.2")
-    assert manifest["kind"] == "documents"
-    assert [f["name"] for f in manifest["schema"]] == ["id", "text", "source", "meta", "n_chars"]
-    assert len(manifest["shards"]) > manifest["tasks"] > 1  # size-based rollover within tasks
-    for shard in manifest["shards"] + manifest["rejects"] + manifest["quarantine"]:
-        data = (tmp_path / "out" / shard["path"]).read_bytes()
-        assert len(data) == shard["bytes"] and hashlib.sha256(data).hexdigest() == shard["sha256"]
-    assert sum(s["rows"] for s in manifest["shards"]) == manifest["rows"] == 40 * 59
-    assert manifest["quarantined"] == 40 and manifest["dropped"] == 40
-    assert manifest["stages"][1]["dropped"] == {"too_short": 40}
-    assert manifest["config"]["stages"]["length_filter"]["min_chars"] == 50
-    assert manifest["timings"]["seconds"] > 0 and len(manifest["inputs"]) == 40
+    assert manifest.kind == "documents"
+    assert [f["name"] for f in manifest.schema] == ["id", "text", "source", "meta", "n_chars"]
+    assert len(manifest.shards) > manifest.tasks > 1  # size-based rollover within tasks
+    for shard in manifest.shards + manifest.rejects + manifest.quarantine:
+        data = (tmp_path / "out" / shard.path).read_bytes()
+        assert len(data) == shard.bytes and hashlib.sha256(data).hexdigest() == shard.sha256
+    assert sum(s.rows for s in manifest.shards) == manifest.rows == 40 * 59
+    assert manifest.quarantined == 40 and manifest.dropped == 40
+    assert manifest.stages[1].dropped == {"too_short": 40}
+    assert manifest.config["stages"]["length_filter"]["min_chars"] == 50
+    assert manifest.timings.seconds > 0 and len(manifest.inputs) == 40
     assert (tmp_path / "out" / "report.html").is_file() and not (tmp_path / "out" / "_work").exists()
 
 
@@ -65,12 +65,12 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
     out = tmp_path / "killed"
     done_before = kill_after_tasks(tmp_path / "in", out, options, pass_index=0, tasks=5, timeout=60)
-    total = json.loads((tmp_path / "whole" / "manifest.json").read_text())["tasks"]
+    total = Manifest.read(tmp_path / "whole").tasks
     assert 5 <= done_before < total
 
     manifest = curate(tmp_path / "in", out, *options)  # rerun: skips finished tasks, redoes the rest
     assert shard_digests(out) == shard_digests(tmp_path / "whole")
-    assert manifest["rows"] == json.loads((tmp_path / "whole" / "manifest.json").read_text())["rows"]
+    assert manifest.rows == Manifest.read(tmp_path / "whole").rows
     assert not list(out.rglob("*.tmp"))
 
 
@@ -91,11 +91,11 @@ def test_rerun_of_a_finished_run_and_other_configs(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
     first = curate(path, tmp_path / "out")
     again = curate(path, tmp_path / "out")
-    assert again["created"] == first["created"]  # nothing redone
+    assert again.created == first.created  # nothing redone
     with pytest.raises(OutputError, match="holds a finished run of a different config"):
         curate(path, tmp_path / "out", "stages.length_filter.min_chars=10")
     third = curate(path, tmp_path / "out", "stages.length_filter.min_chars=10", "output.overwrite=true")
-    assert third["fingerprint"] != first["fingerprint"]
+    assert third.fingerprint != first.fingerprint
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="is not empty and holds no Thresher run"):
@@ -105,13 +105,13 @@ def test_rerun_of_a_finished_run_and_other_configs(tmp_path):
 def test_everything_dropped_still_gives_an_openable_dataset(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": "tiny"}])
     manifest = curate(path, tmp_path / "out")
-    assert manifest["rows"] == 0 and len(manifest["shards"]) == 1
+    assert manifest.rows == 0 and len(manifest.shards) == 1
     assert read_dataset(tmp_path / "out").num_rows == 0
 
 
 def test_shards_open_with_datasets_polars_and_pyarrow(tmp_path):
     manifest = curate(corpus(tmp_path / "in", files=6), tmp_path / "out", "output.shard_mb=0.02")
-    paths = [str(tmp_path / "out" / s["path"]) for s in manifest["shards"]]
+    paths = [str(tmp_path / "out" / s.path) for s in manifest.shards]
     assert len(paths) > 1
     from datasets import Dataset, concatenate_datasets, load_dataset
 
@@ -119,35 +119,73 @@ def test_shards_open_with_datasets_polars_and_pyarrow(tmp_path):
     loaded = load_dataset("arrow", data_files=paths, split="train")
     frame = pl.concat([pl.read_ipc_stream(p) for p in paths])
     table = pa.concat_tables([pa.ipc.open_stream(p).read_all() for p in paths])
-    assert len(from_file) == len(loaded) == frame.height == table.num_rows == manifest["rows"]
+    assert len(from_file) == len(loaded) == frame.height == table.num_rows == manifest.rows
     assert from_file[0]["text"] == loaded[0]["text"] == frame["text"][0] == table.column("text")[0].as_py()
     assert from_file.features["n_chars"].dtype == "int64"
 
 
 
-@dataclass
-class FailingResolve(GlobalStage):
-    """A global stage whose resolve step fails, to test how the engine reports it (defaults: none)."""
-
-    def scan(self, batch, positions):
-        return pa.record_batch({"pos": positions})
-
-    def resolve(self, ctx):
-        raise ValueError("resolve broke on purpose")
-
-
-def test_a_failing_resolve_is_one_line_with_the_traceback_logged(tmp_path):
-    """A global stage failing in resolve (on the driver) is reported like a worker failure: one line."""
+def test_a_failing_resolve_is_a_bug_with_its_traceback_logged(tmp_path):
+    """A global stage failing in resolve (on the driver) is not the user's error: the exception
+    propagates as it is, and the run's log keeps its traceback."""
     from conftest import compose
     from curate.engine import run
 
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
     cfg = compose([f"input.paths=['{path}']", f"output.dir='{tmp_path / 'out'}'", "executor.progress=false",
-                   f"+stages.broken={{_target_: {__name__}.FailingResolve}}"])
-    with pytest.raises(ThresherError, match=r"stage broken failed while resolving: ValueError: resolve broke on "
-                                             r"purpose  \(traceback in .*error.log; rerun to resume\)"):
+                   "+stages.broken={_target_: tests.failing_stages.FailingResolve}"])
+    with pytest.raises(ValueError, match="resolve broke on purpose"):
         run(cfg)
-    assert "Traceback" in (tmp_path / "out" / "_work" / "error.log").read_text()
+    log = (tmp_path / "out" / "logs" / "run.log").read_text()
+    assert "Traceback" in log and "resolve broke on purpose" in log
+
+
+def test_a_worker_failure_shows_its_traceback_and_exits_1(tmp_path):
+    """A bug in a worker is not reported as a one-line user error: the command line shows the
+    worker's traceback, exits 1, and the task's log keeps it; a user error stays one line, exit 2."""
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}])
+    out = tmp_path / "out"
+    result = thresher("curate", f"input.paths=[{path}]", f"output.dir={out}", "executor.progress=false",
+                      "executor.workers=1", "+stages.broken={_target_: tests.failing_stages.FailingRow}", check=False)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ZeroDivisionError: a bug in a stage" in result.stderr
+    assert "pass 0 task 0" in result.stderr and "logs" in result.stderr
+    assert "ZeroDivisionError" in (out / "logs" / "pass-0-task-00000.log").read_text()
+    user = thresher("curate", f"input.paths=[{tmp_path / 'missing.jsonl'}]", f"output.dir={tmp_path / 'b'}",
+                    check=False)
+    assert user.returncode == 2 and len(user.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_of_another_config_names_what_differs(tmp_path):
+    """A finished run of another config is refused with the keys that differ; an unfinished run
+    that finished no task is replaced without output.overwrite."""
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}])
+    curate(path, tmp_path / "out")
+    with pytest.raises(OutputError, match=r"stages\.length_filter\.min_chars: 50 -> 10"):
+        curate(path, tmp_path / "out", "stages.length_filter.min_chars=10")
+    (tmp_path / "fresh" / "_work").mkdir(parents=True)  # an earlier attempt that never finished a task
+    (tmp_path / "fresh" / "_work" / "run.json").write_text(json.dumps({"fingerprint": "0", "config": {}}))
+    assert curate(path, tmp_path / "fresh").rows == 1
+
+
+def test_manifest_is_typed_and_versioned(tmp_path):
+    """The manifest is read through one typed model; another format version is one clear line."""
+    from curate.manifest import MANIFEST_VERSION, Manifest, ManifestError
+
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
+    manifest = curate(path, tmp_path / "out")
+    data = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert data["manifest_version"] == MANIFEST_VERSION and data["stages"][0]["in"] == 1
+    assert Manifest.read(tmp_path / "out") == manifest
+    data["manifest_version"] = MANIFEST_VERSION + 1
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=f"manifest format version {MANIFEST_VERSION + 1}; this Thresher"):
+        Manifest.read(tmp_path / "out")
+    del data["kind"]
+    data["manifest_version"] = MANIFEST_VERSION
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match="field 'kind' is missing"):
+        Manifest.read(tmp_path / "out")
 
 
 def test_quarantine_survives_later_passes(tmp_path):
@@ -155,8 +193,8 @@ def test_quarantine_survives_later_passes(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": f"document {i} " + "words here " * 10} for i in range(5)],
                        [b'{"broken json\n'])
     manifest = curate(path, tmp_path / "out", "pipeline=near_dedup")
-    assert manifest["quarantined"] == 1 and len(manifest["quarantine"]) == 1
-    shard = manifest["quarantine"][0]
-    data = (tmp_path / "out" / shard["path"]).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+    assert manifest.quarantined == 1 and len(manifest.quarantine) == 1
+    shard = manifest.quarantine[0]
+    data = (tmp_path / "out" / shard.path).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == shard.sha256
     assert read_dataset(tmp_path / "out", "quarantine").column("position").to_pylist() == [6]

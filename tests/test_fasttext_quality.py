@@ -43,8 +43,8 @@ def test_training_reports_held_out_metrics_and_saves_a_model_with_its_manifest(t
     assert metrics["documents"] == sum(rows["valid"].values()) > 30
     # held-out quality on real data: better than the majority class (~54%)
     assert metrics["accuracy"] >= 0.65 and metrics["roc_auc"] >= 0.7
-    stage = next(s for s in manifest["stages"] if s["name"] == "train_quality_classifier")
-    assert stage["details"]["metrics_valid"] == metrics
+    stage = next(s for s in manifest.stages if s.name == "train_quality_classifier")
+    assert stage.details["metrics_valid"] == metrics
     table = read_dataset(out)
     assert table.num_rows == 499
     assert table.column("quality_split").to_pylist().count("valid") == metrics["documents"]
@@ -57,7 +57,7 @@ def test_training_is_deterministic(trained, tmp_path):
     first = json.loads((out / "stages" / "train_quality_classifier" / "model.json").read_text())
     second = json.loads((tmp_path / "again" / "stages" / "train_quality_classifier" / "model.json").read_text())
     assert first["sha256"] == second["sha256"]
-    assert again["stages"][0]["details"]["metrics_valid"] == first["metrics_valid"]
+    assert again.stages[0].details["metrics_valid"] == first["metrics_valid"]
 
 
 def test_filter_scores_with_the_trained_model_and_keeps_by_threshold(trained, tmp_path):
@@ -67,7 +67,7 @@ def test_filter_scores_with_the_trained_model_and_keeps_by_threshold(trained, tm
                       "+stage@stages.quality_classifier=quality_classifier",
                       f"stages.quality_classifier.model_path='{model}'", "stages.quality_classifier.min_score=0.5")
     kept, dropped = read_dataset(tmp_path / "scored"), read_dataset(tmp_path / "scored", "rejects")
-    assert kept.num_rows + dropped.num_rows == 499 == manifest["rows_in"]
+    assert kept.num_rows + dropped.num_rows == 499 == manifest.rows_in
     assert min(kept.column("quality_score").to_pylist()) >= 0.5
     assert max(dropped.column("quality_score").to_pylist()) < 0.5
     assert set(dropped.column("drop_reason").to_pylist()) == {"quality_low_score"}

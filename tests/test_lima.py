@@ -32,11 +32,11 @@ def pools(tmp_path_factory):
 def test_sft_lima_beats_random_and_longest(pools, tmp_path):
     manifest = curate([pools / "se", pools / "alpaca"], tmp_path / "out", "pipeline=sft_lima",
                       "stages.lima_select.embedder=tfidf", "output.keep_work=false")
-    stage = manifest["stages"][0]
-    details = stage["details"]
-    assert manifest["rows"] == 1000 and details["pool"] == manifest["rows_in"] > 2000
-    assert stage["in"] == stage["out"] + sum(stage["dropped"].values())
-    assert set(stage["dropped"]) <= {"not_selected", "redundant"}
+    stage = manifest.stages[0]
+    details = stage.details
+    assert manifest.rows == 1000 and details["pool"] == manifest.rows_in > 2000
+    assert stage.rows_in == stage.rows_out + sum(stage.dropped.values())
+    assert set(stage.dropped) <= {"not_selected", "redundant"}
     assert details["quotas"]["*stackexchange*"]["selected"] == 750 and details["quotas"]["*"]["selected"] == 250
     sets = details["sets"]
     for baseline in ("random", "longest"):
@@ -62,9 +62,9 @@ def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
     write_jsonl(tmp_path / "pool.jsonl", records + copies)
     manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
                       "stages.lima_select.n=50", "stages.lima_select.method=deita", "~stages.lima_select.quotas")
-    stage = manifest["stages"][0]
-    assert manifest["rows"] == 50 and stage["dropped"].get("redundant", 0) >= 1
-    assert stage["details"]["embedder"] == "minilm"
+    stage = manifest.stages[0]
+    assert manifest.rows == 50 and stage.dropped.get("redundant", 0) >= 1
+    assert stage.details["embedder"] == "minilm"
     kept = read_dataset(tmp_path / "out").to_pylist()
     prompts = [r["messages"][0]["content"].strip() for r in kept]
     assert len(set(prompts)) == len(prompts)  # never an example and its copy
@@ -121,7 +121,7 @@ def test_reward_model_and_lm_scores_enter_quality(tmp_path, shared_data):
     manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
                       "stages.lima_select.n=5", "~stages.lima_select.quotas", "stages.lima_select.embedder=tfidf",
                       f"stages.lima_select.reward_model={tmp_path / 'rm'}", "stages.lima_select.lm_model=smollm2-135m-instruct")
-    pool = manifest["stages"][0]["details"]["pool_quality"]
+    pool = manifest.stages[0].details["pool_quality"]
     assert pool["reward"]["p10"] < 0.2 and pool["reward"]["p90"] > 0.8  # percentile ranks of the model scores
     assert abs(pool["reward"]["mean"] - 0.5) < 1e-3
-    assert pool["lm"] is not None and manifest["rows"] == 5
+    assert pool["lm"] is not None and manifest.rows == 5

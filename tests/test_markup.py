@@ -29,7 +29,7 @@ def test_sequences_rendered_with_char_spans(shared_data, tmp_path):
     assert first.startswith("# Protein: Predicted protein (Fragment) OS=Nematostella vectensis")
     assert "Organism: Nematostella vectensis" in first
     assert "[START_AMINO]VCIHTENQNQVSFYPFVLHEISVLIELTLGHLRYRLTDVPPQPNSQPDSATNYVWML[END_AMINO]" in first
-    assert manifest["stages"][0]["counts"]["amino_spans"] == 500
+    assert manifest.stages[0].stats["amino_spans"] == 500
 
 
 def test_molecules_rendered_isomeric_or_not(shared_data, tmp_path):
@@ -44,13 +44,13 @@ def test_molecules_rendered_isomeric_or_not(shared_data, tmp_path):
 def test_unarxive_papers_with_citations_and_formulas(shared_data, tmp_path):
     manifest = curate(shared_data / "unarxive_sample", tmp_path / "out", *MARKUP_ONLY, "input.text_field=abstract.text")
     docs = texts(tmp_path / "out")
-    assert len(docs) == 49 and manifest["quarantined"] == 0
+    assert len(docs) == 49 and manifest.quarantined == 0
     paper = docs[0]
     assert paper.startswith("# Zeros of a growing number of derivatives of random polynomials with independent roots")
     assert "## Abstract" in paper and "## 1 Introduction" in paper
     assert "{{cite:" not in paper and "{{formula:" not in paper
     assert "$X_1,X_2,\\ldots$" in "".join(docs)
-    counts = manifest["stages"][0]["counts"]
+    counts = manifest.stages[0].stats
     assert counts["papers"] == 49 and counts["citations"] > 500 and counts["formulas"] > 15_000
     refs = [d for d in docs if "[START_REF] On the dynamics of the roots of polynomials under differentiation, Alazard[END_REF]" in d]
     assert refs
@@ -78,7 +78,7 @@ def test_latex_citations_resolved_from_bibliography(hott, tmp_path):
     out = tmp_path / "out"
     manifest = curate([str(hott / "*.tex")], out, *MARKUP_ONLY, f"stages.science_markup.bibliography=[{hott / 'references.bib'}]")
     docs = "".join(texts(out))
-    counts = manifest["stages"][0]["counts"]
+    counts = manifest.stages[0].stats
     assert counts["citations"] >= 150 and counts["citations_unresolved"] <= 20
     assert "[START_REF] The Dedekind reals in abstract Stone duality, Bauer[END_REF]" in docs
     assert "\\cite{BauerTaylor09}" not in docs
@@ -134,7 +134,7 @@ def test_detection_per_source_and_existing_markup_untouched(tmp_path):
     assert docs["a"] == f"aspirin is [START_SMILES]{smiles}[END_SMILES] here"
     assert docs["b"] == rows[1]["text"]
     assert docs["c"] == rows[2]["text"]
-    assert manifest["stages"][0]["counts"]["smiles_spans"] == 1
+    assert manifest.stages[0].stats["smiles_spans"] == 1
 
 
 def test_unknown_detector_is_a_config_error(tmp_path):

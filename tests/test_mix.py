@@ -2,6 +2,7 @@
 and --multirun sweeps write one dataset per point."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import json
 from collections import Counter
@@ -34,10 +35,10 @@ def test_weights_and_epoch_caps_in_documents(tmp_path):
     small = Counter(r["id"] for r in rows if r["source"] == "small")
     assert set(small.values()) == {4}
     assert sorted({r["mix_epoch"] for r in rows if r["source"] == "small"}) == [0, 1, 2, 3]
-    details = manifest["stages"][0]["details"]
+    details = manifest.stages[0].details
     assert details["sources"]["small"]["epochs"] == 4.0 and details["sources"]["big"]["epochs"] == 0.4
     assert details["unweighted_sources"] == ["other"]
-    assert manifest["stages"][0]["dropped"] == {"mix_not_sampled": 60, "mix_source_not_weighted": 5}
+    assert manifest.stages[0].dropped == {"mix_not_sampled": 60, "mix_source_not_weighted": 5}
     rejects = read_dataset(tmp_path / "mix", "rejects")
     assert rejects.num_rows == 65 and len(set(rejects.column("id").to_pylist())) == 65
 
@@ -47,20 +48,20 @@ def test_token_weights_on_real_data_and_determinism(tmp_path, shared_data):
         curate(shared_data / path, tmp_path / name, f"input.source={name}", *extra)
     options = ("pipeline=mix", "stages.mix.weights=[web:0.6,qa:0.4]")
     manifest = curate([tmp_path / "web", tmp_path / "qa"], tmp_path / "a", *options)
-    shares = {s: v["share"] for s, v in manifest["stages"][0]["details"]["sources"].items()}
+    shares = {s: v["share"] for s, v in manifest.stages[0].details["sources"].items()}
     assert shares["web"] == pytest.approx(0.6, abs=0.01) and shares["qa"] == pytest.approx(0.4, abs=0.01)
     again = curate([tmp_path / "web", tmp_path / "qa"], tmp_path / "b", *options)
-    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in manifest["shards"]]
+    assert [s.sha256 for s in again.shards] == [s.sha256 for s in manifest.shards]
     reseeded = curate([tmp_path / "web", tmp_path / "qa"], tmp_path / "c", *options, "stages.mix.seed=1")
     assert read_dataset(tmp_path / "c").column("id") != read_dataset(tmp_path / "a").column("id")
-    assert reseeded["stages"][0]["details"]["sources"]["web"]["epochs"] == 1.0
+    assert reseeded.stages[0].details["sources"]["web"]["epochs"] == 1.0
 
 
 def test_total_beyond_the_caps_reports_the_shortfall(tmp_path):
     inputs = sources(tmp_path, {"a": 10, "b": 10})
     manifest = curate(inputs, tmp_path / "mix", "pipeline=mix", "stages.mix.unit=documents",
                       "stages.mix.weights=[a:0.5,b:0.5]", "stages.mix.total=30", "stages.mix.epoch_caps=[a:2]")
-    details = manifest["stages"][0]["details"]["sources"]
+    details = manifest.stages[0].details["sources"]
     assert details["a"]["documents"] == 15 and details["b"]["documents"] == 10
     assert details["b"]["short_by"] == 5.0 and details["a"]["short_by"] == 0.0
 
@@ -82,7 +83,7 @@ def test_multirun_sweep_writes_one_dataset_per_point(tmp_path):
              "stages.mix.weights=[a:0.5,b:0.5],[a:0.8,b:0.2]")
     points = sorted(p for p in (tmp_path / "sweep").iterdir() if (p / "manifest.json").is_file())
     assert [p.name.split("_")[0] for p in points] == ["0", "1"]
-    shares = [json.loads((p / "manifest.json").read_text())["stages"][0]["details"]["sources"]["a"]["share"]
+    shares = [Manifest.read(p).stages[0].details["sources"]["a"]["share"]
               for p in points]
     assert shares == [0.5, 0.8]
 

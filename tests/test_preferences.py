@@ -2,6 +2,7 @@
 responses (Self-Instruct's six models on the same 252 prompts), in trl's conversational format."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import gzip
 import json
@@ -25,10 +26,10 @@ def test_hh_rlhf_pairs_are_checked(tmp_path, shared_data):
     shutil.copy(source, tmp_path / "again.jsonl.gz")  # the same pairs twice: the copies are duplicates
     manifest = curate([source, tmp_path / "again.jsonl.gz"], tmp_path / "out", "pipeline=preferences",
                       "input.records=hh_rlhf", "executor.task_mb=0.5")
-    stage = manifest["stages"][0]
-    assert manifest["quarantined"] == 18 and stage["in"] == 2 * 2303
-    assert stage["dropped"] == {"empty_response": 8, "duplicate": 2299}
-    assert manifest["rows"] == 2299 and stage["consumed"] == stage["generated"] == 0
+    stage = manifest.stages[0]
+    assert manifest.quarantined == 18 and stage.rows_in == 2 * 2303
+    assert stage.dropped == {"empty_response": 8, "duplicate": 2299}
+    assert manifest.rows == 2299 and stage.consumed == stage.generated == 0
     rows = read_dataset(tmp_path / "out")
     assert rows.schema.names == ["id", "prompt", "chosen", "rejected", "source", "meta"]
     rejects = read_dataset(tmp_path / "out", "rejects").to_pylist()
@@ -45,8 +46,8 @@ def test_pairs_load_in_trl(tmp_path, shared_data):
 
     curate(shared_data / "llamafactory_pref_demo/dpo_en_demo.json.gz", tmp_path / "out", "pipeline=preferences",
            "input.records=dpo")
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    dataset = datasets.Dataset.from_file(str(tmp_path / "out" / manifest["shards"][0]["path"]))
+    manifest = Manifest.read(tmp_path / "out")
+    dataset = datasets.Dataset.from_file(str(tmp_path / "out" / manifest.shards[0].path))
     example = dataset[0]
     assert is_conversational(example)
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
@@ -57,12 +58,12 @@ def test_pairs_load_in_trl(tmp_path, shared_data):
 def test_pairs_from_six_models_ranked_by_reference_rouge(tmp_path, shared_data):
     manifest = curate(prediction_files(shared_data), tmp_path / "out", "pipeline=preferences",
                       "input.records=responses", "stages.preference_pairs.rank_by=reference_rouge")
-    stage, details = manifest["stages"][0], manifest["stages"][0]["details"]
-    assert manifest["rows_in"] == 6 * 252 and details["prompts"] == 252 and details["candidates"] == 1512
-    assert stage["in"] + stage["generated"] == stage["out"] + sum(stage["dropped"].values()) + stage["consumed"]
-    assert stage["dropped"]["empty_response"] == 51  # the models' empty answers (48 from davinci-t0-ft)
+    stage, details = manifest.stages[0], manifest.stages[0].details
+    assert manifest.rows_in == 6 * 252 and details["prompts"] == 252 and details["candidates"] == 1512
+    assert stage.rows_in + stage.generated == stage.rows_out + sum(stage.dropped.values()) + stage.consumed
+    assert stage.dropped["empty_response"] == 51  # the models' empty answers (48 from davinci-t0-ft)
     pairs = read_dataset(tmp_path / "out").to_pylist()
-    assert len(pairs) == details["pairs"] == manifest["rows"]
+    assert len(pairs) == details["pairs"] == manifest.rows
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     predictions = {}
     for path in sorted(shared_data.glob(PREDICTIONS)):
@@ -84,7 +85,7 @@ def test_pairs_from_six_models_ranked_by_reference_rouge(tmp_path, shared_data):
 
     best = curate(prediction_files(shared_data), tmp_path / "best", "pipeline=preferences", "input.records=responses",
                   "stages.preference_pairs.rank_by=reference_rouge", "stages.preference_pairs.pairing=best_vs_worst")
-    assert best["rows"] <= 252 and best["rows"] > 200
+    assert best.rows <= 252 and best.rows > 200
 
 
 def test_generated_pairs_do_not_depend_on_workers(tmp_path, shared_data):
@@ -92,8 +93,8 @@ def test_generated_pairs_do_not_depend_on_workers(tmp_path, shared_data):
                "executor.task_mb=0.01")
     one = curate(str(shared_data / PREDICTIONS), tmp_path / "w1", *options, "executor.workers=1")
     two = curate(str(shared_data / PREDICTIONS), tmp_path / "w2", *options, "executor.workers=2")
-    assert one["tasks"] == 6 and len(one["shards"]) > 1
-    assert [s["sha256"] for s in one["shards"] + one["rejects"]] == [s["sha256"] for s in two["shards"] + two["rejects"]]
+    assert one.tasks == 6 and len(one.shards) > 1
+    assert [s.sha256 for s in one.shards + one.rejects] == [s.sha256 for s in two.shards + two.rejects]
 
 
 def test_k_ranked_responses_all_pairs_ties_and_length_ratio(tmp_path):
@@ -106,14 +107,14 @@ def test_k_ranked_responses_all_pairs_ties_and_length_ratio(tmp_path):
     write_jsonl(tmp_path / "k.jsonl", records)
     manifest = curate(tmp_path / "k.jsonl", tmp_path / "out", "pipeline=preferences", "input.records=ranked_responses",
                       "stages.preference_pairs.max_length_ratio=5")
-    details = manifest["stages"][0]["details"]
+    details = manifest.stages[0].details
     pairs = read_dataset(tmp_path / "out").to_pylist()
     got = {(p["prompt"][0]["content"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs}
     assert got == {("Name a colour.", "Red.", "A dog."), ("Name a colour.", "Blue.", "A dog."),
                    ("Say hi.", "Hi.", "No.")}
     assert details["tied_pairs_skipped"] == 1  # Red. vs Blue.
     assert details["pairs_dropped"] == {"length_ratio": 2}  # the long greeting vs "Hi." and "No."
-    assert manifest["stages"][0]["consumed"] == 2 and manifest["stages"][0]["dropped"].get("no_pair") == 1
+    assert manifest.stages[0].consumed == 2 and manifest.stages[0].dropped.get("no_pair") == 1
 
 
 def test_source_order_and_reward_model(tmp_path):
@@ -130,7 +131,7 @@ def test_source_order_and_reward_model(tmp_path):
         write_jsonl(tmp_path / "in" / f"{name}.jsonl", [r for r in rows if r["model"] == name])
     manifest = curate(tmp_path / "in", tmp_path / "order", "pipeline=preferences", "input.records=responses",
                       "stages.preference_pairs.rank_by=source_order", "stages.preference_pairs.source_order=[strong,weak]")
-    assert manifest["stages"][0]["dropped"] == {"unranked": 8}  # a folder is one source ("in"), not a listed one
+    assert manifest.stages[0].dropped == {"unranked": 8}  # a folder is one source ("in"), not a listed one
     manifest = curate([tmp_path / "in" / "weak.jsonl", tmp_path / "in" / "strong.jsonl"], tmp_path / "order2",
                       "pipeline=preferences", "input.records=responses", "stages.preference_pairs.rank_by=source_order",
                       "stages.preference_pairs.source_order=[strong,weak]")
@@ -147,12 +148,12 @@ def test_source_order_and_reward_model(tmp_path):
     ranked = curate(tmp_path / "in", tmp_path / "rm_pairs", "pipeline=preferences", "input.records=responses",
                     "stages.preference_pairs.rank_by=reward_model", f"stages.preference_pairs.reward_model={tmp_path / 'rm'}")
     pairs = read_dataset(tmp_path / "rm_pairs").to_pylist()
-    assert ranked["rows"] == 4 and all(json.loads(p["meta"])["chosen_score"] > json.loads(p["meta"])["rejected_score"]
+    assert ranked.rows == 4 and all(json.loads(p["meta"])["chosen_score"] > json.loads(p["meta"])["rejected_score"]
                                        for p in pairs)
     checked = curate(tmp_path / "rm_pairs", tmp_path / "checked", "pipeline=preferences",
                      f"stages.preference_pairs.reward_model={tmp_path / 'rm'}",
                      "stages.preference_pairs.min_reward_margin=1000")
-    assert checked["stages"][0]["dropped"] == {"reward_disagrees": 4}
+    assert checked.stages[0].dropped == {"reward_disagrees": 4}
     meta = json.loads(read_dataset(tmp_path / "checked", "rejects").to_pylist()[0]["meta"])
     assert meta["reward_chosen"] > meta["reward_rejected"]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from conftest import curate
 from curate.errors import InputError
+from curate.manifest import Manifest
 
 ray = pytest.importorskip("ray")
 
@@ -27,8 +29,8 @@ def local_ray():
 
 
 def digests(folder) -> dict:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return {key: [s["sha256"] for s in manifest[key]] for key in ("shards", "rejects", "quarantine")}
+    manifest = Manifest.read(folder)
+    return {key: [s.sha256 for s in getattr(manifest, key)] for key in ("shards", "rejects", "quarantine")}
 
 
 def test_ray_equals_local_on_real_data(tmp_path, shared_data, local_ray):
@@ -38,11 +40,11 @@ def test_ray_equals_local_on_real_data(tmp_path, shared_data, local_ray):
     options = ("pipeline=code", "executor.task_mb=1")
     local = curate(inputs, tmp_path / "local", "executor=local", "executor.workers=2", *options)
     remote = curate(inputs, tmp_path / "ray", "executor=ray", "executor.workers=2", *options)
-    assert local["tasks"] > 1 and local["rows"] > 300 and local["quarantined"] > 0
-    dropped = {s["name"]: s["dropped"] for s in local["stages"]}
+    assert local.tasks > 1 and local.rows > 300 and local.quarantined > 0
+    dropped = {s.name: s.dropped for s in local.stages}
     assert dropped["code_quality"] and dropped["exact_dedup"] and dropped["minhash_dedup"]
     assert digests(tmp_path / "local") == digests(tmp_path / "ray")
-    assert remote["stages"] == [dict(s, seconds=r["seconds"]) for s, r in zip(local["stages"], remote["stages"])]
+    assert remote.stages == [dataclasses.replace(s, seconds=r.seconds) for s, r in zip(local.stages, remote.stages)]
 
 
 def test_ray_reports_bad_input_as_one_line(tmp_path, local_ray):

@@ -35,7 +35,7 @@ def test_jsonl_plain_gzip_zstd(tmp_path):
     (tmp_path / "in" / "c.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
     manifest = curate(tmp_path / "in", tmp_path / "out", *KEEP_ALL)
     assert texts(tmp_path / "out") == expected() * 3
-    assert manifest["rows"] == 75 and manifest["quarantined"] == 0
+    assert manifest.rows == 75 and manifest.quarantined == 0
     table = read_dataset(tmp_path / "out")
     assert table.column("id").to_pylist()[:2] == ["d0", "d1"]
     meta = json.loads(table.column("meta")[3].as_py())
@@ -43,9 +43,9 @@ def test_jsonl_plain_gzip_zstd(tmp_path):
     # every input is fingerprinted with the sha256 of its bytes on disk
     import hashlib
 
-    for entry in manifest["inputs"]:
-        with open(entry["path"], "rb") as handle:
-            assert entry["sha256"] == hashlib.sha256(handle.read()).hexdigest()
+    for entry in manifest.inputs:
+        with open(entry.path, "rb") as handle:
+            assert entry.sha256 == hashlib.sha256(handle.read()).hexdigest()
 
 
 def test_json_array_single_object_and_json_lines_named_json(tmp_path):
@@ -55,7 +55,7 @@ def test_json_array_single_object_and_json_lines_named_json(tmp_path):
     (tmp_path / "in" / "one.json").write_text(json.dumps(DOCS[0], indent=2))  # pretty-printed: one record
     manifest = curate(tmp_path / "in", tmp_path / "out", *KEEP_ALL)
     assert texts(tmp_path / "out") == expected() * 2 + expected()[:1]
-    assert manifest["quarantined"] == 0
+    assert manifest.quarantined == 0
 
 
 def test_parquet_and_arrow_file_and_stream(tmp_path):
@@ -108,7 +108,7 @@ def test_source_code_tree(tmp_path):
     assert rows["pkg/core.py"]["text"] == "def add(a, b):\n\treturn a + b  \n"  # whitespace untouched
     assert rows["pkg/core.py"]["language"] == "python" and rows["src/main.rs"]["language"] == "rust"
     assert rows["pkg/core.py"]["id"] == "pkg/core.py" and rows["pkg/core.py"]["source"] == "repo"
-    assert [s["path"].endswith("data.bin") for s in manifest["skipped_files"]] == [True]
+    assert [s["path"].endswith("data.bin") for s in manifest.skipped_files] == [True]
 
 
 def test_tar_archive_of_code_and_jsonl(tmp_path):
@@ -135,7 +135,7 @@ def test_xml_row_dump(tmp_path):
     manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *KEEP_ALL, "input.text_field=Body", "input.id_field=Id")
     rows = read_dataset(tmp_path / "out").to_pylist()
     assert [(r["id"], r["text"]) for r in rows] == [("1", "<p>Question one</p>")]
-    assert manifest["quarantined"] == 1  # the row without a Body
+    assert manifest.quarantined == 1  # the row without a Body
 
 
 def test_globs_dirs_and_files_together_in_order(tmp_path):
@@ -144,7 +144,7 @@ def test_globs_dirs_and_files_together_in_order(tmp_path):
     manifest = curate([tmp_path / "in" / "x*.jsonl", tmp_path / "in" / "y.jsonl"], tmp_path / "out", *KEEP_ALL)
     assert texts(tmp_path / "out") == ["from x1.jsonl", "from x2.jsonl", "from y.jsonl"]
     assert [r["id"] for r in read_dataset(tmp_path / "out").to_pylist()] == ["x1.jsonl:1", "x2.jsonl:1", "y.jsonl:1"]
-    assert len(manifest["inputs"]) == 3
+    assert len(manifest.inputs) == 3
 
 
 def test_nested_text_field_and_source_override(tmp_path):
@@ -160,7 +160,7 @@ def test_dataset_folder_as_input_keeps_columns(tmp_path):
     curate(tmp_path / "a.jsonl", tmp_path / "first", *KEEP_ALL)
     manifest = curate(tmp_path / "first", tmp_path / "second", "stages.length_filter.min_chars=100")
     second = read_dataset(tmp_path / "second")
-    assert "n_chars" in second.column_names and manifest["rows"] == sum(len(t) >= 100 for t in expected())
+    assert "n_chars" in second.column_names and manifest.rows == sum(len(t) >= 100 for t in expected())
     assert second.column("id").to_pylist() == [d["id"] for d in DOCS if len(d["text"].strip()) >= 100]
 
 

@@ -30,7 +30,7 @@ def quarantined(out) -> list[dict]:
 def test_fasta_real_files(shared_data, tmp_path):
     manifest = curate([shared_data / "proteins_esm", shared_data / "proteins_mmseqs2"], tmp_path / "out", *PASS_THROUGH)
     rows = rows_by_format(tmp_path / "out")["fasta"]
-    assert len(rows) == 5397 + 500 and manifest["quarantined"] == 0
+    assert len(rows) == 5397 + 500 and manifest.quarantined == 0
     esm = rows[0]
     assert esm["id"] == "0|beta-lactamase_P20P|1.581033423" and esm["text"].startswith("MSIQHFRVALIPFFAAFCLPVFAHPETLVKVKDAEDQL")
     assert esm["meta"]["alphabet"] == "protein" and esm["meta"]["record_type"] == "sequence"
@@ -59,7 +59,7 @@ def test_biopython_archive_genbank_and_fasta_with_bad_records_quarantined(shared
     # the file with a bad header line still gives its record
     assert any(r["id"] == "gi|3298468|dbj|BAA31520.1|" and "aster_pearson.pro" in str(r) for r in fasta) or \
         any(r["meta"].get("description") == "SAMIPF" for r in fasta)
-    assert manifest["rows_in"] == manifest["rows"] + manifest["quarantined"]
+    assert manifest.rows_in == manifest.rows + manifest.quarantined
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_swissprot_records_and_a_corrupt_one(swissprot_files, tmp_path):
     manifest = curate(swissprot_files, out, *PASS_THROUGH)
     rows = rows_by_format(out)["swissprot"]
     records = sum(p.read_text().count("\n//") for p in swissprot_files.glob("*.dat"))
-    assert len(rows) + manifest["quarantined"] == records
+    assert len(rows) + manifest.quarantined == records
     by_id = {r["id"]: r for r in rows}
     assert by_id["P0A186"]["meta"]["alphabet"] == "protein" and "Pseudomonas" in by_id["P0A186"]["meta"]["organism"]
     assert by_id["P60904"]["meta"]["keywords"] and by_id["P60904"]["meta"]["function"]
@@ -100,7 +100,7 @@ def test_smiles_files_real(shared_data, tmp_path):
     tables = tmp_path / "tables"
     manifest = curate([shared_data / "smiles_chemprop", shared_data / "smiles_rdkit" / "100kPCS_validate.csv.gz",
                        shared_data / "smiles_rdkit" / "compounds.txt.gz"], tables, *PASS_THROUGH, "input.format=smiles")
-    assert manifest["rows"] == 500 + 500 + 100 + 200 + 99_991 + 4_340 and manifest["quarantined"] == 0
+    assert manifest.rows == 500 + 500 + 100 + 200 + 99_991 + 4_340 and manifest.quarantined == 0
     rows = read_dataset(tables).to_pylist()
     chembl = [r for r in rows if r["source"] == "compounds"][0]
     meta = json.loads(chembl["meta"])
@@ -117,7 +117,7 @@ def test_bad_smiles_rows_are_quarantined(shared_data, tmp_path):
     path.write_text("\n".join(lines[:11] + bad_rows + lines[11:21]) + "\n")
     out = tmp_path / "out"
     manifest = curate(path, out, *PASS_THROUGH, "input.format=smiles")
-    assert manifest["rows"] == 20 and manifest["quarantined"] == len(bad_rows)
+    assert manifest.rows == 20 and manifest.quarantined == len(bad_rows)
     errors = {q["position"]: q for q in quarantined(out)}
     assert sorted(errors) == list(range(12, 18))
     assert all(q["field"] == "smiles" for q in errors.values())
@@ -136,7 +136,7 @@ def test_fasta_bad_utf8_and_foreign_characters(tmp_path):
     assert errors[0][0] == 5 and "invalid UTF-8" in errors[0][1]
     assert errors[1][0] == 6 and "'!' at residue 4" in errors[1][1]
     assert errors[2][0] == 10 and "no sequence" in errors[2][1]
-    assert manifest["rows_in"] == manifest["rows"] + manifest["quarantined"]
+    assert manifest.rows_in == manifest.rows + manifest.quarantined
 
 
 def test_smiles_syntax_check():

@@ -2,6 +2,7 @@
 seed tasks that is killed and resumed to the same result."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import hashlib
 import json
@@ -81,8 +82,8 @@ REASONS = {"too_short", "too_long", "blacklisted_word", "write_a_program", "star
 
 
 def digests(folder: Path) -> list[str]:
-    manifest = json.loads((folder / "manifest.json").read_text())
-    return [s["sha256"] for s in manifest["shards"] + manifest["rejects"]]
+    manifest = Manifest.read(folder)
+    return [s.sha256 for s in manifest.shards + manifest.rejects]
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +105,17 @@ def shared_data():
 
 def test_generates_and_filters_from_the_175_seeds(uninterrupted, shared_data):
     out, manifest = uninterrupted
-    stage = manifest["stages"][0]
-    details = stage["details"]
-    assert manifest["rows_in"] == 175 and stage["consumed"] == 175  # the seeds are used, not output
-    assert stage["generated"] == stage["out"] + sum(stage["dropped"].values()) > 0
+    stage = manifest.stages[0]
+    details = stage.details
+    assert manifest.rows_in == 175 and stage.consumed == 175  # the seeds are used, not output
+    assert stage.generated == stage.rows_out + sum(stage.dropped.values()) > 0
     assert details["kept_instructions"] <= 3 and details["requests"] <= 8 + 3 * 2
-    assert set(stage["dropped"]) <= REASONS
+    assert set(stage.dropped) <= REASONS
 
     seeds = [json.loads(line)["instruction"] for line in
              __import__("gzip").open(shared_data / "self_instruct/seed_tasks.jsonl.gz")]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    kept = read_dataset(out).to_pylist() if manifest["rows"] else []
+    kept = read_dataset(out).to_pylist() if manifest.rows else []
     rejects = read_dataset(out, "rejects").to_pylist()
     instructions = {json.loads(r["meta"])["instruction"] for r in kept}
     instructions |= {json.loads(r["meta"])["instruction"] for r in rejects if r["drop_reason"] not in
@@ -157,7 +158,7 @@ def test_killed_run_resumes_from_its_checkpoint(uninterrupted, shared_data, tmp_
         handle.write(b'{"batch": 99, "prompts": ["tor')
 
     manifest = curate(shared_data / "self_instruct/seed_tasks.jsonl.gz", out, *GENERATION)
-    details = manifest["stages"][0]["details"]
+    details = manifest.stages[0].details
     assert details["new_requests"] < details["requests"]  # answers before the kill were replayed, not regenerated
     assert details["requests"] - details["new_requests"] >= 2 * lines_before
     assert digests(out) == digests(whole)

@@ -31,15 +31,15 @@ def test_real_dumps_join_questions_with_their_best_answer(tmp_path, shared_data)
     # a glob keeps each dump's folder in its name: post ids repeat across sites, so they join per dump
     manifest = curate(str(shared_data / "stackexchange_*/Posts.xml.gz"), tmp_path / "out", *SE,
                       "input.source=stackexchange")
-    stage = manifest["stages"][0]
-    assert manifest["rows_in"] == 2354 + 2630 and manifest["quarantined"] == 0
+    stage = manifest.stages[0]
+    assert manifest.rows_in == 2354 + 2630 and manifest.quarantined == 0
     # every post is accounted for: a pair (question), merged into one (its answer), or dropped with a reason
-    assert stage["in"] == stage["out"] + sum(stage["dropped"].values()) + stage["consumed"]
-    assert stage["consumed"] == stage["out"] == stage["details"]["pairs"] > 1000
-    assert set(stage["dropped"]) <= {"not_best_answer", "not_a_question_or_answer", "no_answer", "answer_score_too_low",
+    assert stage.rows_in == stage.rows_out + sum(stage.dropped.values()) + stage.consumed
+    assert stage.consumed == stage.rows_out == stage.details["pairs"] > 1000
+    assert set(stage.dropped) <= {"not_best_answer", "not_a_question_or_answer", "no_answer", "answer_score_too_low",
                                      "closed_question", "question_score_too_low", "orphan_answer", "empty_question"}
     rows = read_dataset(tmp_path / "out").to_pylist()
-    assert manifest["kind"] == "chat" and len({r["id"] for r in rows}) == len(rows)
+    assert manifest.kind == "chat" and len({r["id"] for r in rows}) == len(rows)
     for row in rows:
         meta = json.loads(row["meta"])
         assert meta["answer_score"] >= 1 and [m["role"] for m in row["messages"]] == ["user", "assistant"]
@@ -55,7 +55,7 @@ def test_real_dumps_join_questions_with_their_best_answer(tmp_path, shared_data)
     assert {json.loads(r["meta"])["site"] for r in rows} == {"stackexchange_beer", "stackexchange_cardano"}
 
     rejects = read_dataset(tmp_path / "out", "rejects").to_pylist()
-    assert Counter(r["drop_reason"] for r in rejects) == Counter(stage["dropped"])
+    assert Counter(r["drop_reason"] for r in rejects) == Counter(stage.dropped)
     assert all(r["text"] is not None and r["post_type"] in (1, 2, 4, 5, 6, 7) for r in rejects)  # rejects keep the posts
 
 
@@ -86,20 +86,20 @@ def test_join_per_dump_across_tasks_is_deterministic(tmp_path):
     options = ("executor.task_mb=0.000001", "input.source=site")
     one = curate(tmp_path / "in", tmp_path / "w1", *SE, "executor.workers=1", *options)
     two = curate(tmp_path / "in", tmp_path / "w2", *SE, "executor.workers=2", *options)
-    assert one["tasks"] == 2 and [s["sha256"] for s in one["shards"]] == [s["sha256"] for s in two["shards"]]
+    assert one.tasks == 2 and [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
     rows = {r["id"]: r for r in read_dataset(tmp_path / "w1").to_pylist()}
     assert set(rows) == {"site/a.example.com/1", "site/b.example.com/1"}
     assert rows["site/a.example.com/1"]["messages"][1]["content"] == "accepted\n\n```\nx = 1\n```"
     assert json.loads(rows["site/a.example.com/1"]["meta"])["accepted"] is True
     assert rows["site/b.example.com/1"]["messages"] == [{"role": "user", "content": "Why?\n\ntext"},
                                                           {"role": "assistant", "content": "because"}]
-    assert one["stages"][0]["dropped"] == {"answer_score_too_low": 1, "no_answer": 1, "not_best_answer": 3,
+    assert one.stages[0].dropped == {"answer_score_too_low": 1, "no_answer": 1, "not_best_answer": 3,
                                            "orphan_answer": 1, "not_a_question_or_answer": 1}
-    assert one["stages"][0]["consumed"] == 2
+    assert one.stages[0].consumed == 2
 
     top = curate(tmp_path / "in", tmp_path / "top", *SE, *options, "stages.stackexchange_qa.prefer_accepted=false")
     answers = {r["id"]: r["messages"][1]["content"] for r in read_dataset(tmp_path / "top").to_pylist()}
-    assert answers["site/a.example.com/1"] == "top voted" and top["stages"][0]["consumed"] == 2
+    assert answers["site/a.example.com/1"] == "top voted" and top.stages[0].consumed == 2
 
 
 def test_malformed_posts_are_quarantined(tmp_path):
@@ -113,4 +113,4 @@ def test_malformed_posts_are_quarantined(tmp_path):
     manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *SE)
     quarantine = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     assert [(q["position"], q["field"]) for q in quarantine] == [(2, "Score"), (3, "ParentId"), (4, "Id")]
-    assert manifest["rows"] == 1 and manifest["rows_in"] == 5 and manifest["quarantined"] == 3
+    assert manifest.rows == 1 and manifest.rows_in == 5 and manifest.quarantined == 3

@@ -1,6 +1,7 @@
 """The train_tokenizer and tokenize recipes end to end: real engine, real SentencePiece."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import glob
 import json
@@ -44,16 +45,16 @@ def trained(tmp_path_factory) -> Path:
 
 
 def test_train_tokenizer_recipe_writes_the_tokenizer_folder(trained):
-    manifest = json.loads((trained / "manifest.json").read_text())
+    manifest = Manifest.read(trained)
     folder = trained / "tokenizer"
     for name in ("sentencepiece.model", "spec.yaml", "thresher_tokenizer.json", "tokenizer.json",
                  "tokenizer_config.json", "chat_template.jinja"):
         assert (folder / name).is_file(), name
-    stage = manifest["stages"][0]
-    assert stage["in"] == 60 and stage["out"] == 0 and manifest["rows"] == 0
+    stage = manifest.stages[0]
+    assert stage.rows_in == 60 and stage.rows_out == 0 and manifest.rows == 0
     # the stage consumes its rows: one pass, no intermediate copy of the corpus
-    assert [p["stages"] for p in manifest["timings"]["passes"]] == ["scan train_tokenizer"]
-    details = stage["details"]
+    assert [p["stages"] for p in manifest.timings.passes] == ["scan train_tokenizer"]
+    details = stage.details
     assert details["path"] == "tokenizer" and details["vocab_size"] == 800
     assert details["sample"]["documents"] == 60
     assert details["fingerprint"] == Tokenizer.load(folder).fingerprint
@@ -69,8 +70,8 @@ def test_sample_is_deterministic_and_proportional(tmp_path):
         manifest = curate(data, out, "pipeline=train_tokenizer", "stages.train_tokenizer.sample_rate=0.5",
                           "stages.train_tokenizer.vocab_size=600", f"executor.workers={workers}",
                           "executor.task_mb=0.1")
-        assert manifest["tasks"] > 1
-        details = manifest["stages"][0]["details"]
+        assert manifest.tasks > 1
+        details = manifest.stages[0].details
         fingerprints.append(details["fingerprint"])
         sampled.append(details["sample"]["documents"])
     assert fingerprints[0] == fingerprints[1] and sampled[0] == sampled[1]
@@ -81,7 +82,7 @@ def test_sample_cap_keeps_the_smallest_keys(tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(60))
     manifest = curate(data, tmp_path / "out", "pipeline=train_tokenizer", "stages.train_tokenizer.sample_rate=1.0",
                       "stages.train_tokenizer.vocab_size=600", "stages.train_tokenizer.max_sample_mb=0.4")
-    sample = manifest["stages"][0]["details"]["sample"]
+    sample = manifest.stages[0].details["sample"]
     assert 0 < sample["documents"] < 80 and sample["bytes"] <= 0.4 * (1 << 20)
 
 
@@ -102,7 +103,7 @@ def test_packing_loses_no_token_and_separates_documents(trained, tmp_path):
     out = tmp_path / "tokens"
     manifest = curate(data, out, "pipeline=tokenize", f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
                       "stages.tokenize_pack.seq_len=128")
-    assert manifest["kind"] == "tokens"
+    assert manifest.kind == "tokens"
     table = read_dataset(out)
     assert set(len(r) for r in table.column("input_ids").to_pylist()) == {128}
     tok = Tokenizer.load(trained / "tokenizer")
@@ -111,12 +112,12 @@ def test_packing_loses_no_token_and_separates_documents(trained, tmp_path):
     for doc, row in zip(docs, rows):
         assert doc == tok.encode(row["text"]) + [tok.eos_id]  # every document ends in EOS, no token lost
         assert tok.eos_id not in doc[:-1]
-    stage = manifest["stages"][0]
-    counts = stage["counts"]
+    stage = manifest.stages[0]
+    counts = stage.stats
     assert counts["documents"] == len(rows) and counts["tokens"] == sum(len(d) for d in docs)
-    assert counts["tokens"] + counts["padding_tokens"] == 128 * manifest["rows"] == 128 * counts["sequences"]
-    assert stage["details"]["tokenizer"]["fingerprint"] == tok.fingerprint
-    assert stage["details"]["tokenizer"]["eos_id"] == tok.eos_id
+    assert counts["tokens"] + counts["padding_tokens"] == 128 * manifest.rows == 128 * counts["sequences"]
+    assert stage.details["tokenizer"]["fingerprint"] == tok.fingerprint
+    assert stage.details["tokenizer"]["eos_id"] == tok.eos_id
 
 
 def test_token_shards_are_identical_with_one_or_two_workers(trained, tmp_path):
@@ -126,8 +127,8 @@ def test_token_shards_are_identical_with_one_or_two_workers(trained, tmp_path):
         manifest = curate(data, tmp_path / f"w{workers}", "pipeline=tokenize",
                           f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}", "stages.tokenize_pack.seq_len=256",
                           f"executor.workers={workers}", "executor.task_mb=0.1")
-        assert manifest["tasks"] > 1
-        shas.append([s["sha256"] for s in manifest["shards"]])
+        assert manifest.tasks > 1
+        shas.append([s.sha256 for s in manifest.shards])
     assert shas[0] == shas[1]
 
 
@@ -135,9 +136,9 @@ def test_drop_remainder_counts_dropped_tokens(trained, tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(5, start=100))
     manifest = curate(data, tmp_path / "out", "pipeline=tokenize", f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
                       "stages.tokenize_pack.seq_len=512", "stages.tokenize_pack.remainder=drop")
-    counts = manifest["stages"][0]["counts"]
+    counts = manifest.stages[0].stats
     assert counts["padding_tokens"] == 0 and 0 < counts["dropped_tokens"] < 512
-    assert counts["tokens"] == 512 * manifest["rows"] + counts["dropped_tokens"]
+    assert counts["tokens"] == 512 * manifest.rows + counts["dropped_tokens"]
     table = read_dataset(tmp_path / "out")
     assert np.isin(np.concatenate([np.array(r) for r in table.column("input_ids").to_pylist()]), [3]).sum() == 0
 
@@ -167,7 +168,7 @@ def test_science_recipe_end_to_end_spans_are_one_token_per_character(trained, sh
     out = tmp_path / "sci"
     manifest = curate(shared_data / "proteins_mmseqs2", out, "pipeline=science",
                       f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}", "stages.tokenize_pack.seq_len=512")
-    assert manifest["kind"] == "tokens" and manifest["stages"][0]["counts"]["amino_spans"] == 500
+    assert manifest.kind == "tokens" and manifest.stages[0].stats["amino_spans"] == 500
     tok = Tokenizer.load(trained / "tokenizer")
     start, end = (tok.processor.piece_to_id(t) for t in ("[START_AMINO]", "[END_AMINO]"))
     stream = [t for row in read_dataset(out).column("input_ids").to_pylist() for t in row]

@@ -4,6 +4,7 @@ the run directory holds the lineage, and the data loader is memory-mapped, deter
 rank-disjoint."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import importlib
 import json
@@ -116,8 +117,8 @@ def test_two_ddp_processes_train_like_one_with_accumulation(inputs, tmp_path):
 def test_corrupted_shard_is_refused(inputs, tmp_path):
     data = tmp_path / "tokens"
     shutil.copytree(inputs.tokens, data)
-    manifest = json.loads((data / "manifest.json").read_text())
-    shard = data / manifest["shards"][1]["path"]
+    manifest = Manifest.read(data)
+    shard = data / manifest.shards[1].path
     content = bytearray(shard.read_bytes())
     content[len(content) // 2] ^= 0xFF  # one flipped bit pattern in the middle of the token values
     shard.write_bytes(bytes(content))
@@ -140,15 +141,15 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     run_dir = tmp_path / "run"
     train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
           "task.doc_mask=true", *TINY)
-    manifest = json.loads((inputs.tokens / "manifest.json").read_text())
+    manifest = Manifest.read(inputs.tokens)
     lineage = json.loads((run_dir / "run.json").read_text())
     assert lineage["task"] == "pretrain" and lineage["finished"]
     assert lineage["version"] == code_version()
     assert lineage["packages"]["torch"] and lineage["packages"]["transformers"]
-    assert lineage["data"]["fingerprint"] == manifest["fingerprint"]
+    assert lineage["data"]["fingerprint"] == manifest.fingerprint
     assert lineage["data"]["path"] == str(inputs.tokens.resolve())
-    assert [s["sha256"] for s in lineage["data"]["shards"]] == [s["sha256"] for s in manifest["shards"]]
-    recorded = next(s["details"]["tokenizer"] for s in manifest["stages"] if s["name"] == "tokenize_pack")
+    assert [s["sha256"] for s in lineage["data"]["shards"]] == [s.sha256 for s in manifest.shards]
+    recorded = next(s.details["tokenizer"] for s in manifest.stages if s.name == "tokenize_pack")
     assert lineage["data"]["tokenizer"] == recorded and recorded["fingerprint"]
     assert set(lineage["tokenizer"]["files"]) >= {"tokenizer.json", "tokenizer_config.json"}
     assert lineage["config"]["task"]["name"] == "pretrain" and lineage["config"]["trainer"]["max_steps"] == 3
@@ -160,7 +161,7 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     # the same command continues the same run; another config is refused without output.overwrite
     train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
           "task.doc_mask=true", *TINY)
-    with pytest.raises(Exception, match="holds a different run"):
+    with pytest.raises(Exception, match=r"holds a finished training run of a different config \(task.doc_mask: True -> False; trainer.max_steps: 3 -> 4\)"):
         train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4", *TINY)
     train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4",
           "output.overwrite=true", *TINY)
@@ -265,9 +266,8 @@ def test_document_mask_and_padding(inputs):
 def test_tokenizer_recorded_by_the_tokenize_stage_is_found(inputs, tmp_path):
     from train.data import DatasetFolder
 
-    manifest = {"kind": "tokens", "rows": 1, "shards": [],
-                "stages": [{"name": "tokenize_pack", "details": {"tokenizer": {"path": str(inputs.tokenizer),
-                                                                               "fingerprint": "abc"}}}]}
+    manifest = Manifest.read(inputs.tokens)
+    manifest.stage("tokenize_pack").details["tokenizer"] = {"path": str(inputs.tokenizer), "fingerprint": "abc"}
     folder = DatasetFolder(tmp_path, manifest)
     assert folder.tokenizer() == {"path": str(inputs.tokenizer), "fingerprint": "abc"}
     assert folder.lineage()["tokenizer"]["fingerprint"] == "abc"
@@ -283,10 +283,11 @@ def test_tokenizer_must_match_the_one_the_data_was_made_with(inputs, tmp_path):
     tokenizer = tmp_path / "tokenizer"
     shutil.copytree(inputs.tokenizer, tokenizer)
     (tokenizer / "thresher_tokenizer.json").write_text(json.dumps({"fingerprint": "aaaa"}))
-    data = DatasetFolder(tmp_path, {"stages": [{"name": "tokenize_pack",
-                                                "details": {"tokenizer": {"path": "x", "fingerprint": "bbbb"}}}]})
+    manifest = Manifest.read(inputs.tokens)
+    manifest.stage("tokenize_pack").details["tokenizer"] = {"path": "x", "fingerprint": "bbbb"}
+    data = DatasetFolder(tmp_path, manifest)
     cfg = compose_train(["task=pretrain", f"data={inputs.tokens}", f"tokenizer={tokenizer}"])
     with pytest.raises(ConfigError, match="is not the one the data was tokenized with"):
         tokenizer_path(cfg, data)
-    data.manifest["stages"][0]["details"]["tokenizer"]["fingerprint"] = "aaaa"
+    data.manifest.stages[0].details["tokenizer"]["fingerprint"] = "aaaa"
     assert tokenizer_path(cfg, data) == str(tokenizer)

@@ -3,6 +3,7 @@ SFT (assistant-only loss, packing, LoRA, resume), reward model, DPO, RLHF with R
 (with the pre-training mix), and the lineage chain from the RLHF policy back to the token data."""
 
 from __future__ import annotations
+from curate.manifest import Manifest
 
 import json
 import math
@@ -75,11 +76,11 @@ def test_sft_on_chat_shards(inputs, base, tmp_path):
     lineage = json.loads((run_dir / "run.json").read_text())
     config = lineage["config"]["task"]
     assert config["assistant_only_loss"] and config["packing"]
-    chat_manifest = json.loads((inputs.chat / "manifest.json").read_text())
-    tokens_manifest = json.loads((inputs.tokens / "manifest.json").read_text())
-    assert lineage["data"]["fingerprint"] == chat_manifest["fingerprint"]
+    chat_manifest = Manifest.read(inputs.chat)
+    tokens_manifest = Manifest.read(inputs.tokens)
+    assert lineage["data"]["fingerprint"] == chat_manifest.fingerprint
     # the chain: this SFT model <- the pre-trained model <- the token shards it was trained on
-    assert lineage["base_model"]["lineage"]["data"]["fingerprint"] == tokens_manifest["fingerprint"]
+    assert lineage["base_model"]["lineage"]["data"]["fingerprint"] == tokens_manifest.fingerprint
 
 
 def test_sft_with_lora_saves_a_merged_model(inputs, base, tmp_path):
@@ -176,8 +177,8 @@ def test_rlhf_against_the_reward_model(inputs, base, reward_model, tmp_path, alg
     assert lineage["reward_model"]["lineage"]["task"] == "reward"
     if extra:  # InstructGPT's pre-training mix: its LM loss is logged, its data is in the lineage
         assert all(math.isfinite(m["ptx_loss"]) for m in logged)
-        tokens_manifest = json.loads((inputs.tokens / "manifest.json").read_text())
-        assert lineage["ptx_data"]["fingerprint"] == tokens_manifest["fingerprint"]
+        tokens_manifest = Manifest.read(inputs.tokens)
+        assert lineage["ptx_data"]["fingerprint"] == tokens_manifest.fingerprint
     assert changed(base, run_dir / "model")
 
 

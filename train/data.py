@@ -22,7 +22,7 @@ import pyarrow as pa
 import torch
 
 from curate.errors import ConfigError
-from curate.manifest import read_manifest, verify_shards
+from curate.manifest import Manifest, verify_shards
 from curate.schema import KINDS
 
 if TYPE_CHECKING:
@@ -43,67 +43,61 @@ class DatasetFolder:
     """A dataset folder whose manifest has been read and checked."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def kind(self) -> str:
-        return self.manifest["kind"]
+        return self.manifest.kind
 
     @property
     def rows(self) -> int:
-        return int(self.manifest["rows"])
+        return self.manifest.rows
 
     @property
     def shard_paths(self) -> list[Path]:
-        return [self.path / shard["path"] for shard in self.manifest["shards"]]
+        return [self.path / shard.path for shard in self.manifest.shards]
 
     def lineage(self) -> dict[str, Any]:
         """What identifies this data: the curation run's fingerprint, version, and every shard's checksum."""
         manifest = self.manifest
+        tokenizer = manifest.tokenizer()
         return {
             "path": str(self.path.resolve()),
             "kind": self.kind,
             "rows": self.rows,
-            "fingerprint": manifest.get("fingerprint"),
-            "version": manifest.get("version"),
-            "created": manifest.get("created"),
-            "stages": [stage.get("name") for stage in manifest.get("stages", [])],
-            "inputs": [{"path": i.get("path"), "sha256": i.get("sha256")} for i in manifest.get("inputs", [])],
-            "shards": [{"path": s["path"], "rows": s["rows"], "sha256": s["sha256"]} for s in manifest["shards"]],
-            **({"tokenizer": self.tokenizer()} if self.tokenizer() else {}),
+            "fingerprint": manifest.fingerprint,
+            "version": manifest.version,
+            "created": manifest.created,
+            "stages": [stage.name for stage in manifest.stages],
+            "inputs": [{"path": i.path, "sha256": i.sha256} for i in manifest.inputs],
+            "shards": [{"path": s.path, "rows": s.rows, "sha256": s.sha256} for s in manifest.shards],
+            **({"tokenizer": tokenizer} if tokenizer else {}),
         }
 
     def tokenizer(self) -> dict[str, Any] | None:
-        """The tokenizer a `tokens` dataset was made with, as its manifest records it (top-level
-        `tokenizer`, or the `details.tokenizer` of the stage that tokenized), else None."""
-        if isinstance(self.manifest.get("tokenizer"), dict):
-            return self.manifest["tokenizer"]
-        for stage in self.manifest.get("stages", []):
-            recorded = (stage.get("details") or {}).get("tokenizer")
-            if isinstance(recorded, dict):
-                return recorded
-        return None
+        """The tokenizer a `tokens` dataset was made with, as its manifest records it."""
+        return self.manifest.tokenizer()
 
 
 def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", verify: bool = True) -> DatasetFolder:
     """Read and check a dataset folder; `key` names the config option in error messages.
 
     Raises ConfigError for a folder of the wrong kind or schema, ThresherError (from
-    `curate.manifest.verify_shards`) for a missing or modified shard.
+    `curate.manifest`) for an unreadable manifest or a missing or modified shard.
     """
     path = Path(path)
-    manifest = read_manifest(path)
-    kind = manifest.get("kind")
+    manifest = Manifest.read(path)
+    kind = manifest.kind
     if kind not in kinds:
         raise ConfigError(f"{key}: '{path}' holds a '{kind}' dataset; this task reads {' or '.join(kinds)}")
-    declared = {column["name"]: column["type"] for column in manifest.get("schema", [])}
+    declared = {column["name"]: column["type"] for column in manifest.schema}
     for column in KINDS[kind]:
         if declared.get(column.name) != str(column.type):
             raise ConfigError(
                 f"{key}: '{path}' column '{column.name}' is {declared.get(column.name, 'missing')}, "
                 f"expected {column.type} (kind '{kind}')"
             )
-    if int(manifest.get("rows", 0)) == 0:
+    if manifest.rows == 0:
         raise ConfigError(f"{key}: '{path}' has no rows")
     if verify:
         verify_shards(path, manifest)

@@ -17,19 +17,16 @@ A folder holding a different run (other config or data) is refused unless `outpu
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from curate.errors import OutputError
-from curate.manifest import code_version, write_json_atomic
+from curate.manifest import code_version
+from curate.runfolder import RunFolder, RunRecord, fingerprint, without_keys, write_json_atomic
 
 RUN_FILE = "run.json"
 MODEL_LINEAGE = "thresher_lineage.json"
@@ -62,26 +59,20 @@ def model_lineage(path: str | Path | None) -> dict[str, Any] | None:
     return {"path": str(Path(path).resolve()), "lineage": lineage}
 
 
-def fingerprint(cfg: DictConfig, inputs: list[dict[str, Any]]) -> str:
-    """A hash of the resolved config (without volatile keys) and the identity of every input."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for key in VOLATILE_KEYS:
-        *parents, name = key.split(".")
-        node = config
-        for parent in parents:
-            node = node.get(parent, {})
-        node.pop(name, None)
-    blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+class RunDir(RunFolder):
+    """The run directory of one training run (see the module docstring for its layout).
 
+    Only the main process locks it and writes to it. A folder holding another run (other config or
+    data) that trained something is refused unless `output.overwrite=true`; one where nothing was
+    trained yet is replaced. A folder holding this run is continued: its start time is kept and
+    the restart is appended to `resumed`.
+    """
 
-class RunDir:
-    """The run directory of one training run (see the module docstring for its layout)."""
+    what = "training run"
 
     def __init__(self, root: str | Path, is_main: bool = True):
-        self.root = Path(root)
+        super().__init__(root)
         self.is_main = is_main
-        self.lock_handle = None
         self.record: dict[str, Any] = {}
 
     @property
@@ -96,66 +87,36 @@ class RunDir:
     def run_file(self) -> Path:
         return self.root / RUN_FILE
 
-    def lock(self) -> None:
-        """Hold an exclusive lock on the folder for the life of the process (main process only)."""
-        if not self.is_main:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.lock_handle = open(self.root / ".lock", "w")
-        try:
-            fcntl.flock(self.lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputError(f"output.dir: '{self.root}' is in use by another training run") from None
+    def previous(self) -> RunRecord | None:
+        if not self.run_file.is_file():
+            return None
+        record = json.loads(self.run_file.read_text())
+        return RunRecord(record.get("fingerprint"), without_keys(record.get("config") or {}, VOLATILE_KEYS),
+                         finished=record.get("finished") is not None)
 
-    def unlock(self) -> None:
-        if self.lock_handle is not None:
-            fcntl.flock(self.lock_handle, fcntl.LOCK_UN)
-            self.lock_handle.close()
-            self.lock_handle = None
+    def has_progress(self) -> bool:
+        return (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())) or self.model_dir.is_dir()
+
+    def begin(self, fingerprint: str, config: dict[str, Any]) -> None:
+        """Nothing to write before `prepare` writes run.json."""
+
+    def lock(self) -> None:
+        if self.is_main:
+            super().lock()
 
     def prepare(self, cfg: DictConfig, record: dict[str, Any]) -> None:
-        """Check the folder against this run and write its lineage (main process).
-
-        A folder with checkpoints or a model of another run (different fingerprint) is cleared with
-        `output.overwrite`, refused otherwise; one where nothing was trained yet is reused. A folder
-        holding this run is continued: its start time is kept and the restart is appended to `resumed`.
-        """
+        """Check the folder against this run and write its lineage (main process)."""
         self.record = record
         if not self.is_main:
             return
-        previous = json.loads(self.run_file.read_text()) if self.run_file.is_file() else None
-        if previous is None and any(child.name != ".lock" for child in self.root.iterdir()):
-            raise OutputError(f"output.dir: '{self.root}' is not empty and holds no training run; "
-                              "choose another output.dir")
-        has_state = (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())) or self.model_dir.is_dir()
-        same_run = previous is not None and previous.get("fingerprint") == record["fingerprint"]
-        if has_state and (not same_run or not cfg.resume):
-            if not cfg.output.overwrite:
-                reason = ("holds a different run (config or data changed)" if not same_run
-                          else "holds checkpoints of this run and resume=false")
-                raise OutputError(f"output.dir: '{self.root}' {reason}; "
-                                  "set output.overwrite=true or choose another output.dir")
-            self.clear()
-            previous = None
-        elif not same_run:  # nothing trained yet (an earlier attempt failed before its first checkpoint)
-            self.clear()
-            previous = None
-        if previous is not None:
+        config = without_keys(record["config"], VOLATILE_KEYS)
+        status = self.open(record["fingerprint"], config, overwrite=cfg.output.overwrite, resume=cfg.resume)
+        if status != "fresh":  # this run, continued
+            previous = json.loads(self.run_file.read_text())
             record["started"] = previous.get("started", record["started"])
             record["resumed"] = previous.get("resumed", []) + [now()]
-        self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         write_json_atomic(self.run_file, record)
-
-    def clear(self) -> None:
-        """Remove everything a previous run left (but the lock file this process holds)."""
-        for child in self.root.iterdir():
-            if child.name == ".lock":
-                continue
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
         """Append one line to metrics.jsonl (main process)."""
@@ -179,7 +140,7 @@ def run_record(cfg: DictConfig, inputs: dict[str, Any], world_size: int, device:
     identity = [inputs.get(key) for key in sorted(inputs)]
     record = {
         "task": cfg.task.name,
-        "fingerprint": fingerprint(cfg, identity),
+        "fingerprint": fingerprint(without_keys(OmegaConf.to_container(cfg, resolve=True), VOLATILE_KEYS), identity),
         "version": code_version(),
         "packages": package_versions(),
         **inputs,

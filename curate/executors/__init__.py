@@ -1,15 +1,30 @@
-"""Executors own parallelism: they run the engine's tasks, each in a worker that holds the plan."""
+"""Executors own parallelism: they run the engine's tasks, each in a worker that holds the plan.
+
+An executor is a context manager whose `map(fn, items, resources)` yields `fn(item)` for each
+item as the workers finish them (the first failure is raised). Workers are initialised once with
+`initializer(payload)`; `resources` is what a worker needs for these items (the pass's stages).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from omegaconf import DictConfig
 
 from curate.executors.local import LocalExecutor
+from curate.stages.base import Resources
 
 
-def make_executor(cfg: DictConfig, workers: int, initializer: Callable, payload: dict):
+class Executor(Protocol):
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], resources: Resources | None = None) -> Iterator[Any]: ...
+
+
+def make_executor(cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any) -> Executor:
     """The executor named by `executor.name` (validated in `curate.config`)."""
     if cfg.executor.name == "ray":
         from curate.executors.ray import RayExecutor

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from curate.stages.base import Resources
 
 
 class LocalExecutor:
@@ -14,7 +17,7 @@ class LocalExecutor:
     never leak into workers. At most `2 * workers` tasks are queued at a time.
     """
 
-    def __init__(self, workers: int, initializer: Callable[[dict], None], payload: dict):
+    def __init__(self, workers: int, initializer: Callable[[Any], None], payload: Any):
         self.workers, self.initializer, self.payload = workers, initializer, payload
         self.pool: ProcessPoolExecutor | None = None
 
@@ -32,8 +35,9 @@ class LocalExecutor:
         if self.pool is not None:
             self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
 
-    def map(self, fn: Callable, items: Iterable) -> Iterator:
-        """Yield fn(item) for each item, as they complete. The first failure is raised."""
+    def map(self, fn: Callable, items: Iterable, resources: Resources | None = None) -> Iterator:
+        """Yield fn(item) for each item, as they complete. The first failure is raised.
+        `resources` is not enforced: the pool has `workers` processes on this machine."""
         items = list(items)
         if self.pool is None:
             for item in items:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from curate.errors import ThresherError
+from curate.stages.base import Resources
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -75,7 +76,7 @@ class RayExecutor:
 
             ray.shutdown()
 
-    def map(self, fn: Callable, items: Iterable) -> Iterator:
+    def map(self, fn: Callable, items: Iterable, resources: Resources | None = None) -> Iterator:
         """Yield fn(item) for each item as the actors complete them; the first failure is raised."""
         import ray.data
         from ray.data import ActorPoolStrategy

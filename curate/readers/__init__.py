@@ -144,7 +144,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
     Raw files give the mapper's schema; Thresher dataset folders give the schema their shards
     were written with (every dataset in one run must have the same).
     """
-    from curate.manifest import read_manifest
+    from curate.manifest import Manifest
 
     datasets = sorted({f.path.parents[1] for f in files if f.format == "dataset"})
     if not datasets:
@@ -155,7 +155,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
     for folder in datasets:
         shard = next(f.path for f in files if f.path.parents[1] == folder)
         with pa.memory_map(str(shard)) as source:
-            found[folder] = (pa.ipc.open_stream(source).schema.remove_metadata(), read_manifest(folder)["kind"])
+            found[folder] = (pa.ipc.open_stream(source).schema.remove_metadata(), Manifest.read(folder).kind)
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:

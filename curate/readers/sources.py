@@ -179,10 +179,9 @@ def walk(folder: Path) -> Iterator[Path]:
 
 def dataset_shards(folder: Path) -> list[Path]:
     """The data shards of a dataset folder written by Thresher, in manifest order."""
-    from curate.manifest import read_manifest
+    from curate.manifest import Manifest
 
-    manifest = read_manifest(folder)
-    return [folder / shard["path"] for shard in manifest["shards"]]
+    return [folder / shard.path for shard in Manifest.read(folder).shards]
 
 
 class HashingReader(io.RawIOBase):

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from curate.manifest import read_manifest
+from curate.manifest import FileRecord, Manifest
 from curate.schema import KINDS, REJECT_COLUMNS
 from curate.writers import iter_shard
 
@@ -43,12 +43,12 @@ def png(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
+def read_columns(folder: Path, shards: list[FileRecord], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
     """Up to `limit` rows of `shards`. Shards may differ in schema (each stage's rejects carry the
     columns known at that stage): missing columns become nulls."""
     tables, rows = [], 0
     for shard in shards:
-        for batch in iter_shard(folder / shard["path"]):
+        for batch in iter_shard(folder / shard.path):
             tables.append(pa.Table.from_batches([batch]))
             rows += batch.num_rows
             if rows >= limit:
@@ -63,7 +63,7 @@ def numeric_columns(table: pa.Table) -> list[str]:
     return [f.name for f in table.schema if f.name not in core and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
 
 
-def histograms(folder: Path, manifest: dict) -> list[dict]:
+def histograms(folder: Path, manifest: Manifest) -> list[dict]:
     """One histogram per score column: kept rows and, stacked, the rows each stage dropped
     (the stage that computes a score shows where its threshold cuts; later stages, what else
     they removed)."""
@@ -72,8 +72,8 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kept = read_columns(folder, manifest["shards"])
-    rejected = read_columns(folder, manifest["rejects"])
+    kept = read_columns(folder, manifest.shards)
+    rejected = read_columns(folder, manifest.rejects)
     names = []
     for table in (kept, rejected):
         if table is not None:
@@ -81,7 +81,7 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
     groups = [("kept", kept)]
     if rejected is not None:
         stages = rejected.column("drop_stage")
-        for stage in [s["name"] for s in manifest["stages"] if s["dropped"]]:
+        for stage in [s.name for s in manifest.stages if s.dropped]:
             groups.append((f"dropped by {stage}", rejected.filter(pc.equal(stages, stage))))
     colors = ["#4c72b0", "#dd8452", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974", "#64b5cd"]
     plots = []
@@ -109,13 +109,13 @@ def histograms(folder: Path, manifest: dict) -> list[dict]:
     return plots
 
 
-def drop_plot(manifest: dict) -> str | None:
+def drop_plot(manifest: Manifest) -> str | None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [(f"{s['name']}: {reason}", count) for s in manifest["stages"] for reason, count in s["dropped"].items()]
+    bars = [(f"{s.name}: {reason}", count) for s in manifest.stages for reason, count in s.dropped.items()]
     if not bars:
         return None
     figure, axis = plt.subplots(figsize=(6.5, 0.35 * len(bars) + 0.8))
@@ -144,10 +144,10 @@ def shorten(value) -> str:
     return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + f" … [{len(text):,} chars]"
 
 
-def sample_rows(folder: Path, shards: list[dict], n: int, where=None) -> list[dict]:
-    rows = []
+def sample_rows(folder: Path, shards: list[FileRecord], n: int, where=None) -> list[dict]:
+    rows: list[dict] = []
     for shard in shards:
-        for batch in iter_shard(folder / shard["path"]):
+        for batch in iter_shard(folder / shard.path):
             for row in batch.to_pylist():
                 if where is None or where(row):
                     rows.append({k: v if isinstance(v, (int, float, bool)) else shorten(v)
@@ -164,16 +164,16 @@ def scores_of(row: dict) -> dict:
             if k not in core and isinstance(v, (int, float, bool))}
 
 
-def rejected_samples(folder: Path, manifest: dict, per_reason: int = 3) -> list[dict]:
+def rejected_samples(folder: Path, manifest: Manifest, per_reason: int = 3) -> list[dict]:
     """A few dropped rows per (stage, reason), each with its text and its score values."""
     groups = []
-    for stage in manifest["stages"]:
-        shards = [s for s in manifest["rejects"] if s["stage"] == stage["name"]]
-        for reason in stage["dropped"]:
+    for stage in manifest.stages:
+        shards = [s for s in manifest.rejects if s.stage == stage.name]
+        for reason in stage.dropped:
             rows = sample_rows(folder, shards, per_reason, lambda row, r=reason: row.get("drop_reason") == r)
             for row in rows:
                 row["_scores"] = scores_of(row)
-            groups.append({"stage": stage["name"], "reason": reason, "rows": rows})
+            groups.append({"stage": stage.name, "reason": reason, "rows": rows})
     return groups
 
 
@@ -191,18 +191,18 @@ def size_plot(histogram: dict[str, int]) -> str:
     return png(figure)
 
 
-def duplicate_clusters(folder: Path, manifest: dict) -> list[dict]:
+def duplicate_clusters(folder: Path, manifest: Manifest) -> list[dict]:
     """Per dedup stage: its summary, cluster sizes, removals per source and sample clusters.
 
     Sample clusters come from `stages/<stage>/clusters.arrow` (members, written by the stage's
     resolve) and `stages/<stage>/samples/*.arrow` (their text, written as the stage applied).
     """
     sections = []
-    for stage in manifest["stages"]:
-        details = stage.get("details") or {}
+    for stage in manifest.stages:
+        details = stage.details
         if "cluster_sizes" not in details:
             continue
-        keep = folder / "stages" / stage["name"]
+        keep = folder / "stages" / stage.name
         texts: dict[int, str] = {}
         for part in sorted((keep / "samples").glob("*.arrow")):
             for batch in iter_shard(part):
@@ -218,24 +218,24 @@ def duplicate_clusters(folder: Path, manifest: dict) -> list[dict]:
         sources = [{"source": name, "documents": count, "removed": removed.get(name, 0),
                     "share": removed.get(name, 0) / count if count else 0.0} for name, count in by_source.items()]
         sections.append({
-            "name": stage["name"], "details": details, "sources": sources,
+            "name": stage.name, "details": details, "sources": sources,
             "sizes": size_plot(details["cluster_sizes"]) if details["cluster_sizes"] else None,
             "clusters": [clusters[k] for k in sorted(clusters)],
         })
     return sections
 
 
-def write_report(folder: str | Path, manifest: dict | None = None) -> Path:
+def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
     folder = Path(folder)
-    manifest = manifest or read_manifest(folder)
+    manifest = manifest or Manifest.read(folder)
     html = environment().get_template("report.html.j2").render(
         title=str(folder.resolve().name),
         m=manifest,
         drops=drop_plot(manifest),
         histograms=histograms(folder, manifest),
-        kept=sample_rows(folder, manifest["shards"], 5),
+        kept=sample_rows(folder, manifest.shards, 5),
         rejected=rejected_samples(folder, manifest),
-        quarantined=sample_rows(folder, manifest["quarantine"], 10),
+        quarantined=sample_rows(folder, manifest.quarantine, 10),
         duplicates=duplicate_clusters(folder, manifest),
     )
     path = folder / "report.html"

@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from curate.errors import ThresherError
-from curate.manifest import MANIFEST, read_manifest
+from curate.manifest import MANIFEST, Manifest
 from curate.report import environment, png
 
 
@@ -37,7 +37,7 @@ class Entry:
 
     label: str
     path: Path
-    manifest: dict | None = None  # the dataset's (the trained-on dataset's, for a run)
+    manifest: Manifest | None = None  # the dataset's (the trained-on dataset's, for a run)
     dataset_path: Path | None = None
     run: dict | None = None  # run.json of a training run
     curve: list[dict] = field(default_factory=list)  # metrics.jsonl of a training run
@@ -48,7 +48,7 @@ class Entry:
         if self.run:
             flat.update({f"train.{k}": v for k, v in flatten(self.run.get("config", {})).items()})
         if self.manifest:
-            flat.update({f"data.{k}" if self.run else k: v for k, v in flatten(self.manifest["config"]).items()})
+            flat.update({f"data.{k}" if self.run else k: v for k, v in flatten(self.manifest.config).items()})
         return flat
 
 
@@ -58,36 +58,36 @@ def load_entry(folder: Path) -> Entry:
         metrics = folder / "metrics.jsonl"
         curve = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
         data = Path((run.get("data") or {}).get("path", ""))
-        manifest = read_manifest(data) if (data / MANIFEST).is_file() else None
+        manifest = Manifest.read(data) if (data / MANIFEST).is_file() else None
         return Entry(folder.name, folder, manifest, data if manifest else None, run, curve)
     if (folder / MANIFEST).is_file():
-        return Entry(folder.name, folder, read_manifest(folder), folder)
+        return Entry(folder.name, folder, Manifest.read(folder), folder)
     raise ThresherError(f"'{folder}' is neither a Thresher dataset (manifest.json) nor a training run (run.json)")
 
 
 def composition(entry: Entry) -> dict[str, dict[str, float]]:
     """Rows and text bytes per source: from the shards' columns, or the realised mix of a `mix` stage."""
     manifest, folder = entry.manifest, entry.dataset_path
-    if manifest is None:
+    if manifest is None or folder is None:
         return {}
-    names = {f["name"] for f in manifest["schema"]}
+    names = {f["name"] for f in manifest.schema}
     if "source" not in names:
-        for stage in manifest["stages"]:
-            sources = (stage.get("details") or {}).get("sources")
-            if stage["target"].endswith(".Mix") and sources:
+        for stage in manifest.stages:
+            sources = stage.details.get("sources")
+            if stage.target.endswith(".Mix") and sources:
                 return {s: {"rows": v.get("documents", 0), "bytes": v.get("realised", 0)} for s, v in sources.items()}
         return {}
     columns = ["source"] + (["text"] if "text" in names else [])
-    frames = [pl.read_ipc_stream(folder / s["path"], columns=columns) for s in manifest["shards"]]
+    frames = [pl.read_ipc_stream(folder / s.path, columns=columns) for s in manifest.shards]
     frame = pl.concat(frames) if frames else pl.DataFrame({"source": []}, schema={"source": pl.Utf8})
     sizes = pl.col("text").str.len_bytes().sum() if "text" in columns else pl.lit(0)
     table = frame.group_by("source").agg(pl.len().alias("rows"), sizes.alias("bytes")).sort("source")
     return {row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)}
 
 
-def tokens(manifest: dict | None) -> int | None:
+def tokens(manifest: Manifest | None) -> int | None:
     """The tokens a `tokens` dataset holds, as its tokenizing stage counted them (None otherwise)."""
-    counted = [s["counts"]["tokens"] for s in (manifest or {}).get("stages", []) if "tokens" in s.get("counts", {})]
+    counted = [int(s.stats["tokens"]) for s in (manifest.stages if manifest else []) if "tokens" in s.stats]
     return counted[-1] if counted else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from curate.config import CONF_DIR
 
@@ -54,6 +55,23 @@ def stage_yaml(cls: type) -> str:
     )
 
 
+def default_instance(cls: type) -> Any:
+    """The stage with its default options, for documentation. Required options get a placeholder of
+    their type and `__post_init__` is not run: nothing is loaded or checked."""
+    import dataclasses
+
+    stage = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = "<required>"
+        object.__setattr__(stage, f.name, value)
+    return stage
+
+
 def stages_markdown() -> str:
     """docs/stages.md: every stage, its docstring and its defaults, grouped by module."""
     import dataclasses
@@ -71,9 +89,12 @@ def stages_markdown() -> str:
         kind = "global" if "GlobalStage" in [b.__name__ for b in cls.__mro__] else "row"
         lines += [f"## `{cls.config_name}` — {cls.__name__} ({kind} stage, `{cls.__module__}`)", ""]
         lines += [inspect.getdoc(cls) or "", ""]
-        needs = ", ".join(cls.requires) or "-"
-        adds = ", ".join(f"{k} ({v})" for k, v in cls.provides.items()) or "-"
-        lines += [f"Needs: {needs}. Adds: {adds}.", "", "| option | default |", "|---|---|"]
+        stage = default_instance(cls)
+        needs = ", ".join(stage.required_columns()) or "-"
+        adds = ", ".join(f"{k} ({v})" for k, v in stage.provided_columns().items()) or "-"
+        resources = ", ".join(f"{k} {v:g}" for k, v in dataclasses.asdict(cls.resources).items())
+        lines += [f"Needs: {needs}. Adds: {adds} (with the default options). Resources per worker: {resources}.",
+                  "", "| option | default |", "|---|---|"]
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")

@@ -15,8 +15,17 @@ Kinds of stage:
   stage may also create rows that no input row becomes (generation, joins, pairing): `resolve`
   writes them and `generate` emits them, after each task's own rows.
 
-Each stage declares the columns it `requires` and `provides`; the pipeline checks the chain
-before any data is read.
+Every stage declares, in one way:
+- its columns: `required_columns()` and `provided_columns()` (by default the class attributes
+  `requires` and `provides`; a stage whose columns depend on its options overrides the methods,
+  never mutates them); the pipeline checks the chain before any data is read, and
+  `docs/stages.md` is generated from the same methods;
+- its life cycle: the engine calls `setup()` once in each process before the stage's first
+  batch (or before `resolve`, on the driver) and `teardown()` when that process is done with it;
+- its resources: `resources` (CPUs, memory, GPUs a worker needs for it), which the Ray executor
+  schedules by, overridable per recipe as `stages.<name>.resources`;
+- its statistics: `stat_update(name, value)` for counters and `stat_set(name, value)` for facts
+  (see `curate.stats`), merged by the engine into the manifest.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.stats import StageStats
+
 
 
 @dataclass
@@ -39,9 +50,19 @@ class RowResult:
 
     kept: pa.RecordBatch
     dropped: pa.RecordBatch | None = None
-    # Input rows merged into other output rows (an answer joined to its question, the responses
-    # turned into preference pairs): neither output nor dropped, counted for the accounting.
-    consumed: int = 0
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker running a stage needs. A pass runs its stages one after another in one
+    worker, so a pass needs the largest of each (`merge`)."""
+
+    cpus: float = 1.0
+    memory_gb: float = 0.0  # 0: nothing beyond a worker's baseline (about 0.5 GB) is declared
+    gpus: float = 0.0
+
+    def merge(self, other: Resources) -> Resources:
+        return Resources(max(self.cpus, other.cpus), max(self.memory_gb, other.memory_gb), max(self.gpus, other.gpus))
 
 
 class Stage:
@@ -49,14 +70,17 @@ class Stage:
 
     Class attributes a stage sets:
     - `config_name`: the file `conf/stage/<config_name>.yaml` holding its defaults.
-    - `requires`: columns it reads; `provides`: columns it adds, with their Arrow types.
+    - `requires`: columns it reads; `provides`: columns it adds, with their Arrow types (read
+      through `required_columns()` / `provided_columns()`, which options may extend).
     - `one_to_one`: every input row is either output or dropped (False for packing, sampling).
+    - `resources`: what a worker needs to run it (default: one CPU).
     """
 
     config_name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ("text",)
     provides: ClassVar[dict[str, pa.DataType]] = {}
     one_to_one: ClassVar[bool] = True
+    resources: ClassVar[Resources] = Resources()
 
     # The stage's key in the recipe (e.g. "gopher_quality"); set by the pipeline builder.
     name: str = ""
@@ -65,15 +89,22 @@ class Stage:
         """Raise ValueError naming the option if the options are inconsistent (called at build time)."""
 
     def required_columns(self) -> tuple[str, ...]:
-        """The columns this stage reads, checked when the pipeline is built (options may add some)."""
+        """The columns this stage reads, checked when the pipeline is built."""
         return self.requires
 
+    def provided_columns(self) -> dict[str, pa.DataType]:
+        """The columns this stage adds (or replaces), with their types."""
+        return dict(self.provides)
+
     def setup(self) -> None:
-        """Load heavy resources (models, tables); called once per worker process before first use."""
+        """Load heavy resources (models, tables); called by the engine once per process before first use."""
+
+    def teardown(self) -> None:
+        """Release what `setup` acquired (clients, models); called by the engine when the process is done."""
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         """The schema of the rows this stage outputs, given the schema it receives."""
-        for column, dtype in self.provides.items():
+        for column, dtype in self.provided_columns().items():
             index = schema.get_field_index(column)
             if index >= 0:
                 schema = schema.remove(index)
@@ -84,10 +115,26 @@ class Stage:
         """The stage's options as a plain dict (for manifests and reports)."""
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
 
-    def details(self) -> dict[str, Any] | None:
-        """Facts about the run worth recording in the manifest beyond the options (e.g. the
-        fingerprint of a model the stage used). Called once, in the driver, after the run."""
-        return None
+    @property
+    def stats(self) -> StageStats:
+        """The statistics of the work at hand (bound by the engine per task and per resolve)."""
+        stats = self.__dict__.get("_stats")
+        if stats is None:
+            stats = self.__dict__["_stats"] = StageStats()
+        return stats
+
+    def bind_stats(self, stats: StageStats) -> None:
+        self.__dict__["_stats"] = stats
+
+    def stat_update(self, name: str, value: float = 1) -> None:
+        """Add `value` to the counter `name` (summed over tasks; `consumed` counts input rows
+        merged into other output rows, for the accounting)."""
+        self.stats.update(name, value)
+
+    def stat_set(self, **facts: Any) -> None:
+        """Record facts about the run (JSON values: a model's fingerprint, what `resolve` found)."""
+        for name, value in facts.items():
+            self.stats.set(name, value)
 
 
 class RowStage(Stage):
@@ -102,11 +149,6 @@ class RowStage(Stage):
     def finish_task(self) -> RowResult | None:
         """Called after the last batch of a task; may return rows held back (e.g. a packing remainder)."""
         return None
-
-    def task_counts(self) -> dict[str, int]:
-        """Counters of the task just finished (e.g. tokens written), called after `finish_task`.
-        The engine sums them over tasks into the manifest's `counts` for the stage."""
-        return {}
 
 
 class MapStage(RowStage):
@@ -133,7 +175,7 @@ class FilterStage(RowStage):
         raise NotImplementedError
 
     def process(self, batch: pa.RecordBatch) -> RowResult:
-        batch = with_columns(batch, self.score(batch), self.provides)
+        batch = with_columns(batch, self.score(batch), self.provided_columns())
         return split_by_reason(batch, self.decide(batch))
 
 
@@ -164,8 +206,9 @@ class GlobalStage(Stage):
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch | pa.Table | None:
         raise NotImplementedError
 
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
-        """Work on the scanned state and write decisions under `ctx.work_dir`; return a JSON-able summary."""
+    def resolve(self, ctx: GlobalContext) -> None:
+        """Work on the scanned state and write decisions under `ctx.work_dir`; report what was found
+        with `stat_update` / `stat_set`."""
         raise NotImplementedError
 
     def load(self, ctx: GlobalContext) -> None:
@@ -177,7 +220,8 @@ class GlobalStage(Stage):
     def generate(self, task: int, tasks: int) -> Iterator[RowResult]:
         """New rows made by `resolve` (kept, and dropped with their reason), emitted by task `task`
         of `tasks` after its own rows; each task emits its share, so later stages run in parallel.
-        The accounting of a stage is then: rows in + generated = rows out + dropped + consumed."""
+        The accounting of a stage is then: rows in + generated = rows out + dropped + consumed
+        (`stat_update("consumed", n)` in `apply` for input rows merged into other rows)."""
         return iter(())
 
 

@@ -18,8 +18,8 @@ from typing import ClassVar, Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.stages.base import FilterStage, RowResult, split_by_reason, with_columns
-from curate.stages.rules import Rule, first_broken
+from curate.stages.base import RowResult, split_by_reason, with_columns
+from curate.stages.rules import Rule, RuleFilter
 from curate.text_stats import count_sentences
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -39,7 +39,7 @@ def load_bad_words(path: str | Path) -> list[str]:
 
 
 @dataclass
-class C4Filter(FilterStage):
+class C4Filter(RuleFilter):
     """C4's line cleaning and page rules; rewrites `text` to the lines it keeps.
 
     Line by line (after stripping): a line with a word longer than `max_word_length` characters
@@ -95,10 +95,8 @@ class C4Filter(FilterStage):
 
     def __post_init__(self) -> None:
         self._bad_words: re.Pattern | None = None
-        self._ready = False
 
     def setup(self) -> None:
-        self._ready = True
         if self.bad_words_path is not None:
             alternatives = "|".join(re.escape(w) for w in sorted(load_bad_words(self.bad_words_path), key=len, reverse=True))
             pattern = rf"(?:\W|^)(?:{alternatives})(?:\W|$)" if self.bad_words_match_words else alternatives
@@ -146,11 +144,8 @@ class C4Filter(FilterStage):
         return self._clean_batch(batch)[1]
 
     def _clean_batch(self, batch: pa.RecordBatch) -> tuple[list[str], dict]:
-        if not self._ready:
-            self.setup()
         results = [self.clean(text) for text in batch.column("text").to_pylist()]
-        columns = {name: [r[1][i] for r in results] for i, name in enumerate(self.provides)}
-        return [r[0] for r in results], columns
+        return [r[0] for r in results], self.score_columns([r[1] for r in results])
 
     def rules(self) -> list[Rule]:
         return [
@@ -161,12 +156,9 @@ class C4Filter(FilterStage):
             Rule("c4_bad_words", "c4_bad_words", "==", True if self.bad_words_path else None),
         ]
 
-    def decide(self, batch: pa.RecordBatch) -> pa.Array:
-        return first_broken(batch, self.rules())
-
     def process(self, batch: pa.RecordBatch) -> RowResult:
         cleaned, columns = self._clean_batch(batch)
-        batch = with_columns(batch, columns, self.provides)
+        batch = with_columns(batch, columns, self.provided_columns())
         reasons = self.decide(batch)
         # Kept rows get the cleaned text; dropped rows keep the page as it was, for inspection.
         index = batch.schema.get_field_index("text")

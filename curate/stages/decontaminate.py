@@ -130,7 +130,7 @@ class Decontaminate(TextNormalization, FilterStage):
     def process(self, batch: pa.RecordBatch) -> RowResult:
         if self.action != "cut":
             return super().process(batch)
-        batch = with_columns(batch, self.score(batch), self.provides)
+        batch = with_columns(batch, self.score(batch), self.provided_columns())
         texts = batch.column("text").to_pylist()
         reasons: list[str | None] = [None] * batch.num_rows
         for row in np.flatnonzero(batch.column("contaminated_ngrams").to_numpy() > 0).tolist():

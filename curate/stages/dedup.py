@@ -61,10 +61,13 @@ class DuplicateStage(GlobalStage):
             raise ValueError("priority_column: only used with keep=highest or keep=lowest")
         if self.sample_clusters < 0:
             raise ValueError("sample_clusters: must be >= 0")
-        # Instance attributes: what this configuration reads and adds.
-        self.requires = ("id", "text", "source") + ((self.priority_column,) if self.priority_column else ())
+
+    def required_columns(self) -> tuple[str, ...]:
+        return ("id", "text", "source") + ((self.priority_column,) if self.priority_column else ())
+
+    def provided_columns(self) -> dict[str, pa.DataType]:
         cluster, size = self.columns
-        self.provides = {cluster: pa.string(), size: pa.int64()} if self.cluster_columns else {}
+        return {cluster: pa.string(), size: pa.int64()} if self.cluster_columns else {}
 
     # ---- scan ------------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class DuplicateStage(GlobalStage):
         """Similarity of (kept row, other row) pairs, for sample clusters; None if not known."""
         return None
 
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         from curate.dedup import clusters  # polars and scipy: needed here, not in the workers
 
         files = list(ctx.scan_files)
@@ -110,7 +113,7 @@ class DuplicateStage(GlobalStage):
         clusters.write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
         samples = clusters.write_samples(ctx.keep_dir, members, self.sample_clusters, ctx.seed,
                                          lambda pairs: self.similarity(files, pairs))
-        return {**clusters.summary(files, members), "sample_clusters": samples, **details}
+        self.stat_set(**clusters.summary(files, members), sample_clusters=samples, **details)
 
     # ---- apply -----------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class DuplicateStage(GlobalStage):
             self._task = TaskDecisions(self._decisions_dir, task)
         cluster, size, drop = self._task.annotate(positions & ROW_MASK)
         if self.cluster_columns:
-            batch = with_columns(batch, dict(zip(self.columns, (cluster, size))), self.provides)
+            batch = with_columns(batch, dict(zip(self.columns, (cluster, size))), self.provided_columns())
         self.save_sample_texts(batch, positions)
         reasons = pc.if_else(pa.array(drop), pa.scalar(self.reason), pa.scalar(None, pa.string()))
         return split_by_reason(batch, reasons)

@@ -261,7 +261,7 @@ class TrainQualityClassifier(GlobalStage):
                              pa.string()),
         })
 
-    def resolve(self, ctx: GlobalContext) -> dict:
+    def resolve(self, ctx: GlobalContext) -> None:
         import polars as pl
 
         if not ctx.scan_files:
@@ -317,7 +317,7 @@ class TrainQualityClassifier(GlobalStage):
 
         manifest["version"] = code_version()
         (ctx.keep_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        return summary
+        self.stat_set(**summary)
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         labels = self.labels(batch)
@@ -325,7 +325,7 @@ class TrainQualityClassifier(GlobalStage):
         batch = with_columns(batch, {
             "quality_label": labels,
             "quality_split": [None if label is None else ("valid" if v else "train") for label, v in zip(labels, valid)],
-        }, self.provides)
+        }, self.provided_columns())
         return split_by_reason(batch, [None if label is not None else "no_label" for label in labels])
 
 
@@ -382,9 +382,11 @@ class FastTextQualityFilter(FilterStage):
         self._scorer = FastTextScorer(self.model_path, self.positive_label, self.preprocess, self.lowercase,
                                       self.max_chars)
 
+    def teardown(self) -> None:
+        self._scorer = None
+
     def score(self, batch: pa.RecordBatch) -> dict:
-        if self._scorer is None:
-            self.setup()
+        assert self._scorer is not None, "setup() loads the model"
         return {"quality_score": self._scorer.scores(batch.column("text").to_pylist())}
 
     def decide(self, batch: pa.RecordBatch) -> pa.Array:

@@ -8,13 +8,12 @@ from typing import ClassVar, Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.stages.base import FilterStage
-from curate.stages.rules import Rule, first_broken
+from curate.stages.rules import Rule, RuleFilter
 from curate.text_stats import TERMINAL_PUNCTUATION, duplicates, words_of
 
 
 @dataclass
-class FineWebQuality(FilterStage):
+class FineWebQuality(RuleFilter):
     """FineWeb's line-structure rules: drop pages made of fragments, lists or repeated lines.
 
     Over the page's non-blank lines, a page is dropped (first rule broken, in this order) if it
@@ -55,7 +54,7 @@ class FineWebQuality(FilterStage):
         if self.short_line_length < 0:
             raise ValueError("short_line_length: must be >= 0")
 
-    def stats(self, text: str) -> tuple:
+    def document_stats(self, text: str) -> tuple:
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
             return 0, 0.0, 0.0, 0.0, 0.0
@@ -69,10 +68,6 @@ class FineWebQuality(FilterStage):
             duplicates(lines)[1] / chars,
             text.count("\n") / words if words else 0.0,
         )
-
-    def score(self, batch: pa.RecordBatch) -> dict:
-        rows = [self.stats(text) for text in batch.column("text").to_pylist()]
-        return {name: [row[i] for row in rows] for i, name in enumerate(self.provides)}
 
     def rules(self) -> list[Rule]:
         return [
@@ -90,4 +85,4 @@ class FineWebQuality(FilterStage):
             ratio = batch.column(index)
             exempt = pc.if_else(pc.equal(ratio, 0.0), float("inf"), ratio)
             batch = batch.set_column(index, batch.schema.field(index), exempt)
-        return first_broken(batch, self.rules())
+        return super().decide(batch)

@@ -14,8 +14,7 @@ from typing import ClassVar, Optional
 
 import pyarrow as pa
 
-from curate.stages.base import FilterStage
-from curate.stages.rules import Rule, first_broken
+from curate.stages.rules import Rule, RuleFilter
 from curate.text_stats import (
     PUNCTUATION_CHARS,
     NGrams,
@@ -33,7 +32,7 @@ def has_letter(word: str) -> bool:
 
 
 @dataclass
-class GopherQuality(FilterStage):
+class GopherQuality(RuleFilter):
     """Gopher's quality rules: drop documents that do not look like prose.
 
     A document is dropped (first rule broken, in this order) if it has fewer than `min_doc_words`
@@ -88,7 +87,7 @@ class GopherQuality(FilterStage):
     def __post_init__(self) -> None:
         self._stop_words = frozenset(self.stop_words)
 
-    def stats(self, text: str) -> tuple:
+    def document_stats(self, text: str) -> tuple:
         words = words_of(text)
         n_tokens = len(words)
         word_lengths = [len(w) for w in words if w.strip(PUNCTUATION_CHARS)]
@@ -106,10 +105,6 @@ class GopherQuality(FilterStage):
             len(self._stop_words.intersection(words)),
         )
 
-    def score(self, batch: pa.RecordBatch) -> dict:
-        rows = [self.stats(text) for text in batch.column("text").to_pylist()]
-        return {name: [row[i] for row in rows] for i, name in enumerate(self.provides)}
-
     def rules(self) -> list[Rule]:
         return [
             Rule("gopher_short_doc", "gopher_words", "<", self.min_doc_words),
@@ -124,16 +119,13 @@ class GopherQuality(FilterStage):
             Rule("gopher_few_stop_words", "gopher_stop_words", "<", self.min_stop_words),
         ]
 
-    def decide(self, batch: pa.RecordBatch) -> pa.Array:
-        return first_broken(batch, self.rules())
-
 
 TOP_NGRAMS = (2, 3, 4)
 DUP_NGRAMS = (5, 6, 7, 8, 9, 10)
 
 
 @dataclass
-class GopherRepetition(FilterStage):
+class GopherRepetition(RuleFilter):
     """Gopher's repetition rules: drop documents that repeat themselves.
 
     Over paragraphs (split at blank lines) and lines: the fraction of items that repeat an
@@ -174,7 +166,7 @@ class GopherRepetition(FilterStage):
     dup_9gram_char_frac: Optional[float] = 0.11
     dup_10gram_char_frac: Optional[float] = 0.10
 
-    def stats(self, text: str) -> tuple:
+    def document_stats(self, text: str) -> tuple:
         size = len(text) or 1
         paragraphs = split_paragraphs(text)
         para_dups, para_chars = duplicates(paragraphs)
@@ -190,10 +182,6 @@ class GopherRepetition(FilterStage):
             *(ngrams.duplicate_chars(n) / size for n in DUP_NGRAMS),
         )
 
-    def score(self, batch: pa.RecordBatch) -> dict:
-        rows = [self.stats(text) for text in batch.column("text").to_pylist()]
-        return {name: [row[i] for row in rows] for i, name in enumerate(self.provides)}
-
     def rules(self) -> list[Rule]:
         return [
             Rule("gopher_dup_para_frac", "gopher_dup_para_frac", ">", self.dup_para_frac),
@@ -205,6 +193,3 @@ class GopherRepetition(FilterStage):
             *(Rule(f"gopher_dup_{n}gram", f"gopher_dup_{n}gram_frac", ">", getattr(self, f"dup_{n}gram_char_frac"))
               for n in DUP_NGRAMS),
         ]
-
-    def decide(self, batch: pa.RecordBatch) -> pa.Array:
-        return first_broken(batch, self.rules())

@@ -142,9 +142,11 @@ class LanguageID(FilterStage):
         else:
             self._model = FastTextBackend(self.model_path)
 
+    def teardown(self) -> None:
+        self._model = None
+
     def score(self, batch: pa.RecordBatch) -> dict:
-        if self._model is None:
-            self.setup()
+        assert self._model is not None, "setup() loads the model"
         texts = [t[: self.max_chars] for t in batch.column("text").to_pylist()]
         predictions = self._model.predict(texts)
         return {"lang": [p[0] for p in predictions], "lang_score": [p[1] for p in predictions]}

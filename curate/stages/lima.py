@@ -161,11 +161,12 @@ class LimaSelect(GlobalStage):
         return pa.RecordBatch.from_pydict(columns)
 
     # -- resolve: quality, selection, report --------------------------------------------------------
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         frames = [pl.read_ipc_stream(str(p)) for p in ctx.scan_files if p.stat().st_size]
         if not frames:
             (ctx.work_dir / "selected.arrow").write_bytes(b"")
-            return {"pool": 0}
+            self.stat_set(pool=0)
+            return
         state = pl.concat(frames).sort("position")
         embeddings = self.embeddings(state, ctx.seed)
         components = {
@@ -194,7 +195,8 @@ class LimaSelect(GlobalStage):
             .write_ipc(ctx.work_dir / "decisions.arrow")
         report_clusters = kmeans(embeddings, self.report_clusters, ctx.seed + 1)
         self.keep_scores(ctx, state, components, quality, reasons, report_clusters)
-        return self.summary(state, components, quality, embeddings, selected, report_clusters, groups, patterns, ctx.seed)
+        self.stat_set(**self.summary(state, components, quality, embeddings, selected, report_clusters, groups,
+                                     patterns, ctx.seed))
 
     def embeddings(self, state: pl.DataFrame, seed: int) -> np.ndarray:
         if self.embedder == "minilm":
@@ -253,7 +255,7 @@ class LimaSelect(GlobalStage):
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         found = [self.decisions.get(p, ("not_selected", None)) for p in positions.tolist()]
-        batch = with_columns(batch, {"quality_score": [q for _, q in found]}, self.provides)
+        batch = with_columns(batch, {"quality_score": [q for _, q in found]}, self.provided_columns())
         return split_by_reason(batch, pa.array([r for r, _ in found], pa.string()))
 
 

@@ -64,33 +64,30 @@ class ScienceMarkup(MapStage):
             data = Path(path).read_bytes()
             text = (gzip.decompress(data) if path.endswith(".gz") else data).decode("utf-8", errors="replace")
             self.references.update(parse_bibtex(text))
-        self.counts: Counter = Counter()
 
-    def start_task(self, task: int) -> None:
-        self.counts = Counter()
-
-    def mark_up(self, text: str, source: str, meta_json: str | None) -> str:
+    def mark_up(self, text: str, source: str, meta_json: str | None, counts: Counter) -> str:
+        """The marked-up text; what was found is counted in `counts`."""
         if self.templates and meta_json and meta_json.startswith("{"):
             meta = orjson.loads(meta_json)
             template = detect_template(meta)
             if template == "unarxive":
-                text = TEMPLATES[template](text, meta, self.counts, self.unparsed_refs)
+                text = TEMPLATES[template](text, meta, counts, self.unparsed_refs)
             elif template is not None:
-                text = TEMPLATES[template](text, meta, self.counts)
-            self.counts[f"template_{template or 'none'}"] += 1
+                text = TEMPLATES[template](text, meta, counts)
+            counts[f"template_{template or 'none'}"] += 1
         if self.detect and (not self.detect_sources or source in self.detect_sources):
-            text = detect(text, list(self.detect), self.references, self.counts)
+            text = detect(text, list(self.detect), self.references, counts)
         return text
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         index = batch.schema.get_field_index("text")
-        texts = [self.mark_up(t, s, m) for t, s, m in zip(batch.column("text").to_pylist(),
-                                                         batch.column("source").to_pylist(),
-                                                         batch.column("meta").to_pylist())]
+        counts: Counter = Counter()
+        texts = [self.mark_up(t, s, m, counts) for t, s, m in zip(batch.column("text").to_pylist(),
+                                                                 batch.column("source").to_pylist(),
+                                                                 batch.column("meta").to_pylist())]
+        for name, count in sorted(counts.items()):
+            self.stat_update(name, count)
         return batch.set_column(index, batch.schema.field(index), pa.array(texts, pa.string()))
-
-    def task_counts(self) -> dict[str, int]:
-        return dict(self.counts)
 
 
 @dataclass
@@ -116,6 +113,3 @@ class CodeMarkup(MapStage):
         texts = [f"{self.token}{path}\n{text}" if path else text
                  for text, path in zip(batch.column("text").to_pylist(), batch.column("path").to_pylist())]
         return batch.set_column(index, batch.schema.field(index), pa.array(texts, pa.string()))
-
-    def details(self) -> dict[str, Any] | None:
-        return {"token": self.token}

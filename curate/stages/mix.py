@@ -110,7 +110,7 @@ class Mix(GlobalStage):
             plan[source] = {"weight": weight, "asked": asked, "available": present[source], "epochs": epochs}
         return plan
 
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         frames = [pl.read_ipc_stream(path) for path in ctx.scan_files]
         scanned = pl.concat(frames) if frames else pl.DataFrame(
             {"pos": [], "source": [], "units": []}, schema={"pos": pl.Int64, "source": pl.Utf8, "units": pl.Float64})
@@ -144,18 +144,18 @@ class Mix(GlobalStage):
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         decisions.write_ipc(ctx.work_dir / "decisions.arrow")
         realised_total = sum(p.get("realised", 0.0) for p in plan.values())
-        return {
-            "unit": self.unit,
-            "total_asked": self.total,
-            "total_realised": realised_total,
-            "sources": {
+        self.stat_set(
+            unit=self.unit,
+            total_asked=self.total,
+            total_realised=realised_total,
+            sources={
                 s: {**{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()},
                     "share": round(p.get("realised", 0.0) / realised_total, 4) if realised_total else 0.0,
                     "short_by": round(max(0.0, p["asked"] - p.get("realised", 0.0)), 4)}
                 for s, p in plan.items()
             },
-            "unweighted_sources": sorted(set(available) - set(plan)),
-        }
+            unweighted_sources=sorted(set(available) - set(plan)),
+        )
 
     def load(self, ctx: GlobalContext) -> None:
         decisions = pl.read_ipc(ctx.work_dir / "decisions.arrow")

@@ -210,12 +210,13 @@ class PreferencePairs(GlobalStage):
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     # -- resolve -----------------------------------------------------------------------------------------
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         frames = [pl.read_ipc_stream(str(p)) for p in ctx.scan_files if p.stat().st_size]
         state = pl.concat(frames).sort("position") if frames else None
         if state is None or "key" in state.columns:
-            return self.resolve_pairs(ctx, state)
-        return self.resolve_candidates(ctx, state)
+            self.stat_set(**self.resolve_pairs(ctx, state))
+        else:
+            self.stat_set(**self.resolve_candidates(ctx, state))
 
     def resolve_pairs(self, ctx: GlobalContext, state: pl.DataFrame | None) -> dict[str, Any]:
         if state is None:
@@ -358,8 +359,8 @@ class PreferencePairs(GlobalStage):
         if dropped_index:
             dropped = batch.take(pa.array(dropped_index)).append_column(
                 "drop_reason", pa.array([found[i]["reason"] for i in dropped_index], pa.string()))
-        return RowResult(kept=pa.RecordBatch.from_pylist([], schema=KINDS["preference"]), dropped=dropped,
-                         consumed=sum(merged))
+        self.stat_update("consumed", sum(merged))
+        return RowResult(kept=pa.RecordBatch.from_pylist([], schema=KINDS["preference"]), dropped=dropped)
 
     def generate(self, task: int, tasks: int) -> Iterator[RowResult]:
         work = Path(self.work_dir)

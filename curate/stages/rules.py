@@ -1,4 +1,4 @@
-"""Threshold rules over score columns: the `decide` half of the heuristic filters.
+"""Threshold rules over score columns, and `RuleFilter`: the base of the heuristic filters.
 
 A rule names the drop reason, the score column it reads, a comparison and a threshold; a stage
 lists its rules in the order the published implementation checks them, and a document is
@@ -12,10 +12,12 @@ import operator
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+
+from curate.stages.base import FilterStage
 
 # Drop when `value <op> threshold` holds.
 OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -53,6 +55,35 @@ def first_broken(batch: pa.RecordBatch, rules: Sequence[Rule]) -> pa.Array:
         reasons[hit] = rule.reason
         undecided &= ~hit
     return pa.array(reasons, type=pa.string())
+
+
+class RuleFilter(FilterStage):
+    """A filter made of per-document statistics and threshold rules (Gopher, C4, FineWeb, code).
+
+    `score` computes `document_stats` for each row from the columns named in `stats_inputs`
+    (a column the batch lacks gives None) — one value per provided column, in declaration
+    order — and `decide` drops each row for the first of `rules()` it breaks.
+    """
+
+    stats_inputs: ClassVar[tuple[str, ...]] = ("text",)
+
+    def document_stats(self, *values: Any) -> tuple:
+        raise NotImplementedError
+
+    def rules(self) -> list[Rule]:
+        raise NotImplementedError
+
+    def score(self, batch: pa.RecordBatch) -> dict[str, list]:
+        inputs = [batch.column(name).to_pylist() if name in batch.schema.names else [None] * batch.num_rows
+                  for name in self.stats_inputs]
+        return self.score_columns([self.document_stats(*values) for values in zip(*inputs)])
+
+    def score_columns(self, rows: list[tuple]) -> dict[str, list]:
+        """Per-row statistics tuples as the provided columns."""
+        return {name: [row[i] for row in rows] for i, name in enumerate(self.provided_columns())}
+
+    def decide(self, batch: pa.RecordBatch) -> pa.Array:
+        return first_broken(batch, self.rules())
 
 
 def only_rule(cls: type, keep: str, **values: Any):

@@ -139,7 +139,7 @@ class SelfInstruct(GlobalStage):
             pa.array([r["is_classification"] for r in rows], pa.bool_())], schema=SEED_STATE)
 
     # -- resolve: the generation loop --------------------------------------------------------------
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         started = time.time()
         state = read_state(ctx.scan_files, SEED_STATE).sort("position")
         seeds = [SeedTask(r["instruction"], orjson.loads(r["instances"]), r["is_classification"])
@@ -159,16 +159,16 @@ class SelfInstruct(GlobalStage):
         for row in candidates + rejected:
             reasons[row["drop_reason"]] = reasons.get(row["drop_reason"], 0) + 1
         scores = [orjson.loads(r["meta"])["rouge_l_max"] for r in kept]
-        return {
-            "seeds": len(seeds), "requests": run.requests, "new_requests": run.new_requests,
-            "candidates": len(candidates) + len(machine), "kept_instructions": len(machine),
-            "classification_tasks": sum(bool(m["is_classification"]) for m in machine),
-            "unclear_classification_answers": run.unclear,
-            "instances": len(kept), "rows": len(kept), "dropped": dict(sorted(reasons.items())),
-            "rouge_l_max_of_kept": {"mean": round(float(np.mean(scores)), 4), "max": round(float(np.max(scores)), 4)}
+        self.stat_set(
+            seeds=len(seeds), requests=run.requests, new_requests=run.new_requests,
+            candidates=len(candidates) + len(machine), kept_instructions=len(machine),
+            classification_tasks=sum(bool(m["is_classification"]) for m in machine),
+            unclear_classification_answers=run.unclear,
+            instances=len(kept), rows=len(kept), dropped=dict(sorted(reasons.items())),
+            rouge_l_max_of_kept={"mean": round(float(np.mean(scores)), 4), "max": round(float(np.max(scores)), 4)}
             if scores else {},
-            "llm": run.llm_description(), "seconds": round(time.time() - started, 1),
-        }
+            llm=run.llm_description(), seconds=round(time.time() - started, 1),
+        )
 
     # -- apply and generate --------------------------------------------------------------------------
     def load(self, ctx: GlobalContext) -> None:
@@ -177,7 +177,8 @@ class SelfInstruct(GlobalStage):
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         if self.keep_seeds:
             return RowResult(kept=batch.select(KINDS["chat"].names))
-        return RowResult(kept=batch.slice(0, 0).select(KINDS["chat"].names), consumed=batch.num_rows)
+        self.stat_update("consumed", batch.num_rows)  # the seeds end here: they prompted the new rows
+        return RowResult(kept=batch.slice(0, 0).select(KINDS["chat"].names))
 
     def generate(self, task: int, tasks: int) -> Iterator[RowResult]:
         work = Path(self.work_dir)

@@ -78,7 +78,7 @@ class StackExchangeQA(GlobalStage):
         ], schema=SCAN_SCHEMA)
 
     # -- resolve: pick each question's answer, write per-task decisions ----------------------------
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         out = ctx.work_dir / "decisions"
         out.mkdir(parents=True, exist_ok=True)
         posts = read_state(ctx.scan_files, SCAN_SCHEMA)
@@ -133,14 +133,14 @@ class StackExchangeQA(GlobalStage):
         for (task,), part in decisions.partition_by("task", as_dict=True).items():
             part.drop("task").write_ipc(out / f"task-{task:05d}.arrow")
         kept = q.filter(pl.col("reason").is_null())
-        return {
-            "questions": q.height,
-            "answers": a.height,
-            "pairs": kept.height,
-            "accepted_answers": int(kept["is_accepted"].sum()),
-            "question_drops": dict(sorted(q["reason"].drop_nulls().value_counts().iter_rows())),
-            "answer_score": describe(kept["answer_score"]),
-        }
+        self.stat_set(
+            questions=q.height,
+            answers=a.height,
+            pairs=kept.height,
+            accepted_answers=int(kept["is_accepted"].sum()),
+            question_drops=dict(sorted(q["reason"].drop_nulls().value_counts().iter_rows())),
+            answer_score=describe(kept["answer_score"]),
+        )
 
     # -- apply: question rows become chat rows -----------------------------------------------------
     def load(self, ctx: GlobalContext) -> None:
@@ -171,7 +171,8 @@ class StackExchangeQA(GlobalStage):
         rejects = None
         if dropped:
             rejects = batch.take(pa.array(dropped)).append_column("drop_reason", pa.array(reasons, pa.string()))
-        return RowResult(kept=pa.RecordBatch.from_pylist(kept, schema=KINDS["chat"]), dropped=rejects, consumed=consumed)
+        self.stat_update("consumed", consumed)
+        return RowResult(kept=pa.RecordBatch.from_pylist(kept, schema=KINDS["chat"]), dropped=rejects)
 
     def chat_row(self, question: dict, decision: dict) -> dict:
         title = (question["title"] or "").strip()

@@ -109,7 +109,7 @@ class TrainTokenizer(GlobalStage):
             for index in np.flatnonzero(keys <= np.uint64(limit)):
                 yield texts[int(index)].as_py()
 
-    def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
+    def resolve(self, ctx: GlobalContext) -> None:
         from curate.tokenization import load_spec, write_tokenizer
         from curate.tokenization.train import training_sentences
 
@@ -124,8 +124,8 @@ class TrainTokenizer(GlobalStage):
         # One SentencePiece thread: its BPE trainer is then reproducible byte for byte.
         summary = write_tokenizer(spec, training_sentences(self.sample_texts(ctx, limit), spec), ctx.keep_dir,
                                   threads=1, sample=sample)
-        return {"path": self.folder, "name": summary["name"], "fingerprint": summary["fingerprint"],
-                "vocab_size": summary["vocab_size"], "sample": sample, "seconds": summary["seconds"]}
+        self.stat_set(path=self.folder, name=summary["name"], fingerprint=summary["fingerprint"],
+                      vocab_size=summary["vocab_size"], sample=sample, seconds=summary["seconds"])
 
 
 @dataclass
@@ -139,7 +139,7 @@ class TokenizePack(RowStage):
     attention across documents. The last partial row of each task is padded with the pad id
     (`remainder: pad`, no token lost; padding is counted) or dropped (`remainder: drop`).
     `tokenizer` is a tokenizer folder (from `pipeline=train_tokenizer`); its fingerprint, the
-    token counts and the padding go to the manifest (stage `details` and `counts`).
+    token counts and the padding go to the manifest (stage `details` and `stats`).
     """
 
     config_name: ClassVar[str] = "tokenize_pack"
@@ -174,11 +174,11 @@ class TokenizePack(RowStage):
         from curate.tokenization import Tokenizer
 
         self.model = Tokenizer.load(self.tokenizer)
+        self.stat_set(tokenizer=self.model.describe())
 
     def start_task(self, task: int) -> None:
         self.buffer: list[int] = []
         self.starts: list[int] = []  # offsets in `buffer` where documents begin
-        self.counts = {"documents": 0, "tokens": 0, "sequences": 0, "padding_tokens": 0, "dropped_tokens": 0}
 
     def process(self, batch: pa.RecordBatch) -> RowResult:
         model, buffer, starts = self.model, self.buffer, self.starts
@@ -190,8 +190,8 @@ class TokenizePack(RowStage):
             buffer.extend(prefix)
             buffer.extend(model.encode(text))
             buffer.extend(suffix)
-        self.counts["documents"] += batch.num_rows
-        self.counts["tokens"] += len(buffer) - before
+        self.stat_update("documents", batch.num_rows)
+        self.stat_update("tokens", len(buffer) - before)
         return RowResult(kept=self.cut(len(buffer) // self.seq_len))
 
     def cut(self, rows: int) -> pa.RecordBatch:
@@ -204,7 +204,7 @@ class TokenizePack(RowStage):
         row_of = starts[inside] // self.seq_len
         offsets = (starts[inside] % self.seq_len).astype(np.int32)
         self.starts = [s - n for s in self.starts if s >= n]
-        self.counts["sequences"] += rows
+        self.stat_update("sequences", rows)
         return pa.RecordBatch.from_arrays([
             pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32) * self.seq_len), pa.array(ids)),
             pa.ListArray.from_arrays(pa.array(np.searchsorted(row_of, np.arange(rows + 1)).astype(np.int32)),
@@ -213,22 +213,13 @@ class TokenizePack(RowStage):
 
     def finish_task(self) -> RowResult | None:
         left = len(self.buffer)
-        if left == 0:
-            return None
-        if self.remainder == "drop":
-            self.counts["dropped_tokens"] += left
+        dropped = left if self.remainder == "drop" else 0
+        padding = (self.seq_len - left) if left and not dropped else 0
+        self.stat_update("dropped_tokens", dropped)
+        self.stat_update("padding_tokens", padding)
+        if left == 0 or dropped:
             self.buffer.clear()
             self.starts.clear()
             return None
-        self.buffer.extend([self.model.pad_id] * (self.seq_len - left))
-        self.counts["padding_tokens"] += self.seq_len - left
+        self.buffer.extend([self.model.pad_id] * padding)
         return RowResult(kept=self.cut(1))
-
-    def task_counts(self) -> dict[str, int]:
-        return dict(self.counts)
-
-    def details(self) -> dict[str, Any]:
-        from curate.tokenization import Tokenizer
-
-        return {"tokenizer": Tokenizer.load(self.tokenizer).describe(), "seq_len": self.seq_len,
-                "add_eos": self.add_eos, "add_bos": self.add_bos, "remainder": self.remainder}

@@ -47,7 +47,7 @@ class KeepTopFraction(GlobalStage):
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.Table:
         return pa.table({"score": self.scores(batch), "position": pa.array(positions, pa.int64())})
 
-    def resolve(self, ctx: GlobalContext) -> dict:
+    def resolve(self, ctx: GlobalContext) -> None:
         import polars as pl
 
         rows = pl.concat([pl.read_ipc_stream(p) for p in ctx.scan_files]) if ctx.scan_files else None
@@ -60,7 +60,7 @@ class KeepTopFraction(GlobalStage):
             decision.update(cutoff_score=cut["score"], cutoff_position=cut["position"])
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         (ctx.work_dir / "cutoff.json").write_text(json.dumps(decision))
-        return decision
+        self.stat_set(**decision)
 
     def load(self, ctx: GlobalContext) -> None:
         decision = json.loads((ctx.work_dir / "cutoff.json").read_text())

@@ -1,0 +1,121 @@
+"""The driver: run a plan's passes on an executor, resolve global stages between them, finalize."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+from rich.console import Console
+
+from curate.config import workers
+from curate.engine.finalize import finalize
+from curate.engine.folder import CurationFolder, Layout
+from curate.engine.plan import Plan, make_plan, mb
+from curate.errors import ThresherError
+from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task
+from curate.executors import Executor, make_executor
+from curate.logs import log_to_file
+from curate.manifest import Manifest
+from curate.pipeline import Pass
+from curate.progress import Progress, print_summary
+from curate.runfolder import write_json_atomic
+from curate.stages.base import GlobalStage
+from curate.stats import StageStats
+
+logger = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
+    """Run a curation recipe; return its manifest."""
+    plan = make_plan(cfg)
+    layout = Layout(Path(cfg.output.dir))
+    with CurationFolder(layout) as folder:
+        status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
+        if status == "complete":
+            manifest = Manifest.read(layout.out)
+            print_summary(manifest, console, note="already complete; nothing to do")
+            return manifest
+        with log_to_file(layout.logs / "run.log"):
+            logger.info("%s run of %d task(s), fingerprint %s", status, len(plan.tasks), plan.fingerprint)
+            try:
+                manifest = execute(plan, layout, console)
+            except ThresherError as error:  # the user's to fix: one line, in the log too
+                logger.error("%s", error)
+                raise
+            except TaskFailed as failure:
+                logger.error("%s\n%s", failure, failure.details)
+                raise
+            except Exception:
+                logger.exception("run failed")
+                raise
+    print_summary(manifest, console)
+    return manifest
+
+
+def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
+    cfg = plan.cfg
+    n_workers = min(workers(cfg), max(1, len(plan.tasks)))
+    state = WorkerState(plan.pipeline, layout, plan.mapper, plan.options, mb(cfg.output.shard_mb), n_workers,
+                        cfg.seed, len(plan.tasks))
+    started = time.time()
+    results: list[dict[int, TaskResult]] = []
+    resolved: dict[str, StageStats] = {}
+    pass_seconds: list[float] = []
+    progress = Progress(enabled=cfg.executor.progress, console=console)
+    try:
+        with make_executor(cfg, n_workers, init_worker, state) as executor, progress:
+            for passage in plan.pipeline.passes:
+                pass_start = time.time()
+                done = run_pass(plan, layout, passage, results, executor, progress)
+                results.append(done)
+                if passage.scan is not None:
+                    resolved[passage.scan.name] = resolve(state, passage.scan, done)
+                pass_seconds.append(time.time() - pass_start)
+    finally:
+        state.teardown()
+    return finalize(plan, layout, results, resolved, started, pass_seconds, n_workers)
+
+
+def run_pass(plan: Plan, layout: Layout, passage: Pass, results: list[dict[int, TaskResult]], executor: Executor,
+             progress: Progress) -> dict[int, TaskResult]:
+    layout.pass_dir(passage.index).mkdir(parents=True, exist_ok=True)
+    done: dict[int, TaskResult] = {}
+    todo: list[TaskSpec] = []
+    for task in range(len(plan.tasks)):
+        marker = layout.marker(passage.index, task)
+        if marker.is_file():
+            done[task] = TaskResult.from_json(json.loads(marker.read_text()))
+            continue
+        if passage.index == 0:
+            inputs: list = plan.tasks[task]
+        else:
+            inputs = [layout.out / shard["path"] for shard in results[-1][task].shards]
+        todo.append(TaskSpec(passage.index, task, inputs))
+    label = f"pass {passage.index + 1}/{len(plan.pipeline.passes)}: {passage.describe()}"
+    logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))
+    bar = progress.start(label, total=len(plan.tasks), completed=len(done))
+    for result in executor.map(run_task, todo, passage.resources()):
+        done[result.task] = result
+        progress.advance(bar, rows=result.rows_in)
+    return done
+
+
+def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult]) -> StageStats:
+    """Resolve a global stage on the driver (once: its marker holds the statistics it reported)."""
+    marker = state.layout.resolve_marker(stage.name)
+    if marker.is_file():
+        return StageStats.from_json(json.loads(marker.read_text()))
+    scan_files = [Path(result.scan_file) for _, result in sorted(done.items()) if result.scan_file]
+    stats = StageStats()
+    stage.bind_stats(stats)
+    state.prepare(stage)
+    start = time.perf_counter()
+    stage.resolve(state.global_context(stage, scan_files))
+    stats.seconds += time.perf_counter() - start
+    state.layout.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, stats.to_json())
+    logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
+    return stats

@@ -1,0 +1,84 @@
+"""Planning a run: everything decided before any data is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from curate.config import column_types, validate
+from curate.pipeline import Pipeline, build_pipeline
+from curate.readers import ReadOptions, input_schema
+from curate.readers.sources import InputFile, expand_paths
+from curate.records import MAPPERS, RecordMapper
+from curate.runfolder import fingerprint, without_keys
+
+# Options that change how a run is executed, not what it produces: not part of its fingerprint.
+VOLATILE_KEYS = ("executor.workers", "executor.progress", "executor.name", "executor.address",
+                 "output.overwrite", "output.keep_work", "output.report")
+
+
+@dataclass
+class Plan:
+    """Everything decided before any data is read."""
+
+    cfg: DictConfig
+    files: list[InputFile]
+    skipped: list[dict]
+    tasks: list[list[InputFile]]
+    mapper: RecordMapper
+    pipeline: Pipeline
+    options: ReadOptions
+    config: dict[str, Any]  # the resolved config without its volatile keys: what the run computes
+    fingerprint: str
+
+
+def mb(megabytes: float) -> int:
+    return max(1, int(megabytes * (1 << 20)))
+
+
+def make_mapper(cfg: DictConfig) -> RecordMapper:
+    options: dict[str, Any] = {"max_doc_chars": mb(cfg.input.max_doc_mb)}
+    factory = MAPPERS[cfg.input.records]
+    if cfg.input.records == "documents":
+        options.update(text_field=cfg.input.text_field, id_field=cfg.input.id_field,
+                       columns=column_types(cfg.input.columns))
+    elif "id_field" in {f.name for f in fields(factory)}:  # converters take the record's id from input.id_field
+        options["id_field"] = cfg.input.id_field
+    return factory(**options)
+
+
+def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]:
+    """Group files, in order, into tasks of about `task_bytes` (a larger file is a task of its own)."""
+    tasks: list[list[InputFile]] = []
+    size = 0
+    for file in files:
+        if not tasks or size + file.estimated_bytes > task_bytes:
+            tasks.append([])
+            size = 0
+        tasks[-1].append(file)
+        size += file.estimated_bytes
+    return tasks
+
+
+def run_config(cfg: DictConfig) -> dict[str, Any]:
+    """What a run computes: its resolved config without the volatile keys."""
+    return without_keys(OmegaConf.to_container(cfg, resolve=True), VOLATILE_KEYS)  # type: ignore[arg-type]
+
+
+def make_plan(cfg: DictConfig) -> Plan:
+    validate(cfg)
+    files, skipped = expand_paths(list(cfg.input.paths), cfg.input.format, cfg.input.source)
+    mapper = make_mapper(cfg)
+    if cfg.input.records == "documents" and any(f.format in ("code", "tar") for f in files):
+        # Source files carry their path and language as typed columns.
+        mapper.columns = {"path": "string", "language": "string", **mapper.columns}  # type: ignore[attr-defined]
+    schema, kind = input_schema(files, mapper)
+    pipeline = build_pipeline(cfg.stages, schema, kind)
+    options = ReadOptions(cfg.input.format, cfg.input.text_unit, cfg.input.on_error,
+                          cfg.executor.batch_rows, mb(cfg.executor.batch_mb))
+    tasks = plan_tasks(files, mb(cfg.executor.task_mb))
+    config = run_config(cfg)
+    inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]
+    return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))

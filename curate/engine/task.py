@@ -1,0 +1,340 @@
+"""Tasks: one task of one pass streams its rows through the pass's stages, in a worker process.
+
+A worker holds the run's plan for its whole life (`WorkerState`, sent once when the pool
+starts), sets each stage up once before its first use and tears it down when the process ends.
+`run_task` is the entry point the executors call; a task's result is written last, as its
+marker, so a task without one is redone from scratch on rerun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.engine.folder import Layout
+from curate.errors import ThresherError
+from curate.logs import log_to_file
+from curate.pipeline import Pass, Pipeline
+from curate.readers import FileStats, Quarantine, ReadOptions, read_file
+from curate.readers.sources import InputFile
+from curate.records import RecordMapper
+from curate.runfolder import write_json_atomic
+from curate.schema import QUARANTINE
+from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage, Stage, positions_for
+from curate.stats import StageStats
+from curate.writers import TMP_SUFFIX, ShardWriter, iter_shard
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskSpec:
+    pass_index: int
+    task: int
+    inputs: list  # pass 0: InputFile; later passes: paths of the previous pass's shards
+
+
+@dataclass
+class TaskResult:
+    """What a finished task wrote and counted (its marker file holds the same, as JSON)."""
+
+    pass_index: int
+    task: int
+    rows_in: int
+    seconds: float
+    stages: dict[str, StageStats]
+    shards: list[dict]
+    rejects: dict[str, list[dict]]
+    quarantine: list[dict]
+    files: list[dict]
+    scan_file: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = {name: stats.to_json() for name, stats in self.stages.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskResult:
+        data = dict(data, stages={name: StageStats.from_json(s) for name, s in data["stages"].items()})
+        return cls(**data)
+
+
+@dataclass
+class WorkerState:
+    """What every worker process holds for the whole run."""
+
+    pipeline: Pipeline
+    layout: Layout
+    mapper: RecordMapper
+    options: ReadOptions
+    shard_bytes: int
+    workers: int
+    seed: int
+    tasks: int
+    ready: list[Stage] = field(default_factory=list)  # stages set up in this process
+    loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
+
+    def prepare(self, stage: Stage) -> None:
+        """Set `stage` up once in this process."""
+        if not any(ready is stage for ready in self.ready):  # identity: equal options are not the same stage
+            stage.setup()
+            self.ready.append(stage)
+
+    def load(self, stage: GlobalStage) -> None:
+        """Load a global stage's decisions once in this process (before its `apply`)."""
+        self.prepare(stage)
+        if stage.name not in self.loaded:
+            stage.load(self.global_context(stage))
+            self.loaded.add(stage.name)
+
+    def teardown(self) -> None:
+        """Tear down every stage this process set up, last first."""
+        while self.ready:
+            stage = self.ready.pop()
+            try:
+                stage.teardown()
+            except Exception:  # one stage failing to clean up must not keep the others from it
+                logger.exception("stage %s: teardown failed", stage.name)
+
+    def global_context(self, stage: GlobalStage, scan_files: list[Path] | None = None) -> GlobalContext:
+        return GlobalContext(self.layout.stage_dir(stage.name), scan_files or [], self.workers, self.seed,
+                             self.layout.keep_dir(stage), self.tasks)
+
+
+_WORKER: WorkerState | None = None
+
+
+def init_worker(state: WorkerState) -> None:
+    """Pool initializer: hold the run's state; tear its stages down when the process exits."""
+    from multiprocessing import util
+
+    global _WORKER
+    _WORKER = state
+    util.Finalize(state, state.teardown, exitpriority=10)
+
+
+def worker() -> WorkerState:
+    if _WORKER is None:
+        raise RuntimeError("run_task called in a process that init_worker did not initialise")
+    return _WORKER
+
+
+def text_bytes(batch: pa.RecordBatch) -> int:
+    index = batch.schema.get_field_index("text")
+    if index < 0 or batch.num_rows == 0:
+        return 0
+    return int(pc.sum(pc.binary_length(batch.column(index))).as_py() or 0)
+
+
+class TaskRun:
+    """One task of one pass: stream its rows through the pass's stages and write what comes out."""
+
+    def __init__(self, state: WorkerState, spec: TaskSpec):
+        self.state, self.spec = state, spec
+        self.passage: Pass = state.pipeline.passes[spec.pass_index]
+        self.last = spec.pass_index == len(state.pipeline.passes) - 1
+        layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
+        self.prefix = prefix
+        self.data = ShardWriter(layout.data_dir(spec.pass_index, self.last), prefix, self.passage.schema_out,
+                                state.shard_bytes, out)
+        self.rejects: dict[str, ShardWriter] = {}
+        self.quarantine = Quarantine(fail=state.options.on_error == "fail")
+        self.quarantine_writer = ShardWriter(out / "quarantine", prefix, QUARANTINE, state.shard_bytes, out)
+        self.scan_writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self.scan_sink: pa.NativeFile | None = None
+        scan = self.passage.scan
+        self.scan_path = layout.stage_dir(scan.name) / "scan" / f"task-{spec.task:05d}.arrow" if scan else None
+        self.stats = {stage.name: StageStats() for stage in self.stages}
+        self.files: list[FileStats] = []
+        self.rows_in = 0
+        self.apply_offset = 0
+        self.scan_offset = 0
+
+    @property
+    def stages(self) -> list[Stage]:
+        """Every stage this task runs: the applied global stage, the row stages, the scanning one."""
+        return self.passage.stages + ([self.passage.scan] if self.passage.scan else [])
+
+    def clean_previous_attempt(self) -> None:
+        """Remove anything an interrupted earlier attempt at this task left behind."""
+        out = self.state.layout.out
+        folders = [self.data.directory] + [out / "rejects" / s.name for s in self.passage.stages]
+        if self.spec.pass_index == 0:  # only the first pass reads input, so only it writes quarantine
+            folders.append(out / "quarantine")
+        for folder in folders:
+            for leftover in folder.glob(f"{self.prefix}-*"):
+                leftover.unlink()
+        if self.scan_path:
+            for leftover in (self.scan_path, self.scan_path.with_name(self.scan_path.name + TMP_SUFFIX)):
+                leftover.unlink(missing_ok=True)
+
+    def source(self) -> Iterator[pa.RecordBatch]:
+        if self.spec.pass_index == 0:
+            for file in self.spec.inputs:
+                stats = FileStats(str(file.path))
+                self.files.append(stats)
+                for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
+                    self.write_quarantine()
+                    yield batch
+                self.write_quarantine()
+        else:
+            for path in self.spec.inputs:
+                yield from iter_shard(path)
+
+    def write_quarantine(self) -> None:
+        batch = self.quarantine.drain()
+        if batch is not None:
+            self.quarantine_writer.write(batch)
+
+    def record(self, stage: Stage, batch_in: pa.RecordBatch | None, result: RowResult, seconds: float,
+               generated: bool = False) -> None:
+        stats = self.stats[stage.name]
+        if batch_in is not None:
+            stats.rows_in += batch_in.num_rows
+            stats.bytes_in += text_bytes(batch_in)
+        if generated:
+            stats.generated += result.kept.num_rows + (result.dropped.num_rows if result.dropped is not None else 0)
+        stats.rows_out += result.kept.num_rows
+        stats.bytes_out += text_bytes(result.kept)
+        stats.seconds += seconds
+        dropped = result.dropped
+        if dropped is not None and dropped.num_rows:
+            for reason, count in Counter(dropped.column("drop_reason").to_pylist()).items():
+                stats.drop(str(reason), count)
+            dropped = dropped.append_column("drop_stage", pa.array([stage.name] * dropped.num_rows, pa.string()))
+            writer = self.rejects.get(stage.name)
+            if writer is None:
+                writer = self.rejects[stage.name] = ShardWriter(
+                    self.state.layout.out / "rejects" / stage.name, self.prefix,
+                    self.state.pipeline.reject_schemas[stage.name], self.state.shard_bytes, self.state.layout.out,
+                )
+            writer.write(dropped)
+
+    def run_rows(self, batch: pa.RecordBatch, stages: list[RowStage]) -> None:
+        for stage in stages:
+            start = time.perf_counter()
+            result = stage.process(batch)
+            self.record(stage, batch, result, time.perf_counter() - start)
+            batch = result.kept
+            if batch.num_rows == 0:
+                return
+        self.emit(batch)
+
+    def emit(self, batch: pa.RecordBatch) -> None:
+        scan = self.passage.scan
+        if scan is not None:
+            start = time.perf_counter()
+            positions = positions_for(self.spec.task, self.scan_offset, batch.num_rows)
+            self.scan_offset += batch.num_rows
+            state = scan.scan(batch, positions)
+            if state is not None and state.num_rows:
+                if self.scan_writer is None:
+                    assert self.scan_path is not None
+                    self.scan_path.parent.mkdir(parents=True, exist_ok=True)
+                    self.scan_sink = pa.OSFile(str(self.scan_path) + TMP_SUFFIX, "wb")
+                    self.scan_writer = pa.ipc.new_stream(self.scan_sink, state.schema)
+                self.scan_writer.write(state)
+            stats = self.stats[scan.name]
+            stats.seconds += time.perf_counter() - start
+            if scan.consumes_rows:  # its rows end here: counted as its input, written nowhere
+                stats.rows_in += batch.num_rows
+                stats.bytes_in += text_bytes(batch)
+                return
+        self.data.write(batch)
+
+    def run(self) -> TaskResult:
+        self.clean_previous_attempt()
+        passage, state = self.passage, self.state
+        for stage in self.stages:
+            stage.bind_stats(self.stats[stage.name])  # first: what `setup` reports is this task's
+            state.prepare(stage)
+        if passage.apply:
+            state.load(passage.apply)
+        for stage in passage.rows:
+            stage.start_task(self.spec.task)
+        started = time.perf_counter()
+        for batch in self.source():
+            self.rows_in += batch.num_rows
+            if passage.apply:
+                positions = positions_for(self.spec.task, self.apply_offset, batch.num_rows)
+                self.apply_offset += batch.num_rows
+                start = time.perf_counter()
+                result = passage.apply.apply(batch, positions)
+                self.record(passage.apply, batch, result, time.perf_counter() - start)
+                batch = result.kept
+                if batch.num_rows == 0:
+                    continue
+            self.run_rows(batch, passage.rows)
+        if passage.apply:
+            start = time.perf_counter()
+            for result in passage.apply.generate(self.spec.task, self.state.tasks):
+                self.record(passage.apply, None, result, time.perf_counter() - start, generated=True)
+                if result.kept.num_rows:
+                    self.run_rows(result.kept, passage.rows)
+                start = time.perf_counter()
+        for index, stage in enumerate(passage.rows):
+            leftover = stage.finish_task()
+            if leftover is not None:
+                self.record(stage, None, leftover, 0.0)
+                if leftover.kept.num_rows:
+                    self.run_rows(leftover.kept, passage.rows[index + 1:])
+        return self.finish(time.perf_counter() - started)
+
+    def finish(self, seconds: float) -> TaskResult:
+        scan_file = None
+        if self.scan_writer is not None:
+            assert self.scan_sink is not None and self.scan_path is not None
+            self.scan_writer.close()
+            self.scan_sink.close()
+            os.replace(str(self.scan_path) + TMP_SUFFIX, self.scan_path)
+            scan_file = str(self.scan_path)
+        result = TaskResult(
+            pass_index=self.spec.pass_index, task=self.spec.task, rows_in=self.rows_in, seconds=seconds,
+            stages=self.stats, shards=self.data.close(),
+            rejects={name: writer.close() for name, writer in self.rejects.items()},
+            quarantine=self.quarantine_writer.close(), files=[asdict(stats) for stats in self.files],
+            scan_file=scan_file,
+        )
+        write_json_atomic(self.state.layout.marker(self.spec.pass_index, self.spec.task), result.to_json())
+        logger.info("pass %d task %d: %d rows in, %.2f s", self.spec.pass_index, self.spec.task, self.rows_in, seconds)
+        return result
+
+
+class TaskFailed(Exception):
+    """A task failed for a reason that is not bad input (a bug, a stage failing): carries the
+    worker's traceback, which the command line shows and the run's log keeps."""
+
+    def __init__(self, message: str, details: str):
+        super().__init__(message)
+        self.details = details
+
+    def __reduce__(self) -> tuple:
+        return (TaskFailed, (str(self), self.details))
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Entry point in a worker process: run one task with its own log file."""
+    state = worker()
+    with log_to_file(state.layout.task_log(spec.pass_index, spec.task), mode="w"):
+        try:
+            return TaskRun(state, spec).run()
+        except ThresherError:  # bad input or a config problem: one line, as the user should see it
+            raise
+        except Exception as error:
+            where = ", ".join(str(getattr(f, "path", f)) for f in spec.inputs[:3])
+            logger.exception("pass %d task %d (%s) failed", spec.pass_index, spec.task, where)
+            raise TaskFailed(
+                f"pass {spec.pass_index} task {spec.task} ({where}) failed: {type(error).__name__}: {error}",
+                traceback.format_exc(),
+            ) from None

@@ -1,0 +1,51 @@
+"""Logging: every module logs through `logging.getLogger(__name__)`; a run keeps its logs in files.
+
+While a run or a task is in progress, `log_to_file` adds a file handler to the root logger, so
+what Thresher's modules log at INFO and above (and what other libraries log at WARNING and above)
+lands in the run's `logs/` folder: `run.log` for the driver, one file per task for the workers
+(wherever they run, Ray actors included). The command line adds `console_warnings`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PACKAGES = ("curate", "train")
+FORMAT = "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"
+
+
+@contextmanager
+def log_to_file(path: Path, mode: str = "a") -> Iterator[Path]:
+    """Send log records to `path` for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode=mode, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    for package in PACKAGES:  # our INFO records reach the handler; other libraries stay at WARNING
+        if logging.getLogger(package).level == logging.NOTSET:
+            logging.getLogger(package).setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def console_warnings() -> None:
+    """Show Thresher's warnings on stderr (the command line; library users configure logging themselves).
+    Added once per process."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(lambda record: record.levelno < logging.ERROR)  # errors: the command line prints them
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    for package in PACKAGES:
+        logger = logging.getLogger(package)
+        if not any(getattr(h, "thresher_console", False) for h in logger.handlers):
+            handler.thresher_console = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)

@@ -1,0 +1,187 @@
+"""The life cycle of an output folder that one run owns: lock, fingerprint, resume, atomic writes.
+
+The curation engine (`curate.engine.folder`) and the trainers (`train.lineage`) both write into a
+folder that a rerun of the same command must finish, not redo or mix with another run:
+- `RunFolder` holds an exclusive lock (flock, released by the OS if the process is killed) for
+  the whole run, and decides what to do with what the folder holds: `complete` (this run
+  finished), `resume` (this run, unfinished), or `fresh` (empty, or replaced);
+- a run is identified by the `fingerprint` of its resolved config (without the options that
+  change how it runs, not what it computes) and its inputs; a folder holding another run that
+  made progress is refused unless `output.overwrite=true`, and the refusal names what differs;
+- `write_json_atomic` writes a file under a temporary name, syncs it and renames it: a reader
+  sees the old file or the new one, never half of one.
+Subclasses say where a run's record lives and what counts as progress.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from curate.errors import OutputError
+
+LOCK_FILE = ".lock"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def without_keys(config: dict[str, Any], dotted_keys: Iterable[str]) -> dict[str, Any]:
+    """A copy of `config` without the given dotted keys (missing ones are ignored)."""
+    config = json.loads(json.dumps(config, default=str))
+    for key in dotted_keys:
+        *parents, name = key.split(".")
+        node: Any = config
+        for parent in parents:
+            node = node.get(parent, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(name, None)
+    return config
+
+
+def fingerprint(config: dict[str, Any], inputs: Any) -> str:
+    """A short hash of a run's config and the identity of its inputs."""
+    blob = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += differing_keys(old.get(key, "<unset>"), new.get(key, "<unset>"), f"{prefix}{key}.")
+        return found
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+@dataclass
+class RunRecord:
+    """What a folder says about the run it holds."""
+
+    fingerprint: str | None  # None: a record this version cannot read (another format version)
+    config: dict[str, Any] | None
+    finished: bool
+
+
+class RunFolder:
+    """An output folder owned by one run at a time (see the module docstring).
+
+    Use as a context manager to hold the lock; then `open` decides complete / resume / fresh.
+    """
+
+    what = "run"  # how error messages name the runs this folder holds
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.handle: IO[str] | None = None
+
+    # -- what subclasses define
+
+    def previous(self) -> RunRecord | None:
+        """The record of the run this folder holds, or None if it holds none."""
+        raise NotImplementedError
+
+    def has_progress(self) -> bool:
+        """True if the folder holds work that replacing it would lose."""
+        raise NotImplementedError
+
+    def begin(self, fingerprint: str, config: dict[str, Any]) -> None:
+        """Write the record of a fresh run (called on an empty folder)."""
+        raise NotImplementedError
+
+    # -- the life cycle
+
+    def __enter__(self) -> RunFolder:
+        self.lock()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    def lock(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        handle = open(self.root / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputError(
+                f"output.dir '{self.root}' is in use by another {self.what} ({holder}); "
+                "wait for it to finish or choose another output.dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self.handle = handle
+
+    def unlock(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+    def is_empty(self) -> bool:
+        return not any(child.name != LOCK_FILE for child in self.root.iterdir())
+
+    def clear(self) -> None:
+        """Remove everything in the folder but the lock this process holds."""
+        for child in self.root.iterdir():
+            if child.name == LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    def open(self, fingerprint: str, config: dict[str, Any], overwrite: bool, resume: bool = True) -> str:
+        """Decide what this run does with the folder: 'complete', 'resume' or 'fresh'.
+
+        A folder holding another run (or this run with `resume` off) that made progress is
+        refused unless `overwrite`; one where nothing was done yet is replaced.
+        """
+        previous = self.previous()
+        if previous is None and not self.is_empty():
+            raise OutputError(f"output.dir '{self.root}' is not empty and holds no Thresher {self.what}; "
+                              "choose an empty folder")
+        if previous is not None and not overwrite:
+            same = previous.fingerprint == fingerprint
+            if same and resume:
+                return "complete" if previous.finished else "resume"
+            if self.has_progress():
+                raise OutputError(f"output.dir '{self.root}' {self.describe(previous, config, same)}; "
+                                  "set output.overwrite=true or choose another output.dir")
+        if not self.is_empty():
+            self.clear()
+        self.begin(fingerprint, config)
+        return "fresh"
+
+    def describe(self, previous: RunRecord, config: dict[str, Any], same: bool) -> str:
+        """Why the folder cannot be reused, naming what differs."""
+        state = "a finished" if previous.finished else "an unfinished"
+        if same:
+            return f"holds checkpoints of this {self.what} and resume is off"
+        if previous.fingerprint is None or previous.config is None:
+            return f"holds {state} {self.what} written by another version of Thresher"
+        differences = differing_keys(previous.config, config)
+        if not differences:
+            return f"holds {state} {self.what} of the same config on other input (files changed)"
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        return f"holds {state} {self.what} of a different config ({shown})"
