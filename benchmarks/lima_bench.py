@@ -65,7 +65,7 @@ def main() -> None:
         started = time.perf_counter()
         manifest = curate([work / "se", work / "alpaca"], out, "pipeline=sft_lima", "output.keep_work=true",
                           f"stages.lima_select.embedder={embedder}")
-        scan_seconds = manifest["timings"]["passes"][0]["seconds"]
+        scan_seconds = manifest.timings.passes[0]["seconds"]
         scan_files = sorted((out / "_work" / "stage-lima_select" / "scan").glob("task-*.arrow"))
         for method in ("deita", "clusters", "mmr"):
             stage = LimaSelect(method=method, embedder=embedder, quotas=dict(QUOTAS))
@@ -73,7 +73,8 @@ def main() -> None:
             folder = work / f"resolve_{embedder}_{method}"
             folder.mkdir()
             start = time.perf_counter()
-            details = stage.resolve(GlobalContext(folder, scan_files, 1, 0, folder / "keep"))
+            stage.resolve(GlobalContext(folder, scan_files, 1, 0, folder / "keep"))
+            details = stage.stats.details
             sets = details["sets"]
             results[f"{embedder}/{method}"] = {
                 "pool": details["pool"], "selected": details["selected"],
