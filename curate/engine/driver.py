@@ -15,7 +15,7 @@ from curate.engine.finalize import finalize
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
 from curate.errors import ThresherError
-from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task
+from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
 from curate.executors import Executor, make_executor
 from curate.logs import log_to_file
 from curate.manifest import Manifest
@@ -66,7 +66,7 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     pass_seconds: list[float] = []
     progress = Progress(enabled=cfg.executor.progress, console=console)
     try:
-        with make_executor(cfg, n_workers, init_worker, state) as executor, progress:
+        with make_executor(cfg, n_workers, init_worker, state, teardown_worker) as executor, progress:
             for passage in plan.pipeline.passes:
                 pass_start = time.time()
                 done = run_pass(plan, layout, passage, results, executor, progress)

@@ -124,6 +124,12 @@ def init_worker(state: WorkerState) -> None:
     util.Finalize(state, state.teardown, exitpriority=10)
 
 
+def teardown_worker() -> None:
+    """Tear down the stages this worker process set up (Ray: when a pass's actors are released)."""
+    if _WORKER is not None:
+        _WORKER.teardown()
+
+
 def worker() -> WorkerState:
     if _WORKER is None:
         raise RuntimeError("run_task called in a process that init_worker did not initialise")

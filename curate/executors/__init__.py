@@ -2,7 +2,9 @@
 
 An executor is a context manager whose `map(fn, items, resources)` yields `fn(item)` for each
 item as the workers finish them (the first failure is raised). Workers are initialised once with
-`initializer(payload)`; `resources` is what a worker needs for these items (the pass's stages).
+`initializer(payload)` and run `finalizer()` when done (the local pool: when its processes exit,
+through the initializer's own exit hook; Ray: when a pass's actors are released); `resources` is
+what a worker needs for these items (the pass's stages).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ class Executor(Protocol):
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any], resources: Resources | None = None) -> Iterator[Any]: ...
 
 
-def make_executor(cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any) -> Executor:
+def make_executor(cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any,
+                  finalizer: Callable[[], None]) -> Executor:
     """The executor named by `executor.name` (validated in `curate.config`)."""
     if cfg.executor.name == "ray":
         from curate.executors.ray import RayExecutor
 
-        return RayExecutor(workers, initializer, payload, address=cfg.executor.address)
+        return RayExecutor(workers, initializer, payload, finalizer, address=cfg.executor.address)
     return LocalExecutor(workers, initializer, payload)

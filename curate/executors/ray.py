@@ -1,76 +1,87 @@
-"""The Ray executor: the engine's tasks, scheduled by Ray Data on a Ray cluster.
+"""The Ray executor: the engine's tasks on a pool of Ray actors, on this machine or a cluster.
 
-Each task (a group of input shards) is one row of a Ray Data dataset; `map_batches` runs the
-rows on a pool of actors, each holding the run's plan (like the local pool's initializer) and
-streaming its task's record batches through the same stages. The output is therefore exactly
-the local executor's. Global stages resolve on the driver between passes, on compact state
-written to the output folder.
+Each pass gets a pool of `executor.workers` actors, each created with the resources the pass's
+stages declare (CPUs, GPUs, memory: Ray places each actor on a node where they fit) and set up
+once with the run's plan (like the local pool's initializer); a task goes to whichever actor is
+free, and every actor tears its stages down when the pass ends. Each task streams its record
+batches through the same stages as the local executor, so the output is exactly the local
+executor's. Global stages resolve on the driver between passes.
 
-On a real cluster (`executor.address=ray://host:10001` or `auto`), every node must see
-`input.paths` and `output.dir` at the same path (a shared filesystem), and have Thresher
-installed; `executor.workers` is then the number of actors (one CPU each).
+Workers import the installed Thresher package (every node needs the same version installed;
+a user's own stages come from the user's installed package), and each task logs to its own file
+under `<output.dir>/logs/`; what workers print reaches the driver's terminal. On a real cluster
+(`executor.address=ray://host:10001` or `auto`), every node must also see `input.paths` and
+`output.dir` at the same path (a shared filesystem).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from curate.errors import ThresherError
+from curate.errors import ConfigError
 from curate.stages.base import Resources
-
-REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class TaskActor:
-    """A Ray Data actor: set up once with the run's payload, then runs the task specs it is given."""
+    """Set up once with the run's payload, then runs the tasks it is given."""
 
-    def __init__(self, initializer: Callable[[dict], None], payload: dict, fn: Callable):
+    def __init__(self, initializer: Callable[[Any], None], payload: Any):
         initializer(payload)
-        self.fn = fn
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # Specs and results are pickled by this run's own processes: trusted data, not user input.
-        # A task's error travels back as its result: Ray Data would replace it by a generic
-        # UserCodeException, losing the one-line message that names the file and the field.
-        results = []
-        for spec in batch["spec"]:
-            try:
-                results.append(pickle.dumps(("ok", self.fn(pickle.loads(spec)))))
-            except ThresherError as error:
-                results.append(pickle.dumps(("error", error)))
-        return {"result": np.array(results, dtype=object)}
+    def run(self, fn: Callable[[Any], Any], item: Any) -> tuple[str, Any]:
+        # The error travels back as it is: Ray would wrap it in its own exception type, losing
+        # the one-line message of a user error (file, position, field).
+        try:
+            return "ok", fn(item)
+        except Exception as error:
+            return "error", error
+
+    def teardown(self, finalizer: Callable[[], None]) -> None:
+        finalizer()
+
+
+def actor_options(resources: Resources) -> dict[str, Any]:
+    """Ray's scheduling options for an actor that needs `resources`."""
+    options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus}
+    if resources.memory_gb:
+        options["memory"] = int(resources.memory_gb * (1 << 30))
+    return options
+
+
+def actors_that_fit(resources: Resources, cluster: dict[str, float]) -> int:
+    """How many actors needing `resources` the cluster holds at once (more would wait forever)."""
+    needs = {"CPU": resources.cpus, "GPU": resources.gpus, "memory": resources.memory_gb * (1 << 30)}
+    fits = [int(cluster.get(name, 0) // need) for name, need in needs.items() if need > 0]
+    count = min(fits, default=1 << 30)
+    if count == 0:
+        have = ", ".join(f"{name} {cluster.get(name, 0):g}" for name, need in needs.items() if need > 0)
+        raise ConfigError(f"executor: a worker of this pass needs {resources}; the Ray cluster has {have}")
+    return count
 
 
 class RayExecutor:
-    def __init__(self, workers: int, initializer: Callable[[dict], None], payload: dict, address: str | None = None):
-        self.workers, self.initializer, self.payload, self.address = workers, initializer, payload, address
+    def __init__(self, workers: int, initializer: Callable[[Any], None], payload: Any,
+                 finalizer: Callable[[], None], address: str | None = None):
+        self.workers, self.initializer, self.payload = workers, initializer, payload
+        self.finalizer, self.address = finalizer, address
         self.started_ray = False
 
     def __enter__(self) -> RayExecutor:
         import ray
-        from ray.data import DataContext
 
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-            else:  # a local Ray: workers import this checkout of Thresher
+                ray.init(address=self.address, configure_logging=False)
+            else:  # a local Ray of `workers` CPUs
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(
-                    num_cpus=self.workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                    runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
-                )
+                ray.init(num_cpus=self.workers, include_dashboard=False, configure_logging=False)
             self.started_ray = True
-        context = DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
+        self.payload_ref = ray.put(self.payload)  # sent to the object store once, shared by every actor
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.started_ray:
             import ray
 
@@ -78,19 +89,23 @@ class RayExecutor:
 
     def map(self, fn: Callable, items: Iterable, resources: Resources | None = None) -> Iterator:
         """Yield fn(item) for each item as the actors complete them; the first failure is raised."""
-        import ray.data
-        from ray.data import ActorPoolStrategy
+        import ray
+        from ray.util import ActorPool
 
         items = list(items)
         if not items:
             return
-        dataset = ray.data.from_items([{"spec": pickle.dumps(item)} for item in items], override_num_blocks=len(items))
-        dataset = dataset.map_batches(
-            TaskActor, fn_constructor_args=(self.initializer, self.payload, fn), batch_size=1,
-            compute=ActorPoolStrategy(size=min(self.workers, len(items))), num_cpus=1,
-        )
-        for row in dataset.iter_rows():
-            status, value = pickle.loads(row["result"])
-            if status == "error":
-                raise value
-            yield value
+        resources = resources or Resources()
+        remote = ray.remote(TaskActor).options(**actor_options(resources))
+        count = min(self.workers, len(items), actors_that_fit(resources, ray.cluster_resources()))
+        actors = [remote.remote(self.initializer, self.payload_ref) for _ in range(count)]
+        try:
+            pool = ActorPool(actors)
+            for status, value in pool.map_unordered(lambda actor, item: actor.run.remote(fn, item), items):
+                if status == "error":
+                    raise value
+                yield value
+            ray.get([actor.teardown.remote(self.finalizer) for actor in actors])
+        finally:
+            for actor in actors:
+                ray.kill(actor)
