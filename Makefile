@@ -28,9 +28,9 @@ demo: install
 test: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15
 
-# Regenerate conf/stage/*.yaml from the stage classes' defaults.
+# Regenerate conf/stage/*.yaml and docs/stages.md from the stage classes' defaults.
 conf: install
-	$(PY) -m curate.stages
+	$(PY) -m curate.stages --package curate.stages --conf-dir conf --docs docs/stages.md
 
 clean:
 	rm -rf out .pytest_cache
