@@ -17,11 +17,8 @@ def local_ray():
     """One local Ray for the module (the executor reuses a running Ray and leaves it running)."""
     import os
 
-    from curate.executors.ray import REPO_ROOT
-
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 

@@ -6,9 +6,10 @@ streaming its task's record batches through the same stages. The output is there
 the local executor's. Global stages resolve on the driver between passes, on compact state
 written to the output folder.
 
-On a real cluster (`executor.address=ray://host:10001` or `auto`), every node must see
-`input.paths` and `output.dir` at the same path (a shared filesystem), and have Thresher
-installed; `executor.workers` is then the number of actors (one CPU each).
+Workers import the installed `thresher` package (and any plugin package a recipe's `_target_`
+names), as the driver does: on a real cluster (`executor.address=ray://host:10001` or `auto`)
+every node must have them installed, and see `input.paths` and `output.dir` at the same path (a
+shared filesystem); `executor.workers` is then the number of actors (one CPU each).
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 
 from curate.errors import ThresherError
-
-REPO_ROOT = str(Path(__file__).resolve().parents[2])
-
 
 class TaskActor:
     """A Ray Data actor: set up once with the run's payload, then runs the task specs it is given."""
@@ -57,12 +54,9 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-            else:  # a local Ray: workers import this checkout of Thresher
+            else:  # a local Ray: its workers run this interpreter, with its installed packages
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(
-                    num_cpus=self.workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                    runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
-                )
+                ray.init(num_cpus=self.workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
             self.started_ray = True
         context = DataContext.get_current()
         context.enable_progress_bars = False
