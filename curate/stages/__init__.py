@@ -86,7 +86,8 @@ def stage_yaml(cls: type, command: str = "make conf") -> str:
             defaults[f.name] = "???"
     doc = inspect.getdoc(cls) or cls.__name__
     header = "\n".join(f"# {line}".rstrip() for line in doc.splitlines())
-    source = cls.__module__.replace(".", "/") + ".py"
+    package = hasattr(importlib.import_module(cls.__module__), "__path__")  # defined in a package's __init__
+    source = cls.__module__.replace(".", "/") + ("/__init__.py" if package else ".py")
     return (
         f"{header}\n#\n# Generated from {source} by `{command}`: change defaults there, override them in a\n"
         f"# recipe (conf/pipeline/) or on the command line (stages.<name>.<option>=...).\n"
