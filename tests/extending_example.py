@@ -3,12 +3,13 @@ out from the page itself, so the page is what the tests run; and the checks of i
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
 import pyarrow.compute as pc
 
-from conftest import REPO, read_dataset
+from conftest import REPO, SHARED_DATA, read_dataset
 
 PAGE = REPO / "docs" / "extending.md"
 # A file of the example is shown as "`<path>`:" followed by a fenced block holding its text.
@@ -27,6 +28,16 @@ def write_example(root: Path) -> Path:
     return root
 
 
+def web_sample(folder: Path, parts: int = 3) -> Path:
+    """C4's 300 real web documents (shared data) as `parts` jsonl files: with
+    `executor.task_mb=0.1`, one task each, so the workers share the work."""
+    lines = gzip.open(SHARED_DATA / "c4_sample" / "c4_demo.jsonl.gz", "rt").read().splitlines(keepends=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in range(parts):
+        (folder / f"part-{part}.jsonl").write_text("".join(lines[part::parts]))
+    return folder
+
+
 def check_quiet_run(out: Path, rows_in: int) -> dict:
     """The web_quiet recipe's output: the user stage ran first, as recorded in the manifest, and
     dropped exactly the shouted documents (by its own rule, recomputed here); returns the manifest."""
@@ -37,6 +48,7 @@ def check_quiet_run(out: Path, rows_in: int) -> dict:
     assert (stage["name"], stage["target"], stage["options"]) == ("shouting", "my_stages.ShoutingFilter",
                                                                   {"max_upper_ratio": 0.2})
     assert stage["in"] == rows_in and 0 < stage["dropped"]["shouting"] == rows_in - stage["out"]
+    assert manifest["tasks"] == 3 and manifest["workers"] == 2
     assert [s["name"] for s in manifest["stages"][1:]][-2:] == ["exact_dedup", "minhash_dedup"]  # web's stages follow
     rejects = read_dataset(out, "rejects")
     shouted = rejects.filter(pc.equal(rejects["drop_stage"], "shouting"))

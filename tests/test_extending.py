@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO
 from curate.errors import ConfigError
-from extending_example import RECIPE, check_quiet_run, write_example
+from extending_example import RECIPE, check_quiet_run, web_sample, write_example
 
-C4 = SHARED_DATA / "c4_sample"
+WORKERS = ("executor.workers=2", "executor.task_mb=0.1")
 
 
 @pytest.fixture
@@ -75,14 +75,14 @@ def test_user_recipe_runs_with_built_in_stages(example, shared_data, tmp_path):
     from curate.api import run_recipe
     from curate.stages.__main__ import write_stage_files
 
-    conf = example / "my_conf"
+    conf, web = example / "my_conf", web_sample(tmp_path / "web")
     write_stage_files("my_stages", str(conf), None)
-    manifest = run_recipe(C4, tmp_path / "out", RECIPE, "executor.workers=2", config_dirs=[conf])
+    manifest = run_recipe(web, tmp_path / "out", RECIPE, *WORKERS, config_dirs=[conf])
     check_quiet_run(tmp_path / "out", rows_in=300)
-    again = run_recipe(C4, tmp_path / "out", RECIPE, "executor.workers=2", config_dirs=[conf])
+    again = run_recipe(web, tmp_path / "out", RECIPE, *WORKERS, config_dirs=[conf])  # complete: nothing redone
     assert again["fingerprint"] == manifest["fingerprint"] and again["shards"] == manifest["shards"]
     with pytest.raises(ConfigError, match=r"^stages.shouting.max_upper_ratio: must be within \(0, 1\]$"):
-        run_recipe(C4, tmp_path / "bad", RECIPE, "stages.shouting.max_upper_ratio=3", config_dirs=[conf])
+        run_recipe(web, tmp_path / "bad", RECIPE, "stages.shouting.max_upper_ratio=3", config_dirs=[conf])
 
 
 def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
@@ -93,7 +93,7 @@ def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
 
     conf = example / "my_conf"
     write_stage_files("my_stages", str(conf), None)
-    base = [f"input.paths=[{C4}]", f"output.dir={tmp_path / 'o'}"]
+    base = [f"input.paths=[{tmp_path}]", f"output.dir={tmp_path / 'o'}"]
 
     def error(*args: str) -> str:
         with pytest.raises(SystemExit) as exit_info:
