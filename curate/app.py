@@ -13,8 +13,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from curate.config import register_configs
-from curate.resources import CONF_DIR
 from curate.errors import ThresherError
+from curate.resources import CONF_DIR
 
 register_configs()
 
