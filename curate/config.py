@@ -8,7 +8,6 @@ read, and every failure is one line naming the key and the valid choices.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -17,10 +16,6 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from curate.errors import ConfigError
 from curate.schema import TYPE_NAMES
-
-# The Hydra config tree users edit: conf/ at the top of the repository.
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
 
 @dataclass
 class InputConfig:

@@ -204,19 +204,33 @@ class Manifest:
 
 
 def code_version() -> str:
-    """The package version and, in a git checkout, the commit (with '+dirty' for local changes)."""
-    root = Path(__file__).resolve().parents[1]
+    """The installed package's version and, in a git checkout of the source, the commit (with
+    '.dirty' for local changes). An installed wheel has no git: its version is the package's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from curate.resources import source_checkout
+
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
+        installed = version("thresher")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, never installed
+        installed = __version__
+    root = source_checkout()
+    if root is None:
+        return installed
+    # Read-only git: --no-optional-locks keeps `git status` from taking .git/index.lock, which
+    # concurrent runs (and the user's own git commands) would contend for.
+    git = ["git", "--no-optional-locks", "-C", str(root)]
+    try:
+        found = subprocess.run([*git, "rev-parse", "--show-toplevel", "--short=12", "HEAD"], capture_output=True,
+                               text=True, timeout=5).stdout.splitlines()
+        if len(found) != 2 or Path(found[0]).resolve() != root:  # no repository of its own (an unpacked sdist)
+            return installed
+        commit = found[1]
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", ""
-    return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
+        return installed
+    return f"{installed}+{commit}{'.dirty' if dirty else ''}"
 
 
 def verify_shards(folder: str | Path, manifest: Manifest | None = None) -> None:

@@ -61,7 +61,8 @@ def compose_train(overrides: list[str]):
     """The resolved train config for `overrides`, exactly as `thresher train` composes it."""
     from hydra import compose, initialize_config_dir
 
-    from train.config import CONF_DIR, register_configs
+    from curate.resources import CONF_DIR
+    from train.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -15,7 +15,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from train.config import CONF_DIR, register_configs, validate
+from curate.resources import CONF_DIR
+from train.config import register_configs, validate
 
 register_configs()
 

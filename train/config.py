@@ -22,10 +22,6 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from curate.errors import ConfigError
 
-# The Hydra config tree (shared with the curate app): conf/ at the top of the repository.
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
 @dataclass
 class ModelConfig:
     """The model: a local pretrained folder (`path`), or an architecture built from scratch."""

@@ -1,37 +1,77 @@
-"""Stages: one module per concern, one small dataclass per stage (see `curate.stages.base`)."""
+"""Stages: one module per concern, one small dataclass per stage (see `curate.stages.base`).
+
+Stages from other packages (a user's own, without forking Thresher) are named by `_target_` in a
+recipe like any other. A distribution lists its stages with the built-in ones (in config errors,
+`thresher stages`) through an entry point in the group `thresher.stages` whose value is a module
+or package of stage classes, or one stage class (see docs/extending.md).
+"""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from types import ModuleType
 from typing import Any
 
-from curate.config import CONF_DIR
+from curate.errors import ConfigError
+from curate.resources import CONF_DIR, source_checkout
 
+BUILTIN = "curate.stages"
+ENTRY_POINT_GROUP = "thresher.stages"
 CONF_STAGE_DIR = CONF_DIR / "stage"
+CHECKOUT = source_checkout()
+DOCS_STAGES = CHECKOUT / "docs" / "stages.md" if CHECKOUT else None  # a source checkout's only (`make conf`)
 
 
 def available_stages() -> list[str]:
-    """The stage configs a recipe can use: the files in conf/stage/."""
-    return sorted(p.stem for p in CONF_STAGE_DIR.glob("*.yaml"))
+    """The stage configs a recipe can use: the files in conf/stage/ and the installed plugins' stages."""
+    return sorted({p.stem for p in CONF_STAGE_DIR.glob("*.yaml")} | {c.config_name for c in plugin_stage_classes()})
 
 
-def stage_classes() -> list[type]:
-    """Every concrete stage class with a `config_name`, found in this package's modules."""
+def stage_classes(package: str = BUILTIN) -> list[type]:
+    """Every concrete stage class with a `config_name` defined in `package`: a module, or a package
+    and its modules."""
     from curate.stages.base import Stage
 
-    found = []
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Stage) and value.__module__ == module.__name__:
-                if value.config_name:
-                    found.append(value)
+    try:
+        root = importlib.import_module(package)
+    except ImportError as error:
+        raise ConfigError(f"--package: cannot import '{package}': {error}") from None
+    modules = [root]
+    if hasattr(root, "__path__"):  # a package: its modules too (not __main__, which runs a command)
+        modules += [importlib.import_module(f"{package}.{info.name}") for info in pkgutil.iter_modules(root.__path__)
+                    if info.name != "__main__"]
+    found = [value for module in modules for value in vars(module).values()
+             if isinstance(value, type) and issubclass(value, Stage) and value.__module__ == module.__name__
+             and value.config_name]
     return sorted(found, key=lambda cls: cls.config_name)
 
 
-def stage_yaml(cls: type) -> str:
-    """The conf/stage file of a stage class: its target and its defaults, with its docstring as comments."""
+def plugin_stage_classes() -> list[type]:
+    """The stage classes installed distributions declare in the entry point group `thresher.stages`."""
+    from importlib.metadata import entry_points
+
+    from curate.stages.base import Stage
+
+    found = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point '{point.name} = {point.value}' (group {ENTRY_POINT_GROUP})"
+        try:
+            target = point.load()
+        except Exception as error:  # a broken plugin is named, in one line
+            raise ConfigError(f"{where}: cannot be loaded: {str(error).strip().splitlines()[0]}") from None
+        if isinstance(target, ModuleType):
+            found += stage_classes(target.__name__)
+        elif isinstance(target, type) and issubclass(target, Stage):
+            found.append(target)
+        else:
+            raise ConfigError(f"{where}: is neither a module of stage classes nor a stage class")
+    return sorted(found, key=lambda cls: cls.config_name)
+
+
+def stage_yaml(cls: type, command: str = "make conf") -> str:
+    """The conf/stage file of a stage class: its target and its defaults, with its docstring as
+    comments; `command` is the one that regenerates it."""
     import dataclasses
     import inspect
 
@@ -47,9 +87,10 @@ def stage_yaml(cls: type) -> str:
             defaults[f.name] = "???"
     doc = inspect.getdoc(cls) or cls.__name__
     header = "\n".join(f"# {line}".rstrip() for line in doc.splitlines())
-    source = cls.__module__.replace(".", "/") + ".py"
+    package = hasattr(importlib.import_module(cls.__module__), "__path__")  # defined in a package's __init__
+    source = cls.__module__.replace(".", "/") + ("/__init__.py" if package else ".py")
     return (
-        f"{header}\n#\n# Generated from {source} by `make conf`: change defaults there, override them in a\n"
+        f"{header}\n#\n# Generated from {source} by `{command}`: change defaults there, override them in a\n"
         f"# recipe (conf/pipeline/) or on the command line (stages.<name>.<option>=...).\n"
         + OmegaConf.to_yaml(defaults)
     )
@@ -72,20 +113,21 @@ def default_instance(cls: type) -> Any:
     return stage
 
 
-def stages_markdown() -> str:
-    """docs/stages.md: every stage, its docstring and its defaults, grouped by module."""
+def stages_markdown(classes: list[type] | None = None, command: str = "make conf", conf_dir: str = "conf") -> str:
+    """docs/stages.md (or a plugin's page): every stage, its docstring and its defaults; `classes`
+    defaults to the built-in stages, `command` regenerates the page, `conf_dir` holds stage/."""
     import dataclasses
     import inspect
 
     lines = [
         "# Stages",
         "",
-        "Generated from the stage classes by `make conf` (do not edit by hand). Each stage's defaults",
-        "live in its class and in `conf/stage/<name>.yaml`; override them in a recipe or on the",
+        f"Generated from the stage classes by `{command}` (do not edit by hand). Each stage's defaults",
+        f"live in its class and in `{conf_dir}/stage/<name>.yaml`; override them in a recipe or on the",
         "command line as `stages.<name>.<option>=<value>`.",
         "",
     ]
-    for cls in stage_classes():
+    for cls in stage_classes() if classes is None else classes:
         kind = "global" if "GlobalStage" in [b.__name__ for b in cls.__mro__] else "row"
         lines += [f"## `{cls.config_name}` — {cls.__name__} ({kind} stage, `{cls.__module__}`)", ""]
         lines += [inspect.getdoc(cls) or "", ""]
@@ -102,5 +144,3 @@ def stages_markdown() -> str:
         lines.append("")
     return "\n".join(lines)
 
-
-DOCS_STAGES = CONF_DIR.parent / "docs" / "stages.md"

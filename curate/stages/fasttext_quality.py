@@ -78,8 +78,7 @@ def train_fasttext(train_file: Path, model_file: Path, options: dict, attempts: 
     options = dict(options)
     for _ in range(attempts):
         request = json.dumps({"input": str(train_file), "output": str(model_file), "options": options})
-        result = subprocess.run([sys.executable, "-m", "curate.fasttext_train", request], capture_output=True,
-                                text=True, cwd=Path(__file__).resolve().parents[2])
+        result = subprocess.run([sys.executable, "-m", "curate.fasttext_train", request], capture_output=True, text=True)
         if result.returncode == 0 and model_file.is_file():
             return options
         error = (result.stdout.strip().splitlines() or [""])[-1]

@@ -15,10 +15,9 @@ from typing import Any
 import yaml
 
 from curate.errors import ConfigError
+from curate.resources import TOKENIZERS_DIR
 from curate.tokenization.markers import GALACTICA_TOKENS, SPAN_ALPHABETS
 
-# tokenizers/ at the top of the repository: specs and trained artifacts only (never a package).
-SPECS_DIR = Path(__file__).resolve().parents[2] / "tokenizers"
 
 # Control tokens and their ids: fixed, so every tokenizer Thresher trains agrees on them.
 CONTROL_TOKENS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
@@ -83,10 +82,10 @@ def load_spec(name_or_path: str, **overrides: Any) -> TokenizerSpec:
     """A spec by name (`tokenizers/<name>.yaml`) or path, with `overrides` applied and checked."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = SPECS_DIR / f"{name_or_path}.yaml"
+        path = TOKENIZERS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        found = ", ".join(sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))) or "none"
-        raise ConfigError(f"tokenizer spec '{name_or_path}' not found (specs in {SPECS_DIR}: {found})")
+        found = ", ".join(sorted(p.stem for p in TOKENIZERS_DIR.glob("*.yaml"))) or "none"
+        raise ConfigError(f"tokenizer spec '{name_or_path}' not found (specs in {TOKENIZERS_DIR}: {found})")
     data = yaml.safe_load(path.read_text()) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"tokenizer spec {path}: expected a mapping of options")
