@@ -18,7 +18,7 @@ import pyarrow as pa
 from curate.errors import ConfigError, InputError
 from curate.readers.formats import FORMATS, Problem
 from curate.readers.sources import HashingReader, InputFile, open_decompressed, truncated
-from curate.records import FieldError, RecordMapper
+from curate.mapping import FieldError, RecordMapper
 from curate.schema import QUARANTINE
 from curate.writers import iter_shard
 

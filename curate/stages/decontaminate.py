@@ -29,7 +29,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     flattened), and the top-level fields the records have."""
     from curate.readers.formats import FORMATS, Problem
     from curate.readers.sources import expand_paths, open_decompressed
-    from curate.records import get_field
+    from curate.mapping import get_field
 
     files, _ = expand_paths(paths)
     texts: list[str] = []

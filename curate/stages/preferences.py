@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
 from curate.sft.generated import emit, write_rows
 from curate.stages.base import GlobalContext, GlobalStage, RowResult

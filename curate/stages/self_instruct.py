@@ -18,7 +18,7 @@ import pyarrow as pa
 from curate.converters.chat import join_prompt
 from curate.errors import ConfigError
 from curate.llm import LLM, GenerationRequest, LLMConfig, make_llm
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
 from curate.sft.generated import emit, write_rows

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow as pa
 
 from curate.errors import ConfigError
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
 from curate.sft.state import read_state
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
