@@ -16,9 +16,11 @@ import orjson
 import pyarrow as pa
 
 from curate.errors import ConfigError, InputError
-from curate.readers.formats import FORMATS, Problem
-from curate.readers.sources import HashingReader, InputFile, open_decompressed, truncated
 from curate.mapping import FieldError, RecordMapper
+from curate.readers.files import HashingReader, open_decompressed, truncated
+from curate.readers.formats import FORMATS
+from curate.readers.items import Problem
+from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 from curate.writers import iter_shard
 
