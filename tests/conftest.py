@@ -75,10 +75,10 @@ def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
     columns are filled with nulls."""
     import json
 
-    from curate.writers import read_shard
+    from curate.arrow_io import read_table
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
-    tables = [read_shard(Path(folder) / s["path"]) for s in manifest[shards_key]]
+    tables = [read_table(Path(folder) / s["path"]) for s in manifest[shards_key]]
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from curate.arrow_io import iter_batches
 from curate.manifest import read_manifest
 from curate.schema import KINDS, REJECT_COLUMNS
-from curate.writers import iter_shard
 
 SAMPLE_CHARS = 1500
 MAX_HIST_ROWS = 200_000
@@ -48,7 +48,7 @@ def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -
     columns known at that stage): missing columns become nulls."""
     tables, rows = [], 0
     for shard in shards:
-        for batch in iter_shard(folder / shard["path"]):
+        for batch in iter_batches(folder / shard["path"]):
             tables.append(pa.Table.from_batches([batch]))
             rows += batch.num_rows
             if rows >= limit:
@@ -147,7 +147,7 @@ def shorten(value) -> str:
 def sample_rows(folder: Path, shards: list[dict], n: int, where=None) -> list[dict]:
     rows = []
     for shard in shards:
-        for batch in iter_shard(folder / shard["path"]):
+        for batch in iter_batches(folder / shard["path"]):
             for row in batch.to_pylist():
                 if where is None or where(row):
                     rows.append({k: v if isinstance(v, (int, float, bool)) else shorten(v)
@@ -205,11 +205,11 @@ def duplicate_clusters(folder: Path, manifest: dict) -> list[dict]:
         keep = folder / "stages" / stage["name"]
         texts: dict[int, str] = {}
         for part in sorted((keep / "samples").glob("*.arrow")):
-            for batch in iter_shard(part):
+            for batch in iter_batches(part):
                 texts.update(zip(batch.column("position").to_pylist(), batch.column("text").to_pylist()))
         clusters: dict[int, dict] = {}
         if (keep / "clusters.arrow").is_file():
-            for batch in iter_shard(keep / "clusters.arrow"):
+            for batch in iter_batches(keep / "clusters.arrow"):
                 for row in batch.to_pylist():
                     cluster = clusters.setdefault(row["sample"], {"id": row["cluster"], "size": row["size"], "members": []})
                     cluster["members"].append({**row, "text": shorten(texts.get(row["position"], ""))})
