@@ -6,41 +6,20 @@ as data URIs, so the report is one self-contained file.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from curate.arrow_io import iter_batches
 from curate.manifest import read_manifest
+from curate.report.render import environment, png
 from curate.schema import KINDS, REJECT_COLUMNS
 
 SAMPLE_CHARS = 1500
 MAX_HIST_ROWS = 200_000
-
-
-def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html", "j2"])
-    )
-    env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3f}" if isinstance(n, float) else n)
-    env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
-    env.filters["details_tables"] = details_tables
-    return env
-
-
-def png(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def read_columns(folder: Path, shards: list[dict], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
@@ -122,21 +101,6 @@ def drop_plot(manifest: dict) -> str | None:
     axis.barh([b[0] for b in bars][::-1], [b[1] for b in bars][::-1], color="#dd8452")
     axis.set_xlabel("documents dropped")
     return png(figure)
-
-
-def details_tables(details: dict) -> dict:
-    """A global stage's summary as tables: scalars in one key/value table; each mapping of
-    mappings (e.g. per source) as its own table with the inner keys as columns."""
-    scalars, tables = {}, {}
-    for key, value in details.items():
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            columns = list(dict.fromkeys(k for v in value.values() for k in v))
-            tables[key] = {"columns": columns, "rows": {name: [v.get(c) for c in columns] for name, v in value.items()}}
-        elif isinstance(value, dict):
-            tables[key] = {"columns": ["value"], "rows": {k: [v] for k, v in value.items()}}
-        else:
-            scalars[key] = value
-    return {"scalars": scalars, "tables": tables}
 
 
 def shorten(value) -> str:

@@ -19,7 +19,7 @@ import pyarrow as pa
 from curate.arrow_io import read_frame
 from curate.errors import ThresherError
 from curate.manifest import MANIFEST, read_manifest
-from curate.report import environment, png
+from curate.report.render import environment, png
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
