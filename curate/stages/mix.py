@@ -112,7 +112,8 @@ class Mix(GlobalStage):
         return plan
 
     def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
-        scanned = read_frame(ctx.scan_files, pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())]))
+        scanned = read_frame(ctx.scan_files,
+                             pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())]))
         available = dict(scanned.group_by("source").agg(pl.col("units").sum()).iter_rows())
         empty = [s for s, w in parse_pairs("weights", self.weights).items() if w > 0 and not available.get(s)]
         if empty:

@@ -212,7 +212,7 @@ class PreferencePairs(GlobalStage):
 
     # -- resolve -----------------------------------------------------------------------------------------
     def resolve(self, ctx: GlobalContext) -> dict[str, Any]:
-        state = read_frame(ctx.scan_files, PAIRS).sort("position")  # no rows: nothing to check
+        state = read_frame(ctx.scan_files, PAIRS).sort("position")  # nothing scanned: no pairs to check
         if "key" in state.columns:
             return self.resolve_pairs(ctx, state)
         return self.resolve_candidates(ctx, state)
