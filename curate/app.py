@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from curate.config import register_configs
-from curate.errors import ThresherError
+from curate.errors import user_errors_as_one_line
 from curate.resources import CONF_DIR
 
 register_configs()
@@ -63,7 +63,7 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import DictConfig
 
-    from curate.api import compose, config_tree
+    from curate.compose import compose, config_tree
 
     message = str(error)
     search_path = [o for o in overrides if o.startswith("hydra.searchpath=")]
@@ -117,20 +117,16 @@ def precheck(config_name: str, argv: list[str]) -> None:
     The user's config folder (`--config-dir`) is searched as Hydra will search it. Skipped for
     sweeps and Hydra's other flags (--help, --cfg, --multirun), which Hydra handles.
     """
-    from curate.api import compose, with_config_dirs
-    from curate.errors import ConfigError
-
+    from curate.compose import compose, with_config_dirs
     config_dir, argv = split_config_dir(argv)
     if config_dir == "" or any(arg.startswith("-") for arg in argv) or any(
             "," in a.split("=", 1)[-1] and "[" not in a for a in argv):
         return
     overrides = [a for a in argv if "=" in a]
     try:
-        overrides = with_config_dirs(overrides, [config_dir] if config_dir else [])
-        compose(overrides, config_name)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        with user_errors_as_one_line():  # a ConfigError of ours: its own one line
+            overrides = with_config_dirs(overrides, [config_dir] if config_dir else [])
+            compose(overrides, config_name)
     except Exception as error:  # Hydra raises several types; each becomes one line
         print(f"error: {composition_error(error, overrides, config_name)}", file=sys.stderr)
         sys.exit(2)
@@ -155,11 +151,9 @@ def run_job(run: Callable[[DictConfig], object], cfg: DictConfig) -> None:
 
     console_warnings()
     try:
-        multirun_output_dir(cfg)
-        run(cfg)
-    except ThresherError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        with user_errors_as_one_line():
+            multirun_output_dir(cfg)
+            run(cfg)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)

@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     if command in ("curate", "train"):
         hydra_app(command, rest)
         return
-    from curate.errors import ThresherError
+    from curate.errors import user_errors_as_one_line
 
-    try:
+    with user_errors_as_one_line():
         if command == "inspect":
             parser = argparse.ArgumentParser(prog="thresher inspect")
             parser.add_argument("dataset")
@@ -69,9 +69,6 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
             sys.exit(2)
-    except ThresherError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from curate.arrow_io import iter_batches
 from curate.manifest import Manifest
 from curate.progress import summary_table
-from curate.writers import iter_shard
 
 
 def shorten(value, limit: int = 300) -> str:
@@ -35,7 +35,7 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
     console.print(schema)
     shown = 0
     for shard in manifest.shards:
-        for batch in iter_shard(folder_path / shard.path):
+        for batch in iter_batches(folder_path / shard.path):
             for row in batch.to_pylist():
                 if shown >= rows:
                     break

@@ -1,5 +1,6 @@
 """Writing Arrow IPC stream shards: declared schema, size-based rollover, checksum while writing,
-and atomic completion (each shard is written under a temporary name and renamed when complete)."""
+and atomic completion (each shard is a `curate.arrow_io.StreamFile`: written under a temporary
+name and renamed when complete)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from curate.arrow_io import StreamFile
 from curate.schema import conform
-
-TMP_SUFFIX = ".tmp"
 
 
 class HashingFile:
@@ -55,10 +55,8 @@ class ShardWriter:
         self.directory, self.prefix, self.schema = Path(directory), prefix, schema
         self.max_bytes, self.root = max_bytes, Path(root)
         self.shards: list[dict] = []
-        self.file: HashingFile | None = None
-        self.stream: pa.ipc.RecordBatchStreamWriter | None = None
+        self.stream: StreamFile | None = None
         self.rows = 0
-        self.path: Path | None = None
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
         if batch.num_rows == 0:
@@ -70,33 +68,29 @@ class ShardWriter:
         batch = conform(batch, self.schema)
         if self.stream is None:
             self.open_shard()
-        self.stream.write_batch(batch)
+        self.stream.write(batch)
         self.rows += batch.num_rows
-        if self.file.size >= self.max_bytes:
+        if self.stream.file.size >= self.max_bytes:
             self.finish_shard()
 
     def open_shard(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / f"{self.prefix}-{len(self.shards):03d}.arrow"
-        self.file = HashingFile(self.path.with_name(self.path.name + TMP_SUFFIX))
-        self.stream = pa.ipc.new_stream(pa.PythonFile(self.file, mode="w"), self.schema)
+        path = self.directory / f"{self.prefix}-{len(self.shards):03d}.arrow"
+        self.stream = StreamFile(path, self.schema, open_file=HashingFile)
         self.rows = 0
 
     def finish_shard(self) -> None:
         if self.stream is None:
             return
         self.stream.close()
-        self.file.close()
-        os.replace(self.file.handle.name, self.path)
         self.shards.append(
             {
-                "path": os.path.relpath(self.path, self.root),
+                "path": os.path.relpath(self.stream.path, self.root),
                 "rows": self.rows,
-                "bytes": self.file.size,
-                "sha256": self.file.sha256.hexdigest(),
+                "bytes": self.stream.file.size,
+                "sha256": self.stream.file.sha256.hexdigest(),
             }
         )
-        self.stream = self.file = None
+        self.stream = None
 
     def close(self, keep_empty: bool = False) -> list[dict]:
         """Finish the last shard. With `keep_empty`, a writer that got no rows writes one empty shard
@@ -106,14 +100,3 @@ class ShardWriter:
         self.finish_shard()
         return self.shards
 
-
-def read_shard(path: Path) -> pa.Table:
-    """Read one Arrow IPC stream shard."""
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all()
-
-
-def iter_shard(path: Path):
-    """Stream the record batches of one shard."""
-    with pa.memory_map(str(path)) as source:
-        yield from pa.ipc.open_stream(source)

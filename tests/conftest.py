@@ -73,11 +73,11 @@ def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
 
     Rejects of different stages carry different columns (those known at that stage): missing
     columns are filled with nulls."""
+    from curate.arrow_io import read_table
     from curate.manifest import Manifest
-    from curate.writers import read_shard
 
     manifest = Manifest.read(folder)
-    tables = [read_shard(Path(folder) / s.path) for s in getattr(manifest, shards_key)]
+    tables = [read_table(Path(folder) / s.path) for s in getattr(manifest, shards_key)]
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 

@@ -9,7 +9,8 @@ import json
 import pytest
 
 from conftest import curate, read_dataset, write_jsonl
-from curate.records import MAPPERS, FieldError
+from curate.mapping import FieldError
+from curate.records import MAPPERS
 
 KEEP = ("pipeline=clean", "~stages.normalize", "~stages.length_filter")
 

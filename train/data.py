@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pyarrow as pa
 import torch
 
+from curate.arrow_io import iter_batches
 from curate.errors import ConfigError
 from curate.manifest import Manifest, verify_shards
 from curate.schema import KINDS
@@ -115,12 +115,9 @@ class TokenRows:
     def __init__(self, shard_paths: Sequence[Path]):
         self.blocks: list[np.ndarray] = []
         self.doc_starts: list[tuple[np.ndarray, np.ndarray]] = []  # (offsets, values) per block
-        self.maps = []  # keep the memory maps open as long as the views live
         seq_len = None
         for path in shard_paths:
-            source = pa.memory_map(str(path))
-            self.maps.append(source)
-            for batch in pa.ipc.open_stream(source):
+            for batch in iter_batches(path):  # the views keep the mapped region alive
                 if batch.num_rows == 0:
                     continue
                 column = batch.column(batch.schema.get_field_index("input_ids"))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from curate.converters.common import ConverterMapper, check_turns, message, parse_messages, text_field
-from curate.records import FieldError
+from curate.mapping import FieldError
 
 # End-of-text markers left in completions by GPT-3 fine-tuning files (T0/Self-Instruct) and others.
 END_MARKERS = ("<|endoftext|>", "</s>", "<|im_end|>", "<|eot_id|>")

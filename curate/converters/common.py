@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from curate.records import FieldError, RecordMapper, to_json
+from curate.mapping import FieldError, RecordMapper, to_json
 
 # Role names found in the wild (ShareGPT, OpenAI, LLaMA-Factory, Vicuna) → the chat schema's roles.
 ROLES = {

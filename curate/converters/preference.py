@@ -19,7 +19,7 @@ from typing import Any
 
 from curate.converters.chat import join_prompt
 from curate.converters.common import ConverterMapper, check_turns, message, parse_messages, text_field
-from curate.records import FieldError
+from curate.mapping import FieldError
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 HH_ROLES = {"Human": "user", "Assistant": "assistant"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from curate.converters.html import html_to_text
-from curate.records import FieldError, RecordMapper, to_json
+from curate.mapping import FieldError, RecordMapper, to_json
 from curate.schema import KINDS
 
 POST_COLUMNS = [

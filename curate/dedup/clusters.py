@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path, write_arrow
+from curate.arrow_io import read_table, read_tables, write_table
+from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path
 from curate.dedup.minhash import sorted_unique
 
 MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
@@ -27,30 +28,18 @@ MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and t
 VERIFY_CHUNK = 1 << 20
 
 
-def read_columns(files: list[Path], columns: list[str]) -> pa.Table:
-    """The given columns of every scan file, concatenated in task order (memory-mapped, zero-copy)."""
-    tables = []
-    for path in files:
-        with pa.memory_map(str(path)) as source:
-            tables.append(pa.ipc.open_stream(source).read_all().select(columns))
-    if not tables:
-        return pa.table({c: pa.array([], pa.null()) for c in columns})
-    return pa.concat_tables(tables)
-
-
 def take_rows(files: list[Path], columns: list[str], rows: np.ndarray) -> pa.Table:
     """The given columns of the given global rows (sorted), gathered one scan file at a time, so
     that only the selected rows are ever copied."""
     parts, start = [], 0
     for path in files:
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_stream(source).read_all().select(columns)
+        table = read_table(path, columns)
         lo, hi = np.searchsorted(rows, [start, start + table.num_rows])
         if hi > lo:
             parts.append(table.take(pa.array(rows[lo:hi] - start)))
         start += table.num_rows
     if not parts:
-        return read_columns(files[:1], columns).slice(0, 0)
+        return read_tables(files[:1], columns=columns).slice(0, 0)
     return pa.concat_tables(parts)
 
 
@@ -62,7 +51,7 @@ def band_pairs(files: list[Path], band_columns: list[str]) -> np.ndarray:
     """
     found = []
     for column in band_columns:
-        values = read_columns(files, [column]).column(column)
+        values = read_tables(files, columns=[column]).column(column)
         frame = pl.from_arrow(pa.table({"band": values})).with_row_index("row")
         pairs = (
             frame.lazy()
@@ -157,7 +146,7 @@ def write_decisions(directory: Path, members: pl.DataFrame) -> None:
             pl.col("row").cast(pl.Int64), pl.col("cluster").cast(pl.String),
             pl.col("size").cast(pl.Int64), pl.col("drop"),
         ).to_arrow()
-        write_arrow(decision_path(directory, int(task)), table.cast(DECISIONS))
+        write_table(decision_path(directory, int(task)), table.cast(DECISIONS))
 
 
 
@@ -219,7 +208,7 @@ def write_samples(keep_dir: Path, members: pl.DataFrame, count: int, seed: int,
         "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
         "similarity": pa.array(scores, pa.float64()) if scores is not None else pa.nulls(shown.height, pa.float64()),
     })
-    write_arrow(keep_dir / CLUSTERS_FILE, table)
+    write_table(keep_dir / CLUSTERS_FILE, table)
     return count
 
 
@@ -227,7 +216,7 @@ def summary(files: list[Path], members: pl.DataFrame) -> dict[str, Any]:
     """Documents, clusters, removals (overall and per source) and the cluster-size histogram."""
     by_source: dict[str, int] = {}
     for path in files:  # one file at a time: counting needs no more memory than a task's state
-        for item in pc.value_counts(read_columns([path], ["source"]).column("source")).to_pylist():
+        for item in pc.value_counts(read_table(path, ["source"]).column("source")).to_pylist():
             by_source[str(item["values"])] = by_source.get(str(item["values"]), 0) + item["counts"]
     kept = members.filter(~pl.col("drop"))
     dropped = members.filter(pl.col("drop"))

@@ -6,31 +6,18 @@ pyarrow and numpy.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.arrow_io import read_table
+
 ROW_MASK = np.int64(0xFFFFFFFF)
 DECISIONS = pa.schema([("row", pa.int64()), ("cluster", pa.string()), ("size", pa.int64()), ("drop", pa.bool_())])
 CLUSTERS_FILE = "clusters.arrow"  # sample clusters, in the stage's keep folder
 SAMPLES_DIR = "samples"  # their texts, written while applying
-
-
-def write_arrow(path: Path, table: pa.Table) -> None:
-    """Write an Arrow IPC stream file atomically (temporary name, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    os.replace(tmp, path)
-
-
-def read_arrow(path: Path) -> pa.Table:
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all()
 
 
 def decision_path(directory: Path, task: int) -> Path:
@@ -44,7 +31,7 @@ class TaskDecisions:
         path = decision_path(directory, task)
         self.task = task
         if path.is_file():
-            table = read_arrow(path)
+            table = read_table(path)
             self.rows = table.column("row").to_numpy()
             self.cluster = table.column("cluster").combine_chunks()
             self.size = table.column("size").to_numpy()

@@ -112,10 +112,10 @@ def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult])
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
+    state.layout.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)  # the stage's work_dir, even with no scan
     start = time.perf_counter()
     stage.resolve(state.global_context(stage, scan_files))
     stats.seconds += time.perf_counter() - start
-    state.layout.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)
     write_json_atomic(marker, stats.to_json())
     logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
     return stats

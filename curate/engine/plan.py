@@ -11,7 +11,8 @@ from curate.config import column_types, validate
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.sources import InputFile, expand_paths
-from curate.records import MAPPERS, RecordMapper
+from curate.mapping import RecordMapper
+from curate.records import MAPPERS
 from curate.runfolder import fingerprint, without_keys
 
 # Options that change how a run is executed, not what it produces: not part of its fingerprint.

@@ -9,7 +9,6 @@ marker, so a task without one is redone from scratch on rerun.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import traceback
 from collections import Counter
@@ -23,16 +22,17 @@ import pyarrow.compute as pc
 
 from curate.engine.folder import Layout
 from curate.errors import ThresherError
+from curate.arrow_io import StreamFile, iter_batches, tmp_path
 from curate.logs import log_to_file
 from curate.pipeline import Pass, Pipeline
 from curate.readers import FileStats, Quarantine, ReadOptions, read_file
 from curate.readers.sources import InputFile
-from curate.records import RecordMapper
+from curate.mapping import RecordMapper
 from curate.runfolder import write_json_atomic
 from curate.schema import QUARANTINE
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage, Stage, positions_for
 from curate.stats import StageStats
-from curate.writers import TMP_SUFFIX, ShardWriter, iter_shard
+from curate.writers import ShardWriter
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +157,7 @@ class TaskRun:
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
         self.quarantine_writer = ShardWriter(out / "quarantine", prefix, QUARANTINE, state.shard_bytes, out)
-        self.scan_writer: pa.ipc.RecordBatchStreamWriter | None = None
-        self.scan_sink: pa.NativeFile | None = None
+        self.scan_writer: StreamFile | None = None
         scan = self.passage.scan
         self.scan_path = layout.stage_dir(scan.name) / "scan" / f"task-{spec.task:05d}.arrow" if scan else None
         self.stats = {stage.name: StageStats() for stage in self.stages}
@@ -182,7 +181,7 @@ class TaskRun:
             for leftover in folder.glob(f"{self.prefix}-*"):
                 leftover.unlink()
         if self.scan_path:
-            for leftover in (self.scan_path, self.scan_path.with_name(self.scan_path.name + TMP_SUFFIX)):
+            for leftover in (self.scan_path, tmp_path(self.scan_path)):
                 leftover.unlink(missing_ok=True)
 
     def source(self) -> Iterator[pa.RecordBatch]:
@@ -196,7 +195,7 @@ class TaskRun:
                 self.write_quarantine()
         else:
             for path in self.spec.inputs:
-                yield from iter_shard(path)
+                yield from iter_batches(path)
 
     def write_quarantine(self) -> None:
         batch = self.quarantine.drain()
@@ -247,9 +246,7 @@ class TaskRun:
             if state is not None and state.num_rows:
                 if self.scan_writer is None:
                     assert self.scan_path is not None
-                    self.scan_path.parent.mkdir(parents=True, exist_ok=True)
-                    self.scan_sink = pa.OSFile(str(self.scan_path) + TMP_SUFFIX, "wb")
-                    self.scan_writer = pa.ipc.new_stream(self.scan_sink, state.schema)
+                    self.scan_writer = StreamFile(self.scan_path, state.schema)
                 self.scan_writer.write(state)
             stats = self.stats[scan.name]
             stats.seconds += time.perf_counter() - start
@@ -300,11 +297,8 @@ class TaskRun:
     def finish(self, seconds: float) -> TaskResult:
         scan_file = None
         if self.scan_writer is not None:
-            assert self.scan_sink is not None and self.scan_path is not None
             self.scan_writer.close()
-            self.scan_sink.close()
-            os.replace(str(self.scan_path) + TMP_SUFFIX, self.scan_path)
-            scan_file = str(self.scan_path)
+            scan_file = str(self.scan_writer.path)
         result = TaskResult(
             pass_index=self.spec.pass_index, task=self.spec.task, rows_in=self.rows_in, seconds=seconds,
             stages=self.stats, shards=self.data.close(),

@@ -3,6 +3,7 @@ OpenAI-compatible HTTP endpoint (vLLM, llama.cpp server, TGI, Ollama) and local 
 Pick one with the `conf/llm/` config group."""
 
 from curate.llm.base import LLM, Generation, GenerationRequest, LLMError
-from curate.llm.config import LLMConfig, make_llm
+from curate.llm.config import LLMConfig
+from curate.llm.factory import make_llm
 
 __all__ = ["LLM", "Generation", "GenerationRequest", "LLMConfig", "LLMError", "make_llm"]

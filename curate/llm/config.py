@@ -1,10 +1,8 @@
-"""Options of the generation backends (the `conf/llm/` config group) and `make_llm`."""
+"""Options of the generation backends (the `conf/llm/` config group)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from curate.llm.base import LLM
 
 BACKENDS = ("transformers", "openai")
 
@@ -56,14 +54,3 @@ class LLMConfig:
         if self.batch_size < 1 or self.max_concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0:
             raise ValueError("llm: batch_size and max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
 
-
-def make_llm(config: LLMConfig) -> LLM:
-    """The backend a config describes (models are loaded here, once)."""
-    config.validate()
-    if config.backend == "openai":
-        from curate.llm.http import OpenAICompatibleLLM
-
-        return OpenAICompatibleLLM(config)
-    from curate.llm.local import TransformersLLM
-
-    return TransformersLLM(config)

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
+from curate.arrow_io import iter_batches, read_schema
 from curate.errors import ConfigError, InputError
-from curate.readers.formats import FORMATS, Problem
-from curate.readers.sources import HashingReader, InputFile, open_decompressed, truncated
-from curate.records import FieldError, RecordMapper
+from curate.mapping import FieldError, RecordMapper
+from curate.readers.files import HashingReader, open_decompressed, truncated
+from curate.readers.formats import FORMATS
+from curate.readers.items import Problem
+from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
-from curate.writers import iter_shard
 
 
 @dataclass
@@ -94,7 +96,7 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one input file as record batches of `mapper.schema()`."""
     if file.format == "dataset":  # a shard of a dataset written by Thresher: rows are already typed
-        for batch in iter_shard(file.path):
+        for batch in iter_batches(file.path):
             stats.rows += batch.num_rows
             yield batch
         stats.bytes, stats.sha256 = file.size, ""
@@ -154,8 +156,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
     found = {}
     for folder in datasets:
         shard = next(f.path for f in files if f.path.parents[1] == folder)
-        with pa.memory_map(str(shard)) as source:
-            found[folder] = (pa.ipc.open_stream(source).schema.remove_metadata(), Manifest.read(folder).kind)
+        found[folder] = (read_schema(shard).remove_metadata(), Manifest.read(folder).kind)
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:

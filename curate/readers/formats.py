@@ -1,59 +1,22 @@
 """Container formats: each yields the raw records of one input file, with their positions.
 
 A format yields `Item`s: a record (dict) to map, or a `Problem` found while parsing (bad UTF-8,
-bad JSON, a truncated stream), which the reader quarantines with file and position.
+bad JSON, a truncated stream), which the reader quarantines with file and position. `FORMATS`
+names every format, the scientific ones (`readers.science`) included.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.readers.sources import code_language, detect_format, iter_tar, open_decompressed, split_compression
-
-
-@dataclass
-class Item:
-    position: int  # line for line formats, item/row index (1-based) otherwise
-    record: dict
-    label: str  # the file (or archive member) the record came from
-    raw: bytes | None = None  # the raw bytes, kept for quarantine; built lazily for columnar rows
-
-
-@dataclass
-class Problem:
-    position: int
-    label: str
-    error: str
-    raw: bytes = b""
-    field: str | None = None
-
-
-def decode_utf8(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"invalid UTF-8 at byte {error.start}") from None
-
-
-def raw_lines(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, bytes] | Problem]:
-    """(line number, bytes) of each line; a stream that breaks off is a Problem, and the end."""
-    position = 0
-    while True:
-        try:
-            line = stream.readline()
-        except (EOFError, OSError) as error:
-            yield Problem(position + 1, label, f"truncated or corrupt stream: {error}")
-            return
-        if not line:
-            return
-        position += 1
-        yield position, line
+from curate.readers.files import code_language, detect_format, iter_tar, open_decompressed, split_compression
+from curate.readers.items import Item, Problem, decode_utf8, raw_lines
+from curate.readers.science import fasta, genbank, smiles_table, swissprot
 
 
 def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
@@ -246,9 +209,8 @@ FORMATS = {
     "arrow": arrow,
     "tar": tar,
     "xml": xml_rows,
+    "fasta": fasta,
+    "genbank": genbank,
+    "swissprot": swissprot,
+    "smiles": smiles_table,
 }
-
-# Scientific formats live in their own module (it needs the Item and Problem defined above).
-from curate.readers.science import fasta, genbank, smiles_table, swissprot  # noqa: E402
-
-FORMATS.update({"fasta": fasta, "genbank": genbank, "swissprot": swissprot, "smiles": smiles_table})

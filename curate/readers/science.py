@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 
 from curate.markup import sequences, smiles
-from curate.readers.formats import Item, Problem, decode_utf8, raw_lines
+from curate.readers.items import Item, Problem, decode_utf8, raw_lines
 
 # Sequence type implied by a file extension (NCBI's .fna/.ffn/.faa, Biopython's .nu/.pro).
 EXTENSION_HINTS = {".fna": "dna", ".ffn": "dna", ".nu": "dna", ".faa": "protein", ".pro": "protein"}

@@ -6,41 +6,20 @@ as data URIs, so the report is one self-contained file.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from curate.arrow_io import iter_batches
 from curate.manifest import FileRecord, Manifest
+from curate.report.render import environment, png
 from curate.schema import KINDS, REJECT_COLUMNS
-from curate.writers import iter_shard
 
 SAMPLE_CHARS = 1500
 MAX_HIST_ROWS = 200_000
-
-
-def environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html", "j2"])
-    )
-    env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3f}" if isinstance(n, float) else n)
-    env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
-    env.filters["details_tables"] = details_tables
-    return env
-
-
-def png(figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def read_columns(folder: Path, shards: list[FileRecord], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
@@ -48,7 +27,7 @@ def read_columns(folder: Path, shards: list[FileRecord], limit: int = MAX_HIST_R
     columns known at that stage): missing columns become nulls."""
     tables, rows = [], 0
     for shard in shards:
-        for batch in iter_shard(folder / shard.path):
+        for batch in iter_batches(folder / shard.path):
             tables.append(pa.Table.from_batches([batch]))
             rows += batch.num_rows
             if rows >= limit:
@@ -124,21 +103,6 @@ def drop_plot(manifest: Manifest) -> str | None:
     return png(figure)
 
 
-def details_tables(details: dict) -> dict:
-    """A global stage's summary as tables: scalars in one key/value table; each mapping of
-    mappings (e.g. per source) as its own table with the inner keys as columns."""
-    scalars, tables = {}, {}
-    for key, value in details.items():
-        if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            columns = list(dict.fromkeys(k for v in value.values() for k in v))
-            tables[key] = {"columns": columns, "rows": {name: [v.get(c) for c in columns] for name, v in value.items()}}
-        elif isinstance(value, dict):
-            tables[key] = {"columns": ["value"], "rows": {k: [v] for k, v in value.items()}}
-        else:
-            scalars[key] = value
-    return {"scalars": scalars, "tables": tables}
-
-
 def shorten(value) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + f" … [{len(text):,} chars]"
@@ -147,7 +111,7 @@ def shorten(value) -> str:
 def sample_rows(folder: Path, shards: list[FileRecord], n: int, where=None) -> list[dict]:
     rows: list[dict] = []
     for shard in shards:
-        for batch in iter_shard(folder / shard.path):
+        for batch in iter_batches(folder / shard.path):
             for row in batch.to_pylist():
                 if where is None or where(row):
                     rows.append({k: v if isinstance(v, (int, float, bool)) else shorten(v)
@@ -205,11 +169,11 @@ def duplicate_clusters(folder: Path, manifest: Manifest) -> list[dict]:
         keep = folder / "stages" / stage.name
         texts: dict[int, str] = {}
         for part in sorted((keep / "samples").glob("*.arrow")):
-            for batch in iter_shard(part):
+            for batch in iter_batches(part):
                 texts.update(zip(batch.column("position").to_pylist(), batch.column("text").to_pylist()))
         clusters: dict[int, dict] = {}
         if (keep / "clusters.arrow").is_file():
-            for batch in iter_shard(keep / "clusters.arrow"):
+            for batch in iter_batches(keep / "clusters.arrow"):
                 for row in batch.to_pylist():
                     cluster = clusters.setdefault(row["sample"], {"id": row["cluster"], "size": row["size"], "members": []})
                     cluster["members"].append({**row, "text": shorten(texts.get(row["position"], ""))})

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
+from curate.arrow_io import read_frame
 from curate.errors import ThresherError
 from curate.manifest import MANIFEST, Manifest
-from curate.report import environment, png
+from curate.report.render import environment, png
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
@@ -78,8 +80,8 @@ def composition(entry: Entry) -> dict[str, dict[str, float]]:
                 return {s: {"rows": v.get("documents", 0), "bytes": v.get("realised", 0)} for s, v in sources.items()}
         return {}
     columns = ["source"] + (["text"] if "text" in names else [])
-    frames = [pl.read_ipc_stream(folder / s.path, columns=columns) for s in manifest.shards]
-    frame = pl.concat(frames) if frames else pl.DataFrame({"source": []}, schema={"source": pl.Utf8})
+    shards = [folder / s.path for s in manifest.shards]
+    frame = read_frame(shards, pa.schema([(c, pa.string()) for c in columns]), columns)
     sizes = pl.col("text").str.len_bytes().sum() if "text" in columns else pl.lit(0)
     table = frame.group_by("source").agg(pl.len().alias("rows"), sizes.alias("bytes")).sort("source")
     return {row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)}

@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    import sys
+    from curate.errors import user_errors_as_one_line
 
-    from curate.cli import main as thresher  # errors as one line, as `thresher stages` reports them
-
-    thresher(["stages", *sys.argv[1:]])
+    with user_errors_as_one_line():
+        main()

@@ -184,7 +184,7 @@ class GlobalStage(Stage):
 
     The engine runs `scan` on every batch reaching the stage and appends the returned state rows
     to a per-task Arrow IPC stream file; calls `resolve` once with all those files (read them with
-    `polars.read_ipc_stream`, or batch by batch with `pyarrow.ipc.open_stream` to bound memory);
+    `curate.arrow_io.read_frame`, or batch by batch with `curate.arrow_io.iter_batches` to bound memory);
     then calls `load` in each worker and `apply` on the same rows, in the same order, with the
     same positions. Positions are stable row identities:
     `task << 32 | row index within the task`.

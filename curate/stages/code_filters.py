@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.readers.sources import code_language
+from curate.readers.files import code_language
 from curate.stages.rules import Rule, RuleFilter, first_broken
 
 # Comment syntax per programming language (the `language` column of source trees); markup and

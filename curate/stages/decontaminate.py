@@ -27,9 +27,11 @@ RAW_TOKEN = re.compile(r"\S+")
 def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]]:
     """Every string found under `fields` in the records of the evaluation files (lists are
     flattened), and the top-level fields the records have."""
-    from curate.readers.formats import FORMATS, Problem
-    from curate.readers.sources import expand_paths, open_decompressed
-    from curate.records import get_field
+    from curate.mapping import get_field
+    from curate.readers.files import open_decompressed
+    from curate.readers.formats import FORMATS
+    from curate.readers.items import Problem
+    from curate.readers.sources import expand_paths
 
     files, _ = expand_paths(paths)
     texts: list[str] = []

@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curate.dedup.decisions import CLUSTERS_FILE, ROW_MASK, SAMPLES_DIR, TaskDecisions, read_arrow, write_arrow
+from curate.arrow_io import read_table, read_tables, write_table
+from curate.dedup.decisions import CLUSTERS_FILE, ROW_MASK, SAMPLES_DIR, TaskDecisions
 from curate.dedup.minhash import (
     band_hashes, candidate_probability, optimal_bands, permutations, signatures, sorted_unique,
 )
@@ -122,7 +123,7 @@ class DuplicateStage(GlobalStage):
         self._samples_dir = ctx.keep_dir / SAMPLES_DIR
         self._task: TaskDecisions | None = None
         clusters = ctx.keep_dir / CLUSTERS_FILE
-        self._sample_positions = (read_arrow(clusters).column("position").to_numpy() if clusters.is_file()
+        self._sample_positions = (read_table(clusters).column("position").to_numpy() if clusters.is_file()
                                   else np.zeros(0, np.int64))
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
@@ -148,7 +149,7 @@ class DuplicateStage(GlobalStage):
         texts = pc.utf8_slice_codeunits(batch.column("text").filter(pa.array(hit)), 0, SAMPLE_TEXT_CHARS)
         table = pa.table({"position": pa.array(positions[hit], pa.int64()), "text": texts})
         task, row = int(positions[0] >> 32), int(positions[0] & ROW_MASK)
-        write_arrow(self._samples_dir / f"part-{task:05d}-{row:010d}.arrow", table)
+        write_table(self._samples_dir / f"part-{task:05d}-{row:010d}.arrow", table)
 
 
 @dataclass
@@ -187,11 +188,9 @@ class ExactDedup(TextNormalization, DuplicateStage):
     def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         import polars as pl
 
-        from curate.dedup.clusters import read_columns
-
         if not files:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), {}
-        keys = pl.from_arrow(read_columns(files, ["key"])).with_row_index("row")
+        keys = pl.from_arrow(read_tables(files, columns=["key"])).with_row_index("row")
         groups = (keys.lazy().with_columns(label=pl.col("row").min().over("key"), n=pl.len().over("key"))
                   .filter(pl.col("n") > 1).collect())
         return (groups["row"].cast(pl.Int64).to_numpy(), groups["label"].cast(pl.Int64).to_numpy(), {})
@@ -296,7 +295,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         return columns
 
     def clusters(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        from curate.dedup.clusters import band_pairs, components, read_columns
+        from curate.dedup.clusters import band_pairs, components
 
         bands, rows = self.layout()
         details: dict[str, Any] = {
@@ -305,7 +304,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         }
         if not files:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), details
-        counts = read_columns(files, ["n_shingles"]).column("n_shingles")
+        counts = read_tables(files, columns=["n_shingles"]).column("n_shingles")
         details["documents_without_words"] = int(pc.sum(pc.equal(counts, 0)).as_py() or 0)
         pairs = band_pairs(files, self.band_columns())
         details["candidate_pairs"] = int(len(pairs))
@@ -321,11 +320,11 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         Pairs are checked in chunks holding at most VERIFY_SHINGLES shingles, and only those
         documents' shingle sets are read, so memory stays bounded however many pairs there are.
         """
-        from curate.dedup.clusters import jaccard, read_columns, take_rows
+        from curate.dedup.clusters import jaccard, take_rows
 
         if not self.verify:
             return None
-        sizes = read_columns(files, ["n_shingles"]).column("n_shingles").to_numpy().astype(np.int64)
+        sizes = read_tables(files, columns=["n_shingles"]).column("n_shingles").to_numpy().astype(np.int64)
         done = np.cumsum(sizes[pairs[:, 0]] + sizes[pairs[:, 1]])
         result = np.zeros(len(pairs))
         start = 0

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curate.arrow_io import read_frame
 from curate.errors import InputError
 from curate.stages.base import FilterStage, GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
 from curate.text_stats import split_words
@@ -266,7 +267,7 @@ class TrainQualityClassifier(GlobalStage):
         if not ctx.scan_files:
             raise InputError(f"stages.{self.name}: no row has a label (label_field '{self.label_field}', "
                              f"positive_sources {self.positive_sources or '[]'}); nothing to train on")
-        rows = pl.concat([pl.read_ipc_stream(path) for path in ctx.scan_files])
+        rows = read_frame(ctx.scan_files)
         train, valid = rows.filter(~pl.col("valid")), rows.filter(pl.col("valid"))
         counts = {name: {"positive": int((part["label"] == 1).sum()), "negative": int((part["label"] == 0).sum())}
                   for name, part in (("train", train), ("valid", valid))}

@@ -10,6 +10,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from curate.arrow_io import read_frame, write_table
 from curate.sft.embed import MiniLM, hashed_terms, sketch, tfidf_matrix
 from curate.sft.quality import LanguageScorer, format_score, length_score, percentile_ranks
 from curate.sft.select import choose, describe_set, group_of, kmeans, redundant_rows, stats
@@ -162,12 +163,11 @@ class LimaSelect(GlobalStage):
 
     # -- resolve: quality, selection, report --------------------------------------------------------
     def resolve(self, ctx: GlobalContext) -> None:
-        frames = [pl.read_ipc_stream(str(p)) for p in ctx.scan_files if p.stat().st_size]
-        if not frames:
-            (ctx.work_dir / "selected.arrow").write_bytes(b"")
+        state = read_frame(ctx.scan_files)
+        if not state.height:  # no decisions: `load` finds none
             self.stat_set(pool=0)
             return
-        state = pl.concat(frames).sort("position")
+        state = state.sort("position")
         embeddings = self.embeddings(state, ctx.seed)
         components = {
             "votes": votes_component(state),
@@ -191,8 +191,8 @@ class LimaSelect(GlobalStage):
                            "not_selected").astype(object)
         reasons[selected] = None
         positions = state["position"].to_numpy()
-        pl.DataFrame({"position": positions, "reason": reasons.tolist(), "quality_score": quality.astype(np.float32)}) \
-            .write_ipc(ctx.work_dir / "decisions.arrow")
+        write_table(ctx.work_dir / "decisions.arrow", pl.DataFrame(
+            {"position": positions, "reason": reasons.tolist(), "quality_score": quality.astype(np.float32)}).to_arrow())
         report_clusters = kmeans(embeddings, self.report_clusters, ctx.seed + 1)
         self.keep_scores(ctx, state, components, quality, reasons, report_clusters)
         self.stat_set(**self.summary(state, components, quality, embeddings, selected, report_clusters, groups,
@@ -214,8 +214,7 @@ class LimaSelect(GlobalStage):
                           "cluster": pa.array(report_clusters, pa.int32()),
                           "selected": pa.array([r is None for r in reasons], pa.bool_()),
                           "drop_reason": pa.array(reasons.tolist(), pa.string())})
-        with pa.OSFile(str(ctx.keep_dir / "scores.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+        write_table(ctx.keep_dir / "scores.arrow", table)
 
     def summary(self, state, components, quality, embeddings, selected, report_clusters, groups, patterns, seed) -> dict:
         n_pool = len(state)
@@ -249,7 +248,8 @@ class LimaSelect(GlobalStage):
 
     # -- apply ---------------------------------------------------------------------------------------
     def load(self, ctx: GlobalContext) -> None:
-        table = pl.read_ipc(ctx.work_dir / "decisions.arrow") if (ctx.work_dir / "decisions.arrow").stat().st_size else None
+        path = ctx.work_dir / "decisions.arrow"
+        table = read_frame([path]) if path.is_file() else None
         self.decisions = ({} if table is None else
                           dict(zip(table["position"].to_list(), zip(table["reason"].to_list(), table["quality_score"].to_list()))))
 

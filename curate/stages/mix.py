@@ -11,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.arrow_io import read_frame, write_table
 from curate.errors import ThresherError
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
 
@@ -111,9 +112,8 @@ class Mix(GlobalStage):
         return plan
 
     def resolve(self, ctx: GlobalContext) -> None:
-        frames = [pl.read_ipc_stream(path) for path in ctx.scan_files]
-        scanned = pl.concat(frames) if frames else pl.DataFrame(
-            {"pos": [], "source": [], "units": []}, schema={"pos": pl.Int64, "source": pl.Utf8, "units": pl.Float64})
+        scanned = read_frame(ctx.scan_files,
+                             pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())]))
         available = dict(scanned.group_by("source").agg(pl.col("units").sum()).iter_rows())
         empty = [s for s, w in parse_pairs("weights", self.weights).items() if w > 0 and not available.get(s)]
         if empty:
@@ -141,8 +141,7 @@ class Mix(GlobalStage):
             copies.append(pl.DataFrame({"pos": positions, "copies": count, "weighted": source in plan}))
         decisions = pl.concat(copies).sort("pos") if copies else pl.DataFrame(
             {"pos": [], "copies": [], "weighted": []}, schema={"pos": pl.Int64, "copies": pl.Int32, "weighted": pl.Boolean})
-        ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        decisions.write_ipc(ctx.work_dir / "decisions.arrow")
+        write_table(ctx.work_dir / "decisions.arrow", decisions.to_arrow())
         realised_total = sum(p.get("realised", 0.0) for p in plan.values())
         self.stat_set(
             unit=self.unit,
@@ -158,7 +157,7 @@ class Mix(GlobalStage):
         )
 
     def load(self, ctx: GlobalContext) -> None:
-        decisions = pl.read_ipc(ctx.work_dir / "decisions.arrow")
+        decisions = read_frame([ctx.work_dir / "decisions.arrow"])
         self.positions = decisions["pos"].to_numpy()
         self.copies = decisions["copies"].to_numpy()
         self.weighted = decisions["weighted"].to_numpy()

@@ -13,11 +13,12 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from curate.arrow_io import read_frame, write_table
 from curate.errors import ConfigError
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
-from curate.sft.generated import emit, write_rows
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
+from curate.stages.generated import emit
 
 RANK_BY = ("score", "rank", "reference_rouge", "source_order", "reward_model")
 PAIRING = ("all", "best_vs_worst")
@@ -211,20 +212,18 @@ class PreferencePairs(GlobalStage):
 
     # -- resolve -----------------------------------------------------------------------------------------
     def resolve(self, ctx: GlobalContext) -> None:
-        frames = [pl.read_ipc_stream(str(p)) for p in ctx.scan_files if p.stat().st_size]
-        state = pl.concat(frames).sort("position") if frames else None
-        if state is None or "key" in state.columns:
+        state = read_frame(ctx.scan_files, PAIRS).sort("position")  # nothing scanned: no pairs to check
+        if "key" in state.columns:
             self.stat_set(**self.resolve_pairs(ctx, state))
         else:
             self.stat_set(**self.resolve_candidates(ctx, state))
 
-    def resolve_pairs(self, ctx: GlobalContext, state: pl.DataFrame | None) -> dict[str, Any]:
-        if state is None:
-            state = pl.from_arrow(PAIRS.empty_table())
+    def resolve_pairs(self, ctx: GlobalContext, state: pl.DataFrame) -> dict[str, Any]:
         first = state.with_columns(dup=pl.col("key").is_duplicated() & (pl.int_range(pl.len()).over("key") > 0))
         decided = first.with_columns(reason=pl.when(pl.col("reason").is_not_null()).then(pl.col("reason"))
                                      .when(pl.col("dup")).then(pl.lit("duplicate")).otherwise(pl.lit(None, pl.String)))
-        decided.select("position", "reason", "chosen_score", "rejected_score").write_ipc(ctx.work_dir / "decisions.arrow")
+        write_table(ctx.work_dir / "decisions.arrow",
+                    decided.select("position", "reason", "chosen_score", "rejected_score").to_arrow())
         margins = (decided["chosen_score"] - decided["rejected_score"]).drop_nulls()
         return {"mode": "check pairs", "pairs": decided.height,
                 "kept": int(decided["reason"].is_null().sum()),
@@ -287,10 +286,10 @@ class PreferencePairs(GlobalStage):
                 decisions.append((position, "no_pair"))
             else:
                 decisions.append((position, problems[position][0]))
-        pl.DataFrame(decisions, schema={"position": pl.Int64, "reason": pl.String}, orient="row") \
-            .write_ipc(ctx.work_dir / "decisions.arrow")
-        write_rows(ctx.work_dir / "pairs.arrow", pairs, KINDS["preference"])
-        write_rows(ctx.work_dir / "rejected_pairs.arrow", rejected_pairs, REJECTED_PAIRS)
+        write_table(ctx.work_dir / "decisions.arrow",
+                    pl.DataFrame(decisions, schema={"position": pl.Int64, "reason": pl.String}, orient="row").to_arrow())
+        write_table(ctx.work_dir / "pairs.arrow", pa.Table.from_pylist(pairs, schema=KINDS["preference"]))
+        write_table(ctx.work_dir / "rejected_pairs.arrow", pa.Table.from_pylist(rejected_pairs, schema=REJECTED_PAIRS))
         drops: dict[str, int] = {}
         for row in rejected_pairs:
             drops[row["drop_reason"]] = drops.get(row["drop_reason"], 0) + 1
@@ -335,7 +334,7 @@ class PreferencePairs(GlobalStage):
     def load(self, ctx: GlobalContext) -> None:
         self.work_dir = ctx.work_dir
         path = ctx.work_dir / "decisions.arrow"
-        table = pl.read_ipc(path) if path.is_file() else None
+        table = read_frame([path]) if path.is_file() else None
         self.decisions = {} if table is None else {row["position"]: row for row in table.iter_rows(named=True)}
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:

@@ -15,21 +15,21 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from curate.arrow_io import read_frame, write_table
 from curate.converters.chat import join_prompt
 from curate.errors import ConfigError
 from curate.llm import LLM, GenerationRequest, LLMConfig, make_llm
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
-from curate.sft.generated import emit, write_rows
 from curate.sft.novelty import NoveltyIndex
 from curate.sft.self_instruct import (
     SELF_INSTRUCT_BLACKLIST, SeedTask, capitalize_first, classification_prompt, instance_problem,
     instance_prompt, instruction_problem, instruction_prompt, one_line, parse_instance, parse_instructions,
     parse_yes_no, sample_prompt_instructions, template_folder,
 )
-from curate.sft.state import read_state
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
+from curate.stages.generated import emit
 
 SEED_STATE = pa.schema([("position", pa.int64()), ("instruction", pa.string()), ("instances", pa.string()),
                         ("is_classification", pa.bool_())])
@@ -141,7 +141,7 @@ class SelfInstruct(GlobalStage):
     # -- resolve: the generation loop --------------------------------------------------------------
     def resolve(self, ctx: GlobalContext) -> None:
         started = time.time()
-        state = read_state(ctx.scan_files, SEED_STATE).sort("position")
+        state = read_frame(ctx.scan_files, SEED_STATE).sort("position")
         seeds = [SeedTask(r["instruction"], orjson.loads(r["instances"]), r["is_classification"])
                  for r in state.iter_rows(named=True)]
         if not seeds:
@@ -153,8 +153,8 @@ class SelfInstruct(GlobalStage):
             kept, rejected = run.instances(machine)
         finally:
             run.close()
-        write_rows(ctx.work_dir / "generated.arrow", kept, KINDS["chat"])
-        write_rows(ctx.work_dir / "rejected.arrow", candidates + rejected, REJECTED_SCHEMA)
+        write_table(ctx.work_dir / "generated.arrow", pa.Table.from_pylist(kept, schema=KINDS["chat"]))
+        write_table(ctx.work_dir / "rejected.arrow", pa.Table.from_pylist(candidates + rejected, schema=REJECTED_SCHEMA))
         reasons: dict[str, int] = {}
         for row in candidates + rejected:
             reasons[row["drop_reason"]] = reasons.get(row["drop_reason"], 0) + 1

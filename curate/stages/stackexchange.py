@@ -12,10 +12,10 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from curate.arrow_io import read_frame, write_table
 from curate.errors import ConfigError
-from curate.records import to_json
+from curate.mapping import to_json
 from curate.schema import KINDS
-from curate.sft.state import read_state
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
 
 QUESTION, ANSWER = 1, 2
@@ -81,7 +81,7 @@ class StackExchangeQA(GlobalStage):
     def resolve(self, ctx: GlobalContext) -> None:
         out = ctx.work_dir / "decisions"
         out.mkdir(parents=True, exist_ok=True)
-        posts = read_state(ctx.scan_files, SCAN_SCHEMA)
+        posts = read_frame(ctx.scan_files, SCAN_SCHEMA)
         repeated = posts.filter(pl.struct("dump", "post_id").is_duplicated())
         if repeated.height:
             dump = repeated["dump"][0]
@@ -131,7 +131,7 @@ class StackExchangeQA(GlobalStage):
                      pl.lit(None, pl.String).alias("answer_text")),
         ]).with_columns(task=pl.col("position") // (1 << 32)).sort("position")
         for (task,), part in decisions.partition_by("task", as_dict=True).items():
-            part.drop("task").write_ipc(out / f"task-{task:05d}.arrow")
+            write_table(out / f"task-{task:05d}.arrow", part.drop("task").to_arrow())
         kept = q.filter(pl.col("reason").is_null())
         self.stat_set(
             questions=q.height,
@@ -150,7 +150,7 @@ class StackExchangeQA(GlobalStage):
     def task_decisions(self, task: int) -> dict[int, dict]:
         if self.cached_task != task:
             path = Path(self.decisions_dir) / f"task-{task:05d}.arrow"
-            table = pl.read_ipc(path) if path.is_file() else None
+            table = read_frame([path]) if path.is_file() else None
             self.cached = {row["position"]: row for row in table.iter_rows(named=True)} if table is not None else {}
             self.cached_task = task
         return self.cached

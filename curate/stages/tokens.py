@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curate.arrow_io import iter_batches
 from curate.errors import ConfigError
 from curate.schema import KINDS
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage
@@ -100,8 +101,7 @@ class TrainTokenizer(GlobalStage):
     @staticmethod
     def scanned(ctx: GlobalContext):
         for path in ctx.scan_files:
-            with pa.memory_map(str(path)) as source:
-                yield from pa.ipc.open_stream(source)
+            yield from iter_batches(path)
 
     def sample_texts(self, ctx: GlobalContext, limit: int):
         for batch in self.scanned(ctx):

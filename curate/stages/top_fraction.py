@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.arrow_io import read_frame
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason
 
 
@@ -48,10 +49,8 @@ class KeepTopFraction(GlobalStage):
         return pa.table({"score": self.scores(batch), "position": pa.array(positions, pa.int64())})
 
     def resolve(self, ctx: GlobalContext) -> None:
-        import polars as pl
-
-        rows = pl.concat([pl.read_ipc_stream(p) for p in ctx.scan_files]) if ctx.scan_files else None
-        n = 0 if rows is None else len(rows)
+        rows = read_frame(ctx.scan_files)
+        n = len(rows)
         keep = min(n, math.ceil(self.fraction * n))
         decision: dict = {"rows": n, "kept": keep, "fraction": self.fraction, "column": self.column}
         if 0 < keep < n:

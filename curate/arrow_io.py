@@ -1,0 +1,121 @@
+"""Thresher's own Arrow files: shards, global stages' scanned state, decisions, generated rows and
+report samples. All are Arrow IPC *stream* files, written atomically (under a temporary name,
+renamed when complete: a file under its final name is whole) and read back memory-mapped.
+
+Imports only pyarrow (polars on demand): workers that apply decisions stay light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import polars as pl
+
+TMP_SUFFIX = ".tmp"
+
+
+def tmp_path(path: Path) -> Path:
+    """Where `path` is written until it is complete."""
+    return path.with_name(path.name + TMP_SUFFIX)
+
+
+def open_native(path: Path) -> pa.NativeFile:
+    return pa.OSFile(str(path), "wb")
+
+
+class StreamFile:
+    """An Arrow IPC stream file being written: batches go to `tmp_path(path)`, renamed to `path` by
+    `close()`. `open_file` opens the temporary file (shards pass a sink that hashes what it writes)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, open_file: Callable[[Path], Any] = open_native):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open_file(tmp_path(self.path))
+        self.writer = pa.ipc.new_stream(self.file, schema)
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        self.writer.write(data)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.file.close()
+        os.replace(tmp_path(self.path), self.path)
+
+    def __enter__(self) -> StreamFile:
+        return self
+
+    def __exit__(self, error_type, *_) -> None:
+        if error_type is None:
+            self.close()
+        else:  # leave no partial file behind
+            self.writer.close()
+            self.file.close()
+            tmp_path(self.path).unlink(missing_ok=True)
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Write `table` to `path` atomically."""
+    with StreamFile(path, table.schema) as out:
+        out.write(table)
+
+
+def read_table(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """The rows of a stream file (memory-mapped: zero-copy, pages read on demand), `columns` only if given."""
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_stream(source).read_all()
+    return table if columns is None else table.select(list(columns))
+
+
+def iter_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of a stream file, one at a time (memory-mapped)."""
+    with pa.memory_map(str(path)) as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def read_schema(path: Path) -> pa.Schema:
+    """The schema of a stream file (no batch is read)."""
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_stream(source).schema
+
+
+def read_tables(paths: Sequence[Path], schema: pa.Schema | None = None,
+                columns: Sequence[str] | None = None) -> pa.Table:
+    """The rows of several stream files (e.g. a global stage's scan files, one per task) as one
+    table, in the given order; empty files (tasks with nothing to record) are skipped.
+
+    With no rows at all the table is empty, with `schema`; a state whose columns depend on the
+    stage's options may pass no schema, and then gets its `columns` typed null.
+    """
+    tables = [read_table(path, columns) for path in paths if Path(path).stat().st_size]
+    if tables:
+        return pa.concat_tables(tables)
+    if schema is None:
+        schema = pa.schema([(name, pa.null()) for name in columns or ()])
+    empty = schema.empty_table()
+    return empty if columns is None else empty.select(list(columns))
+
+
+def read_frame(paths: Sequence[Path], schema: pa.Schema | None = None,
+               columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """`read_tables` as a polars DataFrame."""
+    import polars as pl
+
+    return pl.from_arrow(read_tables(paths, schema, columns))
+
+
+def task_share(path: Path, task: int, tasks: int) -> pa.RecordBatch | None:
+    """Task `task`'s contiguous share (of `tasks`) of the rows in `path`, as one batch (None if it has none).
+
+    Rows a global stage creates in `resolve` are emitted this way, spread over the apply pass's tasks.
+    """
+    table = read_table(path)
+    lo, hi = table.num_rows * task // tasks, table.num_rows * (task + 1) // tasks
+    if hi <= lo:
+        return None
+    return table.slice(lo, hi - lo).combine_chunks().to_batches()[0]
