@@ -94,9 +94,12 @@ def real_documents() -> list[tuple[str, str]]:
         add("dclm", json.loads(line)["text"])
     for line in gz_lines(SHARED / "wikipedia_sample/wiki_demo.txt.gz"):
         add("wikipedia", line.strip())
-    for name, path in (("lima", "lima/lima.json.gz"), ("alpaca", "alpaca_en_demo/alpaca_en_demo.json.gz"),
-                       ("gsm8k", "alpacadatacleaned_extensions/gsm_8k_train.json.gz"),
-                       ("toolformer", "alpacadatacleaned_extensions/toolformer-dedupe-only-dataset.json.gz")):
+    for name, path in (
+        ("lima", "lima/lima.json.gz"),
+        ("alpaca", "alpaca_en_demo/alpaca_en_demo.json.gz"),
+        ("gsm8k", "alpacadatacleaned_extensions/gsm_8k_train.json.gz"),
+        ("toolformer", "alpacadatacleaned_extensions/toolformer-dedupe-only-dataset.json.gz"),
+    ):
         for record in json_records(SHARED / path):
             add(name, "\n\n".join(str(record.get(k) or "") for k in ("instruction", "input", "output")).strip())
     for site in ("stackexchange_beer", "stackexchange_cardano"):
@@ -109,7 +112,10 @@ def real_documents() -> list[tuple[str, str]]:
     for path in sorted((SHARED / "self_instruct").glob("*predictions.jsonl.gz")):
         for line in gz_lines(path):
             record = json.loads(line)
-            add("self_instruct", f"{record.get('prompt', '')} {record.get('completion') or record.get('response') or ''}")
+            add(
+                "self_instruct",
+                f"{record.get('prompt', '')} {record.get('completion') or record.get('response') or ''}",
+            )
     for line in gz_lines(SHARED / "arxiv_metadata/arxiv-metadata-oai-snapshot.json.gz"):
         record = json.loads(line)
         add("arxiv", f"{record['title']}\n\n{record['abstract']}")
@@ -143,14 +149,13 @@ def real_documents() -> list[tuple[str, str]]:
             if name.endswith(".txt"):
                 lines = archive.read(name).decode("utf-8", "replace").splitlines()
                 for start in range(0, len(lines), 40):
-                    add("webtext", "\n".join(lines[start:start + 40]))
+                    add("webtext", "\n".join(lines[start : start + 40]))
     speeches = "".join(gz_lines(SHARED / "tinyshakespeare/input.txt.gz")).split("\n\n")
     for start in range(0, len(speeches), 25):
-        add("shakespeare", "\n\n".join(speeches[start:start + 25]))
+        add("shakespeare", "\n\n".join(speeches[start : start + 25]))
     for source, root in (("stdlib", Path(os.__file__).parent), ("stdlib_debian", Path("/usr/lib/python3.11"))):
         if root.is_dir():
-            for path in sorted(p for p in root.rglob("*.py")
-                               if not {"site-packages", "dist-packages"} & set(p.parts)):
+            for path in sorted(p for p in root.rglob("*.py") if not {"site-packages", "dist-packages"} & set(p.parts)):
                 add(source, path.read_text(encoding="utf-8", errors="replace"))
     return docs
 
@@ -186,16 +191,25 @@ def build_corpus(work: Path, quick: bool) -> Path:
     if quick:
         docs = docs[::10]
     vocabulary = sorted({w for _, text in docs[:2000] for w in text.split() if w.isalpha() and len(w) < 12})
-    rows = [{"id": f"{source}-{index:06d}", "text": text, "source": source, "origin": None, "edit_rate": None}
-            for index, (source, text) in enumerate(docs)]
+    rows = [
+        {"id": f"{source}-{index:06d}", "text": text, "source": source, "origin": None, "edit_rate": None}
+        for index, (source, text) in enumerate(docs)
+    ]
     injected = []
     for row in rows:
         if len(row["text"].split()) >= 20 and rng.random() < INJECT_FRACTION:
             copies = rng.choices((1, 2, 3), weights=(7, 2, 1))[0]
             for copy in range(copies):
                 rate = rng.choice(EDIT_RATES)
-                injected.append({"id": f"{row['id']}~{copy}", "text": edit(row["text"], rate, vocabulary, rng),
-                                 "source": row["source"] + "+near", "origin": row["id"], "edit_rate": rate})
+                injected.append(
+                    {
+                        "id": f"{row['id']}~{copy}",
+                        "text": edit(row["text"], rate, vocabulary, rng),
+                        "source": row["source"] + "+near",
+                        "origin": row["id"],
+                        "edit_rate": rate,
+                    }
+                )
     rows += injected
     rng.shuffle(rows)
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,7 +218,7 @@ def build_corpus(work: Path, quick: bool) -> Path:
     per_file = -(-len(rows) // FILES)
     for index in range(FILES):
         with open(folder / f"part-{index:02d}.jsonl", "w", encoding="utf-8") as handle:
-            for row in rows[index * per_file:(index + 1) * per_file]:
+            for row in rows[index * per_file : (index + 1) * per_file]:
                 handle.write(json.dumps({"id": row["id"], "text": row["text"]}, ensure_ascii=False) + "\n")
     meta = {r["id"]: [r["source"], r["origin"], r["edit_rate"]] for r in rows}
     (work / "corpus_meta.json").write_text(json.dumps(meta))
@@ -237,8 +251,10 @@ def shingle_set(text: str) -> np.ndarray:
     tokens = words(text)
     if not tokens:
         return np.zeros(0, np.uint64)
-    grams = [tokens] if len(tokens) < NGRAM else [tokens[i:i + NGRAM] for i in range(len(tokens) - NGRAM + 1)]
-    return np.unique(np.fromiter((xxhash.xxh3_64_intdigest(" ".join(g).encode()) for g in grams), np.uint64, len(grams)))
+    grams = [tokens] if len(tokens) < NGRAM else [tokens[i : i + NGRAM] for i in range(len(tokens) - NGRAM + 1)]
+    return np.unique(
+        np.fromiter((xxhash.xxh3_64_intdigest(" ".join(g).encode()) for g in grams), np.uint64, len(grams))
+    )
 
 
 def ground_truth(work: Path, folder: Path) -> dict:
@@ -290,8 +306,13 @@ def ground_truth(work: Path, folder: Path) -> dict:
     labels = {}
     for doc in {d for edge in edges for d in edge}:
         labels[ids[doc]] = ids[find(doc)]
-    truth = {"clusters": labels, "pairs_checked": len(candidates), "similar_pairs": len(edges),
-             "documents": len(ids), "seconds": round(time.time() - started, 1)}
+    truth = {
+        "clusters": labels,
+        "pairs_checked": len(candidates),
+        "similar_pairs": len(edges),
+        "documents": len(ids),
+        "seconds": round(time.time() - started, 1),
+    }
     cache.write_text(json.dumps(truth))
     return truth
 
@@ -367,15 +388,32 @@ def timed(command: list[str], log: Path) -> dict:
     if code != 0:
         raise SystemExit(f"{' '.join(command[:4])}... failed (exit {code}); see {log}")
     mb = lambda n: round(n / 2**20, 1)  # noqa: E731
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(sum(monitor.cpu.values()), 2),
-            "peak_rss_mb": mb(monitor.total), "peak_rss_main_process_mb": mb(monitor.root),
-            "peak_rss_largest_child_mb": mb(monitor.child), "peak_anonymous_rss_one_process_mb": mb(monitor.anon)}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(sum(monitor.cpu.values()), 2),
+        "peak_rss_mb": mb(monitor.total),
+        "peak_rss_main_process_mb": mb(monitor.root),
+        "peak_rss_largest_child_mb": mb(monitor.child),
+        "peak_anonymous_rss_one_process_mb": mb(monitor.anon),
+    }
 
 
 def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) -> dict:
-    command = [sys.executable, "-m", "curate.cli", "curate", "pipeline=near_dedup", f"input.paths=[{folder}]",
-               f"output.dir={out}", f"executor.workers={workers}", "executor.progress=false",
-               "output.overwrite=true", "output.report=false", f"executor.task_mb={TASK_MB}", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "curate.cli",
+        "curate",
+        "pipeline=near_dedup",
+        f"input.paths=[{folder}]",
+        f"output.dir={out}",
+        f"executor.workers={workers}",
+        "executor.progress=false",
+        "output.overwrite=true",
+        "output.report=false",
+        f"executor.task_mb={TASK_MB}",
+        *overrides,
+    ]
     result = timed(command, out.with_suffix(".log"))
     manifest = json.loads((out / "manifest.json").read_text())
     labels: dict[str, str] = {}
@@ -387,8 +425,9 @@ def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) ->
             with pa.memory_map(str(out / path)) as source:
                 yield pa.ipc.open_stream(source).read_all()
 
-    for table in itertools.chain(read(s["path"] for s in manifest["shards"]),
-                                 read(s["path"] for s in manifest["rejects"])):
+    for table in itertools.chain(
+        read(s["path"] for s in manifest["shards"]), read(s["path"] for s in manifest["rejects"])
+    ):
         names = table.column_names
         ids = table.column("id").to_pylist()
         if "exact_cluster" in names:
@@ -404,13 +443,14 @@ def run_thresher(folder: Path, out: Path, workers: int, overrides: list[str]) ->
         labels[doc] = near_of.get(representative, representative)
     stage = {s["name"]: s for s in manifest["stages"]}
     result["removed"] = manifest["dropped"]
-    result["details"] = {k: v for k, v in stage.get("minhash_dedup", {}).get("details", {}).items()
-                         if k not in ("documents_by_source",)}
+    result["details"] = {
+        k: v for k, v in stage.get("minhash_dedup", {}).get("details", {}).items() if k not in ("documents_by_source",)
+    }
     result["passes"] = manifest["timings"]["passes"]
     return result, labels
 
 
-DATATROVE_SCRIPT = r'''
+DATATROVE_SCRIPT = r"""
 import sys
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
@@ -444,7 +484,7 @@ def main():
 
 if __name__ == "__main__":  # datatrove's workers re-import this file
     main()
-'''
+"""
 
 
 def run_datatrove(folder: Path, out: Path, workers: int) -> dict:
@@ -454,8 +494,9 @@ def run_datatrove(folder: Path, out: Path, workers: int) -> dict:
     out.mkdir(parents=True)
     script = out / "run_datatrove.py"
     script.write_text(DATATROVE_SCRIPT)
-    result = timed([sys.executable, str(script), str(folder), str(out), str(workers), str(FILES)],
-                   out.with_suffix(".log"))
+    result = timed(
+        [sys.executable, str(script), str(folder), str(out), str(workers), str(FILES)], out.with_suffix(".log")
+    )
     # Rank r read file r (one file per task); its .clusters file holds (doc index, cluster id) pairs.
     files = sorted(folder.glob("*.jsonl"))
     labels = {}
@@ -480,6 +521,7 @@ def run_datatrove(folder: Path, out: Path, workers: int) -> dict:
 
 def scores(predicted: dict[str, str], truth: dict[str, str]) -> dict:
     """Document-level (in a cluster of size >= 2 or not) and pair-level precision / recall / F1."""
+
     def sized(labels):
         counts: dict[str, int] = {}
         for label in labels.values():
@@ -503,10 +545,16 @@ def scores(predicted: dict[str, str], truth: dict[str, str]) -> dict:
         both[key] = both.get(key, 0) + 1
     pair_tp = sum(n * (n - 1) // 2 for n in both.values())
     return {
-        "documents": {**prf(tp, len(predicted_docs), len(true_docs)), "predicted": len(predicted_docs),
-                      "actual": len(true_docs)},
-        "pairs": {**prf(pair_tp, pairs(predicted_sizes), pairs(true_sizes)), "predicted": pairs(predicted_sizes),
-                  "actual": pairs(true_sizes)},
+        "documents": {
+            **prf(tp, len(predicted_docs), len(true_docs)),
+            "predicted": len(predicted_docs),
+            "actual": len(true_docs),
+        },
+        "pairs": {
+            **prf(pair_tp, pairs(predicted_sizes), pairs(true_sizes)),
+            "predicted": pairs(predicted_sizes),
+            "actual": pairs(true_sizes),
+        },
     }
 
 
@@ -537,68 +585,124 @@ def main() -> None:
     input_bytes = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
     text_bytes = sum(len(row["text"].encode()) for _, row in corpus_rows(folder))
     documents = len(meta)
-    print(f"corpus: {documents} documents, {text_bytes / 1e6:.1f} MB of text ({input_bytes / 1e6:.1f} MB jsonl); "
-          f"ground truth: {len(truth['clusters'])} documents in clusters, {truth['similar_pairs']} pairs >= {THRESHOLD}")
+    print(
+        f"corpus: {documents} documents, {text_bytes / 1e6:.1f} MB of text ({input_bytes / 1e6:.1f} MB jsonl); "
+        f"ground truth: {len(truth['clusters'])} documents in clusters, {truth['similar_pairs']} pairs >= {THRESHOLD}"
+    )
 
     def report(name, result, labels):
         result.update(scores(labels, truth["clusters"]))
         result["recall_by_edit_rate"] = recall_by_edit_rate(labels, truth["clusters"], meta)
         result["docs_per_second"] = round(documents / result["seconds"], 1)
         result["mb_per_second"] = round(text_bytes / 1e6 / result["seconds"], 2)
-        print(f"{name:>22}: {result['seconds']:7.2f} s ({result['cpu_seconds']:7.2f} CPU s)  "
-              f"{result['docs_per_second']:8.1f} docs/s  "
-              f"{result['mb_per_second']:6.2f} MB/s  peak {result['peak_rss_mb']:7.1f} MB  "
-              f"F1 {result['documents']['f1']:.4f} (P {result['documents']['precision']:.4f} "
-              f"R {result['documents']['recall']:.4f})  pair F1 {result['pairs']['f1']:.4f}")
+        print(
+            f"{name:>22}: {result['seconds']:7.2f} s ({result['cpu_seconds']:7.2f} CPU s)  "
+            f"{result['docs_per_second']:8.1f} docs/s  "
+            f"{result['mb_per_second']:6.2f} MB/s  peak {result['peak_rss_mb']:7.1f} MB  "
+            f"F1 {result['documents']['f1']:.4f} (P {result['documents']['precision']:.4f} "
+            f"R {result['documents']['recall']:.4f})  pair F1 {result['pairs']['f1']:.4f}"
+        )
         return result
 
     systems = {}
     load_before = os.getloadavg()
-    systems["thresher_minhash"] = report("thresher minhash_dedup", *run_thresher(
-        folder, work / "thresher_minhash", args.workers, ["~stages.exact_dedup"]))
+    systems["thresher_minhash"] = report(
+        "thresher minhash_dedup",
+        *run_thresher(folder, work / "thresher_minhash", args.workers, ["~stages.exact_dedup"]),
+    )
     if not args.skip_datatrove:
-        systems["datatrove_minhash"] = report("datatrove minhash", *run_datatrove(folder, work / "datatrove", args.workers))
-    systems["thresher_near_dedup"] = report("thresher near_dedup", *run_thresher(
-        folder, work / "thresher_near_dedup", args.workers, []))
+        systems["datatrove_minhash"] = report(
+            "datatrove minhash", *run_datatrove(folder, work / "datatrove", args.workers)
+        )
+    systems["thresher_near_dedup"] = report(
+        "thresher near_dedup", *run_thresher(folder, work / "thresher_near_dedup", args.workers, [])
+    )
     # Memory against corpus size: the same recipe on a quarter of the files.
     quarter = work / "corpus_quarter"
     quarter.mkdir(exist_ok=True)
     files = sorted(folder.glob("*.jsonl"))
-    for path in files[:FILES // 4]:
+    for path in files[: FILES // 4]:
         if not (quarter / path.name).exists():
             (quarter / path.name).symlink_to(path)
     quarter_result, _ = run_thresher(quarter, work / "thresher_quarter", args.workers, ["~stages.exact_dedup"])
     quarter_docs = sum(1 for _ in corpus_rows(quarter))
     quarter_mb = sum(len(row["text"].encode()) for _, row in corpus_rows(quarter)) / 1e6
     memory = {
-        "quarter": {"documents": quarter_docs, "text_mb": round(quarter_mb, 2),
-                    **{k: quarter_result[k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb", "peak_anonymous_rss_one_process_mb")}},
-        "full": {"documents": documents, "text_mb": round(text_bytes / 1e6, 2),
-                 **{k: systems["thresher_minhash"][k] for k in ("seconds", "peak_rss_mb", "peak_rss_main_process_mb", "peak_rss_largest_child_mb", "peak_anonymous_rss_one_process_mb")}},
+        "quarter": {
+            "documents": quarter_docs,
+            "text_mb": round(quarter_mb, 2),
+            **{
+                k: quarter_result[k]
+                for k in (
+                    "seconds",
+                    "peak_rss_mb",
+                    "peak_rss_main_process_mb",
+                    "peak_rss_largest_child_mb",
+                    "peak_anonymous_rss_one_process_mb",
+                )
+            },
+        },
+        "full": {
+            "documents": documents,
+            "text_mb": round(text_bytes / 1e6, 2),
+            **{
+                k: systems["thresher_minhash"][k]
+                for k in (
+                    "seconds",
+                    "peak_rss_mb",
+                    "peak_rss_main_process_mb",
+                    "peak_rss_largest_child_mb",
+                    "peak_anonymous_rss_one_process_mb",
+                )
+            },
+        },
     }
-    print("memory (MB), quarter -> full corpus: " + ", ".join(
-        f"{key} {memory['quarter'][key]} -> {memory['full'][key]}" for key in memory["full"] if key.startswith("peak")))
+    print(
+        "memory (MB), quarter -> full corpus: "
+        + ", ".join(
+            f"{key} {memory['quarter'][key]} -> {memory['full'][key]}"
+            for key in memory["full"]
+            if key.startswith("peak")
+        )
+    )
     load_after = os.getloadavg()
     results = {
         "benchmark": "near-duplicate detection, word 5-gram Jaccard >= 0.8",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
-                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in load_after],
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        },
         "workers": args.workers,
-        "corpus": {"documents": documents, "text_mb": round(text_bytes / 1e6, 2), "jsonl_mb": round(input_bytes / 1e6, 2),
-                   "files": FILES, "injected": sum(1 for v in meta.values() if v[1] is not None),
-                   "edit_rates": list(EDIT_RATES), "quick": args.quick,
-                   "sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("*.jsonl")))).hexdigest()[:16]},
-        "ground_truth": {k: v for k, v in truth.items() if k != "clusters"} | {"documents_in_clusters": len(truth["clusters"])},
+        "corpus": {
+            "documents": documents,
+            "text_mb": round(text_bytes / 1e6, 2),
+            "jsonl_mb": round(input_bytes / 1e6, 2),
+            "files": FILES,
+            "injected": sum(1 for v in meta.values() if v[1] is not None),
+            "edit_rates": list(EDIT_RATES),
+            "quick": args.quick,
+            "sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.glob("*.jsonl")))).hexdigest()[:16],
+        },
+        "ground_truth": {k: v for k, v in truth.items() if k != "clusters"}
+        | {"documents_in_clusters": len(truth["clusters"])},
         "systems": systems,
         "memory_scaling": memory,
     }
     if "datatrove_minhash" in systems:
-        results["speedup_vs_datatrove"] = round(systems["datatrove_minhash"]["seconds"] / systems["thresher_minhash"]["seconds"], 2)
-        results["cpu_ratio_vs_datatrove"] = round(systems["datatrove_minhash"]["cpu_seconds"] / systems["thresher_minhash"]["cpu_seconds"], 2)
-        print(f"speed-up of thresher minhash_dedup over datatrove: {results['speedup_vs_datatrove']}x wall time, "
-              f"{results['cpu_ratio_vs_datatrove']}x CPU time")
+        results["speedup_vs_datatrove"] = round(
+            systems["datatrove_minhash"]["seconds"] / systems["thresher_minhash"]["seconds"], 2
+        )
+        results["cpu_ratio_vs_datatrove"] = round(
+            systems["datatrove_minhash"]["cpu_seconds"] / systems["thresher_minhash"]["cpu_seconds"], 2
+        )
+        print(
+            f"speed-up of thresher minhash_dedup over datatrove: {results['speedup_vs_datatrove']}x wall time, "
+            f"{results['cpu_ratio_vs_datatrove']}x CPU time"
+        )
     if not args.quick and not args.skip_datatrove:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

@@ -27,8 +27,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from curate.config import register_configs  # noqa: E402
-from curate.resources import CONF_DIR  # noqa: E402
 from curate.engine import run  # noqa: E402
+from curate.resources import CONF_DIR  # noqa: E402
 from curate.stages.base import GlobalContext  # noqa: E402
 from curate.stages.lima import LimaSelect  # noqa: E402
 
@@ -41,9 +41,16 @@ QUOTAS = {"*stackexchange*": 750, "*": 250}
 def curate(paths: list[Path], out: Path, *overrides: str) -> dict:
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="curate", overrides=[
-            "input.paths=[" + ",".join(f"'{p}'" for p in paths) + "]", f"output.dir='{out}'",
-            "executor.progress=false", "output.overwrite=true", *overrides])
+        cfg = compose(
+            config_name="curate",
+            overrides=[
+                "input.paths=[" + ",".join(f"'{p}'" for p in paths) + "]",
+                f"output.dir='{out}'",
+                "executor.progress=false",
+                "output.overwrite=true",
+                *overrides,
+            ],
+        )
     return run(cfg)
 
 
@@ -55,17 +62,33 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    curate([DATA / "stackexchange_*/Posts.xml.gz"], work / "se",
-           "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
-    curate([DATA / "alpaca_en_demo/alpaca_en_demo.json.gz"], work / "alpaca", "pipeline=clean", "~stages.normalize",
-           "~stages.length_filter", "input.records=alpaca")
+    curate(
+        [DATA / "stackexchange_*/Posts.xml.gz"],
+        work / "se",
+        "pipeline=stackexchange_qa",
+        "input.records=stackexchange_posts",
+        "input.source=stackexchange",
+    )
+    curate(
+        [DATA / "alpaca_en_demo/alpaca_en_demo.json.gz"],
+        work / "alpaca",
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        "input.records=alpaca",
+    )
     load_before = os.getloadavg()
     results = {}
     for embedder in ("minilm", "tfidf"):
         out = work / f"lima_{embedder}"
         started = time.perf_counter()
-        manifest = curate([work / "se", work / "alpaca"], out, "pipeline=sft_lima", "output.keep_work=true",
-                          f"stages.lima_select.embedder={embedder}")
+        manifest = curate(
+            [work / "se", work / "alpaca"],
+            out,
+            "pipeline=sft_lima",
+            "output.keep_work=true",
+            f"stages.lima_select.embedder={embedder}",
+        )
         scan_seconds = manifest.timings.passes[0]["seconds"]
         scan_files = sorted((out / "_work" / "stage-lima_select" / "scan").glob("task-*.arrow"))
         for method in ("deita", "clusters", "mmr"):
@@ -78,26 +101,44 @@ def main() -> None:
             details = stage.stats.details
             sets = details["sets"]
             results[f"{embedder}/{method}"] = {
-                "pool": details["pool"], "selected": details["selected"],
-                "scan_seconds": scan_seconds, "resolve_seconds": round(time.perf_counter() - start, 2),
-                **{name: {"quality_mean": s["quality"]["mean"], "nn_similarity_mean": s["nn_similarity"]["mean"],
-                          "share_nn_above_0.9": s["share_nn_above_threshold"], "clusters_covered": s["clusters_covered"],
-                          "cluster_entropy": s["cluster_entropy"], "response_chars_p50": s["response_chars"]["p50"],
-                          "sources": s["sources"]} for name, s in sets.items()},
+                "pool": details["pool"],
+                "selected": details["selected"],
+                "scan_seconds": scan_seconds,
+                "resolve_seconds": round(time.perf_counter() - start, 2),
+                **{
+                    name: {
+                        "quality_mean": s["quality"]["mean"],
+                        "nn_similarity_mean": s["nn_similarity"]["mean"],
+                        "share_nn_above_0.9": s["share_nn_above_threshold"],
+                        "clusters_covered": s["clusters_covered"],
+                        "cluster_entropy": s["cluster_entropy"],
+                        "response_chars_p50": s["response_chars"]["p50"],
+                        "sources": s["sources"],
+                    }
+                    for name, s in sets.items()
+                },
             }
             r = results[f"{embedder}/{method}"]
-            print(f"{embedder:7s} {method:9s} quality {r['selected']['quality_mean']:.3f} "
-                  f"(random {r['random']['quality_mean']:.3f}, longest {r['longest']['quality_mean']:.3f})  "
-                  f"NN sim {r['selected']['nn_similarity_mean']:.3f} (random {r['random']['nn_similarity_mean']:.3f}, "
-                  f"longest {r['longest']['nn_similarity_mean']:.3f})", flush=True)
+            print(
+                f"{embedder:7s} {method:9s} quality {r['selected']['quality_mean']:.3f} "
+                f"(random {r['random']['quality_mean']:.3f}, longest {r['longest']['quality_mean']:.3f})  "
+                f"NN sim {r['selected']['nn_similarity_mean']:.3f} (random {r['random']['nn_similarity_mean']:.3f}, "
+                f"longest {r['longest']['nn_similarity_mean']:.3f})",
+                flush=True,
+            )
         print(f"{embedder}: scan {scan_seconds:.1f} s, total {time.perf_counter() - started:.1f} s", flush=True)
-    report = {"benchmark": "sft_lima selection: 1,000 of Stack Exchange (beer + Cardano) + alpaca_en_demo, "
-                           "quotas 750 Stack Exchange / 250 other",
-              "results": results,
-              "machine": {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in load_before],
-                          "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-                          "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
-              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    report = {
+        "benchmark": "sft_lima selection: 1,000 of Stack Exchange (beer + Cardano) + alpaca_en_demo, "
+        "quotas 750 Stack Exchange / 250 other",
+        "results": results,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_before": [round(x, 2) for x in load_before],
+            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        },
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
 

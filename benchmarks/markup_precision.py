@@ -31,16 +31,23 @@ if not SHARED.is_dir():
 
 
 def negatives() -> dict[str, list[str]]:
-    corpora: dict[str, list[str]] = {"unarxive": [], "hott_latex": [], "arxiv_abstracts": [], "c4": [],
-                                     "wikipedia": [], "python_stdlib": []}
+    corpora: dict[str, list[str]] = {
+        "unarxive": [],
+        "hott_latex": [],
+        "arxiv_abstracts": [],
+        "c4": [],
+        "wikipedia": [],
+        "python_stdlib": [],
+    }
     with tarfile.open(SHARED / "unarxive_sample" / "unarXive_data_sample.tar.gz") as archive:
         for line in archive.extractfile("unarXive_data_sample/arXiv_src_2212_086.jsonl"):
             paper = json.loads(line)
             corpora["unarxive"] += [p["text"] for p in paper["body_text"]]
             corpora["unarxive"] += [str(r.get("latex", "")) for r in paper["ref_entries"].values()]
     with tarfile.open(SHARED / "hott_book_latex" / "hott_book_tex.tar.gz") as archive:
-        corpora["hott_latex"] = [archive.extractfile(m).read().decode() for m in archive.getmembers()
-                                 if m.name.endswith(".tex")]
+        corpora["hott_latex"] = [
+            archive.extractfile(m).read().decode() for m in archive.getmembers() if m.name.endswith(".tex")
+        ]
     with gzip.open(SHARED / "arxiv_metadata" / "arxiv-metadata-oai-snapshot.json.gz", "rt") as handle:
         corpora["arxiv_abstracts"] = [json.loads(line)["abstract"] for line in handle]
     with gzip.open(SHARED / "c4_sample" / "c4_demo.jsonl.gz", "rt") as handle:
@@ -89,8 +96,13 @@ def main() -> None:
     from curate.markup.detect import detect
 
     started, load = time.time(), [round(x, 2) for x in os.getloadavg()]
-    result: dict = {"benchmark": "markup_precision", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "load_average": load, "negatives": {}, "positives": {}}
+    result: dict = {
+        "benchmark": "markup_precision",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average": load,
+        "negatives": {},
+        "positives": {},
+    }
     false_positives = Counter()
     for name, texts in negatives().items():
         counts, changed = Counter(), []
@@ -98,11 +110,17 @@ def main() -> None:
             if detect(text, ["smiles", "sequences"], {}, counts) != text:
                 changed.append(text[:200])
         false_positives.update(counts)
-        result["negatives"][name] = {"documents": len(texts), "mb": round(sum(len(t.encode()) for t in texts) / 1e6, 2),
-                                     "false_positives": dict(counts), "examples": changed[:3]}
-    templates = {"smiles": ("The compound {} was synthesised (yield 80%).", "SMILES]{}[END_", "smiles"),
-                 "protein": ("The sequence is {}\n", "[START_AMINO]{}[END_AMINO]", "sequences"),
-                 "dna": ("Primer: {}.", "[START_DNA]{}[END_DNA]", "sequences")}
+        result["negatives"][name] = {
+            "documents": len(texts),
+            "mb": round(sum(len(t.encode()) for t in texts) / 1e6, 2),
+            "false_positives": dict(counts),
+            "examples": changed[:3],
+        }
+    templates = {
+        "smiles": ("The compound {} was synthesised (yield 80%).", "SMILES]{}[END_", "smiles"),
+        "protein": ("The sequence is {}\n", "[START_AMINO]{}[END_AMINO]", "sequences"),
+        "dna": ("Primer: {}.", "[START_DNA]{}[END_DNA]", "sequences"),
+    }
     for name, items in positives().items():
         sentence, expected, detector = templates[name]
         found = wrong = 0
@@ -115,13 +133,20 @@ def main() -> None:
                 wrong += 1  # something detected, but not exactly the item
         span = "smiles_spans" if name == "smiles" else "amino_spans" if name == "protein" else "dna_spans"
         fp = false_positives.get(span, 0)  # detections of this kind in the negative corpora
-        result["positives"][name] = {"items": len(items), "detected_exactly": found, "detected_wrongly": wrong,
-                                     "false_positives_in_negatives": fp,
-                                     "recall": round(found / max(1, len(items)), 4),
-                                     "precision": round(found / max(1, found + wrong + fp), 4)}
+        result["positives"][name] = {
+            "items": len(items),
+            "detected_exactly": found,
+            "detected_wrongly": wrong,
+            "false_positives_in_negatives": fp,
+            "recall": round(found / max(1, len(items)), 4),
+            "precision": round(found / max(1, found + wrong + fp), 4),
+        }
     with tarfile.open(SHARED / "unarxive_sample" / "unarXive_data_sample.tar.gz") as archive:
-        entries = [entry["bib_entry_raw"] for line in archive.extractfile("unarXive_data_sample/arXiv_src_2212_086.jsonl")
-                   for entry in json.loads(line)["bib_entries"].values()]
+        entries = [
+            entry["bib_entry_raw"]
+            for line in archive.extractfile("unarXive_data_sample/arXiv_src_2212_086.jsonl")
+            for entry in json.loads(line)["bib_entries"].values()
+        ]
     with tarfile.open(SHARED / "hott_book_latex" / "hott_book_tex.tar.gz") as archive:
         bib = archive.extractfile("hott_book/references.bib").read().decode()
         tex = "".join(archive.extractfile(m).read().decode() for m in archive.getmembers() if m.name.endswith(".tex"))
@@ -129,10 +154,13 @@ def main() -> None:
     detect(tex, ["citations"], parse_bibtex(bib), cites)
     parsed = sum(parse_reference(e) is not None for e in entries)
     result["references"] = {
-        "unarxive_bib_entries": len(entries), "parsed_title_and_author": parsed,
+        "unarxive_bib_entries": len(entries),
+        "parsed_title_and_author": parsed,
         "parse_rate": round(parsed / len(entries), 4),
-        "hott_bibtex_entries": bib.count("\n@"), "hott_entries_with_title_and_author": len(parse_bibtex(bib)),
-        "hott_cite_keys_resolved": cites["citations"], "hott_cite_keys_unresolved": cites["citations_unresolved"],
+        "hott_bibtex_entries": bib.count("\n@"),
+        "hott_entries_with_title_and_author": len(parse_bibtex(bib)),
+        "hott_cite_keys_resolved": cites["citations"],
+        "hott_cite_keys_unresolved": cites["citations_unresolved"],
     }
     result["seconds"] = round(time.time() - started, 1)
     out = REPO / "benchmarks" / "results" / "markup.json"

@@ -34,8 +34,14 @@ def tree_rss(process: psutil.Process) -> int:
 def measure(command: list[str], env: dict | None = None, cwd: Path | None = None, poll: float = 0.05) -> dict:
     """Run `command`; return wall seconds, peak RSS (MB) of its process tree, and its exit code."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd or REPO, env={**os.environ, **(env or {})},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command,
+        cwd=cwd or REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     handle = psutil.Process(process.pid)
     peak = 0
     while process.poll() is None:
@@ -50,8 +56,12 @@ def measure(command: list[str], env: dict | None = None, cwd: Path | None = None
 
 def machine() -> dict:
     """What the figures were measured on (other work on the machine skews absolute numbers)."""
-    return {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "python": sys.version.split()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def save(name: str, result: dict) -> Path:

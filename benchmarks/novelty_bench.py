@@ -49,10 +49,14 @@ def load(path: Path) -> list[dict]:
 def real_instructions() -> list[str]:
     """Every distinct instruction of the instruction data sets in ../shared/data."""
     texts = []
-    for name in ("alpacadatacleaned_extensions/gsm_8k_train.json.gz",
-                 "alpacadatacleaned_extensions/toolformer-dedupe-only-dataset.json.gz",
-                 "alpaca_en_demo/alpaca_en_demo.json.gz", "lima/lima.json.gz", "self_instruct/seed_tasks.jsonl.gz",
-                 "self_instruct/davinci_predictions.jsonl.gz"):
+    for name in (
+        "alpacadatacleaned_extensions/gsm_8k_train.json.gz",
+        "alpacadatacleaned_extensions/toolformer-dedupe-only-dataset.json.gz",
+        "alpaca_en_demo/alpaca_en_demo.json.gz",
+        "lima/lima.json.gz",
+        "self_instruct/seed_tasks.jsonl.gz",
+        "self_instruct/davinci_predictions.jsonl.gz",
+    ):
         texts += [r["instruction"] for r in load(DATA / name)]
     seen, unique = set(), []
     for text in texts:
@@ -83,7 +87,7 @@ def workload(pool_size: int, n_candidates: int, seed: int = 0) -> tuple[list[str
     if len(texts) < pool_size + n_candidates:
         raise SystemExit(f"only {len(texts)} distinct instructions available")
     pool = texts[:pool_size]
-    fresh = texts[pool_size: pool_size + n_candidates - n_candidates // 4]
+    fresh = texts[pool_size : pool_size + n_candidates - n_candidates // 4]
     edited = [near_duplicate(rng.choice(pool), rng) for _ in range(n_candidates // 4)]
     candidates = fresh + edited
     rng.shuffle(candidates)
@@ -151,10 +155,17 @@ def main() -> None:
     for method in args.methods.split(","):
         function = {"alpaca": run_alpaca, "loop": run_loop, "thresher": run_thresher}[method]
         decisions, seconds = timed(function, pool, candidates)
-        results[method] = {"seconds": round(seconds, 3), "ms_per_candidate": round(1000 * seconds / len(candidates), 3),
-                           "accepted": sum(decisions), "decisions": decisions}
-        print(f"{method:9s} {seconds:9.2f} s  {results[method]['ms_per_candidate']:9.2f} ms/candidate  "
-              f"accepted {sum(decisions)}/{len(candidates)}", flush=True)
+        results[method] = {
+            "seconds": round(seconds, 3),
+            "ms_per_candidate": round(1000 * seconds / len(candidates), 3),
+            "accepted": sum(decisions),
+            "decisions": decisions,
+        }
+        print(
+            f"{method:9s} {seconds:9.2f} s  {results[method]['ms_per_candidate']:9.2f} ms/candidate  "
+            f"accepted {sum(decisions)}/{len(candidates)}",
+            flush=True,
+        )
     reference = next(iter(results.values()))["decisions"]
     identical = all(r["decisions"] == reference for r in results.values())
     if "thresher" in results:
@@ -165,12 +176,18 @@ def main() -> None:
         r.pop("decisions")
     report = {
         "benchmark": "self-instruct novelty filter, ROUGE-L F > 0.7 rejects",
-        "pool": len(pool), "candidates": len(candidates), "near_duplicate_candidates": args.candidates // 4,
-        "identical_decisions": identical, "methods": results,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_before": [round(x, 2) for x in load_before],
-                    "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-                    "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
+        "pool": len(pool),
+        "candidates": len(candidates),
+        "near_duplicate_candidates": args.candidates // 4,
+        "identical_decisions": identical,
+        "methods": results,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_before": [round(x, 2) for x in load_before],
+            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

@@ -46,18 +46,30 @@ SOURCES = {
 
 # datatrove's reason names -> ours
 REASONS = {
-    "gopher_short_doc": "gopher_short_doc", "gopher_long_doc": "gopher_long_doc",
-    "gopher_below_avg_threshold": "gopher_short_words", "gopher_above_avg_threshold": "gopher_long_words",
-    "gopher_too_many_hashes": "gopher_too_many_hashes", "gopher_too_many_ellipsis": "gopher_too_many_ellipsis",
-    "gopher_too_many_bullets": "gopher_too_many_bullets", "gopher_too_many_end_ellipsis": "gopher_too_many_end_ellipsis",
-    "gopher_below_alpha_threshold": "gopher_few_alpha_words", "gopher_enough_stop_words": "gopher_few_stop_words",
-    "dup_para_frac": "gopher_dup_para_frac", "dup_para_char_frac": "gopher_dup_para_char_frac",
-    "dup_line_frac": "gopher_dup_line_frac", "dup_line_char_frac": "gopher_dup_line_char_frac",
+    "gopher_short_doc": "gopher_short_doc",
+    "gopher_long_doc": "gopher_long_doc",
+    "gopher_below_avg_threshold": "gopher_short_words",
+    "gopher_above_avg_threshold": "gopher_long_words",
+    "gopher_too_many_hashes": "gopher_too_many_hashes",
+    "gopher_too_many_ellipsis": "gopher_too_many_ellipsis",
+    "gopher_too_many_bullets": "gopher_too_many_bullets",
+    "gopher_too_many_end_ellipsis": "gopher_too_many_end_ellipsis",
+    "gopher_below_alpha_threshold": "gopher_few_alpha_words",
+    "gopher_enough_stop_words": "gopher_few_stop_words",
+    "dup_para_frac": "gopher_dup_para_frac",
+    "dup_para_char_frac": "gopher_dup_para_char_frac",
+    "dup_line_frac": "gopher_dup_line_frac",
+    "dup_line_char_frac": "gopher_dup_line_char_frac",
     **{f"top_{n}_gram": f"gopher_top_{n}gram" for n in (2, 3, 4)},
     **{f"duplicated_{n}_n_grams": f"gopher_dup_{n}gram" for n in range(5, 11)},
-    "lorem_ipsum": "c4_lorem_ipsum", "curly_bracket": "c4_curly_bracket", "too_few_sentences": "c4_too_few_sentences",
-    "line_punct_ratio": "fineweb_line_punct_ratio", "short_line_ratio": "fineweb_short_line_ratio",
-    "char_dup_ratio": "fineweb_char_dup_ratio", "list_ratio": "fineweb_list_ratio", "empty": "fineweb_empty",
+    "lorem_ipsum": "c4_lorem_ipsum",
+    "curly_bracket": "c4_curly_bracket",
+    "too_few_sentences": "c4_too_few_sentences",
+    "line_punct_ratio": "fineweb_line_punct_ratio",
+    "short_line_ratio": "fineweb_short_line_ratio",
+    "char_dup_ratio": "fineweb_char_dup_ratio",
+    "list_ratio": "fineweb_list_ratio",
+    "empty": "fineweb_empty",
 }
 
 
@@ -76,16 +88,21 @@ def load_documents() -> list[dict]:
 # The rule sets, each as (datatrove filter factory, our stage factory), with per-rule variants.
 
 GOPHER_QUALITY_RULES = {  # our reason -> (datatrove option(s), our option(s))
-    "gopher_short_doc": ["min_doc_words"], "gopher_long_doc": ["max_doc_words"],
-    "gopher_short_words": ["min_avg_word_length"], "gopher_long_words": ["max_avg_word_length"],
+    "gopher_short_doc": ["min_doc_words"],
+    "gopher_long_doc": ["max_doc_words"],
+    "gopher_short_words": ["min_avg_word_length"],
+    "gopher_long_words": ["max_avg_word_length"],
     "gopher_too_many_hashes+ellipsis": ["max_symbol_word_ratio"],
-    "gopher_too_many_bullets": ["max_bullet_lines_ratio"], "gopher_too_many_end_ellipsis": ["max_ellipsis_lines_ratio"],
+    "gopher_too_many_bullets": ["max_bullet_lines_ratio"],
+    "gopher_too_many_end_ellipsis": ["max_ellipsis_lines_ratio"],
     "gopher_few_alpha_words": [("max_non_alpha_words_ratio", "min_alpha_words_ratio")],
     "gopher_few_stop_words": ["min_stop_words"],
 }
 REP_OPTIONS = {
-    "gopher_dup_para_frac": "dup_para_frac", "gopher_dup_para_char_frac": "dup_para_char_frac",
-    "gopher_dup_line_frac": "dup_line_frac", "gopher_dup_line_char_frac": "dup_line_char_frac",
+    "gopher_dup_para_frac": "dup_para_frac",
+    "gopher_dup_para_char_frac": "dup_para_char_frac",
+    "gopher_dup_line_frac": "dup_line_frac",
+    "gopher_dup_line_char_frac": "dup_line_char_frac",
 }
 TOP = {2: 0.2, 3: 0.18, 4: 0.16}
 DUP = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
@@ -94,8 +111,17 @@ DUP = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 def gopher_quality_variants():
     from datatrove.pipeline.filters import GopherQualityFilter
 
-    dt_all = ["min_doc_words", "max_doc_words", "min_avg_word_length", "max_avg_word_length", "max_symbol_word_ratio",
-              "max_bullet_lines_ratio", "max_ellipsis_lines_ratio", "max_non_alpha_words_ratio", "min_stop_words"]
+    dt_all = [
+        "min_doc_words",
+        "max_doc_words",
+        "min_avg_word_length",
+        "max_avg_word_length",
+        "max_symbol_word_ratio",
+        "max_bullet_lines_ratio",
+        "max_ellipsis_lines_ratio",
+        "max_non_alpha_words_ratio",
+        "min_stop_words",
+    ]
     ours_all = [o if isinstance(o, str) else o[1] for opts in GOPHER_QUALITY_RULES.values() for o in opts]
     yield "all", GopherQualityFilter(), GopherQuality()
     for rule, options in GOPHER_QUALITY_RULES.items():
@@ -109,19 +135,31 @@ def gopher_quality_variants():
 def gopher_repetition_variants():
     from datatrove.pipeline.filters import GopherRepetitionFilter
 
-    off_ours = {**{v: None for v in REP_OPTIONS.values()}, **{f"top_{n}gram_char_frac": None for n in TOP},
-                **{f"dup_{n}gram_char_frac": None for n in DUP}}
+    off_ours = {
+        **{v: None for v in REP_OPTIONS.values()},
+        **{f"top_{n}gram_char_frac": None for n in TOP},
+        **{f"dup_{n}gram_char_frac": None for n in DUP},
+    }
     off_dt = {**{v: None for v in REP_OPTIONS.values()}, "top_n_grams": (), "dup_n_grams": ()}
     yield "all", GopherRepetitionFilter(), GopherRepetition()
     for rule, option in REP_OPTIONS.items():
-        yield rule, GopherRepetitionFilter(**{**off_dt, option: getattr(GopherRepetitionFilter(), option)}), \
-            GopherRepetition(**{**off_ours, option: getattr(GopherRepetition(), option)})
+        yield (
+            rule,
+            GopherRepetitionFilter(**{**off_dt, option: getattr(GopherRepetitionFilter(), option)}),
+            GopherRepetition(**{**off_ours, option: getattr(GopherRepetition(), option)}),
+        )
     for n, frac in TOP.items():
-        yield f"gopher_top_{n}gram", GopherRepetitionFilter(**{**off_dt, "top_n_grams": ((n, frac),)}), \
-            GopherRepetition(**{**off_ours, f"top_{n}gram_char_frac": frac})
+        yield (
+            f"gopher_top_{n}gram",
+            GopherRepetitionFilter(**{**off_dt, "top_n_grams": ((n, frac),)}),
+            GopherRepetition(**{**off_ours, f"top_{n}gram_char_frac": frac}),
+        )
     for n, frac in DUP.items():
-        yield f"gopher_dup_{n}gram", GopherRepetitionFilter(**{**off_dt, "dup_n_grams": ((n, frac),)}), \
-            GopherRepetition(**{**off_ours, f"dup_{n}gram_char_frac": frac})
+        yield (
+            f"gopher_dup_{n}gram",
+            GopherRepetitionFilter(**{**off_dt, "dup_n_grams": ((n, frac),)}),
+            GopherRepetition(**{**off_ours, f"dup_{n}gram_char_frac": frac}),
+        )
 
 
 def c4_variants():
@@ -131,8 +169,11 @@ def c4_variants():
     doc_rules = {"c4_lorem_ipsum": "filter_lorem_ipsum", "c4_curly_bracket": "filter_curly_bracket"}
     for rule, option in doc_rules.items():
         other = [o for o in doc_rules.values() if o != option]
-        yield rule, C4QualityFilter(min_num_sentences=-1, **{o: False for o in other}), \
-            C4Filter(min_num_sentences=None, drop_empty=False, **{o: False for o in other})
+        yield (
+            rule,
+            C4QualityFilter(min_num_sentences=-1, **{o: False for o in other}),
+            C4Filter(min_num_sentences=None, drop_empty=False, **{o: False for o in other}),
+        )
     off = {"filter_lorem_ipsum": False, "filter_curly_bracket": False}
     yield "c4_too_few_sentences", C4QualityFilter(**off), C4Filter(**off)
 
@@ -140,15 +181,27 @@ def c4_variants():
 def fineweb_variants():
     from datatrove.pipeline.filters import FineWebQualityFilter
 
-    off_dt = {"line_punct_thr": 0.0, "short_line_thr": 1.0, "char_duplicates_ratio": 1.0, "new_line_ratio": float("inf")}
+    off_dt = {
+        "line_punct_thr": 0.0,
+        "short_line_thr": 1.0,
+        "char_duplicates_ratio": 1.0,
+        "new_line_ratio": float("inf"),
+    }
     off_ours = {"line_punct_thr": None, "short_line_thr": None, "char_duplicates_ratio": None, "new_line_ratio": None}
     defaults = {"line_punct_thr": 0.12, "short_line_thr": 0.67, "char_duplicates_ratio": 0.01, "new_line_ratio": 0.3}
     yield "all", FineWebQualityFilter(), FineWebQuality()
-    names = {"line_punct_thr": "fineweb_line_punct_ratio", "short_line_thr": "fineweb_short_line_ratio",
-             "char_duplicates_ratio": "fineweb_char_dup_ratio", "new_line_ratio": "fineweb_list_ratio"}
+    names = {
+        "line_punct_thr": "fineweb_line_punct_ratio",
+        "short_line_thr": "fineweb_short_line_ratio",
+        "char_duplicates_ratio": "fineweb_char_dup_ratio",
+        "new_line_ratio": "fineweb_list_ratio",
+    }
     for option, rule in names.items():
-        yield rule, FineWebQualityFilter(**{**off_dt, option: defaults[option]}), \
-            FineWebQuality(**{**off_ours, option: defaults[option]})
+        yield (
+            rule,
+            FineWebQualityFilter(**{**off_dt, option: defaults[option]}),
+            FineWebQuality(**{**off_ours, option: defaults[option]}),
+        )
 
 
 RULE_SETS = {
@@ -199,8 +252,7 @@ def compare(docs, dt_reasons, our_reasons, rule: str) -> dict:
         "decision_agreement": round(decision / n, 4),
         "reason_agreement": round(reason / n, 4),
         "disagreements": [
-            {"id": d["id"], "datatrove": a, "ours": b}
-            for d, a, b in zip(docs, dt_reasons, our_reasons) if a != b
+            {"id": d["id"], "datatrove": a, "ours": b} for d, a, b in zip(docs, dt_reasons, our_reasons) if a != b
         ],
     }
     if rule != "all":
@@ -233,36 +285,142 @@ def chain(docs, stages_dt, stages_ours) -> dict:
 SWEEP = [
     ("gopher_short_doc", "GopherQuality", "min_doc_words", "GopherQualityFilter", "min_doc_words", "gopher_words", int),
     ("gopher_long_doc", "GopherQuality", "max_doc_words", "GopherQualityFilter", "max_doc_words", "gopher_words", int),
-    ("gopher_short_words", "GopherQuality", "min_avg_word_length", "GopherQualityFilter", "min_avg_word_length",
-     "gopher_mean_word_length", float),
-    ("gopher_long_words", "GopherQuality", "max_avg_word_length", "GopherQualityFilter", "max_avg_word_length",
-     "gopher_mean_word_length", float),
-    ("gopher_too_many_hashes", "GopherQuality", "max_symbol_word_ratio", "GopherQualityFilter", "max_symbol_word_ratio",
-     "gopher_hash_ratio", float),
-    ("gopher_too_many_bullets", "GopherQuality", "max_bullet_lines_ratio", "GopherQualityFilter",
-     "max_bullet_lines_ratio", "gopher_bullet_lines", float),
-    ("gopher_too_many_end_ellipsis", "GopherQuality", "max_ellipsis_lines_ratio", "GopherQualityFilter",
-     "max_ellipsis_lines_ratio", "gopher_end_ellipsis_lines", float),
-    ("gopher_few_alpha_words", "GopherQuality", "min_alpha_words_ratio", "GopherQualityFilter",
-     "max_non_alpha_words_ratio", "gopher_alpha_words", float),
-    ("gopher_few_stop_words", "GopherQuality", "min_stop_words", "GopherQualityFilter", "min_stop_words",
-     "gopher_stop_words", int),
-    *[(f"gopher_{name}", "GopherRepetition", name, "GopherRepetitionFilter", name, f"gopher_{name}", float)
-      for name in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")],
-    *[(f"gopher_top_{n}gram", "GopherRepetition", f"top_{n}gram_char_frac", "GopherRepetitionFilter",
-       ("top_n_grams", n), f"gopher_top_{n}gram_frac", float) for n in (2, 3, 4)],
-    *[(f"gopher_dup_{n}gram", "GopherRepetition", f"dup_{n}gram_char_frac", "GopherRepetitionFilter",
-       ("dup_n_grams", n), f"gopher_dup_{n}gram_frac", float) for n in range(5, 11)],
-    ("c4_too_few_sentences", "C4Filter", "min_num_sentences", "C4QualityFilter", "min_num_sentences",
-     "c4_sentences", int),
-    ("fineweb_line_punct_ratio", "FineWebQuality", "line_punct_thr", "FineWebQualityFilter", "line_punct_thr",
-     "fineweb_line_punct_ratio", float),
-    ("fineweb_short_line_ratio", "FineWebQuality", "short_line_thr", "FineWebQualityFilter", "short_line_thr",
-     "fineweb_short_line_ratio", float),
-    ("fineweb_char_dup_ratio", "FineWebQuality", "char_duplicates_ratio", "FineWebQualityFilter",
-     "char_duplicates_ratio", "fineweb_char_dup_ratio", float),
-    ("fineweb_list_ratio", "FineWebQuality", "new_line_ratio", "FineWebQualityFilter", "new_line_ratio",
-     "fineweb_newline_ratio", float),
+    (
+        "gopher_short_words",
+        "GopherQuality",
+        "min_avg_word_length",
+        "GopherQualityFilter",
+        "min_avg_word_length",
+        "gopher_mean_word_length",
+        float,
+    ),
+    (
+        "gopher_long_words",
+        "GopherQuality",
+        "max_avg_word_length",
+        "GopherQualityFilter",
+        "max_avg_word_length",
+        "gopher_mean_word_length",
+        float,
+    ),
+    (
+        "gopher_too_many_hashes",
+        "GopherQuality",
+        "max_symbol_word_ratio",
+        "GopherQualityFilter",
+        "max_symbol_word_ratio",
+        "gopher_hash_ratio",
+        float,
+    ),
+    (
+        "gopher_too_many_bullets",
+        "GopherQuality",
+        "max_bullet_lines_ratio",
+        "GopherQualityFilter",
+        "max_bullet_lines_ratio",
+        "gopher_bullet_lines",
+        float,
+    ),
+    (
+        "gopher_too_many_end_ellipsis",
+        "GopherQuality",
+        "max_ellipsis_lines_ratio",
+        "GopherQualityFilter",
+        "max_ellipsis_lines_ratio",
+        "gopher_end_ellipsis_lines",
+        float,
+    ),
+    (
+        "gopher_few_alpha_words",
+        "GopherQuality",
+        "min_alpha_words_ratio",
+        "GopherQualityFilter",
+        "max_non_alpha_words_ratio",
+        "gopher_alpha_words",
+        float,
+    ),
+    (
+        "gopher_few_stop_words",
+        "GopherQuality",
+        "min_stop_words",
+        "GopherQualityFilter",
+        "min_stop_words",
+        "gopher_stop_words",
+        int,
+    ),
+    *[
+        (f"gopher_{name}", "GopherRepetition", name, "GopherRepetitionFilter", name, f"gopher_{name}", float)
+        for name in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")
+    ],
+    *[
+        (
+            f"gopher_top_{n}gram",
+            "GopherRepetition",
+            f"top_{n}gram_char_frac",
+            "GopherRepetitionFilter",
+            ("top_n_grams", n),
+            f"gopher_top_{n}gram_frac",
+            float,
+        )
+        for n in (2, 3, 4)
+    ],
+    *[
+        (
+            f"gopher_dup_{n}gram",
+            "GopherRepetition",
+            f"dup_{n}gram_char_frac",
+            "GopherRepetitionFilter",
+            ("dup_n_grams", n),
+            f"gopher_dup_{n}gram_frac",
+            float,
+        )
+        for n in range(5, 11)
+    ],
+    (
+        "c4_too_few_sentences",
+        "C4Filter",
+        "min_num_sentences",
+        "C4QualityFilter",
+        "min_num_sentences",
+        "c4_sentences",
+        int,
+    ),
+    (
+        "fineweb_line_punct_ratio",
+        "FineWebQuality",
+        "line_punct_thr",
+        "FineWebQualityFilter",
+        "line_punct_thr",
+        "fineweb_line_punct_ratio",
+        float,
+    ),
+    (
+        "fineweb_short_line_ratio",
+        "FineWebQuality",
+        "short_line_thr",
+        "FineWebQualityFilter",
+        "short_line_thr",
+        "fineweb_short_line_ratio",
+        float,
+    ),
+    (
+        "fineweb_char_dup_ratio",
+        "FineWebQuality",
+        "char_duplicates_ratio",
+        "FineWebQualityFilter",
+        "char_duplicates_ratio",
+        "fineweb_char_dup_ratio",
+        float,
+    ),
+    (
+        "fineweb_list_ratio",
+        "FineWebQuality",
+        "new_line_ratio",
+        "FineWebQualityFilter",
+        "new_line_ratio",
+        "fineweb_newline_ratio",
+        float,
+    ),
 ]
 
 
@@ -273,8 +431,12 @@ def sweep(docs: list[dict]) -> dict:
 
     from curate.stages.rules import only_rule as isolated
 
-    ours_cls = {"GopherQuality": GopherQuality, "GopherRepetition": GopherRepetition, "C4Filter": C4Filter,
-                "FineWebQuality": FineWebQuality}
+    ours_cls = {
+        "GopherQuality": GopherQuality,
+        "GopherRepetition": GopherRepetition,
+        "C4Filter": C4Filter,
+        "FineWebQuality": FineWebQuality,
+    }
     texts = [d["text"] for d in docs]
     batch = pa.RecordBatch.from_pydict({"id": [str(i) for i in range(len(texts))], "text": texts})
     scores = {}
@@ -284,14 +446,35 @@ def sweep(docs: list[dict]) -> dict:
         scored = stage.score(batch) if name != "C4Filter" else stage._clean_batch(batch)[1]
         scores.update({k: np.asarray(v, dtype=float) for k, v in scored.items()})
     dt_off = {
-        "GopherQualityFilter": {k: None for k in ("min_doc_words", "max_doc_words", "min_avg_word_length",
-                                                  "max_avg_word_length", "max_symbol_word_ratio", "max_bullet_lines_ratio",
-                                                  "max_ellipsis_lines_ratio", "max_non_alpha_words_ratio", "min_stop_words")},
-        "GopherRepetitionFilter": {"dup_para_frac": None, "dup_para_char_frac": None, "dup_line_frac": None,
-                                   "dup_line_char_frac": None, "top_n_grams": (), "dup_n_grams": ()},
+        "GopherQualityFilter": {
+            k: None
+            for k in (
+                "min_doc_words",
+                "max_doc_words",
+                "min_avg_word_length",
+                "max_avg_word_length",
+                "max_symbol_word_ratio",
+                "max_bullet_lines_ratio",
+                "max_ellipsis_lines_ratio",
+                "max_non_alpha_words_ratio",
+                "min_stop_words",
+            )
+        },
+        "GopherRepetitionFilter": {
+            "dup_para_frac": None,
+            "dup_para_char_frac": None,
+            "dup_line_frac": None,
+            "dup_line_char_frac": None,
+            "top_n_grams": (),
+            "dup_n_grams": (),
+        },
         "C4QualityFilter": {"filter_lorem_ipsum": False, "filter_curly_bracket": False},
-        "FineWebQualityFilter": {"line_punct_thr": 0.0, "short_line_thr": 1.0, "char_duplicates_ratio": 1.0,
-                                 "new_line_ratio": float("inf")},
+        "FineWebQualityFilter": {
+            "line_punct_thr": 0.0,
+            "short_line_thr": 1.0,
+            "char_duplicates_ratio": 1.0,
+            "new_line_ratio": float("inf"),
+        },
     }
     variants = []
     for rule, our_cls, our_opt, dt_cls, dt_opt, column, kind in SWEEP:
@@ -326,8 +509,10 @@ def sweep(docs: list[dict]) -> dict:
         entry.update(percentile=q, threshold=value)
         entry.pop("rule")
         results.setdefault(rule, []).append(entry)
-        print(f"sweep {rule:30s} p{q:<3d} threshold {value:<10.4g} decision {entry['decision_agreement']:.4f}  "
-              f"dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}")
+        print(
+            f"sweep {rule:30s} p{q:<3d} threshold {value:<10.4g} decision {entry['decision_agreement']:.4f}  "
+            f"dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}"
+        )
     return results
 
 
@@ -350,9 +535,16 @@ def main() -> None:
                 entry["kept_text_identical"] = sum(dt_out[i] == our_out[i] for i in both)
                 entry["kept_both"] = len(both)
             report["rule_sets"][name][rule] = entry
-            print(f"{name:18s} {rule:34s} decision {entry['decision_agreement']:.4f} reason "
-                  f"{entry['reason_agreement']:.4f}  dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}")
-    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+            print(
+                f"{name:18s} {rule:34s} decision {entry['decision_agreement']:.4f} reason "
+                f"{entry['reason_agreement']:.4f}  dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}"
+            )
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
 
     report["web_heuristics_chain"] = chain(
         docs,
@@ -360,12 +552,15 @@ def main() -> None:
         [GopherRepetition(), GopherQuality(), C4Filter(), FineWebQuality()],
     )
     entry = report["web_heuristics_chain"]
-    print(f"{'web_heuristics':18s} {'chain':34s} decision {entry['decision_agreement']:.4f} reason "
-          f"{entry['reason_agreement']:.4f}  kept text identical {entry['kept_text_identical']}/{entry['kept_both']}")
+    print(
+        f"{'web_heuristics':18s} {'chain':34s} decision {entry['decision_agreement']:.4f} reason "
+        f"{entry['reason_agreement']:.4f}  kept text identical {entry['kept_text_identical']}/{entry['kept_both']}"
+    )
     report["threshold_sweep"] = sweep(docs)
     runs = [e for entries in report["threshold_sweep"].values() for e in entries]
     report["threshold_sweep_summary"] = {
-        "runs": len(runs), "documents_x_runs": sum(e["documents"] for e in runs),
+        "runs": len(runs),
+        "documents_x_runs": sum(e["documents"] for e in runs),
         "decision_disagreements": sum(round((1 - e["decision_agreement"]) * e["documents"]) for e in runs),
         "min_decision_agreement": min(e["decision_agreement"] for e in runs),
     }

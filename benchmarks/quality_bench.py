@@ -140,8 +140,12 @@ def monitored(command: list[str], env: dict | None = None) -> dict:
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed:\n{output.decode(errors='replace')[-3000:]}")
-    return {"seconds": round(seconds, 2), "cpu_seconds": round(sum(cpu.values()), 2), "peak_rss_mb": round(peak / 2**20, 1),
-            "output_tail": output.decode(errors="replace")[-400:]}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(sum(cpu.values()), 2),
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "output_tail": output.decode(errors="replace")[-400:],
+    }
 
 
 def count_jsonl(folder: Path) -> int:
@@ -161,8 +165,18 @@ def run_thresher(corpus: Path, files: int, total_bytes: int) -> dict:
     out = WORK / "thresher-out"
     shutil.rmtree(out, ignore_errors=True)
     task_mb = total_bytes / files / 2**20 * 1.01  # one file per task, as datatrove's tasks
-    command = [sys.executable, "-m", "curate.cli", "curate", "pipeline=web_heuristics", f"input.paths=[{corpus}]",
-               f"output.dir={out}", "executor.workers=2", f"executor.task_mb={task_mb:.2f}", "executor.progress=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "curate.cli",
+        "curate",
+        "pipeline=web_heuristics",
+        f"input.paths=[{corpus}]",
+        f"output.dir={out}",
+        "executor.workers=2",
+        f"executor.task_mb={task_mb:.2f}",
+        "executor.progress=false",
+    ]
     result = monitored(command, env={**os.environ, "PYTHONPATH": str(REPO)})
     manifest = json.loads((out / "manifest.json").read_text())
     result["kept"] = manifest["rows"]
@@ -178,22 +192,37 @@ def main() -> None:
     args = parser.parse_args()
     corpus, documents, size = build_corpus(args.mb, args.files)
     print(f"corpus: {documents} documents, {size / 1e6:.1f} MB in {args.files} files ({corpus})")
-    results = {"corpus": {"documents": documents, "mb": round(size / 1e6, 1), "files": args.files,
-                          "built_from": SOURCES + ["wikipedia_sample/wiki_demo.txt.gz"]},
-               "workers": 2, "cpus": os.cpu_count(), "runs": {}}
-    for name, run in (("thresher", lambda: run_thresher(corpus, args.files, size)),
-                      ("datatrove", lambda: run_datatrove(corpus, args.files))):
+    results = {
+        "corpus": {
+            "documents": documents,
+            "mb": round(size / 1e6, 1),
+            "files": args.files,
+            "built_from": SOURCES + ["wikipedia_sample/wiki_demo.txt.gz"],
+        },
+        "workers": 2,
+        "cpus": os.cpu_count(),
+        "runs": {},
+    }
+    for name, run in (
+        ("thresher", lambda: run_thresher(corpus, args.files, size)),
+        ("datatrove", lambda: run_datatrove(corpus, args.files)),
+    ):
         load_before = load()
         result = run()
-        result.update(load_before=load_before, load_after=load(),
-                      docs_per_second=round(documents / result["seconds"], 1),
-                      mb_per_second=round(size / 1e6 / result["seconds"], 3),
-                      mb_per_cpu_second=round(size / 1e6 / result["cpu_seconds"], 3))
+        result.update(
+            load_before=load_before,
+            load_after=load(),
+            docs_per_second=round(documents / result["seconds"], 1),
+            mb_per_second=round(size / 1e6 / result["seconds"], 3),
+            mb_per_cpu_second=round(size / 1e6 / result["cpu_seconds"], 3),
+        )
         result.pop("output_tail")
         results["runs"][name] = result
-        print(f"{name:10s} {result['seconds']:8.1f} s  {result['docs_per_second']:8.1f} docs/s  "
-              f"{result['mb_per_second']:6.3f} MB/s  cpu {result['cpu_seconds']:.0f} s  peak RSS {result['peak_rss_mb']:.0f} MB  "
-              f"kept {result['kept']}  load {result['load_before']} -> {result['load_after']}")
+        print(
+            f"{name:10s} {result['seconds']:8.1f} s  {result['docs_per_second']:8.1f} docs/s  "
+            f"{result['mb_per_second']:6.3f} MB/s  cpu {result['cpu_seconds']:.0f} s  peak RSS {result['peak_rss_mb']:.0f} MB  "
+            f"kept {result['kept']}  load {result['load_before']} -> {result['load_after']}"
+        )
     ours, theirs = results["runs"]["thresher"], results["runs"]["datatrove"]
     results["speedup_wall"] = round(theirs["seconds"] / ours["seconds"], 2)
     results["speedup_cpu"] = round(theirs["cpu_seconds"] / ours["cpu_seconds"], 2)

@@ -19,7 +19,11 @@ from pathlib import Path
 
 from measure import WORK, curate_command, machine, measure, save
 
-SHARED = Path("/work/shared/data") if Path("/work/shared/data").is_dir() else Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = (
+    Path("/work/shared/data")
+    if Path("/work/shared/data").is_dir()
+    else Path(__file__).resolve().parents[2] / "shared" / "data"
+)
 
 
 def build_corpus(folder: Path, megabytes: float, files: int = 24) -> tuple[int, int]:
@@ -50,18 +54,32 @@ def main() -> None:
     digests = {}
     for executor in ("local", "ray"):
         out = WORK / "ray" / executor
-        run = measure(curate_command("pipeline=clean", f"input.paths=[{corpus}]", f"output.dir={out}",
-                                     f"executor={executor}", f"executor.workers={args.workers}", "executor.task_mb=8"))
+        run = measure(
+            curate_command(
+                "pipeline=clean",
+                f"input.paths=[{corpus}]",
+                f"output.dir={out}",
+                f"executor={executor}",
+                f"executor.workers={args.workers}",
+                "executor.task_mb=8",
+            )
+        )
         manifest = json.loads((out / "manifest.json").read_text())
         digests[executor] = [s["sha256"] for s in manifest["shards"]]
         run.pop("output_tail")
-        run.update(docs_per_s=round(docs / run["seconds"], 1), mb_per_s=round(size / 1e6 / run["seconds"], 2),
-                   engine_seconds=manifest["timings"]["seconds"], tasks=manifest["tasks"])
+        run.update(
+            docs_per_s=round(docs / run["seconds"], 1),
+            mb_per_s=round(size / 1e6 / run["seconds"], 2),
+            engine_seconds=manifest["timings"]["seconds"],
+            tasks=manifest["tasks"],
+        )
         results["runs"][executor] = run
     results["identical_output"] = digests["local"] == digests["ray"]
     local, ray = results["runs"]["local"], results["runs"]["ray"]
-    results["ray_overhead"] = {"wall": round(ray["seconds"] / local["seconds"] - 1, 3),
-                               "engine": round(ray["engine_seconds"] / local["engine_seconds"] - 1, 3)}
+    results["ray_overhead"] = {
+        "wall": round(ray["seconds"] / local["seconds"] - 1, 3),
+        "engine": round(ray["engine_seconds"] / local["engine_seconds"] - 1, 3),
+    }
     results["local_mb_per_s_per_worker"] = round(local["mb_per_s"] / args.workers, 2)
     print(json.dumps(results, indent=2))
     save("ray", results)

@@ -58,12 +58,14 @@ def take(docs, limit_bytes: int) -> list[str]:
 def code_corpus(limit: int) -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts and "test" not in p.parts)
+
     def read():
         for path in files:
             try:
                 yield path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
+
     return take(read(), limit)
 
 
@@ -102,14 +104,29 @@ def split(docs: list[str]) -> tuple[list[str], list[str]]:
     return docs[:cut], docs[cut:]
 
 
-EXACT = dict(normalization_rule_name="identity", add_dummy_prefix=False, remove_extra_whitespaces=False,
-             allow_whitespace_only_pieces=True, byte_fallback=True, character_coverage=0.9999)
+EXACT = dict(
+    normalization_rule_name="identity",
+    add_dummy_prefix=False,
+    remove_extra_whitespaces=False,
+    allow_whitespace_only_pieces=True,
+    byte_fallback=True,
+    character_coverage=0.9999,
+)
 
 
-def train_default(sentences: list[str], vocab: int, folder: Path, model_type: str, **options) -> spm.SentencePieceProcessor:
+def train_default(
+    sentences: list[str], vocab: int, folder: Path, model_type: str, **options
+) -> spm.SentencePieceProcessor:
     prefix = folder / f"default_{model_type}{'_exact' if options else ''}"
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_prefix=str(prefix), vocab_size=vocab,
-                                   model_type=model_type, max_sentence_length=16384, minloglevel=2, **options)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_prefix=str(prefix),
+        vocab_size=vocab,
+        model_type=model_type,
+        max_sentence_length=16384,
+        minloglevel=2,
+        **options,
+    )
     return spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
 
 
@@ -120,8 +137,13 @@ def measure(name: str, encode, decode, docs: list[str]) -> dict:
         ids = encode(doc)
         tokens += len(ids)
         exact += decode(ids) == doc
-    return {"tokens": tokens, "bytes": size, "tokens_per_byte": round(tokens / size, 4),
-            "bytes_per_token": round(size / tokens, 3), "round_trip_exact": f"{exact}/{len(docs)}"}
+    return {
+        "tokens": tokens,
+        "bytes": size,
+        "tokens_per_byte": round(tokens / size, 4),
+        "bytes_per_token": round(size / tokens, 3),
+        "round_trip_exact": f"{exact}/{len(docs)}",
+    }
 
 
 def throughput(tokenizer_dir: Path, docs: list[str], repeats: int) -> dict:
@@ -132,7 +154,9 @@ def throughput(tokenizer_dir: Path, docs: list[str], repeats: int) -> dict:
     tok = Tokenizer.load(tokenizer_dir)
     sp = tok.processor
     size = sum(len(d.encode()) for d in docs) / 1e6
-    batches = [pa.record_batch([pa.array(docs[i:i + 1000], pa.string())], names=["text"]) for i in range(0, len(docs), 1000)]
+    batches = [
+        pa.record_batch([pa.array(docs[i : i + 1000], pa.string())], names=["text"]) for i in range(0, len(docs), 1000)
+    ]
     stage = TokenizePack(tokenizer=str(tokenizer_dir), seq_len=2048)
     stage.setup()
 
@@ -193,26 +217,45 @@ def main() -> None:
         train_seconds = {"thresher": round(time.perf_counter() - t0, 2)}
         ours = Tokenizer.load(folder / "thresher")
         models = {"thresher": (ours.encode, ours.decode)}
-        for name, model_type, options in (("sp_default", "unigram", {}), ("sp_default_bpe", "bpe", {}),
-                                          ("sp_exact_bpe", "bpe", EXACT)):
+        for name, model_type, options in (
+            ("sp_default", "unigram", {}),
+            ("sp_default_bpe", "bpe", {}),
+            ("sp_exact_bpe", "bpe", EXACT),
+        ):
             t0 = time.perf_counter()
             sp = train_default(plain, args.vocab, folder, model_type, **options)
             train_seconds[name] = round(time.perf_counter() - t0, 2)
             models[name] = (sp.encode, sp.decode)
-        quality = {corpus: {name: measure(name, enc, dec, test) for name, (enc, dec) in models.items()}
-                   for corpus, (_, test) in corpora.items()}
+        quality = {
+            corpus: {name: measure(name, enc, dec, test) for name, (enc, dec) in models.items()}
+            for corpus, (_, test) in corpora.items()
+        }
         test_docs = corpora["code"][1] + corpora["science"][1]
         speed = throughput(folder / "thresher", test_docs, args.repeats)
     result = {
-        "benchmark": "tokenizer", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sentencepiece": spm.__version__,
-                    "load_average_before": load_before, "load_average_after": load_average(),
-                    "note": "load averages before and after: other work on the machine skews absolute timings"},
-        "data": {corpus: {"train_docs": len(train), "test_docs": len(test),
-                          "train_mb": round(sum(len(d.encode()) for d in train) / 1e6, 2),
-                          "test_mb": round(sum(len(d.encode()) for d in test) / 1e6, 2)}
-                 for corpus, (train, test) in corpora.items()},
-        "vocab_size": args.vocab, "train_seconds": train_seconds, "quality": quality, "throughput": speed,
+        "benchmark": "tokenizer",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "sentencepiece": spm.__version__,
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "note": "load averages before and after: other work on the machine skews absolute timings",
+        },
+        "data": {
+            corpus: {
+                "train_docs": len(train),
+                "test_docs": len(test),
+                "train_mb": round(sum(len(d.encode()) for d in train) / 1e6, 2),
+                "test_mb": round(sum(len(d.encode()) for d in test) / 1e6, 2),
+            }
+            for corpus, (train, test) in corpora.items()
+        },
+        "vocab_size": args.vocab,
+        "train_seconds": train_seconds,
+        "quality": quality,
+        "throughput": speed,
         "seconds": round(time.time() - started, 1),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

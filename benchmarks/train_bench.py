@@ -59,10 +59,17 @@ def make_model(hidden: int, layers: int, vocab: int, context: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(
-        vocab_size=vocab, hidden_size=hidden, intermediate_size=hidden * 11 // 4, num_hidden_layers=layers,
-        num_attention_heads=max(hidden // 32, 2), max_position_embeddings=context, tie_word_embeddings=True,
-    ))
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=hidden * 11 // 4,
+            num_hidden_layers=layers,
+            num_attention_heads=max(hidden // 32, 2),
+            max_position_embeddings=context,
+            tie_word_embeddings=True,
+        )
+    )
 
 
 def step_times(model, optimizer, start: int, count: int, source, fetch_times: list | None = None) -> list[float]:
@@ -96,8 +103,10 @@ def loader_overhead(tokens: Path, pad_id: int, micro_batch: int, steps: int) -> 
             batches.batch(index)
         seconds = time.perf_counter() - began
         result[f"loader_only{'_doc_mask' if doc_mask else ''}"] = {
-            "batches_per_s": round(n / seconds, 1), "tokens_per_s": round(n * micro_batch * rows.seq_len / seconds),
-            "us_per_batch": round(seconds / n * 1e6, 1)}
+            "batches_per_s": round(n / seconds, 1),
+            "tokens_per_s": round(n * micro_batch * rows.seq_len / seconds),
+            "us_per_batch": round(seconds / n * 1e6, 1),
+        }
 
     for name, hidden, layers in (("tiny (64 wide, 2 layers)", 64, 2), ("small (256 wide, 4 layers)", 256, 4)):
         model = make_model(hidden, layers, 512, rows.seq_len)
@@ -110,39 +119,97 @@ def loader_overhead(tokens: Path, pad_id: int, micro_batch: int, steps: int) -> 
             mapped += step_times(model, optimizer, 5 + 2 * i, 1, batches.batch, fetch)
             memory += step_times(model, optimizer, 6 + 2 * i, 1, in_memory.__getitem__)
         mapped_s, memory_s = statistics.median(mapped), statistics.median(memory)
-        result["models"].append({
-            "model": name, "parameters": sum(p.numel() for p in model.parameters()),
-            "median_step_ms_mmap_loader": round(mapped_s * 1e3, 3),
-            "median_step_ms_in_memory": round(memory_s * 1e3, 3),
-            "overhead_percent_measured": round((mapped_s - memory_s) / memory_s * 100, 2),
-            "loader_us_per_batch_in_loop": round(statistics.median(fetch) * 1e6, 1),
-            "overhead_percent_loader_time": round(statistics.median(fetch) / memory_s * 100, 3),
-            "steps_each": steps,
-        })
+        result["models"].append(
+            {
+                "model": name,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "median_step_ms_mmap_loader": round(mapped_s * 1e3, 3),
+                "median_step_ms_in_memory": round(memory_s * 1e3, 3),
+                "overhead_percent_measured": round((mapped_s - memory_s) / memory_s * 100, 2),
+                "loader_us_per_batch_in_loop": round(statistics.median(fetch) * 1e6, 1),
+                "overhead_percent_loader_time": round(statistics.median(fetch) / memory_s * 100, 3),
+                "steps_each": steps,
+            }
+        )
     return result
 
 
 def task_speed(inputs: dict, root: Path, steps: int) -> list[dict]:
-    common = ["trainer.cpu_threads=" + str(torch.get_num_threads()), f"trainer.max_steps={steps}",
-              "log.every=1", f"checkpoint.every={steps}", "optim.warmup_steps=0"]
+    common = [
+        "trainer.cpu_threads=" + str(torch.get_num_threads()),
+        f"trainer.max_steps={steps}",
+        "log.every=1",
+        f"checkpoint.every={steps}",
+        "optim.warmup_steps=0",
+    ]
     base = root / "pretrain"  # each task starts from the runs before it: pretrain -> sft/reward/dpo -> rlhf
     runs = [
-        ("pretrain", ["task=pretrain", f"data={inputs['tokens']}", "trainer.micro_batch_size=8", "optim.lr=3e-3"],
-         "8 rows x 128 tokens"),
-        ("sft", ["task=sft", f"data={inputs['chat']}", f"model.path={base / 'model'}", "trainer.micro_batch_size=2",
-                 "task.max_length=256"], "2 packed rows of 256 tokens"),
-        ("reward", ["task=reward", f"data={inputs['preference']}", f"model.path={base / 'model'}",
-                    "trainer.micro_batch_size=4", "task.max_length=512"], "4 pairs, up to 512 tokens"),
-        ("dpo", ["task=dpo", f"data={inputs['preference']}", f"model.path={base / 'model'}",
-                 "trainer.micro_batch_size=2", "task.max_length=512"], "2 pairs, up to 512 tokens, + reference"),
-        ("rlhf (rloo)", ["task=rlhf", "task.algorithm=rloo", f"data={inputs['preference']}",
-                         f"model.path={base / 'model'}", f"task.reward_model={root / 'reward' / 'model'}",
-                         "trainer.micro_batch_size=4", "task.num_generations=2", "task.max_completion_length=16"],
-         "4 completions of <= 16 tokens (2 prompts x 2), scored by the reward model"),
-        ("rlhf (grpo)", ["task=rlhf", "task.algorithm=grpo", f"data={inputs['preference']}",
-                         f"model.path={base / 'model'}", f"task.reward_model={root / 'reward' / 'model'}",
-                         "trainer.micro_batch_size=4", "task.num_generations=2", "task.max_completion_length=16"],
-         "as rloo"),
+        (
+            "pretrain",
+            ["task=pretrain", f"data={inputs['tokens']}", "trainer.micro_batch_size=8", "optim.lr=3e-3"],
+            "8 rows x 128 tokens",
+        ),
+        (
+            "sft",
+            [
+                "task=sft",
+                f"data={inputs['chat']}",
+                f"model.path={base / 'model'}",
+                "trainer.micro_batch_size=2",
+                "task.max_length=256",
+            ],
+            "2 packed rows of 256 tokens",
+        ),
+        (
+            "reward",
+            [
+                "task=reward",
+                f"data={inputs['preference']}",
+                f"model.path={base / 'model'}",
+                "trainer.micro_batch_size=4",
+                "task.max_length=512",
+            ],
+            "4 pairs, up to 512 tokens",
+        ),
+        (
+            "dpo",
+            [
+                "task=dpo",
+                f"data={inputs['preference']}",
+                f"model.path={base / 'model'}",
+                "trainer.micro_batch_size=2",
+                "task.max_length=512",
+            ],
+            "2 pairs, up to 512 tokens, + reference",
+        ),
+        (
+            "rlhf (rloo)",
+            [
+                "task=rlhf",
+                "task.algorithm=rloo",
+                f"data={inputs['preference']}",
+                f"model.path={base / 'model'}",
+                f"task.reward_model={root / 'reward' / 'model'}",
+                "trainer.micro_batch_size=4",
+                "task.num_generations=2",
+                "task.max_completion_length=16",
+            ],
+            "4 completions of <= 16 tokens (2 prompts x 2), scored by the reward model",
+        ),
+        (
+            "rlhf (grpo)",
+            [
+                "task=rlhf",
+                "task.algorithm=grpo",
+                f"data={inputs['preference']}",
+                f"model.path={base / 'model'}",
+                f"task.reward_model={root / 'reward' / 'model'}",
+                "trainer.micro_batch_size=4",
+                "task.num_generations=2",
+                "task.max_completion_length=16",
+            ],
+            "as rloo",
+        ),
     ]
     results = []
     for name, args, batch in runs:
@@ -156,8 +223,16 @@ def task_speed(inputs: dict, root: Path, steps: int) -> list[dict]:
         else:
             train_s = summary["train_runtime_s"]
             step_s = train_s / steps
-        results.append({"task": name, "batch": batch, "steps": steps, "steps_per_s": round(1 / step_s, 2),
-                        "train_seconds": round(train_s, 2), "setup_seconds": round(wall - train_s, 2)})
+        results.append(
+            {
+                "task": name,
+                "batch": batch,
+                "steps": steps,
+                "steps_per_s": round(1 / step_s, 2),
+                "train_seconds": round(train_s, 2),
+                "setup_seconds": round(wall - train_s, 2),
+            }
+        )
         print(f"{name}: {1 / step_s:.2f} steps/s, set-up {wall - train_s:.1f} s", flush=True)
     return results
 
@@ -185,13 +260,20 @@ def main() -> None:
         }
         overhead = loader_overhead(inputs["tokens"], pad_id, micro_batch=8, steps=args.loader_steps)
         for model in overhead["models"]:
-            print(f"loader overhead, {model['model']}: {model['overhead_percent_measured']}% measured, "
-                  f"{model['overhead_percent_loader_time']}% from the loader's own time "
-                  f"({model['median_step_ms_mmap_loader']} vs {model['median_step_ms_in_memory']} ms/step)", flush=True)
+            print(
+                f"loader overhead, {model['model']}: {model['overhead_percent_measured']}% measured, "
+                f"{model['overhead_percent_loader_time']}% from the loader's own time "
+                f"({model['median_step_ms_mmap_loader']} vs {model['median_step_ms_in_memory']} ms/step)",
+                flush=True,
+            )
         speeds = task_speed(inputs, root / "speed", args.steps)
     result = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                    "torch_threads": args.threads},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "torch_threads": args.threads,
+        },
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "loader_overhead": overhead,

@@ -21,13 +21,20 @@ if TYPE_CHECKING:
 __all__ = ["compose", "run_recipe"]
 
 
-def run_recipe(inputs: str | Path | list, out: str | Path, *overrides: str, progress: bool = False,
-               config_dirs: Sequence[str | Path] = ()) -> Manifest:
+def run_recipe(
+    inputs: str | Path | list,
+    out: str | Path,
+    *overrides: str,
+    progress: bool = False,
+    config_dirs: Sequence[str | Path] = (),
+) -> Manifest:
     """Run a recipe on `inputs` (files, folders, globs) into the dataset folder `out`; return its
     manifest. `config_dirs`: the user's config folders, searched after Thresher's own."""
     from curate.engine import run
 
     paths = ",".join(f"'{p}'" for p in (inputs if isinstance(inputs, (list, tuple)) else [inputs]))
-    cfg = compose([f"input.paths=[{paths}]", f"output.dir='{out}'", f"executor.progress={str(progress).lower()}",
-                   *overrides], config_dirs=config_dirs)
+    cfg = compose(
+        [f"input.paths=[{paths}]", f"output.dir='{out}'", f"executor.progress={str(progress).lower()}", *overrides],
+        config_dirs=config_dirs,
+    )
     return run(cfg)

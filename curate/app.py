@@ -72,7 +72,9 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
         folder, name = group.groups()
         with config_tree():
             loader = GlobalHydra.instance().config_loader()
-            choices = sorted(loader.get_group_options(folder.strip("/"), config_name=config_name, overrides=search_path))
+            choices = sorted(
+                loader.get_group_options(folder.strip("/"), config_name=config_name, overrides=search_path)
+            )
         return f"{folder.lstrip('/')}: '{name}' is not one of: {', '.join(choices)}"
     merging = re.search(r"Error merging override ([^=]+)=", message)
     if merging and error.__cause__ is not None:
@@ -118,9 +120,13 @@ def precheck(config_name: str, argv: list[str]) -> None:
     sweeps and Hydra's other flags (--help, --cfg, --multirun), which Hydra handles.
     """
     from curate.compose import compose, with_config_dirs
+
     config_dir, argv = split_config_dir(argv)
-    if config_dir == "" or any(arg.startswith("-") for arg in argv) or any(
-            "," in a.split("=", 1)[-1] and "[" not in a for a in argv):
+    if (
+        config_dir == ""
+        or any(arg.startswith("-") for arg in argv)
+        or any("," in a.split("=", 1)[-1] and "[" not in a for a in argv)
+    ):
         return
     overrides = [a for a in argv if "=" in a]
     try:

@@ -84,8 +84,9 @@ def read_schema(path: Path) -> pa.Schema:
         return pa.ipc.open_stream(source).schema
 
 
-def read_tables(paths: Sequence[Path], schema: pa.Schema | None = None,
-                columns: Sequence[str] | None = None) -> pa.Table:
+def read_tables(
+    paths: Sequence[Path], schema: pa.Schema | None = None, columns: Sequence[str] | None = None
+) -> pa.Table:
     """The rows of several stream files (e.g. a global stage's scan files, one per task) as one
     table, in the given order; empty files (tasks with nothing to record) are skipped.
 
@@ -101,8 +102,9 @@ def read_tables(paths: Sequence[Path], schema: pa.Schema | None = None,
     return empty if columns is None else empty.select(list(columns))
 
 
-def read_frame(paths: Sequence[Path], schema: pa.Schema | None = None,
-               columns: Sequence[str] | None = None) -> pl.DataFrame:
+def read_frame(
+    paths: Sequence[Path], schema: pa.Schema | None = None, columns: Sequence[str] | None = None
+) -> pl.DataFrame:
     """`read_tables` as a polars DataFrame."""
     import polars as pl
 

@@ -47,8 +47,9 @@ def with_config_dirs(overrides: Sequence[str], config_dirs: Sequence[str | Path]
     return [*rest, f"hydra.searchpath=[{quoted}]"]
 
 
-def compose(overrides: Sequence[str], config_name: str = "curate",
-            config_dirs: Sequence[str | Path] = ()) -> DictConfig:
+def compose(
+    overrides: Sequence[str], config_name: str = "curate", config_dirs: Sequence[str | Path] = ()
+) -> DictConfig:
     """The resolved config for `overrides`, exactly as the command line composes it; `config_dirs`
     are the user's config folders (recipes, stage defaults), as `--config-dir` gives them."""
     from hydra import compose as hydra_compose

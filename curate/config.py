@@ -17,6 +17,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from curate.errors import ConfigError
 from curate.schema import TYPE_NAMES
 
+
 @dataclass
 class InputConfig:
     paths: list[str] = MISSING  # files, folders and globs
@@ -90,7 +91,9 @@ def validate(cfg: DictConfig) -> None:
     for spec in cfg.input.columns:
         name, _, type_name = str(spec).partition(":")
         if (type_name or "string") not in TYPE_NAMES or not name:
-            raise ConfigError(f"input.columns: '{spec}' is not 'name' or 'name:type' with a type in: {', '.join(TYPE_NAMES)}")
+            raise ConfigError(
+                f"input.columns: '{spec}' is not 'name' or 'name:type' with a type in: {', '.join(TYPE_NAMES)}"
+            )
     if not cfg.input.paths:
         raise ConfigError("input.paths: give at least one file, folder or glob")
     for key in ("executor.workers",):

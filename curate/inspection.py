@@ -21,11 +21,15 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
     console = console or Console()
     folder_path = Path(folder)
     manifest = Manifest.read(folder_path)
-    console.print(f"[bold]{folder_path}[/bold]  kind={manifest.kind}  version={manifest.version}  "
-                  f"created={manifest.created}  fingerprint={manifest.fingerprint}")
-    console.print(f"rows {manifest.rows:,} in {len(manifest.shards)} shard(s), {manifest.data_bytes / 1e6:.1f} MB · "
-                  f"read {manifest.rows_in:,} · dropped {manifest.dropped:,} · "
-                  f"quarantined {manifest.quarantined:,} · {manifest.timings.seconds:.1f} s")
+    console.print(
+        f"[bold]{folder_path}[/bold]  kind={manifest.kind}  version={manifest.version}  "
+        f"created={manifest.created}  fingerprint={manifest.fingerprint}"
+    )
+    console.print(
+        f"rows {manifest.rows:,} in {len(manifest.shards)} shard(s), {manifest.data_bytes / 1e6:.1f} MB · "
+        f"read {manifest.rows_in:,} · dropped {manifest.dropped:,} · "
+        f"quarantined {manifest.quarantined:,} · {manifest.timings.seconds:.1f} s"
+    )
     console.print(summary_table(manifest))
     schema = Table(title="schema")
     schema.add_column("column")
@@ -46,5 +50,7 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
         if shown >= rows:
             break
     if manifest.quarantine:
-        console.print(f"quarantine: {sum(s.rows for s in manifest.quarantine):,} row(s) under "
-                      f"{folder_path / 'quarantine'} (file, position, field, error, raw)")
+        console.print(
+            f"quarantine: {sum(s.rows for s in manifest.quarantine):,} row(s) under "
+            f"{folder_path / 'quarantine'} (file, position, field, error, raw)"
+        )

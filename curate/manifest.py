@@ -77,11 +77,26 @@ class StageRecord:
     resources: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_stats(cls, name: str, target: str, kind: str, options: dict[str, Any], stats: StageStats,
-                   resources: dict[str, float]) -> StageRecord:
-        return cls(name, target, kind, options, stats.rows_in, stats.rows_out, dict(sorted(stats.dropped.items())),
-                   stats.generated, stats.consumed, stats.bytes_in, stats.bytes_out, round(stats.seconds, 3),
-                   dict(sorted(stats.counters.items())), stats.details, resources)
+    def from_stats(
+        cls, name: str, target: str, kind: str, options: dict[str, Any], stats: StageStats, resources: dict[str, float]
+    ) -> StageRecord:
+        return cls(
+            name,
+            target,
+            kind,
+            options,
+            stats.rows_in,
+            stats.rows_out,
+            dict(sorted(stats.dropped.items())),
+            stats.generated,
+            stats.consumed,
+            stats.bytes_in,
+            stats.bytes_out,
+            round(stats.seconds, 3),
+            dict(sorted(stats.counters.items())),
+            stats.details,
+            resources,
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -221,13 +236,15 @@ def code_version() -> str:
     # concurrent runs (and the user's own git commands) would contend for.
     git = ["git", "--no-optional-locks", "-C", str(root)]
     try:
-        found = subprocess.run([*git, "rev-parse", "--show-toplevel", "--short=12", "HEAD"], capture_output=True,
-                               text=True, timeout=5).stdout.splitlines()
+        found = subprocess.run(
+            [*git, "rev-parse", "--show-toplevel", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.splitlines()
         if len(found) != 2 or Path(found[0]).resolve() != root:  # no repository of its own (an unpacked sdist)
             return installed
         commit = found[1]
-        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                               timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return installed
     return f"{installed}+{commit}{'.dirty' if dirty else ''}"

@@ -83,9 +83,7 @@ class DocumentMapper(RecordMapper):
         if not text.strip():
             raise FieldError(self.text_field, "empty document")
         if len(text) > self.max_doc_chars:
-            raise FieldError(
-                self.text_field, f"document too large ({len(text)} characters > {self.max_doc_chars})"
-            )
+            raise FieldError(self.text_field, f"document too large ({len(text)} characters > {self.max_doc_chars})")
         return text
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
@@ -123,4 +121,3 @@ class DocumentMapper(RecordMapper):
         except (TypeError, ValueError):
             raise FieldError(name, f"is {value!r}, expected {type_name}") from None
         return value
-

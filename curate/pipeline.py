@@ -65,8 +65,7 @@ def build_stage(key: str, node: DictConfig | dict) -> Stage:
         from curate.stages import available_stages
 
         raise ConfigError(
-            f"stages.{key}: not a stage config (no _target_); add one of conf/stage/: "
-            f"{', '.join(available_stages())}"
+            f"stages.{key}: not a stage config (no _target_); add one of conf/stage/: {', '.join(available_stages())}"
         )
     cls = stage_class(key, options.pop("_target_"))
     resources = stage_resources(key, cls, options.pop("resources", None))
@@ -168,16 +167,22 @@ def build_pipeline(stages_cfg: DictConfig | dict, input_schema: pa.Schema, input
     for index, stage in enumerate(stages):
         missing = [column for column in stage.required_columns() if column not in schema.names]
         if missing:
-            earlier = "the input" if index == 0 else f"the input or the stages before it ({', '.join(s.name for s in stages[:index])})"
+            earlier = (
+                "the input"
+                if index == 0
+                else f"the input or the stages before it ({', '.join(s.name for s in stages[:index])})"
+            )
             raise ConfigError(
                 f"stages.{stage.name}: needs column '{missing[0]}', which {earlier} does not provide "
                 f"(available: {', '.join(schema.names)})"
             )
         if isinstance(stage, GlobalStage) and stage.consumes_rows:
             if index != len(stages) - 1:
-                raise ConfigError(f"stages.{stage.name}: consumes its rows (its product is not a dataset), so it "
-                                  f"must be the recipe's last stage; stages after it: "
-                                  f"{', '.join(s.name for s in stages[index + 1:])}")
+                raise ConfigError(
+                    f"stages.{stage.name}: consumes its rows (its product is not a dataset), so it "
+                    f"must be the recipe's last stage; stages after it: "
+                    f"{', '.join(s.name for s in stages[index + 1 :])}"
+                )
             passes[-1].scan = stage  # the last pass: nothing is written or applied after the scan
         elif isinstance(stage, GlobalStage):
             # The rows the global stage scans are written as they are, and read back to apply it.

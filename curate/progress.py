@@ -16,9 +16,13 @@ class Progress:
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.bars = rp.Progress(
-            rp.TextColumn("{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-            rp.TextColumn("tasks · {task.fields[rows]:,} rows"), rp.TimeElapsedColumn(),
-            console=self.console, disable=not self.enabled,
+            rp.TextColumn("{task.description}"),
+            rp.BarColumn(),
+            rp.MofNCompleteColumn(),
+            rp.TextColumn("tasks · {task.fields[rows]:,} rows"),
+            rp.TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.enabled,
         )
 
     def __enter__(self) -> Progress:

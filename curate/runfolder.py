@@ -159,15 +159,18 @@ class RunFolder:
         """
         previous = self.previous()
         if previous is None and not self.is_empty():
-            raise OutputError(f"output.dir '{self.root}' is not empty and holds no Thresher {self.what}; "
-                              "choose an empty folder")
+            raise OutputError(
+                f"output.dir '{self.root}' is not empty and holds no Thresher {self.what}; choose an empty folder"
+            )
         if previous is not None and not overwrite:
             same = previous.fingerprint == fingerprint
             if same and resume:
                 return "complete" if previous.finished else "resume"
             if self.has_progress():
-                raise OutputError(f"output.dir '{self.root}' {self.describe(previous, config, same)}; "
-                                  "set output.overwrite=true or choose another output.dir")
+                raise OutputError(
+                    f"output.dir '{self.root}' {self.describe(previous, config, same)}; "
+                    "set output.overwrite=true or choose another output.dir"
+                )
         if not self.is_empty():
             self.clear()
         self.begin(fingerprint, config)

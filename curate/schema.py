@@ -18,9 +18,7 @@ KINDS: dict[str, pa.Schema] = {
         [("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("meta", pa.string())]
     ),
     # What trl's SFTTrainer reads (conversational "messages").
-    "chat": pa.schema(
-        [("id", pa.string()), ("messages", MESSAGES), ("source", pa.string()), ("meta", pa.string())]
-    ),
+    "chat": pa.schema([("id", pa.string()), ("messages", MESSAGES), ("source", pa.string()), ("meta", pa.string())]),
     # What trl's RewardTrainer / DPOTrainer read (conversational prompt, chosen, rejected).
     "preference": pa.schema(
         [

@@ -54,7 +54,8 @@ _UNITS = (
     "km km² km³ m m² m³ dm cm cm² cm³ mm mm² mm³ ha µm nm yd in ft kg g mg µg t lb oz m/s km/h kmh "
     "mph hPa Pa mbar mb MB kb KB gb GB tb TB T G M K %"
 ).split()
-_UNIT_SUFFIX = re.compile(r"(?<=[0-9])(?:%s)$" % "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)))
+_UNIT_ALTERNATIVES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+_UNIT_SUFFIX = re.compile(rf"(?<=[0-9])(?:{_UNIT_ALTERNATIVES})$")
 _ELLIPSIS_START = re.compile(r"^(?:\.\.+|…)")
 _ELLIPSIS_END = re.compile(r"(?:\.\.+|……|…)$")
 _POSSESSIVE = ("'s", "'S", "’s", "’S")
@@ -95,7 +96,7 @@ _EMOTICONS = set(
     ":) :-) :)) :))) :-)) :( :-( :(( :-(( ;) ;-) (; (-; :D :P :p :o :O :/ :-/ :| :-| :'( :') "
     ":'-( :'-) :’( :’) =) =( =/ =| =] =[ ]= [= (= (: (-: ): )-: [: [-: :] :-] :[ :} :-} :> :-> "
     ":* :-* 8) 8-) (-8 :3 :o) (o: :1 <3 </3 ^_^ ^__^ -_- -__- ._. (._.) (^_^) (-_-) (*_*) (>_<) >.< <.< >.> @_@ >:( ;_; "
-    "\\\")".split()
+    '\\")'.split()
 )
 _KEPT_WHOLE = _ABBREVIATIONS | _EMOTICONS
 # Contractions: "n't" after any word ("don't", "isn't"); "'m 're 've 'll 'd" after the pronouns,
@@ -110,8 +111,7 @@ _CLITICS = ("'m", "'re", "'ve", "'ll", "'d", "’m", "’re", "’ve", "’ll", 
 def _bare_contractions() -> dict[str, tuple[str, ...]]:
     """Contractions written without their apostrophe ("dont", "youre"), split like the others."""
     pairs = {
-        "nt": "do does did is was are were have has had could would should might must need ought "
-              "dare may sha ca wo ai",
+        "nt": "do does did is was are were have has had could would should might must need ought dare may sha ca wo ai",
         "d": "he how i it that there these they this those we what when where who why you",
         "ll": "how it that there these they this those what when where who why you",
         "re": "how there these they those what when where why you",
@@ -142,7 +142,7 @@ def _special(chunk: str) -> list[str] | None:
         return [chunk[:-3], chunk[-3:]]
     for clitic in _CLITICS:
         if lower.endswith(clitic) and lower[: -len(clitic)] in _CLITIC_BASES:
-            return [chunk[: -len(clitic)], chunk[-len(clitic):]]
+            return [chunk[: -len(clitic)], chunk[-len(clitic) :]]
     return None
 
 
@@ -195,7 +195,7 @@ def _split_infixes(s: str) -> list[str]:
     for match in _INFIX.finditer(s):
         if match.start() == match.end() or match.start() == 0:
             continue
-        tokens.append(s[start:match.start()])
+        tokens.append(s[start : match.start()])
         tokens.append(match.group())
         start = match.end()
     tokens.append(s[start:])
@@ -408,7 +408,7 @@ class NGrams:
                 # all (n-1)-grams differ, so all n-grams do (equal n-grams have equal prefixes)
                 self._ids[n] = np.arange(len(previous) - 1, dtype=np.int64)
             else:
-                pairs = previous[:-1] * (len(self.words) + 1) + self.ids[n - 1:]
+                pairs = previous[:-1] * (len(self.words) + 1) + self.ids[n - 1 :]
                 unique, inverse = np.unique(pairs, return_inverse=True)
                 self._ids[n] = inverse.astype(np.int64)
                 if len(unique) == len(pairs):

@@ -99,4 +99,3 @@ class ShardWriter:
             self.open_shard()
         self.finish_shard()
         return self.shards
-

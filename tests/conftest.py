@@ -37,7 +37,10 @@ def curate(inputs, out, *overrides: str) -> dict:
 def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the `thresher` command line in a subprocess."""
     result = subprocess.run(
-        [sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True, cwd=cwd or REPO,
+        [sys.executable, "-m", "curate.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     if check and result.returncode != 0:
@@ -45,17 +48,28 @@ def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subproc
     return result
 
 
-def kill_after_tasks(inputs: Path, out: Path, options: list[str], pass_index: int, tasks: int,
-                     timeout: float = 300) -> int:
+def kill_after_tasks(
+    inputs: Path, out: Path, options: list[str], pass_index: int, tasks: int, timeout: float = 300
+) -> int:
     """Start `thresher curate` on `inputs` in a subprocess, SIGKILL it (and its workers) once `tasks`
     tasks of pass `pass_index` are done; return how many were done. Fails if the run finished first."""
     import signal
     import time
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "curate", f"input.paths=[{inputs}]", f"output.dir={out}", "executor.progress=false",
-         *options],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            f"input.paths=[{inputs}]",
+            f"output.dir={out}",
+            "executor.progress=false",
+            *options,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     markers = Path(out) / "_work" / f"pass-{pass_index}"

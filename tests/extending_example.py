@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pyarrow.compute as pc
-
 from conftest import REPO, SHARED_DATA, read_dataset
+
 from curate.manifest import Manifest
 
 PAGE = REPO / "docs" / "extending.md"
@@ -44,8 +44,11 @@ def check_quiet_run(out: Path, rows_in: int) -> Manifest:
     dropped exactly the shouted documents (by its own rule, recomputed here); returns the manifest."""
     manifest = Manifest.read(out)
     stage = manifest.stages[0]
-    assert (stage.name, stage.target, stage.options) == ("shouting", "my_stages.ShoutingFilter",
-                                                         {"max_upper_ratio": 0.2})
+    assert (stage.name, stage.target, stage.options) == (
+        "shouting",
+        "my_stages.ShoutingFilter",
+        {"max_upper_ratio": 0.2},
+    )
     assert stage.rows_in == rows_in and 0 < stage.dropped["shouting"] == rows_in - stage.rows_out
     assert manifest.tasks == 3 and manifest.workers == 2
     assert [s.name for s in manifest.stages[1:]][-2:] == ["exact_dedup", "minhash_dedup"]  # web's stages follow

@@ -8,8 +8,8 @@ import json
 
 import pytest
 import zstandard
-
 from conftest import curate, read_dataset, thresher, write_jsonl
+
 from curate.errors import ConfigError, InputError
 
 GOOD = [{"text": f"good document {i} with plenty of words in it"} for i in range(5)]
@@ -57,8 +57,9 @@ def test_fail_mode_stops_at_first_bad_row_naming_file_line_field(tmp_path, line,
     path = write_jsonl(tmp_path / "bad.jsonl", GOOD, [line])
     with pytest.raises(InputError, match=message.replace("'", ".")):
         curate(path, tmp_path / "out", "input.on_error=fail")
-    result = thresher("curate", f"input.paths=[{path}]", f"output.dir={tmp_path / 'cli'}", "input.on_error=fail",
-                      check=False)
+    result = thresher(
+        "curate", f"input.paths=[{path}]", f"output.dir={tmp_path / 'cli'}", "input.on_error=fail", check=False
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: ") and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

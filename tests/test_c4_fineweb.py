@@ -63,12 +63,15 @@ def test_c4_removes_lines_by_rule():
 
 
 def test_c4_page_rules_only_fire_on_lines_that_survive():
-    reasons, scores = run(C4Filter(), [
-        page(5, "Lorem ipsum dolor sit amet, consectetur."),
-        page(5, "Use the function f(x) { return x; } here."),
-        page(5, "lorem ipsum without a full stop"),  # the line goes, the page stays
-        page(5, "a { brace in a short line"),
-    ])
+    reasons, scores = run(
+        C4Filter(),
+        [
+            page(5, "Lorem ipsum dolor sit amet, consectetur."),
+            page(5, "Use the function f(x) { return x; } here."),
+            page(5, "lorem ipsum without a full stop"),  # the line goes, the page stays
+            page(5, "a { brace in a short line"),
+        ],
+    )
     assert reasons == ["c4_lorem_ipsum", "c4_curly_bracket", None, None]
     assert scores["c4_lorem_ipsum"] == [True, False, False, False]
 
@@ -98,8 +101,14 @@ def test_c4_bad_words_from_a_local_list(tmp_path):
     words.write_text("darn\n# comment\n\nheck no\n")
     stage = C4Filter(bad_words_path=str(words))
     stage.validate()
-    reasons, scores = run(stage, [page(5, "Well darn, that is it."), page(5, "Heck no, said the class."),
-                                  page(5, "The darnedest thing happened.")])
+    reasons, scores = run(
+        stage,
+        [
+            page(5, "Well darn, that is it."),
+            page(5, "Heck no, said the class."),
+            page(5, "The darnedest thing happened."),
+        ],
+    )
     assert reasons == ["c4_bad_words", "c4_bad_words", None]  # whole words only
     assert scores["c4_bad_words"] == [True, True, False]
     with pytest.raises(ValueError, match="bad_words_path"):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pyarrow as pa
-
 from conftest import curate, read_dataset, thresher
+
 from curate.stages.clean import LengthFilter, NormalizeText
 
 

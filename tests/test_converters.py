@@ -7,8 +7,8 @@ import gzip
 import json
 
 import pytest
-
 from conftest import curate, read_dataset, write_jsonl
+
 from curate.mapping import FieldError
 from curate.records import MAPPERS
 
@@ -20,14 +20,17 @@ def records(path) -> list:
     return json.loads(data) if data.lstrip()[:1] == b"[" else [json.loads(line) for line in data.splitlines()]
 
 
-@pytest.mark.parametrize("name, path, rows, quarantined", [
-    ("alpaca", "alpaca_en_demo/alpaca_en_demo.json.gz", 999, 0),
-    ("lima", "lima/lima.json.gz", 1029, 0),
-    ("self_instruct_seeds", "self_instruct/seed_tasks.jsonl.gz", 175, 0),
-    ("responses", "self_instruct/davinci-t0-ft_predictions.jsonl.gz", 252, 0),
-    ("hh_rlhf", "hh_rlhf/harmless-base_test.jsonl.gz", 2303, 9),  # 9 transcripts with two Assistant turns in a row
-    ("dpo", "llamafactory_pref_demo/dpo_en_demo.json.gz", 300, 0),
-])
+@pytest.mark.parametrize(
+    "name, path, rows, quarantined",
+    [
+        ("alpaca", "alpaca_en_demo/alpaca_en_demo.json.gz", 999, 0),
+        ("lima", "lima/lima.json.gz", 1029, 0),
+        ("self_instruct_seeds", "self_instruct/seed_tasks.jsonl.gz", 175, 0),
+        ("responses", "self_instruct/davinci-t0-ft_predictions.jsonl.gz", 252, 0),
+        ("hh_rlhf", "hh_rlhf/harmless-base_test.jsonl.gz", 2303, 9),  # 9 transcripts with two Assistant turns in a row
+        ("dpo", "llamafactory_pref_demo/dpo_en_demo.json.gz", 300, 0),
+    ],
+)
 def test_real_files_as_they_are(tmp_path, shared_data, name, path, rows, quarantined):
     manifest = curate(shared_data / path, tmp_path / "out", *KEEP, f"input.records={name}")
     assert manifest.rows == rows and manifest.quarantined == quarantined
@@ -49,12 +52,21 @@ def test_real_files_as_they_are(tmp_path, shared_data, name, path, rows, quarant
 
 
 def test_prompt_completion_on_templated_t0_data(tmp_path, shared_data):
-    manifest = curate(shared_data / "t0_templated_prompts/t0_ag_news_templates.tar.gz", tmp_path / "out", *KEEP,
-                      "input.records=prompt_completion")
+    manifest = curate(
+        shared_data / "t0_templated_prompts/t0_ag_news_templates.tar.gz",
+        tmp_path / "out",
+        *KEEP,
+        "input.records=prompt_completion",
+    )
     assert manifest.rows == 7 * 200 and manifest.quarantined == 0  # seven templates, 200 examples each
     rows = read_dataset(tmp_path / "out").to_pylist()
     assert not any("<|endoftext|>" in r["messages"][1]["content"] for r in rows)
-    assert {r["messages"][1]["content"] for r in rows[:200]} <= {"World", "Sports", "Business", "Science and technology"}
+    assert {r["messages"][1]["content"] for r in rows[:200]} <= {
+        "World",
+        "Sports",
+        "Business",
+        "Science and technology",
+    }
 
 
 def test_hh_rlhf_prompt_is_the_shared_history(shared_data):
@@ -78,10 +90,12 @@ def test_lima_history_becomes_turns(shared_data):
 
 def test_bad_records_are_quarantined_with_their_field(tmp_path, shared_data):
     good = records(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz")[:20]
-    bad = [{"instruction": "Say hi", "input": ""},  # no output
-           {"instruction": ["not", "a string"], "output": "x"},
-           {"instruction": "Say hi", "output": "   "},
-           {"instruction": "Say hi", "output": "hi", "history": [["only one"]]}]
+    bad = [
+        {"instruction": "Say hi", "input": ""},  # no output
+        {"instruction": ["not", "a string"], "output": "x"},
+        {"instruction": "Say hi", "output": "   "},
+        {"instruction": "Say hi", "output": "hi", "history": [["only one"]]},
+    ]
     write_jsonl(tmp_path / "in.jsonl", good[:10] + bad + good[10:], [b'{"broken json\n'])
     manifest = curate(tmp_path / "in.jsonl", tmp_path / "out", *KEEP, "input.records=alpaca")
     assert manifest.rows == 20 and manifest.quarantined == 5
@@ -91,44 +105,84 @@ def test_bad_records_are_quarantined_with_their_field(tmp_path, shared_data):
     assert next(q for q in quarantine if q["position"] == 11)["error"] == "missing"
 
 
-@pytest.mark.parametrize("name, record, row", [
-    ("sharegpt", {"conversations": [{"from": "system", "value": "Be brief."}, {"from": "human", "value": "Hi"},
-                                    {"from": "gpt", "value": "Hello!"}]},
-     [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!")]),
-    ("messages", {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
-     [("user", "2+2?"), ("assistant", "4")]),
-    ("dolly", {"instruction": "Summarise.", "context": "A long text.", "response": "Short.", "category": "summarization"},
-     [("user", "Summarise.\n\nA long text."), ("assistant", "Short.")]),
-    ("prompt_completion", {"prompt": "Title: X\nTopic?", "completion": " Sports<|endoftext|>"},
-     [("user", "Title: X\nTopic?"), ("assistant", "Sports")]),
-    ("lima", {"conversations": ["Q1", "A1", "Q2", "A2"], "source": "stackexchange"},
-     [("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2")]),
-])
+@pytest.mark.parametrize(
+    "name, record, row",
+    [
+        (
+            "sharegpt",
+            {
+                "conversations": [
+                    {"from": "system", "value": "Be brief."},
+                    {"from": "human", "value": "Hi"},
+                    {"from": "gpt", "value": "Hello!"},
+                ]
+            },
+            [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!")],
+        ),
+        (
+            "messages",
+            {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]},
+            [("user", "2+2?"), ("assistant", "4")],
+        ),
+        (
+            "dolly",
+            {"instruction": "Summarise.", "context": "A long text.", "response": "Short.", "category": "summarization"},
+            [("user", "Summarise.\n\nA long text."), ("assistant", "Short.")],
+        ),
+        (
+            "prompt_completion",
+            {"prompt": "Title: X\nTopic?", "completion": " Sports<|endoftext|>"},
+            [("user", "Title: X\nTopic?"), ("assistant", "Sports")],
+        ),
+        (
+            "lima",
+            {"conversations": ["Q1", "A1", "Q2", "A2"], "source": "stackexchange"},
+            [("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2")],
+        ),
+    ],
+)
 def test_chat_formats(name, record, row):
     out = MAPPERS[name]().map(record, "f:1", "src")
     assert [(m["role"], m["content"]) for m in out["messages"]] == row
     assert out["id"] == "f:1" and out["source"] == "src"
 
 
-@pytest.mark.parametrize("name, record, field", [
-    ("sharegpt", {"conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hi?"}]}, "conversations[1]"),
-    ("sharegpt", {"conversations": [{"from": "human", "value": "Hi"}]}, "conversations"),
-    ("sharegpt", {"conversations": [{"from": "alien", "value": "Hi"}]}, "conversations[0].from"),
-    ("messages", {"messages": "hello"}, "messages"),
-    ("dolly", {"instruction": "x", "context": 3, "response": "y"}, "context"),
-    ("prompt_completion", {"prompt": "x", "completion": "<|endoftext|>"}, "completion"),
-    ("lima", {"conversations": ["Q1", 2]}, "conversations"),
-    ("self_instruct_seeds", {"instruction": "x", "instances": [], "is_classification": False}, "instances"),
-    ("self_instruct_seeds", {"instruction": "x", "instances": [{"input": "", "output": "y"}], "is_classification": "no"},
-     "is_classification"),
-    ("hh_rlhf", {"chosen": "Human: hi", "rejected": "\n\nHuman: hi\n\nAssistant: yo"}, "chosen"),
-    ("hh_rlhf", {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}, "chosen"),
-    ("dpo", {"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}}, "rejected"),
-    ("dpo", {"prompt": "q", "chosen": "a", "rejected": 5}, "rejected"),
-    ("ranked_responses", {"prompt": "q", "responses": ["only one"]}, "responses"),
-    ("ranked_responses", {"prompt": "q", "responses": [{"text": "a", "score": "high"}, {"text": "b", "score": 1}]},
-     "responses[0].score"),
-])
+@pytest.mark.parametrize(
+    "name, record, field",
+    [
+        (
+            "sharegpt",
+            {"conversations": [{"from": "human", "value": "Hi"}, {"from": "human", "value": "Hi?"}]},
+            "conversations[1]",
+        ),
+        ("sharegpt", {"conversations": [{"from": "human", "value": "Hi"}]}, "conversations"),
+        ("sharegpt", {"conversations": [{"from": "alien", "value": "Hi"}]}, "conversations[0].from"),
+        ("messages", {"messages": "hello"}, "messages"),
+        ("dolly", {"instruction": "x", "context": 3, "response": "y"}, "context"),
+        ("prompt_completion", {"prompt": "x", "completion": "<|endoftext|>"}, "completion"),
+        ("lima", {"conversations": ["Q1", 2]}, "conversations"),
+        ("self_instruct_seeds", {"instruction": "x", "instances": [], "is_classification": False}, "instances"),
+        (
+            "self_instruct_seeds",
+            {"instruction": "x", "instances": [{"input": "", "output": "y"}], "is_classification": "no"},
+            "is_classification",
+        ),
+        ("hh_rlhf", {"chosen": "Human: hi", "rejected": "\n\nHuman: hi\n\nAssistant: yo"}, "chosen"),
+        ("hh_rlhf", {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}, "chosen"),
+        (
+            "dpo",
+            {"conversations": [{"from": "human", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}},
+            "rejected",
+        ),
+        ("dpo", {"prompt": "q", "chosen": "a", "rejected": 5}, "rejected"),
+        ("ranked_responses", {"prompt": "q", "responses": ["only one"]}, "responses"),
+        (
+            "ranked_responses",
+            {"prompt": "q", "responses": [{"text": "a", "score": "high"}, {"text": "b", "score": 1}]},
+            "responses[0].score",
+        ),
+    ],
+)
 def test_malformed_records_name_the_field(name, record, field):
     with pytest.raises(FieldError) as error:
         MAPPERS[name]().map(record, "f:1", "src")
@@ -136,20 +190,33 @@ def test_malformed_records_name_the_field(name, record, field):
 
 
 def test_dpo_formats_agree():
-    sharegpt = {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}],
-                "chosen": {"from": "gpt", "value": "good"}, "rejected": {"from": "gpt", "value": "bad"}}
-    trl = {"prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
-           "chosen": [{"role": "assistant", "content": "good"}], "rejected": [{"role": "assistant", "content": "bad"}]}
+    sharegpt = {
+        "conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "Q"}],
+        "chosen": {"from": "gpt", "value": "good"},
+        "rejected": {"from": "gpt", "value": "bad"},
+    }
+    trl = {
+        "prompt": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}],
+        "chosen": [{"role": "assistant", "content": "good"}],
+        "rejected": [{"role": "assistant", "content": "bad"}],
+    }
     strings = {"system": "S", "prompt": "Q", "chosen": "good", "rejected": "bad"}
     rows = [MAPPERS["dpo"]().map(r, "f:1", "s") for r in (sharegpt, trl, strings)]
-    assert all(r["prompt"] == rows[0]["prompt"] and r["chosen"] == rows[0]["chosen"] and r["rejected"] == rows[0]["rejected"]
-               for r in rows)
+    assert all(
+        r["prompt"] == rows[0]["prompt"] and r["chosen"] == rows[0]["chosen"] and r["rejected"] == rows[0]["rejected"]
+        for r in rows
+    )
 
 
 def test_ranked_responses_keep_every_candidate():
-    record = {"instruction": "Name a colour.", "completions": [
-        {"response": "Blue.", "overall_score": 7.5, "model": "a"}, {"response": "Dog.", "overall_score": 2, "model": "b"},
-        {"response": "Red, a warm colour.", "overall_score": 9, "model": "c"}]}
+    record = {
+        "instruction": "Name a colour.",
+        "completions": [
+            {"response": "Blue.", "overall_score": 7.5, "model": "a"},
+            {"response": "Dog.", "overall_score": 2, "model": "b"},
+            {"response": "Red, a warm colour.", "overall_score": 9, "model": "c"},
+        ],
+    }
     row = MAPPERS["ranked_responses"]().map(record, "f:1", "s")
     assert row["messages"][-1]["content"] == "Red, a warm colour."
     candidates = json.loads(row["meta"])["responses"]

@@ -7,10 +7,10 @@ import gzip
 import json
 
 import pytest
-
 from conftest import curate, read_dataset, write_jsonl
-from curate.errors import ConfigError
 from test_dedup import base_texts
+
+from curate.errors import ConfigError
 
 
 @pytest.fixture
@@ -38,9 +38,17 @@ def training_corpus(tmp_path, question: str):
 
 
 def run(tmp_path, name, eval_file, data, *options):
-    return curate(data, tmp_path / name, "pipeline=clean", "~stages.normalize", "~stages.length_filter",
-                  "+stage@stages.decontaminate=decontaminate", f"stages.decontaminate.eval_paths=[{eval_file}]",
-                  "stages.decontaminate.eval_fields=[question,answer]", *options)
+    return curate(
+        data,
+        tmp_path / name,
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        "+stage@stages.decontaminate=decontaminate",
+        f"stages.decontaminate.eval_paths=[{eval_file}]",
+        "stages.decontaminate.eval_fields=[question,answer]",
+        *options,
+    )
 
 
 def test_documents_sharing_a_benchmark_13_gram_are_dropped(tmp_path, benchmark):
@@ -92,5 +100,7 @@ def test_plain_text_evaluation_files_and_missing_options(tmp_path, benchmark):
         curate(data, tmp_path / "missing", "+stage@stages.decontaminate=decontaminate")
     with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: '.*nowhere.jsonl' does not exist"):
         run(tmp_path, "bad", tmp_path / "nowhere.jsonl", data)
-    with pytest.raises(ConfigError, match=r"eval_fields: none of questoin holds text .*\(fields found: answer, question\)"):
+    with pytest.raises(
+        ConfigError, match=r"eval_fields: none of questoin holds text .*\(fields found: answer, question\)"
+    ):
         run(tmp_path, "typo", benchmark[0], data, "stages.decontaminate.eval_fields=[questoin]")

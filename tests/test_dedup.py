@@ -2,7 +2,6 @@
 vectorised MinHash against datasketch bit for bit, determinism, resume after a kill, reports."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
 import gzip
 import json
@@ -13,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from conftest import SHARED_DATA, compose, curate, kill_after_tasks, read_dataset, write_jsonl
 from datasketch import MinHash
 
-from conftest import SHARED_DATA, compose, curate, kill_after_tasks, read_dataset, write_jsonl
 from curate.dedup.clusters import components, jaccard
 from curate.dedup.minhash import candidate_probability, optimal_bands, permutations, signatures
 from curate.dedup.text import TextNormalization, char_shingles, shingle_hash_reference, word_shingles
 from curate.errors import ConfigError
+from curate.manifest import Manifest
 from curate.pipeline import build_pipeline
 from curate.schema import KINDS
 
@@ -42,7 +42,7 @@ def reference_words(text: str) -> list[str]:
 
 def shingle_set(text: str, n: int = 5) -> set[tuple[str, ...]]:
     words = reference_words(text)
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)} if len(words) >= n else {tuple(words)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)} if len(words) >= n else {tuple(words)}
 
 
 def true_jaccard(a: str, b: str) -> float:
@@ -56,7 +56,7 @@ def with_jaccard(text: str, target: float, rng: random.Random, vocabulary: list[
     shingles = len(words) - 4
     # Replacing the last k words keeps (shingles - k) shingles and adds k new ones: J = (s-k)/(s+k).
     k = round(shingles * (1 - target) / (1 + target))
-    return " ".join(words[:len(words) - k] + [rng.choice(vocabulary) + "q" for _ in range(k)])
+    return " ".join(words[: len(words) - k] + [rng.choice(vocabulary) + "q" for _ in range(k)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,19 +64,29 @@ def with_jaccard(text: str, target: float, rng: random.Random, vocabulary: list[
 
 
 def test_vectorised_shingles_equal_the_plain_definition():
-    texts = ["Hello, World! This is a test of the emergency broadcast system.", "", None, "one two",
-             "Ｆｕｌｌ-width ﬁ ligature…  and\u00a0spaces", "  x y z w v u  ", "a b c d e"]
+    texts = [
+        "Hello, World! This is a test of the emergency broadcast system.",
+        "",
+        None,
+        "one two",
+        "Ｆｕｌｌ-width ﬁ ligature…  and\u00a0spaces",
+        "  x y z w v u  ",
+        "a b c d e",
+    ]
     normalized = TextNormalization().normalize(pa.array(texts, pa.string()))
     assert normalized.to_pylist()[4] == "full width fi ligature and spaces"
     words = word_shingles(normalized, 5)
     chars = char_shingles(normalized, 3)
     for i, text in enumerate(normalized.to_pylist()):
         tokens = text.split()
-        grams = [tuple(tokens[j:j + 5]) for j in range(len(tokens) - 4)] or ([tuple(tokens)] if tokens else [])
-        assert words.hashes[words.offsets[i]:words.offsets[i + 1]].tolist() == [shingle_hash_reference(g) for g in grams]
-        grams = [tuple(text[j:j + 3]) for j in range(len(text) - 2)] or ([tuple(text)] if text else [])
-        assert chars.hashes[chars.offsets[i]:chars.offsets[i + 1]].tolist() == \
-            [shingle_hash_reference(g, chars=True) for g in grams]
+        grams = [tuple(tokens[j : j + 5]) for j in range(len(tokens) - 4)] or ([tuple(tokens)] if tokens else [])
+        assert words.hashes[words.offsets[i] : words.offsets[i + 1]].tolist() == [
+            shingle_hash_reference(g) for g in grams
+        ]
+        grams = [tuple(text[j : j + 3]) for j in range(len(text) - 2)] or ([tuple(text)] if text else [])
+        assert chars.hashes[chars.offsets[i] : chars.offsets[i + 1]].tolist() == [
+            shingle_hash_reference(g, chars=True) for g in grams
+        ]
 
 
 @pytest.mark.parametrize("num_perm,seed", [(128, 1), (64, 7), (1, 3)])
@@ -87,9 +97,10 @@ def test_signatures_are_bit_identical_to_datasketch(num_perm, seed):
     ours = signatures(shingles.hashes & np.uint64(0xFFFFFFFF), shingles.offsets, *permutations(num_perm, seed))
     for i, text in enumerate(normalized.to_pylist()):
         tokens = text.split()
-        grams = [tuple(tokens[j:j + 5]) for j in range(len(tokens) - 4)] or ([tuple(tokens)] if tokens else [])
-        sketch = MinHash(num_perm=num_perm, seed=seed, scheme="affine32",
-                         hashfunc=lambda g: shingle_hash_reference(g) & 0xFFFFFFFF)
+        grams = [tuple(tokens[j : j + 5]) for j in range(len(tokens) - 4)] or ([tuple(tokens)] if tokens else [])
+        sketch = MinHash(
+            num_perm=num_perm, seed=seed, scheme="affine32", hashfunc=lambda g: shingle_hash_reference(g) & 0xFFFFFFFF
+        )
         sketch.update_batch(grams)
         assert sketch.hashvalues.dtype == np.uint32
         assert np.array_equal(ours[i], sketch.hashvalues), f"document {i}"
@@ -100,12 +111,16 @@ def test_band_layout_comes_from_datasketchs_optimiser():
 
     lsh = MinHashLSH(threshold=0.8, num_perm=128, weights=(0.02, 0.98))
     assert optimal_bands(0.8, 128, 0.02, 0.98) == (lsh.b, lsh.r) == (17, 7)
-    assert candidate_probability(0.8, 17, 7) == pytest.approx(1 - (1 - 0.8 ** 7) ** 17)
+    assert candidate_probability(0.8, 17, 7) == pytest.approx(1 - (1 - 0.8**7) ** 17)
 
 
 def test_jaccard_and_components():
-    sets = [np.array([1, 2, 3, 4], np.uint32), np.array([2, 3, 4, 5], np.uint32), np.array([9], np.uint32),
-            np.array([], np.uint32)]
+    sets = [
+        np.array([1, 2, 3, 4], np.uint32),
+        np.array([2, 3, 4, 5], np.uint32),
+        np.array([9], np.uint32),
+        np.array([], np.uint32),
+    ]
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in sets])])
     values = np.concatenate(sets)
     similarity = jaccard(values, offsets, np.array([[0, 1], [0, 2], [1, 1], [2, 3]]))
@@ -131,13 +146,20 @@ def test_exact_dedup_keeps_exactly_one_per_normalised_text(tmp_path):
         {"id": "c2", "text": texts[2] + " and longer", "score": 0.4},
     ] + [{"id": f"d{i}", "text": texts[3], "score": float(i)} for i in range(5)]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    manifest = curate(path, tmp_path / "first", "pipeline=near_dedup", "~stages.minhash_dedup",
-                      "input.columns=[score:float64]")
+    manifest = curate(
+        path, tmp_path / "first", "pipeline=near_dedup", "~stages.minhash_dedup", "input.columns=[score:float64]"
+    )
     kept = read_dataset(tmp_path / "first")
     assert sorted(kept.column("id").to_pylist()) == ["a1", "b1", "b2", "c1", "c2", "d0"]
     rejects = read_dataset(tmp_path / "first", "rejects")
     assert dict(zip(rejects.column("id").to_pylist(), rejects.column("exact_cluster").to_pylist())) == {
-        "a2": "a1", "a3": "a1", "d1": "d0", "d2": "d0", "d3": "d0", "d4": "d0"}
+        "a2": "a1",
+        "a3": "a1",
+        "d1": "d0",
+        "d2": "d0",
+        "d3": "d0",
+        "d4": "d0",
+    }
     assert set(rejects.column("drop_reason").to_pylist()) == {"exact_duplicate"}
     sizes = dict(zip(kept.column("id").to_pylist(), kept.column("exact_cluster_size").to_pylist()))
     assert sizes == {"a1": 3, "b1": 1, "b2": 1, "c1": 1, "c2": 1, "d0": 5}
@@ -145,14 +167,27 @@ def test_exact_dedup_keeps_exactly_one_per_normalised_text(tmp_path):
     assert details["duplicates_removed"] == 6 and details["cluster_sizes"] == {"3": 1, "4-7": 1}
     assert manifest.rows_in == manifest.rows + manifest.dropped + manifest.quarantined
 
-    curate(path, tmp_path / "highest", "pipeline=near_dedup", "~stages.minhash_dedup", "input.columns=[score:float64]",
-           "stages.exact_dedup.keep=highest", "stages.exact_dedup.priority_column=score",
-           "stages.exact_dedup.lowercase=true")
+    curate(
+        path,
+        tmp_path / "highest",
+        "pipeline=near_dedup",
+        "~stages.minhash_dedup",
+        "input.columns=[score:float64]",
+        "stages.exact_dedup.keep=highest",
+        "stages.exact_dedup.priority_column=score",
+        "stages.exact_dedup.lowercase=true",
+    )
     kept = read_dataset(tmp_path / "highest").column("id").to_pylist()
     assert sorted(kept) == ["a2", "b2", "c1", "c2", "d4"]  # b1/b2 are one text once lowercased
 
-    curate(path, tmp_path / "longest", "pipeline=near_dedup", "~stages.minhash_dedup",
-           "stages.exact_dedup.keep=longest", "stages.exact_dedup.normalize_whitespace=false")
+    curate(
+        path,
+        tmp_path / "longest",
+        "pipeline=near_dedup",
+        "~stages.minhash_dedup",
+        "stages.exact_dedup.keep=longest",
+        "stages.exact_dedup.normalize_whitespace=false",
+    )
     kept = read_dataset(tmp_path / "longest").column("id").to_pylist()
     assert "a2" in kept and "a1" in kept and "a3" not in kept  # spacing now matters; a1 and a3 tie: first
 
@@ -184,7 +219,7 @@ def planted_corpus(folder: Path, files: int = 4) -> dict[str, list[str]]:
     random.Random(3).shuffle(rows)
     per_file = -(-len(rows) // files)
     for f in range(files):
-        write_jsonl(folder / f"part{f}.jsonl", rows[f * per_file:(f + 1) * per_file])
+        write_jsonl(folder / f"part{f}.jsonl", rows[f * per_file : (f + 1) * per_file])
     return planted
 
 
@@ -209,8 +244,11 @@ def test_minhash_removes_planted_near_duplicates_and_leaves_distant_pairs(tmp_pa
     assert details["verified_pairs"] == len(planted["near"]) <= details["candidate_pairs"]
     assert manifest.tasks == 4 and kept.num_rows + len(removed) == manifest.rows_in
     clusters = pa.ipc.open_stream(tmp_path / "out" / "stages" / "minhash_dedup" / "clusters.arrow").read_all()
-    similarity = [s for s, role in zip(clusters.column("similarity").to_pylist(), clusters.column("role").to_pylist())
-                  if role == "dropped"]
+    similarity = [
+        s
+        for s, role in zip(clusters.column("similarity").to_pylist(), clusters.column("role").to_pylist())
+        if role == "dropped"
+    ]
     assert similarity and all(0.85 <= s <= 0.95 for s in similarity)
 
 
@@ -218,8 +256,10 @@ def test_minhash_without_verification_and_with_char_shingles(tmp_path):
     planted = planted_corpus(tmp_path / "in", files=1)
     # Without verification the band layout alone separates 0.9 from 0.5: a steep S-curve.
     steep = ["stages.minhash_dedup.num_perm=512", "stages.minhash_dedup.bands=32", "stages.minhash_dedup.rows=16"]
-    for options in ([*steep, "stages.minhash_dedup.verify=false"],
-                    ["stages.minhash_dedup.shingle_unit=char", "stages.minhash_dedup.ngram=12"]):
+    for options in (
+        [*steep, "stages.minhash_dedup.verify=false"],
+        ["stages.minhash_dedup.shingle_unit=char", "stages.minhash_dedup.ngram=12"],
+    ):
         out = tmp_path / options[-1].split(".")[-1].replace("=", "_")
         curate(tmp_path / "in", out, "pipeline=near_dedup", "~stages.exact_dedup", *options)
         removed = set(read_dataset(out, "rejects").column("id").to_pylist())
@@ -252,9 +292,14 @@ def test_killed_during_the_apply_pass_resumes_to_the_same_shards(tmp_path):
     rows += [{"id": f"d{i}-copy", "text": t + " extra"} for i, t in enumerate(texts[:600])]
     random.Random(1).shuffle(rows)
     for f in range(60):
-        write_jsonl(tmp_path / "in" / f"part{f:02d}.jsonl", rows[f * 60:(f + 1) * 60])
-    options = ["pipeline=near_dedup", "~stages.exact_dedup", "executor.task_mb=0.001", "executor.workers=1",
-               "output.report=false"]
+        write_jsonl(tmp_path / "in" / f"part{f:02d}.jsonl", rows[f * 60 : (f + 1) * 60])
+    options = [
+        "pipeline=near_dedup",
+        "~stages.exact_dedup",
+        "executor.task_mb=0.001",
+        "executor.workers=1",
+        "output.report=false",
+    ]
     curate(tmp_path / "in", tmp_path / "whole", *options)
 
     out = tmp_path / "killed"
@@ -285,8 +330,11 @@ def test_bad_options_are_one_line_config_errors():
 
 def test_report_shows_duplicate_clusters_escaped(tmp_path):
     text = "<script>alert('x')</script> " + base_texts(1, words=80)[0]
-    rows = [{"id": "orig", "text": text}, {"id": "copy", "text": text + " tail"},
-            {"id": "other", "text": base_texts(1, words=80, seed=9)[0]}]
+    rows = [
+        {"id": "orig", "text": text},
+        {"id": "copy", "text": text + " tail"},
+        {"id": "other", "text": base_texts(1, words=80, seed=9)[0]},
+    ]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     curate(path, tmp_path / "out", "pipeline=near_dedup")
     html = (tmp_path / "out" / "report.html").read_text()
@@ -314,8 +362,13 @@ def test_nothing_to_deduplicate_still_completes(tmp_path):
 def test_cluster_columns_can_be_left_out(tmp_path):
     text = base_texts(1, words=50)[0]
     path = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": text}, {"id": "b", "text": text + " more"}])
-    manifest = curate(path, tmp_path / "out", "pipeline=near_dedup", "stages.exact_dedup.cluster_columns=false",
-                      "stages.minhash_dedup.cluster_columns=false")
+    manifest = curate(
+        path,
+        tmp_path / "out",
+        "pipeline=near_dedup",
+        "stages.exact_dedup.cluster_columns=false",
+        "stages.minhash_dedup.cluster_columns=false",
+    )
     assert [f["name"] for f in manifest.schema] == ["id", "text", "source", "meta"]
     assert read_dataset(tmp_path / "out").column("id").to_pylist() == ["a"]
     assert read_dataset(tmp_path / "out", "rejects").column("drop_reason").to_pylist() == ["near_duplicate"]

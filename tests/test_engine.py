@@ -7,23 +7,24 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pytest
-
 from conftest import curate, kill_after_tasks, read_dataset, thresher, write_jsonl
-from curate.errors import OutputError, ThresherError
+
+from curate.errors import OutputError
 from curate.manifest import Manifest
 
 
 def corpus(folder: Path, files: int = 40, lines: int = 60) -> Path:
     """Many small jsonl files with a few bad rows and a few short documents in each."""
     for f in range(files):
-        rows = [{"text": f"file {f} doc {i}: " + "lorem ipsum dolor sit amet consectetur " * (1 + (i * 7 + f) % 15)}
-                for i in range(lines)]
+        rows = [
+            {"text": f"file {f} doc {i}: " + "lorem ipsum dolor sit amet consectetur " * (1 + (i * 7 + f) % 15)}
+            for i in range(lines)
+        ]
         rows[3]["text"] = "short"
         write_jsonl(folder / f"part{f:03d}.jsonl", rows, [b'{"oops": 1}\n'])
     return folder
@@ -124,16 +125,22 @@ def test_shards_open_with_datasets_polars_and_pyarrow(tmp_path):
     assert from_file.features["n_chars"].dtype == "int64"
 
 
-
 def test_a_failing_resolve_is_a_bug_with_its_traceback_logged(tmp_path):
     """A global stage failing in resolve (on the driver) is not the user's error: the exception
     propagates as it is, and the run's log keeps its traceback."""
     from conftest import compose
+
     from curate.engine import run
 
     path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
-    cfg = compose([f"input.paths=['{path}']", f"output.dir='{tmp_path / 'out'}'", "executor.progress=false",
-                   "+stages.broken={_target_: tests.failing_stages.FailingResolve}"])
+    cfg = compose(
+        [
+            f"input.paths=['{path}']",
+            f"output.dir='{tmp_path / 'out'}'",
+            "executor.progress=false",
+            "+stages.broken={_target_: tests.failing_stages.FailingResolve}",
+        ]
+    )
     with pytest.raises(ValueError, match="resolve broke on purpose"):
         run(cfg)
     log = (tmp_path / "out" / "logs" / "run.log").read_text()
@@ -143,23 +150,35 @@ def test_a_failing_resolve_is_a_bug_with_its_traceback_logged(tmp_path):
 def test_a_worker_failure_shows_its_traceback_and_exits_1(tmp_path):
     """A bug in a worker is not reported as a one-line user error: the command line shows the
     worker's traceback, exits 1, and the task's log keeps it; a user error stays one line, exit 2."""
-    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}]
+    )
     out = tmp_path / "out"
-    result = thresher("curate", f"input.paths=[{path}]", f"output.dir={out}", "executor.progress=false",
-                      "executor.workers=1", "+stages.broken={_target_: tests.failing_stages.FailingRow}", check=False)
+    result = thresher(
+        "curate",
+        f"input.paths=[{path}]",
+        f"output.dir={out}",
+        "executor.progress=false",
+        "executor.workers=1",
+        "+stages.broken={_target_: tests.failing_stages.FailingRow}",
+        check=False,
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "ZeroDivisionError: a bug in a stage" in result.stderr
     assert "pass 0 task 0" in result.stderr and "logs" in result.stderr
     assert "ZeroDivisionError" in (out / "logs" / "pass-0-task-00000.log").read_text()
-    user = thresher("curate", f"input.paths=[{tmp_path / 'missing.jsonl'}]", f"output.dir={tmp_path / 'b'}",
-                    check=False)
+    user = thresher(
+        "curate", f"input.paths=[{tmp_path / 'missing.jsonl'}]", f"output.dir={tmp_path / 'b'}", check=False
+    )
     assert user.returncode == 2 and len(user.stderr.strip().splitlines()) == 1
 
 
 def test_a_folder_of_another_config_names_what_differs(tmp_path):
     """A finished run of another config is refused with the keys that differ; an unfinished run
     that finished no task is replaced without output.overwrite."""
-    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here, and then some more"}]
+    )
     curate(path, tmp_path / "out")
     with pytest.raises(OutputError, match=r"stages\.length_filter\.min_chars: 50 -> 10"):
         curate(path, tmp_path / "out", "stages.length_filter.min_chars=10")
@@ -190,8 +209,9 @@ def test_manifest_is_typed_and_versioned(tmp_path):
 
 def test_quarantine_survives_later_passes(tmp_path):
     """A recipe with a global stage reads its input in pass 0 only: the quarantine written there stays."""
-    path = write_jsonl(tmp_path / "a.jsonl", [{"text": f"document {i} " + "words here " * 10} for i in range(5)],
-                       [b'{"broken json\n'])
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [{"text": f"document {i} " + "words here " * 10} for i in range(5)], [b'{"broken json\n']
+    )
     manifest = curate(path, tmp_path / "out", "pipeline=near_dedup")
     assert manifest.quarantined == 1 and len(manifest.quarantine) == 1
     shard = manifest.quarantine[0]

@@ -5,14 +5,14 @@ one-line errors that list the user's choices too."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from conftest import REPO
-from curate.errors import ConfigError
 from extending_example import RECIPE, check_quiet_run, web_sample, write_example
+
+from curate.errors import ConfigError
 
 WORKERS = ("executor.workers=2", "executor.task_mb=0.1")
 
@@ -26,10 +26,15 @@ def example(tmp_path, monkeypatch) -> Path:
     project = tomllib.loads((root / "my-stages" / "pyproject.toml").read_text())["project"]
     dist_info = tmp_path / "site" / f"my_stages-{project['version']}.dist-info"
     dist_info.mkdir(parents=True)
-    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    (dist_info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items())
-        for group, points in project["entry-points"].items()))
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items())
+            for group, points in project["entry-points"].items()
+        )
+    )
     monkeypatch.syspath_prepend(str(root / "my-stages"))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     return root
@@ -66,7 +71,8 @@ def test_user_stage_is_listed_and_documented(example, capsys):
     command = "thresher stages --package my_stages"
     assert (conf / "stage" / "shouting.yaml").read_text() == stage_yaml(ShoutingFilter, command)
     assert "Generated from my_stages/__init__.py by `thresher stages --package my_stages`" in stage_yaml(
-        ShoutingFilter, command)
+        ShoutingFilter, command
+    )
     assert "## `shouting` — ShoutingFilter (row stage, `my_stages`)" in docs.read_text()
     assert "| `max_upper_ratio` | `0.2` |" in docs.read_text()
 
@@ -103,14 +109,22 @@ def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
         assert message.count("\n") == 1, message
         return message.strip()
 
-    for flags in (["--config-dir", str(conf)], ["-cd", str(conf)], [f"--config-dir={conf}"],
-                  [f"hydra.searchpath=[file://{conf}]"]):
+    for flags in (
+        ["--config-dir", str(conf)],
+        ["-cd", str(conf)],
+        [f"--config-dir={conf}"],
+        [f"hydra.searchpath=[file://{conf}]"],
+    ):
         precheck("curate", [*flags, RECIPE, *base])  # composes: no error, no exit
         assert error(*flags, "pipeline=web_quite").startswith("error: pipeline: 'web_quite' is not one of: clean,")
         assert error(*flags, "pipeline=web_quite").endswith(", web, web_heuristics, web_quiet")
-    assert error("-cd", str(conf), RECIPE, "stages.shouting.max_upper_ratioo=1") == \
-        "error: stages.shouting.max_upper_ratioo: unknown option; valid: max_upper_ratio"
+    assert (
+        error("-cd", str(conf), RECIPE, "stages.shouting.max_upper_ratioo=1")
+        == "error: stages.shouting.max_upper_ratioo: unknown option; valid: max_upper_ratio"
+    )
     assert ", shouting, " in error("-cd", str(conf), RECIPE, "+stage@stages.more=nope")
-    assert error("--config-dir", str(tmp_path / "nowhere"), RECIPE) == \
-        f"error: --config-dir: no such folder: {tmp_path / 'nowhere'}"
+    assert (
+        error("--config-dir", str(tmp_path / "nowhere"), RECIPE)
+        == f"error: --config-dir: no such folder: {tmp_path / 'nowhere'}"
+    )
     assert error(RECIPE).startswith("error: pipeline: 'web_quiet' is not one of: clean,")  # without the folder

@@ -13,8 +13,12 @@ from curate.stages.fasttext_quality import FastTextQualityFilter, binary_metrics
 from tests.conftest import curate, read_dataset, write_jsonl
 from tests.quality_helpers import run
 
-SMALL = ["stages.train_quality_classifier.bucket=20000", "stages.train_quality_classifier.dim=32",
-         "stages.train_quality_classifier.epoch=25", "stages.train_quality_classifier.lr=0.5"]
+SMALL = [
+    "stages.train_quality_classifier.bucket=20000",
+    "stages.train_quality_classifier.dim=32",
+    "stages.train_quality_classifier.epoch=25",
+    "stages.train_quality_classifier.lr=0.5",
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +67,16 @@ def test_training_is_deterministic(trained, tmp_path):
 def test_filter_scores_with_the_trained_model_and_keeps_by_threshold(trained, tmp_path):
     data, out, _ = trained
     model = out / "stages" / "train_quality_classifier" / "model.bin"
-    manifest = curate([data], tmp_path / "scored", "pipeline=clean", "~stages.normalize", "~stages.length_filter",
-                      "+stage@stages.quality_classifier=quality_classifier",
-                      f"stages.quality_classifier.model_path='{model}'", "stages.quality_classifier.min_score=0.5")
+    manifest = curate(
+        [data],
+        tmp_path / "scored",
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        "+stage@stages.quality_classifier=quality_classifier",
+        f"stages.quality_classifier.model_path='{model}'",
+        "stages.quality_classifier.min_score=0.5",
+    )
     kept, dropped = read_dataset(tmp_path / "scored"), read_dataset(tmp_path / "scored", "rejects")
     assert kept.num_rows + dropped.num_rows == 499 == manifest.rows_in
     assert min(kept.column("quality_score").to_pylist()) >= 0.5
@@ -79,9 +90,18 @@ def test_filter_scores_with_the_trained_model_and_keeps_by_threshold(trained, tm
 def test_top_fraction_keeps_exactly_the_best(trained, tmp_path):
     data, out, _ = trained
     model = out / "stages" / "train_quality_classifier" / "model.bin"
-    curate([data], tmp_path / "top", "pipeline=clean", "~stages.normalize", "~stages.length_filter",
-           "+stage@stages.quality_classifier=quality_classifier", f"stages.quality_classifier.model_path='{model}'",
-           "+stage@stages.top_fraction=top_fraction", "stages.top_fraction.fraction=0.2", "executor.task_mb=0.3")
+    curate(
+        [data],
+        tmp_path / "top",
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        "+stage@stages.quality_classifier=quality_classifier",
+        f"stages.quality_classifier.model_path='{model}'",
+        "+stage@stages.top_fraction=top_fraction",
+        "stages.top_fraction.fraction=0.2",
+        "executor.task_mb=0.3",
+    )
     kept, dropped = read_dataset(tmp_path / "top"), read_dataset(tmp_path / "top", "rejects")
     assert kept.num_rows == math.ceil(0.2 * 499)
     assert min(kept.column("quality_score").to_pylist()) >= max(dropped.column("quality_score").to_pylist())
@@ -92,14 +112,21 @@ def test_labels_from_sources_and_rows_without_labels(tmp_path, shared_data):
     wiki = shared_data / "wikipedia_sample"
     c4 = shared_data / "c4_sample"
     out = tmp_path / "by_source"
-    curate([wiki, c4], out, "pipeline=train_quality_classifier", *SMALL, "input.text_unit=paragraph",
-           "stages.train_quality_classifier.positive_sources=[wikipedia_sample]")
+    curate(
+        [wiki, c4],
+        out,
+        "pipeline=train_quality_classifier",
+        *SMALL,
+        "input.text_unit=paragraph",
+        "stages.train_quality_classifier.positive_sources=[wikipedia_sample]",
+    )
     table = read_dataset(out)
     by_source = dict(zip(table.column("source").to_pylist(), table.column("quality_label").to_pylist()))
     assert by_source == {"wikipedia_sample": 1, "c4_sample": 0}
 
-    rows = [{"text": f"document number {i} with some words", "label": ["hq", "lq", "maybe", None][i % 4]}
-            for i in range(40)]
+    rows = [
+        {"text": f"document number {i} with some words", "label": ["hq", "lq", "maybe", None][i % 4]} for i in range(40)
+    ]
     write_jsonl(tmp_path / "in" / "mixed.jsonl", rows)
     curate(tmp_path / "in", tmp_path / "mixed", "pipeline=train_quality_classifier", *SMALL)
     dropped = read_dataset(tmp_path / "mixed", "rejects")
@@ -116,12 +143,18 @@ def test_any_fasttext_model_with_its_own_labels(tmp_path):
     rng = np.random.default_rng(0)
     good_words = "results study published journal reviewed discussed evidence method analysis data".split()
     bad_words = "click buy now cheap deals free shipping best price offer".split()
-    lines = [f"__label__{label} " + " ".join(rng.choice(words, 12))
-             for _ in range(100) for label, words in (("good", good_words), ("bad", bad_words))]
+    lines = [
+        f"__label__{label} " + " ".join(rng.choice(words, 12))
+        for _ in range(100)
+        for label, words in (("good", good_words), ("bad", bad_words))
+    ]
     train = tmp_path / "train.txt"
     train.write_text("\n".join(lines) + "\n")
-    train_fasttext(train, tmp_path / "user.bin", {"epoch": 10, "lr": 0.5, "bucket": 10_000, "dim": 16, "wordNgrams": 2,
-                                                  "thread": 1, "seed": 0, "verbose": 0})
+    train_fasttext(
+        train,
+        tmp_path / "user.bin",
+        {"epoch": 10, "lr": 0.5, "bucket": 10_000, "dim": 16, "wordNgrams": 2, "thread": 1, "seed": 0, "verbose": 0},
+    )
     good, bad = " ".join(good_words), " ".join(bad_words)
     stage = FastTextQualityFilter(model_path=str(tmp_path / "user.bin"), positive_label="good", min_score=0.5)
     stage.validate()

@@ -20,7 +20,11 @@ def test_defaults_are_the_published_ones():
     stage = GopherQuality()
     assert (stage.min_doc_words, stage.max_doc_words) == (50, 100_000)
     assert (stage.min_avg_word_length, stage.max_avg_word_length) == (3, 10)
-    assert (stage.max_symbol_word_ratio, stage.max_bullet_lines_ratio, stage.max_ellipsis_lines_ratio) == (0.1, 0.9, 0.3)
+    assert (stage.max_symbol_word_ratio, stage.max_bullet_lines_ratio, stage.max_ellipsis_lines_ratio) == (
+        0.1,
+        0.9,
+        0.3,
+    )
     assert (stage.min_alpha_words_ratio, stage.min_stop_words) == (0.8, 2)
     assert set(stage.stop_words) == {"the", "be", "to", "of", "and", "that", "have", "with"}
 
@@ -89,11 +93,14 @@ def test_alpha_words_ratio():
 
 
 def test_stop_words_are_distinct_and_case_sensitive():
-    reasons, scores = run(GopherQuality(), [
-        "the and " + filler(60),
-        "the the the " + filler(60),
-        "The And " + filler(60),
-    ])
+    reasons, scores = run(
+        GopherQuality(),
+        [
+            "the and " + filler(60),
+            "the the the " + filler(60),
+            "The And " + filler(60),
+        ],
+    )
     assert scores["gopher_stop_words"] == [2, 1, 0]
     assert reasons == [None, "gopher_few_stop_words", "gopher_few_stop_words"]
 
@@ -117,7 +124,12 @@ def test_invalid_options_are_rejected():
 
 def test_repetition_defaults_are_the_published_ones():
     stage = GopherRepetition()
-    assert (stage.dup_line_frac, stage.dup_para_frac, stage.dup_line_char_frac, stage.dup_para_char_frac) == (0.3, 0.3, 0.2, 0.2)
+    assert (stage.dup_line_frac, stage.dup_para_frac, stage.dup_line_char_frac, stage.dup_para_char_frac) == (
+        0.3,
+        0.3,
+        0.2,
+        0.2,
+    )
     assert (stage.top_2gram_char_frac, stage.top_3gram_char_frac, stage.top_4gram_char_frac) == (0.2, 0.18, 0.16)
     assert [getattr(stage, f"dup_{n}gram_char_frac") for n in range(5, 11)] == [0.15, 0.14, 0.13, 0.12, 0.11, 0.10]
 

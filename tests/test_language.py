@@ -9,8 +9,13 @@ import pytest
 from curate.stages.language import LanguageID
 from tests.quality_helpers import batch_of, run
 
-UDHR = {"en": "English-Latin1", "fr": "French_Francais-Latin1", "de": "German_Deutsch-Latin1",
-        "es": "Spanish-Latin1", "ru": "Russian-UTF8"}
+UDHR = {
+    "en": "English-Latin1",
+    "fr": "French_Francais-Latin1",
+    "de": "German_Deutsch-Latin1",
+    "es": "Spanish-Latin1",
+    "ru": "Russian-UTF8",
+}
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +73,9 @@ def test_fasttext_backend_with_a_model_trained_here(udhr, tmp_path):
         for lang, lines in udhr.items():
             for line in lines[10:]:
                 handle.write(f"__label__{lang} {line}\n")
-    train_fasttext(train, tmp_path / "lid.bin", {"epoch": 50, "lr": 0.1, "bucket": 20_000, "thread": 1, "seed": 1,
-                                                 "verbose": 0})
+    train_fasttext(
+        train, tmp_path / "lid.bin", {"epoch": 50, "lr": 0.1, "bucket": 20_000, "thread": 1, "seed": 1, "verbose": 0}
+    )
     stage = LanguageID(backend="fasttext", model_path=str(tmp_path / "lid.bin"), languages=["en", "ru"])
     stage.validate()
     docs = [udhr[lang][2] + "\n" + udhr[lang][3] for lang in UDHR]

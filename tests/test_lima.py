@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from conftest import curate, read_dataset, write_jsonl
+
 from curate.sft.quality import format_score, length_score
 from curate.sft.select import choose, redundant_rows
 from curate.stages.lima import neutral_votes, weighted_quality
@@ -24,14 +24,25 @@ def pools(tmp_path_factory):
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     root = tmp_path_factory.mktemp("pools")
-    curate(str(SHARED_DATA / "stackexchange_*/Posts.xml.gz"), root / "se", "pipeline=stackexchange_qa", "input.records=stackexchange_posts", "input.source=stackexchange")
+    curate(
+        str(SHARED_DATA / "stackexchange_*/Posts.xml.gz"),
+        root / "se",
+        "pipeline=stackexchange_qa",
+        "input.records=stackexchange_posts",
+        "input.source=stackexchange",
+    )
     curate(SHARED_DATA / "alpaca_en_demo/alpaca_en_demo.json.gz", root / "alpaca", *KEEP, "input.records=alpaca")
     return root
 
 
 def test_sft_lima_beats_random_and_longest(pools, tmp_path):
-    manifest = curate([pools / "se", pools / "alpaca"], tmp_path / "out", "pipeline=sft_lima",
-                      "stages.lima_select.embedder=tfidf", "output.keep_work=false")
+    manifest = curate(
+        [pools / "se", pools / "alpaca"],
+        tmp_path / "out",
+        "pipeline=sft_lima",
+        "stages.lima_select.embedder=tfidf",
+        "output.keep_work=false",
+    )
     stage = manifest.stages[0]
     details = stage.details
     assert manifest.rows == 1000 and details["pool"] == manifest.rows_in > 2000
@@ -60,8 +71,15 @@ def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
     records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]
     copies = [dict(r, instruction=r["instruction"] + " ", output=r["output"] + " ") for r in records[:15]]
     write_jsonl(tmp_path / "pool.jsonl", records + copies)
-    manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
-                      "stages.lima_select.n=50", "stages.lima_select.method=deita", "~stages.lima_select.quotas")
+    manifest = curate(
+        tmp_path / "pool.jsonl",
+        tmp_path / "out",
+        "pipeline=sft_lima",
+        "input.records=alpaca",
+        "stages.lima_select.n=50",
+        "stages.lima_select.method=deita",
+        "~stages.lima_select.quotas",
+    )
     stage = manifest.stages[0]
     assert manifest.rows == 50 and stage.dropped.get("redundant", 0) >= 1
     assert stage.details["embedder"] == "minilm"
@@ -96,8 +114,9 @@ def test_quality_signals():
     assert format_score(good) == 1.0
     assert format_score("As mentioned above, I think my answer is right http://x.y") < 0.3
     votes = np.array([np.nan, 1.0, 0.0])
-    quality = weighted_quality(neutral_votes({"votes": votes, "length": np.array([1.0, 1.0, 1.0])}),
-                               {"votes": 2.0, "length": 1.0})
+    quality = weighted_quality(
+        neutral_votes({"votes": votes, "length": np.array([1.0, 1.0, 1.0])}), {"votes": 2.0, "length": 1.0}
+    )
     assert np.allclose(quality, [(2 * 0.5 + 1) / 3, 1.0, 1 / 3])
     unvoted = {"votes": np.full(2, np.nan), "length": np.array([0.2, 0.4])}
     assert np.allclose(weighted_quality(neutral_votes(unvoted), {"votes": 2.0, "length": 1.0}), [0.2, 0.4])
@@ -111,16 +130,33 @@ def test_reward_model_and_lm_scores_enter_quality(tmp_path, shared_data):
 
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
     torch.manual_seed(0)
-    reward = LlamaForSequenceClassification(LlamaConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=tokenizer.pad_token_id))
+    reward = LlamaForSequenceClassification(
+        LlamaConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_labels=1,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
     reward.save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")
     records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:12]
     write_jsonl(tmp_path / "pool.jsonl", records)
-    manifest = curate(tmp_path / "pool.jsonl", tmp_path / "out", "pipeline=sft_lima", "input.records=alpaca",
-                      "stages.lima_select.n=5", "~stages.lima_select.quotas", "stages.lima_select.embedder=tfidf",
-                      f"stages.lima_select.reward_model={tmp_path / 'rm'}", "stages.lima_select.lm_model=smollm2-135m-instruct")
+    manifest = curate(
+        tmp_path / "pool.jsonl",
+        tmp_path / "out",
+        "pipeline=sft_lima",
+        "input.records=alpaca",
+        "stages.lima_select.n=5",
+        "~stages.lima_select.quotas",
+        "stages.lima_select.embedder=tfidf",
+        f"stages.lima_select.reward_model={tmp_path / 'rm'}",
+        "stages.lima_select.lm_model=smollm2-135m-instruct",
+    )
     pool = manifest.stages[0].details["pool_quality"]
     assert pool["reward"]["p10"] < 0.2 and pool["reward"]["p90"] > 0.8  # percentile ranks of the model scores
     assert abs(pool["reward"]["mean"] - 0.5) < 1e-3

@@ -31,8 +31,14 @@ class Server:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
-                    outer.calls.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization"),
-                                        "at": time.monotonic()})
+                    outer.calls.append(
+                        {
+                            "path": self.path,
+                            "body": body,
+                            "auth": self.headers.get("Authorization"),
+                            "at": time.monotonic(),
+                        }
+                    )
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 self.counted = True
@@ -88,9 +94,12 @@ class Server:
         if prompt.startswith("wait"):
             time.sleep(0.05)
         text = f"echo: {prompt} STOP ignored"
-        choice = ({"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text})
-        self.reply(handler, 200, {"choices": [{**choice, "finish_reason": "stop", "index": 0}],
-                                  "usage": {"completion_tokens": 5}})
+        choice = {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
+        self.reply(
+            handler,
+            200,
+            {"choices": [{**choice, "finish_reason": "stop", "index": 0}], "usage": {"completion_tokens": 5}},
+        )
 
     def close(self):
         self.httpd.shutdown()
@@ -105,8 +114,15 @@ def server():
 
 
 def client(server: Server, **options):
-    settings = {"backend": "openai", "model": "test-model", "base_url": server.url, "timeout_s": 2.0,
-                "max_retries": 3, "backoff_s": 0.01, **options}
+    settings = {
+        "backend": "openai",
+        "model": "test-model",
+        "base_url": server.url,
+        "timeout_s": 2.0,
+        "max_retries": 3,
+        "backoff_s": 0.01,
+        **options,
+    }
     return make_llm(LLMConfig(**settings))
 
 
@@ -129,8 +145,9 @@ def test_chat_mode_sends_messages(server):
     out = llm.generate([request([{"role": "user", "content": "hi"}]), request("text prompt")])
     assert [g.text for g in out] == ["echo: hi ", "echo: text prompt "]
     assert {c["path"] for c in server.calls} == {"/v1/chat/completions"}
-    assert server.calls[-1]["body"]["messages"] == [{"role": "user", "content": "text prompt"}] or \
-        server.calls[0]["body"]["messages"] == [{"role": "user", "content": "text prompt"}]
+    assert server.calls[-1]["body"]["messages"] == [{"role": "user", "content": "text prompt"}] or server.calls[0][
+        "body"
+    ]["messages"] == [{"role": "user", "content": "text prompt"}]
 
 
 def test_server_errors_and_rate_limits_are_retried(server):
@@ -154,11 +171,14 @@ def test_timeouts_are_retried_then_reported(server):
     assert sum(c["body"]["prompt"] == "slow" for c in server.calls) == 2
 
 
-@pytest.mark.parametrize("prompt, message", [
-    ("bad request", "HTTP 400: .*max_tokens is too large"),
-    ("not json", "the answer is not JSON"),
-    ("no choices", "unexpected answer"),
-])
+@pytest.mark.parametrize(
+    "prompt, message",
+    [
+        ("bad request", "HTTP 400: .*max_tokens is too large"),
+        ("not json", "the answer is not JSON"),
+        ("no choices", "unexpected answer"),
+    ],
+)
 def test_client_errors_fail_at_once(server, prompt, message):
     llm = client(server)
     with pytest.raises(LLMError, match=message):
@@ -208,21 +228,27 @@ def smollm2():
 
 def test_smollm2_generates_deterministically(smollm2):
     prompt = "Here is a list of tasks:\n1. Give three tips for staying healthy.\n2. Name the capital of France.\n3."
-    batch = [GenerationRequest(prompt, max_new_tokens=24, temperature=0.7, top_p=0.9, stop=("\n",), seed=7),
-             GenerationRequest("The capital of France is", max_new_tokens=24, temperature=0.7, top_p=0.9,
-                               stop=("\n",), seed=7)]
+    batch = [
+        GenerationRequest(prompt, max_new_tokens=24, temperature=0.7, top_p=0.9, stop=("\n",), seed=7),
+        GenerationRequest(
+            "The capital of France is", max_new_tokens=24, temperature=0.7, top_p=0.9, stop=("\n",), seed=7
+        ),
+    ]
     first = smollm2.generate(batch)
     assert [g.text for g in smollm2.generate(batch)] == [g.text for g in first]
     assert all(g.text.strip() and "\n" not in g.text for g in first)
-    short = smollm2.generate([GenerationRequest("Once upon a time, in a land far away, there lived", max_new_tokens=3,
-                                                temperature=0.0)])[0]
+    short = smollm2.generate(
+        [GenerationRequest("Once upon a time, in a land far away, there lived", max_new_tokens=3, temperature=0.0)]
+    )[0]
     assert short.finish_reason == "length" and short.usage["completion_tokens"] == 3
 
 
 def test_presence_penalty_discourages_repeats(smollm2):
     prompt = "1, 2, 3, 1, 2, 3, 1, 2, 3,"
-    plain, penalised = (smollm2.generate([GenerationRequest(prompt, max_new_tokens=12, temperature=0.0,
-                                                             presence_penalty=p)])[0].text for p in (0.0, 50.0))
+    plain, penalised = (
+        smollm2.generate([GenerationRequest(prompt, max_new_tokens=12, temperature=0.0, presence_penalty=p)])[0].text
+        for p in (0.0, 50.0)
+    )
     assert plain.count(",") >= 3  # greedy decoding continues the pattern
     assert penalised.count(",") <= 1  # a generated ',' is not generated again
 

@@ -35,7 +35,9 @@ def test_sequences_rendered_with_char_spans(shared_data, tmp_path):
 def test_molecules_rendered_isomeric_or_not(shared_data, tmp_path):
     curate(shared_data / "smiles_rdkit" / "compounds.txt.gz", tmp_path / "out", *MARKUP_ONLY, "input.format=smiles")
     docs = texts(tmp_path / "out")
-    assert docs[0].startswith("[START_I_SMILES]Cc1onc(c1C(=O)N[C@H]2[C@H]3SC(C)(C)[C@@H](N3C2=O)C(=O)O)c4c(Cl)cccc4Cl[END_I_SMILES]\n")
+    assert docs[0].startswith(
+        "[START_I_SMILES]Cc1onc(c1C(=O)N[C@H]2[C@H]3SC(C)(C)[C@@H](N3C2=O)C(=O)O)c4c(Cl)cccc4Cl[END_I_SMILES]\n"
+    )
     assert "CHEMBLID: CHEMBL893" in docs[0] and "SYNONYMS: R-13423 | BRL-1702" in docs[0]
     plain = [d for d in docs if d.startswith("[START_SMILES]")]
     assert plain and all("@" not in d.split("[END_SMILES]")[0] for d in plain)
@@ -52,7 +54,11 @@ def test_unarxive_papers_with_citations_and_formulas(shared_data, tmp_path):
     assert "$X_1,X_2,\\ldots$" in "".join(docs)
     counts = manifest.stages[0].stats
     assert counts["papers"] == 49 and counts["citations"] > 500 and counts["formulas"] > 15_000
-    refs = [d for d in docs if "[START_REF] On the dynamics of the roots of polynomials under differentiation, Alazard[END_REF]" in d]
+    refs = [
+        d
+        for d in docs
+        if "[START_REF] On the dynamics of the roots of polynomials under differentiation, Alazard[END_REF]" in d
+    ]
     assert refs
 
 
@@ -76,7 +82,9 @@ def hott(shared_data, tmp_path) -> Path:
 
 def test_latex_citations_resolved_from_bibliography(hott, tmp_path):
     out = tmp_path / "out"
-    manifest = curate([str(hott / "*.tex")], out, *MARKUP_ONLY, f"stages.science_markup.bibliography=[{hott / 'references.bib'}]")
+    manifest = curate(
+        [str(hott / "*.tex")], out, *MARKUP_ONLY, f"stages.science_markup.bibliography=[{hott / 'references.bib'}]"
+    )
     docs = "".join(texts(out))
     counts = manifest.stages[0].stats
     assert counts["citations"] >= 150 and counts["citations_unresolved"] <= 20
@@ -114,8 +122,9 @@ def test_detection_finds_real_molecules_and_sequences(shared_data):
         else:
             assert result == text
     assert found / len(molecules) > 0.9
-    hits = sum(f"[START_AMINO]{p}[END_AMINO]" in detect(f"Sequence: {p}\n", ["sequences"], {}, Counter())
-               for p in proteins)
+    hits = sum(
+        f"[START_AMINO]{p}[END_AMINO]" in detect(f"Sequence: {p}\n", ["sequences"], {}, Counter()) for p in proteins
+    )
     assert hits / len(proteins) > 0.95
     dna = "ATGGCGTACGTTAGCCGATAGCTAGGCTAACG"
     assert detect(f"primer {dna}.", ["sequences"], {}, Counter()) == f"primer [START_DNA]{dna}[END_DNA]."
@@ -123,13 +132,21 @@ def test_detection_finds_real_molecules_and_sequences(shared_data):
 
 def test_detection_per_source_and_existing_markup_untouched(tmp_path):
     smiles = "CC(=O)Oc1ccccc1C(=O)O"
-    rows = [{"id": "a", "text": f"aspirin is {smiles} here"}, {"id": "b", "text": f"aspirin is {smiles} here"},
-            {"id": "c", "text": f"kept [START_SMILES]{smiles}[END_SMILES] as is"}]
+    rows = [
+        {"id": "a", "text": f"aspirin is {smiles} here"},
+        {"id": "b", "text": f"aspirin is {smiles} here"},
+        {"id": "c", "text": f"kept [START_SMILES]{smiles}[END_SMILES] as is"},
+    ]
     write_jsonl(tmp_path / "chem" / "a.jsonl", rows[:1] + rows[2:])
     write_jsonl(tmp_path / "other" / "b.jsonl", rows[1:2])
     out = tmp_path / "out"
-    manifest = curate([tmp_path / "chem", tmp_path / "other"], out, *MARKUP_ONLY, "stages.science_markup.detect=[smiles]",
-                      "stages.science_markup.detect_sources=[chem]")
+    manifest = curate(
+        [tmp_path / "chem", tmp_path / "other"],
+        out,
+        *MARKUP_ONLY,
+        "stages.science_markup.detect=[smiles]",
+        "stages.science_markup.detect_sources=[chem]",
+    )
     docs = dict(zip(read_dataset(out).column("id").to_pylist(), texts(out)))
     assert docs["a"] == f"aspirin is [START_SMILES]{smiles}[END_SMILES] here"
     assert docs["b"] == rows[1]["text"]
@@ -146,15 +163,20 @@ def test_unknown_detector_is_a_config_error(tmp_path):
 
 
 def test_reference_parsing_and_bibtex():
-    assert parse_reference("T. Alazard, O. Lazar, and Q. H. Nguyen. On the dynamics of the roots of polynomials "
-                           "under differentiation. Journal de Mathématiques, 162:1–22, 2022.") == (
-        "On the dynamics of the roots of polynomials under differentiation", "Alazard")
-    assert parse_reference('N. Platt, L. Sirovich, and N. Fitzmaurice, “An investigation of chaotic Kolmogorov flows,” '
-                           "Physics of Fluids 3, 681–696 (1991).") == ("An investigation of chaotic Kolmogorov flows", "Platt")
+    assert parse_reference(
+        "T. Alazard, O. Lazar, and Q. H. Nguyen. On the dynamics of the roots of polynomials "
+        "under differentiation. Journal de Mathématiques, 162:1–22, 2022."
+    ) == ("On the dynamics of the roots of polynomials under differentiation", "Alazard")
+    assert parse_reference(
+        "N. Platt, L. Sirovich, and N. Fitzmaurice, “An investigation of chaotic Kolmogorov flows,” "
+        "Physics of Fluids 3, 681–696 (1991)."
+    ) == ("An investigation of chaotic Kolmogorov flows", "Platt")
     assert parse_reference("J. P. Perdew, K. Burke, and M. Ernzerhof, Phys. Rev. Lett. 77, 3865 (1996).") is None
     assert parse_reference("Sykes J., Brooker G., 1970, Annals of Physics, 56, 1") is None
-    entries = parse_bibtex('@article{k1, author = {van der Berg, Jan and Doe, A.}, title = "{Deep} {L}earning for '
-                           'Cats", year = 2020}\n@book{k2, editor={Zed Z.}, title={A Book on {\\"U}ber Things}}')
+    entries = parse_bibtex(
+        '@article{k1, author = {van der Berg, Jan and Doe, A.}, title = "{Deep} {L}earning for '
+        'Cats", year = 2020}\n@book{k2, editor={Zed Z.}, title={A Book on {\\"U}ber Things}}'
+    )
     assert entries == {"k1": ("Deep Learning for Cats", "Berg"), "k2": ("A Book on Uber Things", "Zed")}
 
 

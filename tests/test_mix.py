@@ -2,15 +2,14 @@
 and --multirun sweeps write one dataset per point."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
-import json
 from collections import Counter
 
 import pytest
-
 from conftest import curate, read_dataset, thresher, write_jsonl
+
 from curate.errors import ConfigError, ThresherError
+from curate.manifest import Manifest
 
 
 def sources(tmp_path, sizes: dict[str, int]) -> list:
@@ -26,8 +25,14 @@ def sources(tmp_path, sizes: dict[str, int]) -> list:
 
 def test_weights_and_epoch_caps_in_documents(tmp_path):
     inputs = sources(tmp_path, {"small": 10, "big": 100, "other": 5})
-    manifest = curate(inputs, tmp_path / "mix", "pipeline=mix", "stages.mix.unit=documents",
-                      "stages.mix.weights=[small:0.5,big:0.5]", "stages.mix.epoch_caps=[small:4]")
+    manifest = curate(
+        inputs,
+        tmp_path / "mix",
+        "pipeline=mix",
+        "stages.mix.unit=documents",
+        "stages.mix.weights=[small:0.5,big:0.5]",
+        "stages.mix.epoch_caps=[small:4]",
+    )
     rows = read_dataset(tmp_path / "mix").to_pylist()
     counts = Counter(r["source"] for r in rows)
     # total = min(4 * 10 / 0.5, 1 * 100 / 0.5) = 80: small repeated 4 times, 40 of big's 100
@@ -59,8 +64,15 @@ def test_token_weights_on_real_data_and_determinism(tmp_path, shared_data):
 
 def test_total_beyond_the_caps_reports_the_shortfall(tmp_path):
     inputs = sources(tmp_path, {"a": 10, "b": 10})
-    manifest = curate(inputs, tmp_path / "mix", "pipeline=mix", "stages.mix.unit=documents",
-                      "stages.mix.weights=[a:0.5,b:0.5]", "stages.mix.total=30", "stages.mix.epoch_caps=[a:2]")
+    manifest = curate(
+        inputs,
+        tmp_path / "mix",
+        "pipeline=mix",
+        "stages.mix.unit=documents",
+        "stages.mix.weights=[a:0.5,b:0.5]",
+        "stages.mix.total=30",
+        "stages.mix.epoch_caps=[a:2]",
+    )
     details = manifest.stages[0].details["sources"]
     assert details["a"]["documents"] == 15 and details["b"]["documents"] == 10
     assert details["b"]["short_by"] == 5.0 and details["a"]["short_by"] == 0.0
@@ -78,13 +90,19 @@ def test_mix_errors(tmp_path):
 
 def test_multirun_sweep_writes_one_dataset_per_point(tmp_path):
     inputs = sources(tmp_path, {"a": 20, "b": 20})
-    thresher("curate", "--multirun", "pipeline=mix", f"input.paths=[{inputs[0]},{inputs[1]}]",
-             f"output.dir={tmp_path / 'sweep'}", "stages.mix.unit=documents", "executor.workers=1",
-             "stages.mix.weights=[a:0.5,b:0.5],[a:0.8,b:0.2]")
+    thresher(
+        "curate",
+        "--multirun",
+        "pipeline=mix",
+        f"input.paths=[{inputs[0]},{inputs[1]}]",
+        f"output.dir={tmp_path / 'sweep'}",
+        "stages.mix.unit=documents",
+        "executor.workers=1",
+        "stages.mix.weights=[a:0.5,b:0.5],[a:0.8,b:0.2]",
+    )
     points = sorted(p for p in (tmp_path / "sweep").iterdir() if (p / "manifest.json").is_file())
     assert [p.name.split("_")[0] for p in points] == ["0", "1"]
-    shares = [Manifest.read(p).stages[0].details["sources"]["a"]["share"]
-              for p in points]
+    shares = [Manifest.read(p).stages[0].details["sources"]["a"]["share"] for p in points]
     assert shares == [0.5, 0.8]
 
 
@@ -92,8 +110,9 @@ def test_compare_report_puts_datasets_side_by_side(tmp_path):
     inputs = sources(tmp_path, {"a": 20, "b": 20})
     for weights, out in (("[a:0.5,b:0.5]", "even"), ("[a:0.8,b:0.2]", "skewed")):
         curate(inputs, tmp_path / out, "pipeline=mix", "stages.mix.unit=documents", f"stages.mix.weights={weights}")
-    path = thresher("report", str(tmp_path / "even"), "--compare", str(tmp_path / "skewed"),
-                    "--out", str(tmp_path / "cmp.html")).stdout.strip()
+    path = thresher(
+        "report", str(tmp_path / "even"), "--compare", str(tmp_path / "skewed"), "--out", str(tmp_path / "cmp.html")
+    ).stdout.strip()
     html = (tmp_path / "cmp.html").read_text()
     assert path.endswith("cmp.html") and "stages.mix.weights" in html  # the option the runs differ in
     assert "[&#39;a:0.5&#39;, &#39;b:0.5&#39;]" in html and "data:image/png;base64," in html

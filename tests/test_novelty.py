@@ -21,7 +21,9 @@ def test_bit_parallel_lcs_equals_rouge_score_table():
 
 
 def test_decisions_and_scores_equal_rouge_score_on_real_instructions(shared_data):
-    texts = [r["instruction"] for r in json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())]
+    texts = [
+        r["instruction"] for r in json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())
+    ]
     texts += [json.loads(line)["instruction"] for line in gzip.open(shared_data / "self_instruct/seed_tasks.jsonl.gz")]
     rng = random.Random(1)
     rng.shuffle(texts)

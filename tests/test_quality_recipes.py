@@ -1,16 +1,18 @@
 """The quality recipes end to end through the real config tree and engine, on real web text."""
 
 from __future__ import annotations
+
 from curate.manifest import Manifest
-
-import json
-
 from tests.conftest import compose, curate, read_dataset, write_jsonl
 
 
 def test_web_heuristics_recipe_order_and_accounting(tmp_path, shared_data):
     assert list(compose(["pipeline=web_heuristics", "input.paths=[x]", "output.dir=y"]).stages) == [
-        "gopher_repetition", "gopher_quality", "c4", "fineweb_quality"]
+        "gopher_repetition",
+        "gopher_quality",
+        "c4",
+        "fineweb_quality",
+    ]
     out = tmp_path / "web"
     manifest = curate(shared_data / "c4_sample", out, "pipeline=web_heuristics")
     kept, rejects = read_dataset(out), read_dataset(out, "rejects")
@@ -34,12 +36,21 @@ def test_web_heuristics_recipe_order_and_accounting(tmp_path, shared_data):
 def test_web_recipe_identifies_language_first(tmp_path, shared_data):
     cfg = compose(["pipeline=web", "input.paths=[x]", "output.dir=y"])
     assert list(cfg.stages)[0] == "language" and "quality_classifier" not in cfg.stages
-    foreign = write_jsonl(tmp_path / "in" / "foreign.jsonl", [
-        {"id": "fr", "text": "Le conseil municipal a voté hier soir le nouveau budget de la ville. Les habitants "
-                             "pourront donner leur avis lors d'une réunion publique au mois de mars."},
-        {"id": "de", "text": "Der Gemeinderat hat gestern Abend den neuen Haushalt der Stadt beschlossen. Die "
-                             "Bürger können ihre Meinung im März bei einer öffentlichen Versammlung äußern."},
-    ])
+    foreign = write_jsonl(
+        tmp_path / "in" / "foreign.jsonl",
+        [
+            {
+                "id": "fr",
+                "text": "Le conseil municipal a voté hier soir le nouveau budget de la ville. Les habitants "
+                "pourront donner leur avis lors d'une réunion publique au mois de mars.",
+            },
+            {
+                "id": "de",
+                "text": "Der Gemeinderat hat gestern Abend den neuen Haushalt der Stadt beschlossen. Die "
+                "Bürger können ihre Meinung im März bei einer öffentlichen Versammlung äußern.",
+            },
+        ],
+    )
     out = tmp_path / "web"
     manifest = curate([shared_data / "dolma_test_data", foreign], out, "pipeline=web")
     language = manifest.stages[0]
@@ -54,8 +65,14 @@ def test_web_recipe_identifies_language_first(tmp_path, shared_data):
 
 def test_thresholds_are_overridable_from_the_command_line(tmp_path, shared_data):
     out = tmp_path / "strict"
-    manifest = curate(shared_data / "c4_sample", out, "pipeline=web_heuristics",
-                      "stages.gopher_quality.min_doc_words=400", "~stages.c4", "~stages.fineweb_quality")
+    manifest = curate(
+        shared_data / "c4_sample",
+        out,
+        "pipeline=web_heuristics",
+        "stages.gopher_quality.min_doc_words=400",
+        "~stages.c4",
+        "~stages.fineweb_quality",
+    )
     stage = next(s for s in manifest.stages if s.name == "gopher_quality")
     assert stage.options["min_doc_words"] == 400
     assert stage.dropped["gopher_short_doc"] > 100

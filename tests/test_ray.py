@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
-
 from conftest import curate
+
 from curate.errors import InputError
 from curate.manifest import Manifest
 

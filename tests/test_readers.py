@@ -11,11 +11,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-
 from conftest import curate, read_dataset, write_jsonl
 
-DOCS = [{"id": f"d{i}", "text": f"Document number {i} has enough words to pass the length filter. " * 2,
-         "url": f"https://example.org/{i}", "score": i / 10} for i in range(25)]
+DOCS = [
+    {
+        "id": f"d{i}",
+        "text": f"Document number {i} has enough words to pass the length filter. " * 2,
+        "url": f"https://example.org/{i}",
+        "score": i / 10,
+    }
+    for i in range(25)
+]
 KEEP_ALL = ["stages.length_filter.min_chars=1"]
 
 
@@ -89,7 +95,7 @@ def make_tree(root):
     files = {
         "pkg/__init__.py": "from .core import add\n",
         "pkg/core.py": "def add(a, b):\n\treturn a + b  \n",
-        "src/main.rs": "fn main() {\n    println!(\"hi\");\n}\n",
+        "src/main.rs": 'fn main() {\n    println!("hi");\n}\n',
         "README.md": "# Title\n",
         "data.bin": "\x00\x01",  # unknown extension: skipped, listed in the manifest
         ".git/config": "[core]\n",  # hidden folders are not walked
@@ -128,9 +134,11 @@ def test_tar_archive_of_code_and_jsonl(tmp_path):
 
 
 def test_xml_row_dump(tmp_path):
-    xml = ('<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
-           '  <row Id="1" Body="&lt;p&gt;Question one&lt;/p&gt;" Score="3" />\n'
-           '  <row Id="2" Score="1" />\n</posts>\n')
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<posts>\n'
+        '  <row Id="1" Body="&lt;p&gt;Question one&lt;/p&gt;" Score="3" />\n'
+        '  <row Id="2" Score="1" />\n</posts>\n'
+    )
     (tmp_path / "Posts.xml").write_text(xml)
     manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *KEEP_ALL, "input.text_field=Body", "input.id_field=Id")
     rows = read_dataset(tmp_path / "out").to_pylist()

@@ -32,7 +32,9 @@ def test_fasta_real_files(shared_data, tmp_path):
     rows = rows_by_format(tmp_path / "out")["fasta"]
     assert len(rows) == 5397 + 500 and manifest.quarantined == 0
     esm = rows[0]
-    assert esm["id"] == "0|beta-lactamase_P20P|1.581033423" and esm["text"].startswith("MSIQHFRVALIPFFAAFCLPVFAHPETLVKVKDAEDQL")
+    assert esm["id"] == "0|beta-lactamase_P20P|1.581033423" and esm["text"].startswith(
+        "MSIQHFRVALIPFFAAFCLPVFAHPETLVKVKDAEDQL"
+    )
     assert esm["meta"]["alphabet"] == "protein" and esm["meta"]["record_type"] == "sequence"
     uniprot = rows[5397]
     assert uniprot["id"] == "tr|A7TBS3|A7TBS3_NEMVE"
@@ -49,7 +51,15 @@ def test_biopython_archive_genbank_and_fasta_with_bad_records_quarantined(shared
     cor6 = [r for r in genbank if r["id"] == "X55053.1"]
     assert cor6 and cor6[0]["meta"]["organism"] == "Arabidopsis thaliana" and set(cor6[0]["text"]) <= set("ACGT")
     protein = [r for r in genbank if r["id"] == "NP_001832.1"]
-    assert protein and protein[0]["meta"]["alphabet"] == "protein" and protein[0]["text"].startswith("MEECWVTEIANGSKDGLDSNPMKDYMILSGPQKTAVAVLCTLLGLLSALENVAVLYLILSSHQLRRKPSYLFIGSLAGADFLASVVFACSFVNFHVFHGVDSKAVFLLKIGSVTMTFTASVGSLLLTAIDRYLCLRYPPSYKALLTRGRALVTLGIMWVLSALVSYLPLMGWTCCPRPCSELFPLIPNDYLLSWLLFIAFLFSGIIYTYGHVLWKAHQHVASLSGHQDRQVPGMARMRLDVRLAKTLGLVLAVLLICWFPVLALMAHSLATTLSDQVKKAFAFCSMLCLINSMVNPVIYALRSGEIRSSAHHCLAHWKKCVRGLGSEAKEEAPRSSVTETEADGKITPWPDSMDLESSHVRGRDGQ"[:30])
+    assert (
+        protein
+        and protein[0]["meta"]["alphabet"] == "protein"
+        and protein[0]["text"].startswith(
+            "MEECWVTEIANGSKDGLDSNPMKDYMILSGPQKTAVAVLCTLLGLLSALENVAVLYLILSSHQLRRKPSYLFIGSLAGADFLASVVFACSFVNFHVFHGVDSKAVFLLKIGSVTMTFTASVGSLLLTAIDRYLCLRYPPSYKALLTRGRALVTLGIMWVLSALVSYLPLMGWTCCPRPCSELFPLIPNDYLLSWLLFIAFLFSGIIYTYGHVLWKAHQHVASLSGHQDRQVPGMARMRLDVRLAKTLGLVLAVLLICWFPVLALMAHSLATTLSDQVKKAFAFCSMLCLINSMVNPVIYALRSGEIRSSAHHCLAHWKKCVRGLGSEAKEEAPRSSVTETEADGKITPWPDSMDLESSHVRGRDGQ"[
+                :30
+            ]
+        )
+    )
     assert any(r["meta"]["alphabet"] == "dna" for r in fasta) and any(r["meta"]["alphabet"] == "protein" for r in fasta)
     bad = {(q["file"].split("/")[-1], q["position"]): q for q in quarantined(out)}
     assert "malformed genbank record" in bad[("no_origin_no_end.gb", 1)]["error"]
@@ -57,8 +67,9 @@ def test_biopython_archive_genbank_and_fasta_with_bad_records_quarantined(shared
     assert "before the first '>' header" in bad[("aster_pearson.pro", 1)]["error"]
     assert bad[("no_origin_no_end.gb", 1)]["raw"].startswith(b"LOCUS")
     # the file with a bad header line still gives its record
-    assert any(r["id"] == "gi|3298468|dbj|BAA31520.1|" and "aster_pearson.pro" in str(r) for r in fasta) or \
-        any(r["meta"].get("description") == "SAMIPF" for r in fasta)
+    assert any(r["id"] == "gi|3298468|dbj|BAA31520.1|" and "aster_pearson.pro" in str(r) for r in fasta) or any(
+        r["meta"].get("description") == "SAMIPF" for r in fasta
+    )
     assert manifest.rows_in == manifest.rows + manifest.quarantined
 
 
@@ -98,8 +109,16 @@ def test_smiles_files_real(shared_data, tmp_path):
     first = json.loads(rows[0]["meta"])
     assert rows[0]["text"].startswith("CC(=O)OC(C)(C)CCC1OC(C)(C)OC1") and first["name"] == "ZINC70701530"
     tables = tmp_path / "tables"
-    manifest = curate([shared_data / "smiles_chemprop", shared_data / "smiles_rdkit" / "100kPCS_validate.csv.gz",
-                       shared_data / "smiles_rdkit" / "compounds.txt.gz"], tables, *PASS_THROUGH, "input.format=smiles")
+    manifest = curate(
+        [
+            shared_data / "smiles_chemprop",
+            shared_data / "smiles_rdkit" / "100kPCS_validate.csv.gz",
+            shared_data / "smiles_rdkit" / "compounds.txt.gz",
+        ],
+        tables,
+        *PASS_THROUGH,
+        "input.format=smiles",
+    )
     assert manifest.rows == 500 + 500 + 100 + 200 + 99_991 + 4_340 and manifest.quarantined == 0
     rows = read_dataset(tables).to_pylist()
     chembl = [r for r in rows if r["source"] == "compounds"][0]
@@ -126,7 +145,9 @@ def test_bad_smiles_rows_are_quarantined(shared_data, tmp_path):
 
 def test_fasta_bad_utf8_and_foreign_characters(tmp_path):
     path = tmp_path / "seqs.fasta"
-    path.write_bytes(b">ok1 first\nACGTACGTAC\nGTACGT\n>bad1\nACGT\xff\xfeACGT\n>bad2 letters\nMKV!!QRT\n>ok2\nMKVLAAGIVALLLAAGC\n>empty\n")
+    path.write_bytes(
+        b">ok1 first\nACGTACGTAC\nGTACGT\n>bad1\nACGT\xff\xfeACGT\n>bad2 letters\nMKV!!QRT\n>ok2\nMKVLAAGIVALLLAAGC\n>empty\n"
+    )
     out = tmp_path / "out"
     manifest = curate(path, out, *PASS_THROUGH)
     rows = read_dataset(out).to_pylist()

@@ -2,7 +2,6 @@
 seed tasks that is killed and resumed to the same result."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
 import hashlib
 import json
@@ -14,11 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, curate, read_dataset
 from rouge_score import rouge_scorer
 
-from conftest import REPO, curate, read_dataset
+from curate.manifest import Manifest
 from curate.sft.self_instruct import (
-    ALPACA_BLACKLIST_EXTRA, SELF_INSTRUCT_BLACKLIST, instance_problem, instruction_problem, parse_instance,
+    ALPACA_BLACKLIST_EXTRA,
+    SELF_INSTRUCT_BLACKLIST,
+    instance_problem,
+    instruction_problem,
+    parse_instance,
     parse_instructions,
 )
 
@@ -26,27 +30,35 @@ BLACKLIST = SELF_INSTRUCT_BLACKLIST
 
 
 def test_numbered_continuations_become_instructions():
-    text = " Summarize the article below.\n10. Translate   this\nsentence to German.\n11 . What is 2+2?\n12. Write a haiku"
+    text = (
+        " Summarize the article below.\n10. Translate   this\nsentence to German.\n11 . What is 2+2?\n12. Write a haiku"
+    )
     assert parse_instructions(text, "length") == [
-        ("Summarize the article below.", False), ("Translate this sentence to German.", False),
-        ("What is 2+2?", False), ("Write a haiku", True)]
+        ("Summarize the article below.", False),
+        ("Translate this sentence to German.", False),
+        ("What is 2+2?", False),
+        ("Write a haiku", True),
+    ]
     assert parse_instructions(text, "stop")[-1] == ("Write a haiku", False)
     assert parse_instructions("  \n", "stop") == []
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("Give three tips for staying healthy.", None),
-    ("Tell me a joke.", None),
-    ("Say hi.", "too_short"),
-    ("word " * 151, "too_long"),
-    ("Draw a picture of a cat sitting on a mat.", "blacklisted_word"),
-    ("Look at the image and describe it.", "blacklisted_word"),
-    ("Explain how to go to the nearest station.", "blacklisted_word"),
-    ("Explain the mapping between keys and values.", None),  # whole words only
-    ("Write a program that sorts a list of numbers.", "write_a_program"),
-    ("- List five fruits that are red.", "starts_with_punctuation"),
-    ("Él quiere saber la hora exacta.", "non_ascii_start"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("Give three tips for staying healthy.", None),
+        ("Tell me a joke.", None),
+        ("Say hi.", "too_short"),
+        ("word " * 151, "too_long"),
+        ("Draw a picture of a cat sitting on a mat.", "blacklisted_word"),
+        ("Look at the image and describe it.", "blacklisted_word"),
+        ("Explain how to go to the nearest station.", "blacklisted_word"),
+        ("Explain the mapping between keys and values.", None),  # whole words only
+        ("Write a program that sorts a list of numbers.", "write_a_program"),
+        ("- List five fruits that are red.", "starts_with_punctuation"),
+        ("Él quiere saber la hora exacta.", "non_ascii_start"),
+    ],
+)
 def test_instruction_filters(text, reason):
     assert instruction_problem(text, 4, 150, BLACKLIST) == reason
 
@@ -71,14 +83,34 @@ def test_instances_are_parsed_input_or_output_first():
     assert instance_problem(("x", "y"), "stop") is None
 
 
-GENERATION = ("pipeline=self_instruct", "input.records=self_instruct_seeds", "stages.self_instruct.num_instructions=3",
-              "stages.self_instruct.request_batch_size=2", "stages.self_instruct.max_requests=8",
-              "stages.self_instruct.max_new_tokens=40", "stages.self_instruct.instance_max_new_tokens=40",
-              "output.keep_work=true")
-REASONS = {"too_short", "too_long", "blacklisted_word", "write_a_program", "starts_with_punctuation",
-           "non_ascii_start", "too_similar", "truncated", "over_target", "no_output", "empty_output",
-           "input_equals_output", "incomplete_instance", "truncated_instance", "duplicate_instance",
-           "conflicting_instances"}
+GENERATION = (
+    "pipeline=self_instruct",
+    "input.records=self_instruct_seeds",
+    "stages.self_instruct.num_instructions=3",
+    "stages.self_instruct.request_batch_size=2",
+    "stages.self_instruct.max_requests=8",
+    "stages.self_instruct.max_new_tokens=40",
+    "stages.self_instruct.instance_max_new_tokens=40",
+    "output.keep_work=true",
+)
+REASONS = {
+    "too_short",
+    "too_long",
+    "blacklisted_word",
+    "write_a_program",
+    "starts_with_punctuation",
+    "non_ascii_start",
+    "too_similar",
+    "truncated",
+    "over_target",
+    "no_output",
+    "empty_output",
+    "input_equals_output",
+    "incomplete_instance",
+    "truncated_instance",
+    "duplicate_instance",
+    "conflicting_instances",
+}
 
 
 def digests(folder: Path) -> list[str]:
@@ -112,14 +144,20 @@ def test_generates_and_filters_from_the_175_seeds(uninterrupted, shared_data):
     assert details["kept_instructions"] <= 3 and details["requests"] <= 8 + 3 * 2
     assert set(stage.dropped) <= REASONS
 
-    seeds = [json.loads(line)["instruction"] for line in
-             __import__("gzip").open(shared_data / "self_instruct/seed_tasks.jsonl.gz")]
+    seeds = [
+        json.loads(line)["instruction"]
+        for line in __import__("gzip").open(shared_data / "self_instruct/seed_tasks.jsonl.gz")
+    ]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     kept = read_dataset(out).to_pylist() if manifest.rows else []
     rejects = read_dataset(out, "rejects").to_pylist()
     instructions = {json.loads(r["meta"])["instruction"] for r in kept}
-    instructions |= {json.loads(r["meta"])["instruction"] for r in rejects if r["drop_reason"] not in
-                     ("too_similar", "truncated", "over_target") and "rouge_l_max" in json.loads(r["meta"])}
+    instructions |= {
+        json.loads(r["meta"])["instruction"]
+        for r in rejects
+        if r["drop_reason"] not in ("too_similar", "truncated", "over_target")
+        and "rouge_l_max" in json.loads(r["meta"])
+    }
     assert len(instructions) == details["kept_instructions"]
     for text in instructions:  # every kept instruction is novel against every seed, by rouge-score itself
         assert max(scorer.score(text, seed)["rougeL"].fmeasure for seed in seeds) <= 0.7
@@ -140,10 +178,23 @@ def test_generates_and_filters_from_the_175_seeds(uninterrupted, shared_data):
 def test_killed_run_resumes_from_its_checkpoint(uninterrupted, shared_data, tmp_path):
     whole, _ = uninterrupted
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "curate", f"input.paths=[{shared_data / 'self_instruct/seed_tasks.jsonl.gz'}]",
-            f"output.dir={out}", "executor.progress=false", *GENERATION]
-    process = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    args = [
+        sys.executable,
+        "-m",
+        "curate",
+        f"input.paths=[{shared_data / 'self_instruct/seed_tasks.jsonl.gz'}]",
+        f"output.dir={out}",
+        "executor.progress=false",
+        *GENERATION,
+    ]
+    process = subprocess.Popen(
+        args,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     checkpoint = out / "_work" / "stage-self_instruct" / "instructions.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
@@ -162,34 +213,58 @@ def test_killed_run_resumes_from_its_checkpoint(uninterrupted, shared_data, tmp_
     assert details["new_requests"] < details["requests"]  # answers before the kill were replayed, not regenerated
     assert details["requests"] - details["new_requests"] >= 2 * lines_before
     assert digests(out) == digests(whole)
-    assert hashlib.sha256(checkpoint.read_bytes()).hexdigest() == hashlib.sha256(
-        (whole / "_work" / "stage-self_instruct" / "instructions.jsonl").read_bytes()).hexdigest()
+    assert (
+        hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        == hashlib.sha256((whole / "_work" / "stage-self_instruct" / "instructions.jsonl").read_bytes()).hexdigest()
+    )
 
 
 def test_llm_backends_are_a_config_group(shared_data):
     from conftest import compose
+
     from curate.engine import make_plan
 
     seeds = shared_data / "self_instruct/seed_tasks.jsonl.gz"
-    base = [f"input.paths=[{seeds}]", "output.dir=unused", "pipeline=self_instruct", "input.records=self_instruct_seeds"]
+    base = [
+        f"input.paths=[{seeds}]",
+        "output.dir=unused",
+        "pipeline=self_instruct",
+        "input.records=self_instruct_seeds",
+    ]
     stage = make_plan(compose(base)).pipeline.stages[0]
     assert stage.llm.backend == "transformers" and stage.llm.model == "smollm2-135m-instruct" and stage.llm.threads == 1
-    stage = make_plan(compose(base + ["llm@stages.self_instruct.llm=vllm", "stages.self_instruct.llm.model=m"])).pipeline.stages[0]
+    stage = make_plan(
+        compose(base + ["llm@stages.self_instruct.llm=vllm", "stages.self_instruct.llm.model=m"])
+    ).pipeline.stages[0]
     assert (stage.llm.backend, stage.llm.base_url, stage.llm.model) == ("openai", "http://localhost:8000/v1", "m")
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stages.self_instruct.templates=/nonexistent", "stages.self_instruct.templates: '/nonexistent' is not a prompt folder"),
-    ("stages.self_instruct.llm.backend=gpt", "stages.self_instruct.llm.backend: 'gpt' is not one of"),
-    ("stages.self_instruct.machine_in_prompt=9", "stages.self_instruct.machine_in_prompt: must be between"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "stages.self_instruct.templates=/nonexistent",
+            "stages.self_instruct.templates: '/nonexistent' is not a prompt folder",
+        ),
+        ("stages.self_instruct.llm.backend=gpt", "stages.self_instruct.llm.backend: 'gpt' is not one of"),
+        ("stages.self_instruct.machine_in_prompt=9", "stages.self_instruct.machine_in_prompt: must be between"),
+    ],
+)
 def test_bad_options_are_one_line_errors(shared_data, override, message):
     from conftest import compose
+
     from curate.engine import make_plan
     from curate.errors import ConfigError
 
     seeds = shared_data / "self_instruct/seed_tasks.jsonl.gz"
-    cfg = compose([f"input.paths=[{seeds}]", "output.dir=unused", "pipeline=self_instruct",
-                   "input.records=self_instruct_seeds", override])
+    cfg = compose(
+        [
+            f"input.paths=[{seeds}]",
+            "output.dir=unused",
+            "pipeline=self_instruct",
+            "input.records=self_instruct_seeds",
+            override,
+        ]
+    )
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         make_plan(cfg)

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 
 import pytest
-
 from conftest import curate, read_dataset
 
 SE = ("pipeline=stackexchange_qa", "input.records=stackexchange_posts")
@@ -29,15 +28,24 @@ def dump(path, rows: list[str]):
 def test_real_dumps_join_questions_with_their_best_answer(tmp_path, shared_data):
     paths = [shared_data / "stackexchange_beer/Posts.xml.gz", shared_data / "stackexchange_cardano/Posts.xml.gz"]
     # a glob keeps each dump's folder in its name: post ids repeat across sites, so they join per dump
-    manifest = curate(str(shared_data / "stackexchange_*/Posts.xml.gz"), tmp_path / "out", *SE,
-                      "input.source=stackexchange")
+    manifest = curate(
+        str(shared_data / "stackexchange_*/Posts.xml.gz"), tmp_path / "out", *SE, "input.source=stackexchange"
+    )
     stage = manifest.stages[0]
     assert manifest.rows_in == 2354 + 2630 and manifest.quarantined == 0
     # every post is accounted for: a pair (question), merged into one (its answer), or dropped with a reason
     assert stage.rows_in == stage.rows_out + sum(stage.dropped.values()) + stage.consumed
     assert stage.consumed == stage.rows_out == stage.details["pairs"] > 1000
-    assert set(stage.dropped) <= {"not_best_answer", "not_a_question_or_answer", "no_answer", "answer_score_too_low",
-                                     "closed_question", "question_score_too_low", "orphan_answer", "empty_question"}
+    assert set(stage.dropped) <= {
+        "not_best_answer",
+        "not_a_question_or_answer",
+        "no_answer",
+        "answer_score_too_low",
+        "closed_question",
+        "question_score_too_low",
+        "orphan_answer",
+        "empty_question",
+    }
     rows = read_dataset(tmp_path / "out").to_pylist()
     assert manifest.kind == "chat" and len({r["id"] for r in rows}) == len(rows)
     for row in rows:
@@ -56,7 +64,9 @@ def test_real_dumps_join_questions_with_their_best_answer(tmp_path, shared_data)
 
     rejects = read_dataset(tmp_path / "out", "rejects").to_pylist()
     assert Counter(r["drop_reason"] for r in rejects) == Counter(stage.dropped)
-    assert all(r["text"] is not None and r["post_type"] in (1, 2, 4, 5, 6, 7) for r in rejects)  # rejects keep the posts
+    assert all(
+        r["text"] is not None and r["post_type"] in (1, 2, 4, 5, 6, 7) for r in rejects
+    )  # rejects keep the posts
 
 
 def test_two_dumps_with_the_same_name_are_refused(tmp_path, shared_data):
@@ -68,21 +78,27 @@ def test_two_dumps_with_the_same_name_are_refused(tmp_path, shared_data):
 
 
 def test_join_per_dump_across_tasks_is_deterministic(tmp_path):
-    dump(tmp_path / "in" / "a.example.com" / "Posts.xml", [
-        post(Id=1, PostTypeId=1, Score=5, Title="How?", AcceptedAnswerId=3, ViewCount=10, AnswerCount=3),
-        post(Id=2, PostTypeId=2, ParentId=1, Score=9, Body="<p>top voted</p>"),
-        post(Id=3, PostTypeId=2, ParentId=1, Score=2, Body="<p>accepted</p><pre><code>x = 1\n</code></pre>"),
-        post(Id=4, PostTypeId=2, ParentId=1, Score=1),
-        post(Id=10, PostTypeId=1, Score=1, Title="No answers", ViewCount=1, AnswerCount=0),
-    ])
-    dump(tmp_path / "in" / "b.example.com" / "Posts.xml", [  # another site: the same post ids, other posts
-        post(Id=1, PostTypeId=1, Score=2, Title="Why?", ViewCount=3, AnswerCount=1),
-        post(Id=2, PostTypeId=2, ParentId=1, Score=3, Body="<p>because</p>"),
-        post(Id=5, PostTypeId=2, ParentId=99, Score=3),
-        post(Id=6, PostTypeId=1, Score=2, Title="Only a bad answer", ViewCount=3, AnswerCount=1),
-        post(Id=7, PostTypeId=2, ParentId=6, Score=-2),
-        post(Id=8, PostTypeId=5, Score=0, Body=""),
-    ])
+    dump(
+        tmp_path / "in" / "a.example.com" / "Posts.xml",
+        [
+            post(Id=1, PostTypeId=1, Score=5, Title="How?", AcceptedAnswerId=3, ViewCount=10, AnswerCount=3),
+            post(Id=2, PostTypeId=2, ParentId=1, Score=9, Body="<p>top voted</p>"),
+            post(Id=3, PostTypeId=2, ParentId=1, Score=2, Body="<p>accepted</p><pre><code>x = 1\n</code></pre>"),
+            post(Id=4, PostTypeId=2, ParentId=1, Score=1),
+            post(Id=10, PostTypeId=1, Score=1, Title="No answers", ViewCount=1, AnswerCount=0),
+        ],
+    )
+    dump(
+        tmp_path / "in" / "b.example.com" / "Posts.xml",
+        [  # another site: the same post ids, other posts
+            post(Id=1, PostTypeId=1, Score=2, Title="Why?", ViewCount=3, AnswerCount=1),
+            post(Id=2, PostTypeId=2, ParentId=1, Score=3, Body="<p>because</p>"),
+            post(Id=5, PostTypeId=2, ParentId=99, Score=3),
+            post(Id=6, PostTypeId=1, Score=2, Title="Only a bad answer", ViewCount=3, AnswerCount=1),
+            post(Id=7, PostTypeId=2, ParentId=6, Score=-2),
+            post(Id=8, PostTypeId=5, Score=0, Body=""),
+        ],
+    )
     options = ("executor.task_mb=0.000001", "input.source=site")
     one = curate(tmp_path / "in", tmp_path / "w1", *SE, "executor.workers=1", *options)
     two = curate(tmp_path / "in", tmp_path / "w2", *SE, "executor.workers=2", *options)
@@ -91,10 +107,17 @@ def test_join_per_dump_across_tasks_is_deterministic(tmp_path):
     assert set(rows) == {"site/a.example.com/1", "site/b.example.com/1"}
     assert rows["site/a.example.com/1"]["messages"][1]["content"] == "accepted\n\n```\nx = 1\n```"
     assert json.loads(rows["site/a.example.com/1"]["meta"])["accepted"] is True
-    assert rows["site/b.example.com/1"]["messages"] == [{"role": "user", "content": "Why?\n\ntext"},
-                                                          {"role": "assistant", "content": "because"}]
-    assert one.stages[0].dropped == {"answer_score_too_low": 1, "no_answer": 1, "not_best_answer": 3,
-                                           "orphan_answer": 1, "not_a_question_or_answer": 1}
+    assert rows["site/b.example.com/1"]["messages"] == [
+        {"role": "user", "content": "Why?\n\ntext"},
+        {"role": "assistant", "content": "because"},
+    ]
+    assert one.stages[0].dropped == {
+        "answer_score_too_low": 1,
+        "no_answer": 1,
+        "not_best_answer": 3,
+        "orphan_answer": 1,
+        "not_a_question_or_answer": 1,
+    }
     assert one.stages[0].consumed == 2
 
     top = curate(tmp_path / "in", tmp_path / "top", *SE, *options, "stages.stackexchange_qa.prefer_accepted=false")
@@ -103,13 +126,16 @@ def test_join_per_dump_across_tasks_is_deterministic(tmp_path):
 
 
 def test_malformed_posts_are_quarantined(tmp_path):
-    dump(tmp_path / "Posts.xml", [
-        post(Id=1, PostTypeId=1, Score=5, Title="Q", ViewCount=3),
-        post(Id=2, PostTypeId=2, ParentId=1, Score="lots"),
-        post(Id=3, PostTypeId=2, Score=1),
-        post(PostTypeId=2, ParentId=1, Score=1),
-        post(Id=4, PostTypeId=2, ParentId=1, Score=1),
-    ])
+    dump(
+        tmp_path / "Posts.xml",
+        [
+            post(Id=1, PostTypeId=1, Score=5, Title="Q", ViewCount=3),
+            post(Id=2, PostTypeId=2, ParentId=1, Score="lots"),
+            post(Id=3, PostTypeId=2, Score=1),
+            post(PostTypeId=2, ParentId=1, Score=1),
+            post(Id=4, PostTypeId=2, ParentId=1, Score=1),
+        ],
+    )
     manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *SE)
     quarantine = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     assert [(q["position"], q["field"]) for q in quarantine] == [(2, "Score"), (3, "ParentId"), (4, "Id")]

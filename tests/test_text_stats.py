@@ -10,20 +10,23 @@ import pytest
 from curate.text_stats import NGrams, count_sentences, duplicates, split_words, words_of
 
 
-@pytest.mark.parametrize("text, words", [
-    ("Hello, world!", ["Hello", ",", "world", "!"]),
-    ("don't can't it's I'm you're", ["do", "n't", "ca", "n't", "it", "'s", "I", "'m", "you", "'re"]),
-    ("John's dog", ["John", "'s", "dog"]),
-    ("well-known e-mail and/or a/b", ["well", "-", "known", "e", "-", "mail", "and/or", "a", "/", "b"]),
-    ("1,000 3.5 1-2 -5", ["1,000", "3.5", "1", "-", "2", "-5"]),
-    ("5km $100 100% 10am", ["5", "km", "$", "100", "100", "%", "10", "am"]),
-    ("Mr. Smith e.g. U.S. end.", ["Mr.", "Smith", "e.g.", "U.S.", "end", "."]),
-    ("See http://x.com/a?b=c (www.x.org).", ["See", "http://x.com/a?b=c", "(", "www.x.org", ")", "."]),
-    ("wait... what?! :) #tag", ["wait", "...", "what", "?", "!", ":)", "#", "tag"]),
-    ("“quoted” (paren)", ["“", "quoted", "”", "(", "paren", ")"]),
-    ("dont cannot", ["do", "nt", "can", "not"]),
-    ("  spaced\n\tout  ", ["spaced", "out"]),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("Hello, world!", ["Hello", ",", "world", "!"]),
+        ("don't can't it's I'm you're", ["do", "n't", "ca", "n't", "it", "'s", "I", "'m", "you", "'re"]),
+        ("John's dog", ["John", "'s", "dog"]),
+        ("well-known e-mail and/or a/b", ["well", "-", "known", "e", "-", "mail", "and/or", "a", "/", "b"]),
+        ("1,000 3.5 1-2 -5", ["1,000", "3.5", "1", "-", "2", "-5"]),
+        ("5km $100 100% 10am", ["5", "km", "$", "100", "100", "%", "10", "am"]),
+        ("Mr. Smith e.g. U.S. end.", ["Mr.", "Smith", "e.g.", "U.S.", "end", "."]),
+        ("See http://x.com/a?b=c (www.x.org).", ["See", "http://x.com/a?b=c", "(", "www.x.org", ")", "."]),
+        ("wait... what?! :) #tag", ["wait", "...", "what", "?", "!", ":)", "#", "tag"]),
+        ("“quoted” (paren)", ["“", "quoted", "”", "(", "paren", ")"]),
+        ("dont cannot", ["do", "nt", "can", "not"]),
+        ("  spaced\n\tout  ", ["spaced", "out"]),
+    ],
+)
 def test_split_words(text, words):
     assert split_words(text) == words
 
@@ -34,14 +37,17 @@ def test_words_of_is_split_words_remembered():
     assert words_of(text) is words_of(text)
 
 
-@pytest.mark.parametrize("line, n", [
-    ("One sentence.", 1),
-    ("One. Two! Three? Four", 4),
-    ("Mr. Smith met Dr. Jones at 3.5 p.m. today.", 1),
-    ("It ended.) Then more.", 2),
-    ("Wait... and then", 1),
-    ("", 0),
-])
+@pytest.mark.parametrize(
+    "line, n",
+    [
+        ("One sentence.", 1),
+        ("One. Two! Three? Four", 4),
+        ("Mr. Smith met Dr. Jones at 3.5 p.m. today.", 1),
+        ("It ended.) Then more.", 2),
+        ("Wait... and then", 1),
+        ("", 0),
+    ],
+)
 def test_count_sentences(line, n):
     assert count_sentences(line) == n
 
@@ -52,7 +58,7 @@ def test_duplicates():
 
 
 def naive_top(words, n):
-    grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
     if not grams:
         return 0
     gram, count = Counter(grams).most_common(1)[0]
@@ -62,7 +68,7 @@ def naive_top(words, n):
 def naive_duplicated(words, n):
     seen, total, i = set(), 0, 0
     while i < len(words) - n + 1:
-        gram = tuple(words[i:i + n])
+        gram = tuple(words[i : i + n])
         if gram in seen:
             total += sum(map(len, gram))
             i += n

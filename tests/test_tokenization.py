@@ -23,7 +23,7 @@ VOCAB = 2000
 
 
 def stdlib_code(start: int, count: int) -> list[str]:
-    files = sorted(p for p in glob.glob(str(STDLIB / "*.py")))[start:start + count]
+    files = sorted(p for p in glob.glob(str(STDLIB / "*.py")))[start : start + count]
     return [Path(p).read_text(encoding="utf-8") for p in files]
 
 
@@ -67,9 +67,13 @@ def corpus() -> dict[str, list[str]]:
     molecules = smiles_strings(400)
     return {
         "train": stdlib_code(0, 60) + unarxive_paragraphs(1500) + marked_up(proteins[:200], molecules[:200]),
-        "code": stdlib_code(200, 40) + [(REPO / "Makefile").read_text()]
-        + [(STDLIB / "lib2to3/tests/data/crlf.py").read_text(encoding="utf-8", errors="strict")
-           if (STDLIB / "lib2to3/tests/data/crlf.py").is_file() else "a = 1\r\nb = 2\r\n"],
+        "code": stdlib_code(200, 40)
+        + [(REPO / "Makefile").read_text()]
+        + [
+            (STDLIB / "lib2to3/tests/data/crlf.py").read_text(encoding="utf-8", errors="strict")
+            if (STDLIB / "lib2to3/tests/data/crlf.py").is_file()
+            else "a = 1\r\nb = 2\r\n"
+        ],
         "science": unarxive_paragraphs(2000)[1500:] + marked_up(proteins[200:], molecules[200:]),
         "proteins": proteins[200:],
         "molecules": molecules[200:],
@@ -134,20 +138,24 @@ def test_digits_are_split(tok):
     for piece in pieces:
         assert not (any(c.isdigit() for c in piece) and len(piece) > 1), piece
     sp = tok.processor
-    multi_digit = [sp.id_to_piece(i) for i in range(sp.get_piece_size())
-                   if not sp.is_byte(i) and any(c.isdigit() for c in sp.id_to_piece(i)) and len(sp.id_to_piece(i)) > 1]
+    multi_digit = [
+        sp.id_to_piece(i)
+        for i in range(sp.get_piece_size())
+        if not sp.is_byte(i) and any(c.isdigit() for c in sp.id_to_piece(i)) and len(sp.id_to_piece(i)) > 1
+    ]
     assert multi_digit == []
 
 
 def test_one_token_per_character_in_spans(tok, corpus):
     for (start, end), alphabet in SPAN_ALPHABETS.items():
         source = {"[START_AMINO]": corpus["proteins"], "[START_DNA]": ["ACGTTGCATGCANNNacgtRYKM-" * 20]}.get(
-            start, corpus["molecules"] + ["C[C@@H](O)C(=O)[O-].[Na+]", "CC(=O)O>>CC(=O)[O-]"])
+            start, corpus["molecules"] + ["C[C@@H](O)C(=O)[O-].[Na+]", "CC(=O)O>>CC(=O)[O-]"]
+        )
         for content in source:
             assert set(content) <= set(alphabet), content
             ids = tok.encode(f"see {start}{content}{end} here")
             pieces = [tok.processor.id_to_piece(i) for i in ids]
-            inner = pieces[pieces.index(start) + 1: pieces.index(end)]
+            inner = pieces[pieces.index(start) + 1 : pieces.index(end)]
             assert inner == list(content)
 
 
@@ -159,10 +167,18 @@ def test_span_with_foreign_characters_is_plain_text(tok):
 
 
 def test_hugging_face_export_gives_identical_ids(tok, hf, corpus):
-    texts = corpus["code"] + corpus["science"] + EDGE_CASES + [
-        "</s>literal control<|user|>tokens<s>", "<0x0A>", "[START_DNA][END_DNA]", "[END_SMILES]CC[START_SMILES]",
-        "[START_SMILES]CC[START_SMILES]C1=CC=CC=C1[END_SMILES]",
-    ]
+    texts = (
+        corpus["code"]
+        + corpus["science"]
+        + EDGE_CASES
+        + [
+            "</s>literal control<|user|>tokens<s>",
+            "<0x0A>",
+            "[START_DNA][END_DNA]",
+            "[END_SMILES]CC[START_SMILES]",
+            "[START_SMILES]CC[START_SMILES]C1=CC=CC=C1[END_SMILES]",
+        ]
+    )
     for text in texts:
         ids = tok.encode(text)
         assert hf(text, add_special_tokens=False)["input_ids"] == ids, text[:80]
@@ -173,8 +189,11 @@ def test_hugging_face_export_gives_identical_ids(tok, hf, corpus):
 def test_hugging_face_folder_loads_with_autotokenizer_and_chat_template(hf, tok):
     assert hf.eos_token == "</s>" and hf.eos_token_id == tok.eos_id and hf.pad_token_id == tok.pad_id
     assert len(hf) == tok.vocab_size
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 3?"},
-                {"role": "assistant", "content": "5"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is 2 + 3?"},
+        {"role": "assistant", "content": "5"},
+    ]
     out = hf.apply_chat_template(messages, return_assistant_tokens_mask=True, return_dict=True)
     ids, mask = out["input_ids"], out["assistant_masks"]
     learnt = [i for i, m in zip(ids, mask) if m]

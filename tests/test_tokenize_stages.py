@@ -1,10 +1,8 @@
 """The train_tokenizer and tokenize recipes end to end: real engine, real SentencePiece."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
 import glob
-import json
 import sysconfig
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import numpy as np
 import pytest
 
 from curate.errors import ConfigError
+from curate.manifest import Manifest
 from curate.tokenization import Tokenizer
 from tests.conftest import curate, read_dataset, thresher, write_jsonl
 
@@ -26,11 +25,16 @@ def write_parts(folder: Path, rows: list[dict], parts: int) -> Path:
 
 
 def documents(count: int, start: int = 0) -> list[dict]:
-    files = sorted(glob.glob(str(STDLIB / "*.py")))[start:start + count]
+    files = sorted(glob.glob(str(STDLIB / "*.py")))[start : start + count]
     rows = [{"id": Path(f).name, "text": Path(f).read_text(encoding="utf-8")} for f in files]
-    rows += [{"id": f"sci-{i}", "text": f"Molecule {i}: [START_SMILES]CC(=O)OC1=CC=CC=C1C(=O)O[END_SMILES] and "
-                                        f"[START_AMINO]MKTAYIAKQRQISFVKSHFSRQ[END_AMINO] ({i * 37} mg)."}
-             for i in range(20)]
+    rows += [
+        {
+            "id": f"sci-{i}",
+            "text": f"Molecule {i}: [START_SMILES]CC(=O)OC1=CC=CC=C1C(=O)O[END_SMILES] and "
+            f"[START_AMINO]MKTAYIAKQRQISFVKSHFSRQ[END_AMINO] ({i * 37} mg).",
+        }
+        for i in range(20)
+    ]
     return rows
 
 
@@ -39,16 +43,27 @@ def trained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("train")
     data = write_jsonl(root / "docs.jsonl", documents(40))
     out = root / "run"
-    curate(data, out, "pipeline=train_tokenizer", "stages.train_tokenizer.sample_rate=1.0",
-           "stages.train_tokenizer.vocab_size=800")
+    curate(
+        data,
+        out,
+        "pipeline=train_tokenizer",
+        "stages.train_tokenizer.sample_rate=1.0",
+        "stages.train_tokenizer.vocab_size=800",
+    )
     return out
 
 
 def test_train_tokenizer_recipe_writes_the_tokenizer_folder(trained):
     manifest = Manifest.read(trained)
     folder = trained / "tokenizer"
-    for name in ("sentencepiece.model", "spec.yaml", "thresher_tokenizer.json", "tokenizer.json",
-                 "tokenizer_config.json", "chat_template.jinja"):
+    for name in (
+        "sentencepiece.model",
+        "spec.yaml",
+        "thresher_tokenizer.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ):
         assert (folder / name).is_file(), name
     stage = manifest.stages[0]
     assert stage.rows_in == 60 and stage.rows_out == 0 and manifest.rows == 0
@@ -67,9 +82,15 @@ def test_sample_is_deterministic_and_proportional(tmp_path):
     fingerprints, sampled = [], []
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        manifest = curate(data, out, "pipeline=train_tokenizer", "stages.train_tokenizer.sample_rate=0.5",
-                          "stages.train_tokenizer.vocab_size=600", f"executor.workers={workers}",
-                          "executor.task_mb=0.1")
+        manifest = curate(
+            data,
+            out,
+            "pipeline=train_tokenizer",
+            "stages.train_tokenizer.sample_rate=0.5",
+            "stages.train_tokenizer.vocab_size=600",
+            f"executor.workers={workers}",
+            "executor.task_mb=0.1",
+        )
         assert manifest.tasks > 1
         details = manifest.stages[0].details
         fingerprints.append(details["fingerprint"])
@@ -80,8 +101,14 @@ def test_sample_is_deterministic_and_proportional(tmp_path):
 
 def test_sample_cap_keeps_the_smallest_keys(tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(60))
-    manifest = curate(data, tmp_path / "out", "pipeline=train_tokenizer", "stages.train_tokenizer.sample_rate=1.0",
-                      "stages.train_tokenizer.vocab_size=600", "stages.train_tokenizer.max_sample_mb=0.4")
+    manifest = curate(
+        data,
+        tmp_path / "out",
+        "pipeline=train_tokenizer",
+        "stages.train_tokenizer.sample_rate=1.0",
+        "stages.train_tokenizer.vocab_size=600",
+        "stages.train_tokenizer.max_sample_mb=0.4",
+    )
     sample = manifest.stages[0].details["sample"]
     assert 0 < sample["documents"] < 80 and sample["bytes"] <= 0.4 * (1 << 20)
 
@@ -93,16 +120,22 @@ def unpack(table, eos: int, pad: int) -> list[list[int]]:
     stream = [t for row in ids for t in row]
     boundaries = [r * len(ids[0]) + s for r, row_starts in enumerate(starts) for s in row_starts]
     docs = [stream[a:b] for a, b in zip(boundaries, boundaries[1:] + [len(stream)])]
-    return [d[: len(d) - next(i for i, t in enumerate(reversed(d)) if t != pad)] if d and d[-1] == pad else d
-            for d in docs]
+    return [
+        d[: len(d) - next(i for i, t in enumerate(reversed(d)) if t != pad)] if d and d[-1] == pad else d for d in docs
+    ]
 
 
 def test_packing_loses_no_token_and_separates_documents(trained, tmp_path):
     rows = documents(30, start=100)
     data = write_jsonl(tmp_path / "docs.jsonl", rows)
     out = tmp_path / "tokens"
-    manifest = curate(data, out, "pipeline=tokenize", f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
-                      "stages.tokenize_pack.seq_len=128")
+    manifest = curate(
+        data,
+        out,
+        "pipeline=tokenize",
+        f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
+        "stages.tokenize_pack.seq_len=128",
+    )
     assert manifest.kind == "tokens"
     table = read_dataset(out)
     assert set(len(r) for r in table.column("input_ids").to_pylist()) == {128}
@@ -124,9 +157,15 @@ def test_token_shards_are_identical_with_one_or_two_workers(trained, tmp_path):
     data = write_parts(tmp_path / "docs", documents(60, start=100), 4)
     shas = []
     for workers in (1, 2):
-        manifest = curate(data, tmp_path / f"w{workers}", "pipeline=tokenize",
-                          f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}", "stages.tokenize_pack.seq_len=256",
-                          f"executor.workers={workers}", "executor.task_mb=0.1")
+        manifest = curate(
+            data,
+            tmp_path / f"w{workers}",
+            "pipeline=tokenize",
+            f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
+            "stages.tokenize_pack.seq_len=256",
+            f"executor.workers={workers}",
+            "executor.task_mb=0.1",
+        )
         assert manifest.tasks > 1
         shas.append([s.sha256 for s in manifest.shards])
     assert shas[0] == shas[1]
@@ -134,8 +173,14 @@ def test_token_shards_are_identical_with_one_or_two_workers(trained, tmp_path):
 
 def test_drop_remainder_counts_dropped_tokens(trained, tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(5, start=100))
-    manifest = curate(data, tmp_path / "out", "pipeline=tokenize", f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
-                      "stages.tokenize_pack.seq_len=512", "stages.tokenize_pack.remainder=drop")
+    manifest = curate(
+        data,
+        tmp_path / "out",
+        "pipeline=tokenize",
+        f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
+        "stages.tokenize_pack.seq_len=512",
+        "stages.tokenize_pack.remainder=drop",
+    )
     counts = manifest.stages[0].stats
     assert counts["padding_tokens"] == 0 and 0 < counts["dropped_tokens"] < 512
     assert counts["tokens"] == 512 * manifest.rows + counts["dropped_tokens"]
@@ -154,8 +199,14 @@ def test_tokenize_needs_a_tokenizer_folder(tmp_path):
 def test_cli_train_tokenizer_then_autotokenizer(tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(30))
     out = tmp_path / "D"
-    thresher("curate", "pipeline=train_tokenizer", f"input.paths=[{data}]", f"output.dir={out}",
-             "stages.train_tokenizer.sample_rate=1.0", "stages.train_tokenizer.vocab_size=700")
+    thresher(
+        "curate",
+        "pipeline=train_tokenizer",
+        f"input.paths=[{data}]",
+        f"output.dir={out}",
+        "stages.train_tokenizer.sample_rate=1.0",
+        "stages.train_tokenizer.vocab_size=700",
+    )
     from transformers import AutoTokenizer
 
     hf = AutoTokenizer.from_pretrained(str(out / "tokenizer"))
@@ -166,8 +217,13 @@ def test_cli_train_tokenizer_then_autotokenizer(tmp_path):
 
 def test_science_recipe_end_to_end_spans_are_one_token_per_character(trained, shared_data, tmp_path):
     out = tmp_path / "sci"
-    manifest = curate(shared_data / "proteins_mmseqs2", out, "pipeline=science",
-                      f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}", "stages.tokenize_pack.seq_len=512")
+    manifest = curate(
+        shared_data / "proteins_mmseqs2",
+        out,
+        "pipeline=science",
+        f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}",
+        "stages.tokenize_pack.seq_len=512",
+    )
     assert manifest.kind == "tokens" and manifest.stages[0].stats["amino_spans"] == 500
     tok = Tokenizer.load(trained / "tokenizer")
     start, end = (tok.processor.piece_to_id(t) for t in ("[START_AMINO]", "[END_AMINO]"))

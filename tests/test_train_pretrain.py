@@ -4,7 +4,6 @@ the run directory holds the lineage, and the data loader is memory-mapped, deter
 rank-disjoint."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
 import importlib
 import json
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from curate.manifest import Manifest
 from tests.conftest import REPO, SHARED_DATA
 from tests.train_fixtures import build_inputs, metrics, train
 
@@ -38,8 +38,13 @@ def cli(*args: str) -> list[str]:
 
 
 def subprocess_env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def losses_by_step(run_dir: Path) -> dict[int, list[float]]:
@@ -51,9 +56,16 @@ def losses_by_step(run_dir: Path) -> dict[int, list[float]]:
 
 
 def test_loss_falls_on_a_learnable_corpus(inputs, tmp_path):
-    summary = train("task=pretrain", f"data={inputs.tokens}", f"output.dir={tmp_path / 'run'}",
-                    "trainer.max_steps=60", "trainer.micro_batch_size=8", "log.every=5", "optim.lr=3e-3",
-                    "optim.warmup_steps=5")
+    summary = train(
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        f"output.dir={tmp_path / 'run'}",
+        "trainer.max_steps=60",
+        "trainer.micro_batch_size=8",
+        "log.every=5",
+        "optim.lr=3e-3",
+        "optim.warmup_steps=5",
+    )
     logged = [m["loss"] for m in metrics(tmp_path / "run")]
     uniform = math.log(512)  # a model that learnt nothing: the uniform distribution over the vocabulary
     assert logged[0] > uniform - 0.2
@@ -63,14 +75,26 @@ def test_loss_falls_on_a_learnable_corpus(inputs, tmp_path):
 
 
 def test_killed_run_resumes_bit_identically(inputs, tmp_path):
-    common = ["task=pretrain", f"data={inputs.tokens}", "trainer.max_steps=24", "checkpoint.every=5",
-              "trainer.grad_accum_steps=2", *TINY]
+    common = [
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        "trainer.max_steps=24",
+        "checkpoint.every=5",
+        "trainer.grad_accum_steps=2",
+        *TINY,
+    ]
     reference = tmp_path / "reference"
     train(*common, f"output.dir={reference}")
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(cli(*common, f"output.dir={killed}"), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=subprocess_env(), cwd=REPO)
+    process = subprocess.Popen(
+        cli(*common, f"output.dir={killed}"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+    )
     for line in process.stdout:
         if line.startswith("step 12/"):  # after the checkpoint at step 10, before the next one
             process.send_signal(signal.SIGKILL)
@@ -78,8 +102,9 @@ def test_killed_run_resumes_bit_identically(inputs, tmp_path):
     assert process.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (killed / "model").exists()
 
-    resumed = subprocess.run(cli(*common, f"output.dir={killed}"), capture_output=True, text=True,
-                             env=subprocess_env(), cwd=REPO)
+    resumed = subprocess.run(
+        cli(*common, f"output.dir={killed}"), capture_output=True, text=True, env=subprocess_env(), cwd=REPO
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout and "step-000000" in resumed.stdout
 
@@ -102,15 +127,30 @@ def test_two_ddp_processes_train_like_one_with_accumulation(inputs, tmp_path):
     train(*common, "trainer.grad_accum_steps=2", f"output.dir={single}")
     ddp = tmp_path / "ddp"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
-         *common, f"output.dir={ddp}"],
-        capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "train",
+            *common,
+            f"output.dir={ddp}",
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     lineage = json.loads((ddp / "run.json").read_text())
     assert lineage["world_size"] == 2
     assert sorted(p.name for p in (ddp / "checkpoints" / "step-00000006").glob("random_states_*")) == [
-        "random_states_0.pkl", "random_states_1.pkl"]
+        "random_states_0.pkl",
+        "random_states_1.pkl",
+    ]
     np.testing.assert_allclose([m["loss"] for m in metrics(ddp)], [m["loss"] for m in metrics(single)], rtol=1e-5)
 
 
@@ -123,8 +163,13 @@ def test_corrupted_shard_is_refused(inputs, tmp_path):
     content[len(content) // 2] ^= 0xFF  # one flipped bit pattern in the middle of the token values
     shard.write_bytes(bytes(content))
 
-    result = subprocess.run(cli("task=pretrain", f"data={data}", f"output.dir={tmp_path / 'run'}"),
-                            capture_output=True, text=True, env=subprocess_env(), cwd=REPO)
+    result = subprocess.run(
+        cli("task=pretrain", f"data={data}", f"output.dir={tmp_path / 'run'}"),
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        cwd=REPO,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "checksum does not match the manifest" in result.stderr and shard.name in result.stderr
@@ -139,8 +184,14 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     from curate.manifest import code_version
 
     run_dir = tmp_path / "run"
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
-          "task.doc_mask=true", *TINY)
+    train(
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=3",
+        "task.doc_mask=true",
+        *TINY,
+    )
     manifest = Manifest.read(inputs.tokens)
     lineage = json.loads((run_dir / "run.json").read_text())
     assert lineage["task"] == "pretrain" and lineage["finished"]
@@ -159,12 +210,27 @@ def test_run_directory_holds_the_lineage(inputs, tmp_path):
     assert copied["fingerprint"] == lineage["fingerprint"] and copied["summary"]["steps"] == 3
 
     # the same command continues the same run; another config is refused without output.overwrite
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=3",
-          "task.doc_mask=true", *TINY)
-    with pytest.raises(Exception, match=r"holds a finished training run of a different config \(task.doc_mask: True -> False; trainer.max_steps: 3 -> 4\)"):
+    train(
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=3",
+        "task.doc_mask=true",
+        *TINY,
+    )
+    with pytest.raises(
+        Exception,
+        match=r"holds a finished training run of a different config \(task.doc_mask: True -> False; trainer.max_steps: 3 -> 4\)",
+    ):
         train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4", *TINY)
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=4",
-          "output.overwrite=true", *TINY)
+    train(
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=4",
+        "output.overwrite=true",
+        *TINY,
+    )
     assert json.loads((run_dir / "run.json").read_text())["summary"]["steps"] == 4
 
 
@@ -219,15 +285,19 @@ def test_one_line_errors(inputs, tmp_path, capsys):
         return str(error.value)
 
     assert "trainer.max_stepz: unknown option; valid: max_steps" in composition_error(
-        "task=pretrain", f"data={inputs.tokens}", "trainer.max_stepz=3")
+        "task=pretrain", f"data={inputs.tokens}", "trainer.max_stepz=3"
+    )
     assert "task: 'sfft' is not one of: dpo, pretrain, reward, rlhf, sft" in composition_error("task=sfft")
     assert "data: required value is missing" in run_error("task=pretrain")
     assert "holds a 'chat' dataset; this task reads tokens" in run_error(
-        "task=pretrain", f"data={inputs.chat}", f"output.dir={tmp_path / 'a'}")
+        "task=pretrain", f"data={inputs.chat}", f"output.dir={tmp_path / 'a'}"
+    )
     assert "distributed.fsdp: FSDP shards a model across several GPUs; this run has 1 process(es) on cpu" in run_error(
-        "task=pretrain", f"data={inputs.tokens}", "distributed.fsdp=true", f"output.dir={tmp_path / 'b'}")
+        "task=pretrain", f"data={inputs.tokens}", "distributed.fsdp=true", f"output.dir={tmp_path / 'b'}"
+    )
     assert "model.vocab_size: 64 is smaller than the tokenizer's 512" in run_error(
-        "task=pretrain", f"data={inputs.tokens}", "model.vocab_size=64", f"output.dir={tmp_path / 'c'}")
+        "task=pretrain", f"data={inputs.tokens}", "model.vocab_size=64", f"output.dir={tmp_path / 'c'}"
+    )
     assert "data: '/nonexistent' does not exist" in run_error("task=pretrain", "data=/nonexistent")
 
 
@@ -241,7 +311,7 @@ def test_document_mask_and_padding(inputs):
     rows = TokenRows(open_dataset(inputs.tokens, ("tokens",)).shard_paths)
     offsets, values = rows.doc_starts[0]
     row = next(i for i in range(len(offsets) - 1) if offsets[i + 1] - offsets[i] >= 2)
-    starts = values[offsets[row]:offsets[row + 1]]
+    starts = values[offsets[row] : offsets[row + 1]]
     positions = rows.position_ids(np.array([row]))[0]
     assert positions[0] == 0 and all(positions[s] == 0 for s in starts)
     restarts = set(starts.tolist()) | {0}
@@ -253,8 +323,16 @@ def test_document_mask_and_padding(inputs):
     assert torch.equal(batch["labels"] == -100, batch["input_ids"] == eos) and (batch["labels"] == -100).any()
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, max_position_embeddings=128)).eval()
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=512,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            max_position_embeddings=128,
+        )
+    ).eval()
     with torch.no_grad():
         masked = model(**batch).logits[row % 4]
         unmasked = model(input_ids=batch["input_ids"]).logits[row % 4]

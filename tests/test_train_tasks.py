@@ -3,7 +3,6 @@ SFT (assistant-only loss, packing, LoRA, resume), reward model, DPO, RLHF with R
 (with the pre-training mix), and the lineage chain from the RLHF policy back to the token data."""
 
 from __future__ import annotations
-from curate.manifest import Manifest
 
 import json
 import math
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 from curate.errors import ConfigError
+from curate.manifest import Manifest
 from tests.conftest import REPO, SHARED_DATA
 from tests.train_fixtures import build_inputs, metrics, train
 
@@ -34,16 +34,31 @@ def inputs(tmp_path_factory):
 def base(inputs, tmp_path_factory) -> Path:
     """A tiny model pre-trained for a few steps: the starting point of every trl task here."""
     run_dir = tmp_path_factory.mktemp("base")
-    train("task=pretrain", f"data={inputs.tokens}", f"output.dir={run_dir}", "trainer.max_steps=10",
-          "trainer.micro_batch_size=8", "optim.lr=3e-3", "optim.warmup_steps=2")
+    train(
+        "task=pretrain",
+        f"data={inputs.tokens}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=10",
+        "trainer.micro_batch_size=8",
+        "optim.lr=3e-3",
+        "optim.warmup_steps=2",
+    )
     return run_dir / "model"
 
 
 @pytest.fixture(scope="module")
 def reward_model(inputs, base, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("reward")
-    train("task=reward", f"data={inputs.preference}", f"model.path={base}", f"output.dir={run_dir}",
-          "trainer.max_steps=2", "trainer.micro_batch_size=4", "task.max_length=512", *STEPS)
+    train(
+        "task=reward",
+        f"data={inputs.preference}",
+        f"model.path={base}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=4",
+        "task.max_length=512",
+        *STEPS,
+    )
     return run_dir / "model"
 
 
@@ -65,8 +80,16 @@ def files(folder: Path) -> list[tuple[str, int]]:
 def test_sft_on_chat_shards(inputs, base, tmp_path):
     untouched = files(inputs.chat)
     run_dir = tmp_path / "sft"
-    summary = train("task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={run_dir}",
-                    "trainer.max_steps=3", "trainer.micro_batch_size=2", "task.max_length=256", *STEPS)
+    summary = train(
+        "task=sft",
+        f"data={inputs.chat}",
+        f"model.path={base}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=3",
+        "trainer.micro_batch_size=2",
+        "task.max_length=256",
+        *STEPS,
+    )
     assert summary["steps"] == 3 and math.isfinite(summary["final_loss"])
     assert changed(base, run_dir / "model")
     assert [m["step"] for m in metrics(run_dir) if "loss" in m] == [1, 2, 3]
@@ -87,9 +110,19 @@ def test_sft_with_lora_saves_a_merged_model(inputs, base, tmp_path):
     from transformers import AutoModelForCausalLM
 
     run_dir = tmp_path / "lora"
-    train("task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={run_dir}", "trainer.max_steps=2",
-          "trainer.micro_batch_size=2", "task.max_length=256", "task.lora.enabled=true", "task.lora.r=4",
-          "optim.lr=1e-2", *STEPS)
+    train(
+        "task=sft",
+        f"data={inputs.chat}",
+        f"model.path={base}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=2",
+        "task.max_length=256",
+        "task.lora.enabled=true",
+        "task.lora.r=4",
+        "optim.lr=1e-2",
+        *STEPS,
+    )
     assert not (run_dir / "model" / "adapter_config.json").exists()
     assert changed(base, run_dir / "model")  # the trained adapters are merged into the weights
     model = AutoModelForCausalLM.from_pretrained(run_dir / "model")
@@ -97,8 +130,16 @@ def test_sft_with_lora_saves_a_merged_model(inputs, base, tmp_path):
 
 
 def test_sft_resumes_from_its_last_checkpoint(inputs, base, tmp_path):
-    args = ["task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={tmp_path / 'run'}",
-            "trainer.max_steps=4", "trainer.micro_batch_size=2", "task.max_length=256", *STEPS]
+    args = [
+        "task=sft",
+        f"data={inputs.chat}",
+        f"model.path={base}",
+        f"output.dir={tmp_path / 'run'}",
+        "trainer.max_steps=4",
+        "trainer.micro_batch_size=2",
+        "task.max_length=256",
+        *STEPS,
+    ]
     train(*args)
     # as if killed after the checkpoint of step 2: the later checkpoint and the model are gone
     shutil.rmtree(tmp_path / "run" / "checkpoints" / "checkpoint-4")
@@ -139,8 +180,9 @@ def test_reward_model_scores_pairs(inputs, reward_model):
     model = AutoModelForSequenceClassification.from_pretrained(reward_model)
     tokenizer = AutoTokenizer.from_pretrained(reward_model)
     assert model.config.num_labels == 1
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Name a colour."},
-                                          {"role": "assistant", "content": "Blue."}], tokenize=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}], tokenize=False
+    )
     with torch.no_grad():
         score = model(**tokenizer(text, return_tensors="pt")).logits
     assert score.shape == (1, 1) and torch.isfinite(score).all()
@@ -150,9 +192,19 @@ def test_reward_model_scores_pairs(inputs, reward_model):
 
 def test_dpo_on_preference_shards_with_the_pretraining_mix(inputs, base, tmp_path):
     run_dir = tmp_path / "dpo"
-    summary = train("task=dpo", f"data={inputs.preference}", f"model.path={base}", f"output.dir={run_dir}",
-                    "trainer.max_steps=2", "trainer.micro_batch_size=2", "task.max_length=512", "optim.lr=1e-3",
-                    f"ptx.data={inputs.tokens}", "ptx.coef=0.1", *STEPS)
+    summary = train(
+        "task=dpo",
+        f"data={inputs.preference}",
+        f"model.path={base}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=2",
+        "task.max_length=512",
+        "optim.lr=1e-3",
+        f"ptx.data={inputs.tokens}",
+        "ptx.coef=0.1",
+        *STEPS,
+    )
     assert summary["steps"] == 2
     logged = [m for m in metrics(run_dir) if "loss" in m]
     assert logged[0]["loss"] == pytest.approx(math.log(2), abs=1e-3)  # policy == reference at step 1
@@ -165,10 +217,21 @@ def test_dpo_on_preference_shards_with_the_pretraining_mix(inputs, base, tmp_pat
 def test_rlhf_against_the_reward_model(inputs, base, reward_model, tmp_path, algorithm):
     run_dir = tmp_path / algorithm
     extra = [f"ptx.data={inputs.tokens}", "ptx.coef=0.5"] if algorithm == "grpo" else []
-    summary = train("task=rlhf", f"task.algorithm={algorithm}", f"data={inputs.preference}", f"model.path={base}",
-                    f"task.reward_model={reward_model}", f"output.dir={run_dir}", "trainer.max_steps=2",
-                    "trainer.micro_batch_size=4", "task.num_generations=2", "task.max_completion_length=12",
-                    "optim.lr=1e-4", *STEPS, *extra)
+    summary = train(
+        "task=rlhf",
+        f"task.algorithm={algorithm}",
+        f"data={inputs.preference}",
+        f"model.path={base}",
+        f"task.reward_model={reward_model}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=4",
+        "task.num_generations=2",
+        "task.max_completion_length=12",
+        "optim.lr=1e-4",
+        *STEPS,
+        *extra,
+    )
     assert summary["steps"] == 2
     logged = [m for m in metrics(run_dir) if "loss" in m]
     assert all(math.isfinite(m["reward"]) for m in logged)
@@ -191,8 +254,10 @@ def test_rlhf_skips_prompts_over_max_prompt_tokens(inputs, base):
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     prompts = prompts_dataset(open_dataset(inputs.preference, ("preference",)))
-    lengths = [len(tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True,
-                                                 return_dict=True)["input_ids"]) for p in prompts["prompt"]]
+    lengths = [
+        len(tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
+        for p in prompts["prompt"]
+    ]
     limit = sorted(lengths)[len(lengths) // 2]
     kept = short_prompts(prompts, tokenizer, limit)
     assert len(kept) == sum(n <= limit for n in lengths) and 0 < len(kept) < len(prompts)
@@ -213,13 +278,36 @@ def test_rlhf_prompts_from_a_chat_dataset(inputs):
 def test_sft_under_two_ddp_processes(inputs, base, tmp_path):
     """The trl tasks run under a launcher too: torchrun, 2 CPU processes (gloo), one final model."""
     run_dir = tmp_path / "ddp"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "train",
-         "task=sft", f"data={inputs.chat}", f"model.path={base}", f"output.dir={run_dir}", "trainer.max_steps=2",
-         "trainer.micro_batch_size=2", "task.max_length=256", *STEPS],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "train",
+            "task=sft",
+            f"data={inputs.chat}",
+            f"model.path={base}",
+            f"output.dir={run_dir}",
+            "trainer.max_steps=2",
+            "trainer.micro_batch_size=2",
+            "task.max_length=256",
+            *STEPS,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "run.json").read_text())["world_size"] == 2

@@ -18,10 +18,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
-from curate.manifest import Manifest
 from extending_example import RECIPE, check_quiet_run, web_sample, write_example
+
+from curate.manifest import Manifest
 
 pytestmark = pytest.mark.slow
 
@@ -32,11 +32,14 @@ def run(*command: str | Path, cwd: Path, check: bool = True, timeout: float = 90
     """Run a command as a user would: no PYTHONPATH, offline for the model hub."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")
-    result = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, command))} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -66,8 +69,18 @@ def test_installed_wheel_outside_the_checkout(tmp_path, shared_data):
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     python, thresher = venv / "bin" / "python", venv / "bin" / "thresher"
     # torch in the same command as everything else, so pip takes the CPU build (STACK.md)
-    run(python, "-m", "pip", "install", "-q", "-c", CONSTRAINTS, "torch==2.13.0", f"{wheel}[train,distributed]",
-        cwd=user)
+    run(
+        python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-c",
+        CONSTRAINTS,
+        "torch==2.13.0",
+        f"{wheel}[train,distributed]",
+        cwd=user,
+    )
     run(python, "-m", "pip", "install", "-q", "-c", CONSTRAINTS, "./my-stages", cwd=user)
 
     # The venv's Thresher is the wheel's, with its config tree and specs as package data.
@@ -87,22 +100,65 @@ def test_installed_wheel_outside_the_checkout(tmp_path, shared_data):
     manifest = check_quiet_run(user / "local", rows_in=300)
     assert manifest.version == version("thresher")  # from the package's metadata: no git in a wheel
     # ... and on a local Ray (their folder via hydra.searchpath): the same shards, byte for byte.
-    run(thresher, "curate", f"hydra.searchpath=[file://{user / 'my_conf'}]", *common, "executor=ray",
-        "output.dir=ray", cwd=user)
+    run(
+        thresher,
+        "curate",
+        f"hydra.searchpath=[file://{user / 'my_conf'}]",
+        *common,
+        "executor=ray",
+        "output.dir=ray",
+        cwd=user,
+    )
     assert digests(user / "ray") == digests(user / "local")
 
     # A mistake is one line that lists the user's recipes with Thresher's.
-    error = run(thresher, "curate", "-cd", "my_conf", "pipeline=web_quite", "input.paths=[web]", "output.dir=x",
-                cwd=user, check=False)
+    error = run(
+        thresher,
+        "curate",
+        "-cd",
+        "my_conf",
+        "pipeline=web_quite",
+        "input.paths=[web]",
+        "output.dir=x",
+        cwd=user,
+        check=False,
+    )
     assert error.returncode == 2 and error.stderr.count("\n") == 1 and error.stderr.rstrip().endswith(", web_quiet")
 
     # Tokenizer (the `thresher` spec from the wheel), token shards, and a few pre-training steps.
-    run(thresher, "curate", "pipeline=train_tokenizer", "input.paths=[local]", "output.dir=tokenizer",
-        "stages.train_tokenizer.vocab_size=400", "stages.train_tokenizer.sample_rate=1.0", cwd=user)
-    run(thresher, "curate", "pipeline=tokenize", "input.paths=[local]", "output.dir=tokens",
-        "stages.tokenize_pack.tokenizer=tokenizer/tokenizer", "stages.tokenize_pack.seq_len=64", cwd=user)
-    run(thresher, "train", "task=pretrain", "data=tokens", "model=tiny", "output.dir=pretrain", "trainer.max_steps=3",
-        "trainer.micro_batch_size=4", "trainer.cpu_threads=1", "log.every=1", cwd=user)
+    run(
+        thresher,
+        "curate",
+        "pipeline=train_tokenizer",
+        "input.paths=[local]",
+        "output.dir=tokenizer",
+        "stages.train_tokenizer.vocab_size=400",
+        "stages.train_tokenizer.sample_rate=1.0",
+        cwd=user,
+    )
+    run(
+        thresher,
+        "curate",
+        "pipeline=tokenize",
+        "input.paths=[local]",
+        "output.dir=tokens",
+        "stages.tokenize_pack.tokenizer=tokenizer/tokenizer",
+        "stages.tokenize_pack.seq_len=64",
+        cwd=user,
+    )
+    run(
+        thresher,
+        "train",
+        "task=pretrain",
+        "data=tokens",
+        "model=tiny",
+        "output.dir=pretrain",
+        "trainer.max_steps=3",
+        "trainer.micro_batch_size=4",
+        "trainer.cpu_threads=1",
+        "log.every=1",
+        cwd=user,
+    )
     record = json.loads((user / "pretrain" / "run.json").read_text())
     assert record["summary"]["steps"] == 3 and record["version"] == version("thresher")
     assert (user / "pretrain" / "model" / "config.json").is_file()

@@ -18,24 +18,40 @@ from curate.api import run_recipe
 def documents(folder: Path, shared_data: Path) -> Path:
     """tinyshakespeare, one document per speech (paragraph), through the `clean` recipe."""
     if not (folder / "manifest.json").is_file():
-        run_recipe(shared_data / "tinyshakespeare", folder, "pipeline=clean", "input.text_unit=paragraph",
-                   "stages.length_filter.min_chars=1")
+        run_recipe(
+            shared_data / "tinyshakespeare",
+            folder,
+            "pipeline=clean",
+            "input.text_unit=paragraph",
+            "stages.length_filter.min_chars=1",
+        )
     return folder
 
 
 def train_tokenizer(folder: Path, docs: Path, vocab_size: int = 512) -> Path:
     """`pipeline=train_tokenizer` on `docs` (every document sampled); returns the tokenizer folder."""
     if not (folder / "manifest.json").is_file():
-        run_recipe(docs, folder, "pipeline=train_tokenizer", f"stages.train_tokenizer.vocab_size={vocab_size}",
-                   "stages.train_tokenizer.sample_rate=1.0")
+        run_recipe(
+            docs,
+            folder,
+            "pipeline=train_tokenizer",
+            f"stages.train_tokenizer.vocab_size={vocab_size}",
+            "stages.train_tokenizer.sample_rate=1.0",
+        )
     return folder / "tokenizer"
 
 
 def tokens_dataset(folder: Path, tokenizer: Path, docs: Path, seq_len: int, shard_mb: float = 0.1) -> Path:
     """`pipeline=tokenize`: rows of `seq_len` tokens, in several shards (multi-shard reading)."""
     if not (folder / "manifest.json").is_file():
-        run_recipe(docs, folder, "pipeline=tokenize", f"stages.tokenize_pack.tokenizer={tokenizer}",
-                   f"stages.tokenize_pack.seq_len={seq_len}", f"output.shard_mb={shard_mb}")
+        run_recipe(
+            docs,
+            folder,
+            "pipeline=tokenize",
+            f"stages.tokenize_pack.tokenizer={tokenizer}",
+            f"stages.tokenize_pack.seq_len={seq_len}",
+            f"output.shard_mb={shard_mb}",
+        )
     return folder
 
 

@@ -21,8 +21,13 @@ from train.config import register_configs, validate
 register_configs()
 
 # One module per task, each with `run(cfg) -> summary`.
-TASK_MODULES = {"pretrain": "train.pretrain", "sft": "train.sft", "reward": "train.reward",
-                "rlhf": "train.rlhf", "dpo": "train.dpo"}
+TASK_MODULES = {
+    "pretrain": "train.pretrain",
+    "sft": "train.sft",
+    "reward": "train.reward",
+    "rlhf": "train.rlhf",
+    "dpo": "train.dpo",
+}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from curate.errors import ConfigError
 
+
 @dataclass
 class ModelConfig:
     """The model: a local pretrained folder (`path`), or an architecture built from scratch."""
@@ -214,8 +215,16 @@ CHOICES = {
     "trainer.precision": ("auto", "fp32", "bf16", "fp16"),
     "model.attn_implementation": ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"),
 }
-POSITIVE = ("trainer.max_steps", "trainer.micro_batch_size", "trainer.grad_accum_steps", "optim.lr",
-            "checkpoint.every", "checkpoint.keep", "log.every", "distributed.timeout_minutes")
+POSITIVE = (
+    "trainer.max_steps",
+    "trainer.micro_batch_size",
+    "trainer.grad_accum_steps",
+    "optim.lr",
+    "checkpoint.every",
+    "checkpoint.keep",
+    "log.every",
+    "distributed.timeout_minutes",
+)
 NON_NEGATIVE = ("optim.warmup_steps", "optim.weight_decay", "optim.grad_clip", "ptx.coef")
 PTX_TASKS = ("sft", "dpo", "rlhf")  # trainers whose model is a causal LM that can take an LM loss
 
@@ -254,10 +263,12 @@ def validate(cfg: DictConfig) -> None:
         if cfg.task.algorithm not in ("rloo", "grpo"):
             raise ConfigError(f"task.algorithm: '{cfg.task.algorithm}' is not one of: rloo, grpo")
         if not Path(cfg.task.reward_model).is_dir():
-            raise ConfigError(f"task.reward_model: '{cfg.task.reward_model}' is not a model folder "
-                              "(train one with task=reward)")
+            raise ConfigError(
+                f"task.reward_model: '{cfg.task.reward_model}' is not a model folder (train one with task=reward)"
+            )
         if cfg.task.num_generations < 2:
-            raise ConfigError("task.num_generations: must be >= 2 "
-                              "(the baseline is computed across a prompt's completions)")
+            raise ConfigError(
+                "task.num_generations: must be >= 2 (the baseline is computed across a prompt's completions)"
+            )
     if cfg.task.name != "pretrain" and cfg.tokenizer is None and cfg.model.path is None:
         raise ConfigError(f"tokenizer: required for task={cfg.task.name} unless model.path holds one")

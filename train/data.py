@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -125,8 +126,9 @@ class TokenRows:
                 if seq_len is None:
                     seq_len = int(lengths[0])
                 if (lengths != seq_len).any() or column.null_count:
-                    raise ConfigError(f"data: '{path}' has input_ids rows of varying length; "
-                                      f"expected packed rows of {seq_len}")
+                    raise ConfigError(
+                        f"data: '{path}' has input_ids rows of varying length; expected packed rows of {seq_len}"
+                    )
                 self.blocks.append(column.flatten().to_numpy(zero_copy_only=True).reshape(-1, seq_len))
                 starts = batch.column(batch.schema.get_field_index("doc_starts"))
                 offsets = starts.offsets.to_numpy()
@@ -156,7 +158,7 @@ class TokenRows:
         starts = np.zeros((len(rows), self.seq_len), dtype=bool)
         for i, (block, row) in enumerate(self.locate(rows)):
             offsets, values = self.doc_starts[block]
-            starts[i, values[offsets[row]:offsets[row + 1]]] = True
+            starts[i, values[offsets[row] : offsets[row + 1]]] = True
         starts[:, 0] = True
         index = np.arange(self.seq_len)
         return index - np.maximum.accumulate(np.where(starts, index, 0), axis=1)
@@ -179,8 +181,17 @@ class TokenBatches:
     (Llama 3's "document mask"); without it, attention runs across the packed documents (GPT-3).
     """
 
-    def __init__(self, rows: TokenRows, micro_batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
-                 shuffle: bool = True, pad_id: int | None = None, doc_mask: bool = False):
+    def __init__(
+        self,
+        rows: TokenRows,
+        micro_batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        pad_id: int | None = None,
+        doc_mask: bool = False,
+    ):
         self.rows, self.micro_batch_size, self.seed = rows, micro_batch_size, seed
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
         self.pad_id, self.doc_mask = pad_id, doc_mask
@@ -210,7 +221,7 @@ class TokenBatches:
     def indices(self, index: int) -> np.ndarray:
         epoch, within = self.position(index)
         start = within * self.global_batch + self.rank * self.micro_batch_size
-        return self.order(epoch)[start:start + self.micro_batch_size]
+        return self.order(epoch)[start : start + self.micro_batch_size]
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         """Micro-batch `index` of this rank: int64 (micro_batch_size, seq_len) tensors for the model."""
@@ -231,7 +242,7 @@ def loss_pad_id(tokenizer) -> int | None:
     return None if pad is None or pad in (tokenizer.eos_token_id, tokenizer.bos_token_id) else pad
 
 
-def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> "datasets.Dataset":
+def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> datasets.Dataset:
     """The shards of a dataset folder as one `datasets.Dataset` (memory-mapped) with only `columns`.
 
     Caching is turned off first: `datasets` would otherwise write the results of trl's `map`
@@ -246,7 +257,7 @@ def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> "datasets.Datas
     return dataset.select_columns(list(columns))
 
 
-def prompts_dataset(folder: DatasetFolder) -> "datasets.Dataset":
+def prompts_dataset(folder: DatasetFolder) -> datasets.Dataset:
     """The prompts of a `preference` or `chat` dataset, as trl's online trainers read them (`prompt`).
 
     A chat's prompt is its conversation up to the last assistant turn; conversations without a

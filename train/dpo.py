@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from trl import DPOTrainer
 
 
-def build(ctx: TaskContext) -> "DPOTrainer":
+def build(ctx: TaskContext) -> DPOTrainer:
     from trl import DPOConfig, DPOTrainer
 
     return ctx.trainer_class(DPOTrainer)(

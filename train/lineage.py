@@ -91,8 +91,11 @@ class RunDir(RunFolder):
         if not self.run_file.is_file():
             return None
         record = json.loads(self.run_file.read_text())
-        return RunRecord(record.get("fingerprint"), without_keys(record.get("config") or {}, VOLATILE_KEYS),
-                         finished=record.get("finished") is not None)
+        return RunRecord(
+            record.get("fingerprint"),
+            without_keys(record.get("config") or {}, VOLATILE_KEYS),
+            finished=record.get("finished") is not None,
+        )
 
     def has_progress(self) -> bool:
         return (self.checkpoints.is_dir() and any(self.checkpoints.iterdir())) or self.model_dir.is_dir()

@@ -24,21 +24,29 @@ if TYPE_CHECKING:
 # Dense bf16 peak of common accelerators (FLOP/s per device), for MFU when log.peak_tflops is unset.
 # (NVIDIA data sheets, dense tensor-core bf16; the order matters: "L40S" is checked before "L4".)
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
-                   "chat_template.jinja", "sentencepiece.model", "thresher_tokenizer.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "sentencepiece.model",
+    "thresher_tokenizer.json",
+)
 # Written by the curate app's train_tokenizer stage: the tokenizer's fingerprint, among other things.
 THRESHER_TOKENIZER = "thresher_tokenizer.json"
 
 
-def load_tokenizer(path: str | Path) -> "PreTrainedTokenizerBase":
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """A Hugging Face tokenizer from a local folder, with a pad token (the EOS token if it has none)."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as error:
-        raise ConfigError(f"tokenizer: '{path}' is not a Hugging Face tokenizer folder "
-                          f"({str(error).splitlines()[0]})") from None
+        raise ConfigError(
+            f"tokenizer: '{path}' is not a Hugging Face tokenizer folder ({str(error).splitlines()[0]})"
+        ) from None
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ConfigError(f"tokenizer: '{path}' has neither a pad nor an EOS token")
@@ -68,14 +76,15 @@ def vocab_size(model_cfg: DictConfig, tokenizer) -> int:
     """The model's vocabulary: configured, or the tokenizer's size rounded up to `pad_vocab_to`."""
     if model_cfg.vocab_size is not None:
         if model_cfg.vocab_size < len(tokenizer):
-            raise ConfigError(f"model.vocab_size: {model_cfg.vocab_size} is smaller than the tokenizer's "
-                              f"{len(tokenizer)}")
+            raise ConfigError(
+                f"model.vocab_size: {model_cfg.vocab_size} is smaller than the tokenizer's {len(tokenizer)}"
+            )
         return int(model_cfg.vocab_size)
     multiple = max(1, int(model_cfg.pad_vocab_to))
     return -(-len(tokenizer) // multiple) * multiple
 
 
-def model_config(model_cfg: DictConfig, tokenizer: "PreTrainedTokenizerBase") -> "PretrainedConfig":
+def model_config(model_cfg: DictConfig, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
     """A transformers config for the architecture in `model_cfg` (from scratch)."""
     from transformers import AutoConfig
 
@@ -100,7 +109,7 @@ def model_config(model_cfg: DictConfig, tokenizer: "PreTrainedTokenizerBase") ->
         raise ConfigError(f"model.arch: {str(error).splitlines()[0]}") from None
 
 
-def build_causal_lm(model_cfg: DictConfig, tokenizer: "PreTrainedTokenizerBase", seed: int) -> "PreTrainedModel":
+def build_causal_lm(model_cfg: DictConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> PreTrainedModel:
     """The causal LM: loaded from `model_cfg.path`, or built from the architecture with seeded weights."""
     from transformers import AutoModelForCausalLM, set_seed
 
@@ -110,8 +119,9 @@ def build_causal_lm(model_cfg: DictConfig, tokenizer: "PreTrainedTokenizerBase",
                 model_cfg.path, attn_implementation=model_cfg.attn_implementation, dtype=torch.float32
             )
         except (OSError, ValueError) as error:
-            raise ConfigError(f"model.path: '{model_cfg.path}' cannot be loaded "
-                              f"({str(error).splitlines()[0]})") from None
+            raise ConfigError(
+                f"model.path: '{model_cfg.path}' cannot be loaded ({str(error).splitlines()[0]})"
+            ) from None
     set_seed(seed)
     return AutoModelForCausalLM.from_config(
         model_config(model_cfg, tokenizer), attn_implementation=model_cfg.attn_implementation, dtype=torch.float32

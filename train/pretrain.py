@@ -51,7 +51,7 @@ def mixed_precision(precision: str) -> str:
     return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
 
 
-def make_accelerator(cfg: DictConfig, no_split_modules: list[str]) -> "Accelerator":
+def make_accelerator(cfg: DictConfig, no_split_modules: list[str]) -> Accelerator:
     """The Accelerator: precision, torch.compile, and FSDP when `distributed.fsdp` is set."""
     from accelerate import Accelerator
     from accelerate.utils import FullyShardedDataParallelPlugin
@@ -84,7 +84,10 @@ def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optim
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(
-        groups, lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps,
+        groups,
+        lr=cfg.optim.lr,
+        betas=(cfg.optim.beta1, cfg.optim.beta2),
+        eps=cfg.optim.eps,
         fused=torch.cuda.is_available() or None,
     )
 
@@ -94,7 +97,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.o
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     return get_cosine_with_min_lr_schedule_with_warmup(
-        optimizer, num_warmup_steps=cfg.optim.warmup_steps, num_training_steps=cfg.trainer.max_steps,
+        optimizer,
+        num_warmup_steps=cfg.optim.warmup_steps,
+        num_training_steps=cfg.trainer.max_steps,
         min_lr_rate=cfg.optim.min_lr_ratio,
     )
 
@@ -104,12 +109,15 @@ def check_fit(rows: TokenRows, model: torch.nn.Module) -> None:
     vocab = model.get_input_embeddings().num_embeddings
     largest = rows.max_token_id()
     if largest >= vocab:
-        raise ConfigError(f"data: token id {largest} is outside the model's vocabulary ({vocab}); "
-                          "was the data tokenized with another tokenizer?")
+        raise ConfigError(
+            f"data: token id {largest} is outside the model's vocabulary ({vocab}); "
+            "was the data tokenized with another tokenizer?"
+        )
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and rows.seq_len > context:
-        raise ConfigError(f"model.max_position_embeddings: {context} is shorter than the data's rows "
-                          f"({rows.seq_len} tokens)")
+        raise ConfigError(
+            f"model.max_position_embeddings: {context} is shorter than the data's rows ({rows.seq_len} tokens)"
+        )
 
 
 class Meter:
@@ -160,13 +168,24 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         raise ConfigError("distributed.fsdp: accelerate did not enable FSDP (see its launch configuration)")
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     accum = cfg.trainer.grad_accum_steps
-    batches = TokenBatches(rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,
-                           accelerator.num_processes, shuffle=cfg.task.shuffle, pad_id=loss_pad_id(tokenizer),
-                           doc_mask=cfg.task.doc_mask)
+    batches = TokenBatches(
+        rows,
+        cfg.trainer.micro_batch_size,
+        cfg.seed,
+        accelerator.process_index,
+        accelerator.num_processes,
+        shuffle=cfg.task.shuffle,
+        pad_id=loss_pad_id(tokenizer),
+        doc_mask=cfg.task.doc_mask,
+    )
     tokens_per_step = cfg.trainer.micro_batch_size * accum * accelerator.num_processes * rows.seq_len
     unwrapped = accelerator.unwrap_model(model)
-    meter = Meter(tokens_per_step, flops_per_token(unwrapped, rows.seq_len), peak_flops(cfg.log.peak_tflops),
-                  accelerator.num_processes)
+    meter = Meter(
+        tokens_per_step,
+        flops_per_token(unwrapped, rows.seq_len),
+        peak_flops(cfg.log.peak_tflops),
+        accelerator.num_processes,
+    )
     if cfg.log.report_to:
         accelerator.init_trackers("thresher", config={"task": "pretrain", "output": cfg.output.dir})
 
@@ -192,9 +211,16 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
     if "eval" in folders:
         eval_rows = TokenRows(folders["eval"].shard_paths)
         check_fit(eval_rows, unwrapped)
-        held_out = TokenBatches(eval_rows, cfg.trainer.micro_batch_size, cfg.seed, accelerator.process_index,
-                                accelerator.num_processes, shuffle=False, pad_id=loss_pad_id(tokenizer),
-                                doc_mask=cfg.task.doc_mask)
+        held_out = TokenBatches(
+            eval_rows,
+            cfg.trainer.micro_batch_size,
+            cfg.seed,
+            accelerator.process_index,
+            accelerator.num_processes,
+            shuffle=False,
+            pad_id=loss_pad_id(tokenizer),
+            doc_mask=cfg.task.doc_mask,
+        )
     eval_loss = None
 
     def evaluate() -> float:
@@ -239,33 +265,54 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         if step % cfg.log.every == 0 or step == cfg.trainer.max_steps:
             last_loss = accelerator.reduce(loss_sum / accum, reduction="mean").item()
             epoch, _ = batches.position(step * accum)
-            metrics = {"step": step, "loss": last_loss, "lr": lr, "epoch": epoch,
-                       "tokens": step * tokens_per_step, **meter.read()}
+            metrics = {
+                "step": step,
+                "loss": last_loss,
+                "lr": lr,
+                "epoch": epoch,
+                "tokens": step * tokens_per_step,
+                **meter.read(),
+            }
             if grad_norm is not None:
                 metrics["grad_norm"] = float(grad_norm)
             run_dir.log_metrics(metrics)
             if cfg.log.report_to:
                 accelerator.log({k: v for k, v in metrics.items() if k != "step"}, step=step)
             mfu = f" | mfu {metrics['mfu']:.1%}" if "mfu" in metrics else ""
-            accelerator.print(f"step {step}/{cfg.trainer.max_steps} | loss {last_loss:.4f} | lr {lr:.2e} | "
-                              f"{metrics['tokens_per_s']:,.0f} tok/s{mfu}", flush=True)
-        if held_out is not None and (step == cfg.trainer.max_steps or (cfg.task.eval_every and step % cfg.task.eval_every == 0)):
+            accelerator.print(
+                f"step {step}/{cfg.trainer.max_steps} | loss {last_loss:.4f} | lr {lr:.2e} | "
+                f"{metrics['tokens_per_s']:,.0f} tok/s{mfu}",
+                flush=True,
+            )
+        if held_out is not None and (
+            step == cfg.trainer.max_steps or (cfg.task.eval_every and step % cfg.task.eval_every == 0)
+        ):
             eval_loss = evaluate()
             run_dir.log_metrics({"step": step, "eval_loss": eval_loss})
             accelerator.print(f"step {step} | held-out loss {eval_loss:.4f}", flush=True)
             meter.reset()  # evaluation time is not training throughput
         if step % cfg.checkpoint.every == 0 or step == cfg.trainer.max_steps:
-            saved = checkpoint.save(accelerator, run_dir.checkpoints, step,
-                                    {"step": step, "micro_batches": step * accum, "tokens": step * tokens_per_step},
-                                    cfg.checkpoint.keep)
+            saved = checkpoint.save(
+                accelerator,
+                run_dir.checkpoints,
+                step,
+                {"step": step, "micro_batches": step * accum, "tokens": step * tokens_per_step},
+                cfg.checkpoint.keep,
+            )
             accelerator.print(f"saved checkpoint {saved.name}", flush=True)
             meter.reset()  # the time spent saving is not training throughput
 
     save_model(accelerator, model, tokenizer, run_dir)
     if cfg.log.report_to:
         accelerator.end_training()
-    summary = {"steps": step, "final_loss": last_loss, "tokens": step * tokens_per_step, "rows": len(rows),
-               "seq_len": rows.seq_len, **({"eval_loss": eval_loss} if eval_loss is not None else {})}
+    summary = {
+        "steps": step,
+        "final_loss": last_loss,
+        "tokens": step * tokens_per_step,
+        "rows": len(rows),
+        "seq_len": rows.seq_len,
+        **({"eval_loss": eval_loss} if eval_loss is not None else {}),
+    }
     run_dir.finish(summary)
     return summary
 

@@ -70,8 +70,11 @@ def attach_ptx(trainer, cfg, folders: dict) -> None:
     if context is not None and rows.seq_len > context:
         raise ConfigError(f"ptx.data: rows of {rows.seq_len} tokens exceed the policy's context ({context})")
     trainer.ptx_batches = TokenBatches(
-        rows, cfg.ptx.micro_batch_size or cfg.trainer.micro_batch_size, cfg.seed,
-        trainer.accelerator.process_index, trainer.accelerator.num_processes,
+        rows,
+        cfg.ptx.micro_batch_size or cfg.trainer.micro_batch_size,
+        cfg.seed,
+        trainer.accelerator.process_index,
+        trainer.accelerator.num_processes,
         pad_id=loss_pad_id(trainer.processing_class),
     )
     trainer.ptx_coef = cfg.ptx.coef

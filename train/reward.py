@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from trl import RewardTrainer
 
 
-def build(ctx: TaskContext) -> "RewardTrainer":
+def build(ctx: TaskContext) -> RewardTrainer:
     from trl import RewardConfig, RewardTrainer
 
     return RewardTrainer(

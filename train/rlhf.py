@@ -34,14 +34,15 @@ if TYPE_CHECKING:
     from trl import GRPOTrainer, RLOOTrainer
 
 
-def short_prompts(prompts: "datasets.Dataset", tokenizer, max_tokens: int) -> "datasets.Dataset":
+def short_prompts(prompts: datasets.Dataset, tokenizer, max_tokens: int) -> datasets.Dataset:
     """The prompts whose chat-templated length is at most `max_tokens` (all of them for 0)."""
     if max_tokens <= 0:
         return prompts
 
     def fits(row: dict) -> bool:
-        encoded = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True,
-                                                return_dict=True)
+        encoded = tokenizer.apply_chat_template(
+            row["prompt"], tokenize=True, add_generation_prompt=True, return_dict=True
+        )
         return len(encoded["input_ids"]) <= max_tokens
 
     kept = prompts.filter(fits)
@@ -53,7 +54,7 @@ def short_prompts(prompts: "datasets.Dataset", tokenizer, max_tokens: int) -> "d
     return kept
 
 
-def build(ctx: TaskContext) -> "RLOOTrainer | GRPOTrainer":
+def build(ctx: TaskContext) -> RLOOTrainer | GRPOTrainer:
     from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
 
     base, config = {"rloo": (RLOOTrainer, RLOOConfig), "grpo": (GRPOTrainer, GRPOConfig)}[ctx.cfg.task.algorithm]
@@ -62,7 +63,9 @@ def build(ctx: TaskContext) -> "RLOOTrainer | GRPOTrainer":
         model=ctx.policy(),
         reward_funcs=reward_model,
         args=ctx.args(config),
-        train_dataset=short_prompts(prompts_dataset(ctx.folders["data"]), ctx.tokenizer, ctx.cfg.task.max_prompt_tokens),
+        train_dataset=short_prompts(
+            prompts_dataset(ctx.folders["data"]), ctx.tokenizer, ctx.cfg.task.max_prompt_tokens
+        ),
         processing_class=ctx.tokenizer,
         reward_processing_classes=load_tokenizer(reward_model),
         peft_config=lora_config(ctx.cfg.task.lora, "CAUSAL_LM"),

@@ -29,7 +29,7 @@ def no_accelerator() -> bool:
     return not torch.accelerator.is_available()
 
 
-def process_state(cfg: DictConfig) -> "PartialState":
+def process_state(cfg: DictConfig) -> PartialState:
     """The process layout (rank, world size, device) as accelerate's `PartialState`.
 
     Under a launcher on a machine without an accelerator, accelerate only forms the process
@@ -42,14 +42,16 @@ def process_state(cfg: DictConfig) -> "PartialState":
     return PartialState(cpu=no_accelerator(), timeout=timedelta(minutes=cfg.distributed.timeout_minutes))
 
 
-def check_fsdp(cfg: DictConfig, state: "PartialState") -> None:
+def check_fsdp(cfg: DictConfig, state: PartialState) -> None:
     """`distributed.fsdp` needs several GPUs: accelerate would silently replicate instead (pretrain),
     transformers would fail deep in its set-up (trl tasks)."""
     from curate.errors import ConfigError
 
     if cfg.distributed.fsdp and (state.num_processes < 2 or state.device.type != "cuda"):
-        raise ConfigError(f"distributed.fsdp: FSDP shards a model across several GPUs; this run has "
-                          f"{state.num_processes} process(es) on {state.device.type}")
+        raise ConfigError(
+            f"distributed.fsdp: FSDP shards a model across several GPUs; this run has "
+            f"{state.num_processes} process(es) on {state.device.type}"
+        )
 
 
 def device_description(state) -> str:
@@ -92,13 +94,20 @@ def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
         raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
     found = tokenizer_fingerprint(path)
     if recorded.get("fingerprint") and found and found != recorded["fingerprint"]:
-        raise ConfigError(f"{key}: the tokenizer in '{path}' (fingerprint {found}) is not the one the data was "
-                          f"tokenized with ({recorded['fingerprint']})")
+        raise ConfigError(
+            f"{key}: the tokenizer in '{path}' (fingerprint {found}) is not the one the data was "
+            f"tokenized with ({recorded['fingerprint']})"
+        )
     return path
 
 
-def start_run(cfg: DictConfig, state: "PartialState", folders: dict[str, DatasetFolder], tokenizer: str,
-              extra: dict[str, Any] | None = None) -> RunDir:
+def start_run(
+    cfg: DictConfig,
+    state: PartialState,
+    folders: dict[str, DatasetFolder],
+    tokenizer: str,
+    extra: dict[str, Any] | None = None,
+) -> RunDir:
     """Lock the run directory and write run.json (inputs, lineage, config); all processes wait for it."""
     inputs: dict[str, Any] = {
         "data": folders["data"].lineage(),

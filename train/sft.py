@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from trl import SFTTrainer
 
 
-def build(ctx: TaskContext) -> "SFTTrainer":
+def build(ctx: TaskContext) -> SFTTrainer:
     from trl import SFTConfig, SFTTrainer
 
     return ctx.trainer_class(SFTTrainer)(

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -30,17 +31,32 @@ if TYPE_CHECKING:
 
 # TrainingArguments fields set from the shared options: set those (optim.lr, ...), not task.args.
 SHARED_FIELDS = {
-    "output_dir": "output.dir", "max_steps": "trainer.max_steps",
+    "output_dir": "output.dir",
+    "max_steps": "trainer.max_steps",
     "per_device_train_batch_size": "trainer.micro_batch_size",
     "gradient_accumulation_steps": "trainer.grad_accum_steps",
-    "learning_rate": "optim.lr", "lr_scheduler_type": "optim.warmup_steps and optim.min_lr_ratio (warmup + cosine)",
-    "lr_scheduler_kwargs": "optim.min_lr_ratio", "warmup_steps": "optim.warmup_steps",
-    "weight_decay": "optim.weight_decay", "adam_beta1": "optim.beta1", "adam_beta2": "optim.beta2",
-    "adam_epsilon": "optim.eps", "max_grad_norm": "optim.grad_clip", "seed": "seed", "data_seed": "seed",
-    "bf16": "trainer.precision", "fp16": "trainer.precision", "use_cpu": "trainer.precision",
-    "activation_checkpointing": "trainer.activation_checkpointing", "torch_compile": "trainer.compile",
-    "logging_steps": "log.every", "report_to": "log.report_to", "save_steps": "checkpoint.every",
-    "save_total_limit": "checkpoint.keep", "fsdp": "distributed.fsdp", "fsdp_config": "distributed.fsdp",
+    "learning_rate": "optim.lr",
+    "lr_scheduler_type": "optim.warmup_steps and optim.min_lr_ratio (warmup + cosine)",
+    "lr_scheduler_kwargs": "optim.min_lr_ratio",
+    "warmup_steps": "optim.warmup_steps",
+    "weight_decay": "optim.weight_decay",
+    "adam_beta1": "optim.beta1",
+    "adam_beta2": "optim.beta2",
+    "adam_epsilon": "optim.eps",
+    "max_grad_norm": "optim.grad_clip",
+    "seed": "seed",
+    "data_seed": "seed",
+    "bf16": "trainer.precision",
+    "fp16": "trainer.precision",
+    "use_cpu": "trainer.precision",
+    "activation_checkpointing": "trainer.activation_checkpointing",
+    "torch_compile": "trainer.compile",
+    "logging_steps": "log.every",
+    "report_to": "log.report_to",
+    "save_steps": "checkpoint.every",
+    "save_total_limit": "checkpoint.keep",
+    "fsdp": "distributed.fsdp",
+    "fsdp_config": "distributed.fsdp",
     "model_init_kwargs": "model.attn_implementation",
 }
 # Task options that are Thresher's, not trl's.
@@ -63,7 +79,7 @@ def task_options(task: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in OWN_TASK_FIELDS and v is not None}
 
 
-def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> "TrainingArguments":
+def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> TrainingArguments:
     """A trl config (`SFTConfig`, `RewardConfig`, ...) for this run. Raises ConfigError (one line)."""
     shared = {
         "output_dir": str(run.checkpoints),
@@ -110,7 +126,7 @@ def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[
         raise ConfigError(f"task: {str(error).strip().splitlines()[0]}") from None
 
 
-def lora_config(lora: DictConfig, task_type: str) -> "LoraConfig | None":
+def lora_config(lora: DictConfig, task_type: str) -> LoraConfig | None:
     """peft's LoraConfig for `task.lora` (None when LoRA is off)."""
     if not lora.enabled:
         return None
@@ -118,7 +134,10 @@ def lora_config(lora: DictConfig, task_type: str) -> "LoraConfig | None":
 
     target = lora.target_modules
     return LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type=task_type,
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        task_type=task_type,
         target_modules=target if isinstance(target, str) else list(target),
     )
 
@@ -164,7 +183,7 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
-def metrics_callback(run: RunDir) -> "TrainerCallback":
+def metrics_callback(run: RunDir) -> TrainerCallback:
     """A transformers callback that appends every log line to the run's metrics.jsonl."""
     from transformers import TrainerCallback
 
@@ -218,7 +237,7 @@ class TaskContext:
     tokenizer: Any
     tokenizer_dir: str
 
-    def args(self, config_cls: type, **options: Any) -> "TrainingArguments":
+    def args(self, config_cls: type, **options: Any) -> TrainingArguments:
         """The trl config for this run: shared options, the task's named options, then `options`."""
         merged = {**task_options(self.cfg.task), "model_init_kwargs": model_init_kwargs(self.cfg), **options}
         return training_args(config_cls, self.cfg, self.run, merged)
@@ -233,8 +252,12 @@ class TaskContext:
         return with_ptx(base) if self.cfg.ptx.data is not None else base
 
 
-def run_trl_task(cfg: DictConfig, build: Callable[[TaskContext], Any], generation_markers: bool = False,
-                 extra_lineage: dict | None = None) -> dict[str, Any]:
+def run_trl_task(
+    cfg: DictConfig,
+    build: Callable[[TaskContext], Any],
+    generation_markers: bool = False,
+    extra_lineage: dict | None = None,
+) -> dict[str, Any]:
     """Set up the run (data checked, lineage written), build the trainer with `build(ctx)`, train, save."""
     from train.modeling import load_tokenizer
     from train.ptx import attach_ptx
@@ -256,8 +279,9 @@ def run_trl_task(cfg: DictConfig, build: Callable[[TaskContext], Any], generatio
     try:
         trainer = build(TaskContext(cfg, state, run, folders, tokenizer, tokenizer_dir))
         if len(trainer.train_dataset) == 0:
-            raise ConfigError(f"data: no example of '{cfg.data}' is left after trl's preprocessing "
-                              "(longer than task.max_length?)")
+            raise ConfigError(
+                f"data: no example of '{cfg.data}' is left after trl's preprocessing (longer than task.max_length?)"
+            )
         attach_ptx(trainer, cfg, folders)
         lora = getattr(cfg.task, "lora", None)
         return fit(trainer, cfg, run, tokenizer, lora_merge=bool(lora and lora.enabled and lora.merge))

@@ -73,8 +73,12 @@ class AlpacaMapper(ConverterMapper):
         self.check_size(messages)
         extra = {"instruction": record["instruction"].strip(), "input": (record.get("input") or "").strip()}
         used = ("instruction", "input", "output", "system", "history")
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, used, extra)}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, used, extra),
+        }
 
 
 @dataclass
@@ -84,15 +88,21 @@ class LimaMapper(ConverterMapper):
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         if "conversations" not in record and "instruction" in record:
-            return AlpacaMapper(max_doc_chars=self.max_doc_chars, id_field=self.id_field).map(record, default_id, source)
+            return AlpacaMapper(max_doc_chars=self.max_doc_chars, id_field=self.id_field).map(
+                record, default_id, source
+            )
         turns = record.get("conversations")
         if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
             raise FieldError("conversations", "missing" if turns is None else "expected a list of strings")
         messages = [message("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(turns)]
         check_turns(messages, "conversations")
         self.check_size(messages)
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, ("conversations",))}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, ("conversations",)),
+        }
 
 
 @dataclass
@@ -111,8 +121,12 @@ class ShareGPTMapper(ConverterMapper):
             messages = system_turn(record) + messages
         check_turns(messages, self.field_name)
         self.check_size(messages)
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, (self.field_name, "system"))}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, (self.field_name, "system")),
+        }
 
 
 @dataclass
@@ -135,8 +149,12 @@ class DollyMapper(ConverterMapper):
         messages = [message("user", join_prompt(instruction, context)), message("assistant", response.strip())]
         self.check_size(messages)
         extra = {"instruction": instruction.strip(), "input": context.strip()}
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, ("instruction", "context", "response"), extra)}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, ("instruction", "context", "response"), extra),
+        }
 
 
 def strip_end_marker(text: str) -> str:
@@ -159,8 +177,12 @@ class PromptCompletionMapper(ConverterMapper):
             raise FieldError("completion", "empty once the end-of-text marker is removed")
         messages = [message("user", prompt.strip()), message("assistant", completion.strip())]
         self.check_size(messages)
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, ("prompt", "completion"))}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, ("prompt", "completion")),
+        }
 
 
 @dataclass
@@ -180,8 +202,12 @@ class SelfInstructSeedMapper(ConverterMapper):
             if not isinstance(instance, dict):
                 raise FieldError(f"instances[{index}]", "expected an object with input and output")
             try:
-                clean.append({"input": text_field(instance, "input", required=False).strip(),
-                              "output": text_field(instance, "output").strip()})
+                clean.append(
+                    {
+                        "input": text_field(instance, "input", required=False).strip(),
+                        "output": text_field(instance, "output").strip(),
+                    }
+                )
             except FieldError as error:
                 raise FieldError(f"instances[{index}].{error.field}", error.message) from None
         is_classification = record.get("is_classification", False)
@@ -190,10 +216,18 @@ class SelfInstructSeedMapper(ConverterMapper):
         first = clean[0]
         messages = [message("user", join_prompt(instruction, first["input"])), message("assistant", first["output"])]
         self.check_size(messages)
-        extra = {"instruction": instruction.strip(), "input": first["input"], "instances": clean,
-                 "is_classification": is_classification}
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, ("instruction", "instances", "is_classification"), extra)}
+        extra = {
+            "instruction": instruction.strip(),
+            "input": first["input"],
+            "instances": clean,
+            "is_classification": is_classification,
+        }
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, ("instruction", "instances", "is_classification"), extra),
+        }
 
 
 @dataclass
@@ -221,8 +255,12 @@ class ResponsesMapper(ConverterMapper):
         score = record.get("score")
         if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
             raise FieldError("score", f"is {score!r}, expected a number")
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, ("instruction", "input", "prompt", "response", "target"), extra)}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, ("instruction", "input", "prompt", "response", "target"), extra),
+        }
 
 
 CHAT_MAPPERS = {

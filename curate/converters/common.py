@@ -15,9 +15,16 @@ from curate.mapping import FieldError, RecordMapper, to_json
 # Role names found in the wild (ShareGPT, OpenAI, LLaMA-Factory, Vicuna) → the chat schema's roles.
 ROLES = {
     "system": "system",
-    "user": "user", "human": "user", "prompter": "user", "question": "user",
-    "assistant": "assistant", "gpt": "assistant", "bot": "assistant", "chatgpt": "assistant",
-    "model": "assistant", "answer": "assistant",
+    "user": "user",
+    "human": "user",
+    "prompter": "user",
+    "question": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "bot": "assistant",
+    "chatgpt": "assistant",
+    "model": "assistant",
+    "answer": "assistant",
 }
 
 
@@ -45,8 +52,9 @@ def role_of(value: Any, where: str) -> str:
     return ROLES[value.strip().lower()]
 
 
-def check_turns(messages: list[dict], where: str, ends_with: str | None = "assistant",
-                allow_empty_last: bool = False) -> list[dict]:
+def check_turns(
+    messages: list[dict], where: str, ends_with: str | None = "assistant", allow_empty_last: bool = False
+) -> list[dict]:
     """Check a conversation: an optional system message first, then user and assistant turns
     alternating from a user turn, each non-empty; ending with `ends_with` if given."""
     body = messages[1:] if messages and messages[0]["role"] == "system" else messages
@@ -56,8 +64,11 @@ def check_turns(messages: list[dict], where: str, ends_with: str | None = "assis
         expected = "user" if index % 2 == 0 else "assistant"
         if turn["role"] != expected:
             position = index + len(messages) - len(body)
-            raise FieldError(f"{where}[{position}]", f"{turn['role']} turn where a {expected} turn was expected "
-                             "(turns must alternate, starting with the user)")
+            raise FieldError(
+                f"{where}[{position}]",
+                f"{turn['role']} turn where a {expected} turn was expected "
+                "(turns must alternate, starting with the user)",
+            )
         last = index == len(body) - 1
         if not turn["content"].strip() and not (last and allow_empty_last):
             raise FieldError(f"{where}[{index + len(messages) - len(body)}]", f"empty {turn['role']} turn")
@@ -77,8 +88,10 @@ def parse_messages(value: Any, where: str, role_key: str, content_key: str) -> l
         role = role_of(item.get(role_key), f"{where}[{index}].{role_key}")
         content = item.get(content_key)
         if not isinstance(content, str):
-            raise FieldError(f"{where}[{index}].{content_key}", "missing" if content is None else
-                             f"is {type(content).__name__}, expected a string")
+            raise FieldError(
+                f"{where}[{index}].{content_key}",
+                "missing" if content is None else f"is {type(content).__name__}, expected a string",
+            )
         if role == "system" and (index != 0 or not content.strip()):
             if not content.strip():
                 continue  # an empty system prompt says nothing: leave it out

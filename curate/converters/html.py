@@ -24,8 +24,14 @@ class QAConverter(MarkdownConverter):
         return ""
 
 
-_CONVERTER = QAConverter(heading_style="ATX", bullets="-", escape_underscores=False, escape_asterisks=False,
-                         escape_misc=False, code_language="")
+_CONVERTER = QAConverter(
+    heading_style="ATX",
+    bullets="-",
+    escape_underscores=False,
+    escape_asterisks=False,
+    escape_misc=False,
+    code_language="",
+)
 
 
 def html_to_text(html: str) -> str:

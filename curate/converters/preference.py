@@ -28,7 +28,9 @@ HH_ROLES = {"Human": "user", "Assistant": "assistant"}
 def parse_hh(transcript: Any, where: str) -> list[dict]:
     """An HH-RLHF transcript → messages (turns must alternate from Human and end with Assistant)."""
     if not isinstance(transcript, str):
-        raise FieldError(where, "missing" if transcript is None else f"is {type(transcript).__name__}, expected a string")
+        raise FieldError(
+            where, "missing" if transcript is None else f"is {type(transcript).__name__}, expected a string"
+        )
     parts = HH_TURN.split(transcript)
     if parts[0].strip():
         raise FieldError(where, "text before the first 'Human:' turn")
@@ -62,8 +64,14 @@ class HHRLHFMapper(ConverterMapper):
         rejected = parse_hh(record.get("rejected"), "rejected")
         prompt, chosen, rejected = split_shared_prompt(chosen, rejected)
         self.check_size(prompt, chosen, rejected)
-        return {"id": self.row_id(record, default_id), "prompt": prompt, "chosen": chosen, "rejected": rejected,
-                "source": source, "meta": self.meta(record, ("chosen", "rejected"))}
+        return {
+            "id": self.row_id(record, default_id),
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "source": source,
+            "meta": self.meta(record, ("chosen", "rejected")),
+        }
 
 
 def response_turns(value: Any, where: str) -> list[dict]:
@@ -94,8 +102,9 @@ def prompt_turns(record: dict) -> tuple[list[dict], tuple[str, ...]]:
         turns = parse_messages(record[key], key, "role", "content")
         used = (key, "system")
     elif "instruction" in record:
-        turns = [message("user", join_prompt(text_field(record, "instruction"),
-                                              text_field(record, "input", required=False)))]
+        turns = [
+            message("user", join_prompt(text_field(record, "instruction"), text_field(record, "input", required=False)))
+        ]
         used = ("instruction", "input", "system")
     else:
         turns = [message("user", text_field(record, "prompt").strip())]
@@ -119,8 +128,14 @@ class DPOPairMapper(ConverterMapper):
         chosen = response_turns(record.get("chosen"), "chosen")
         rejected = response_turns(record.get("rejected"), "rejected")
         self.check_size(prompt, chosen, rejected)
-        return {"id": self.row_id(record, default_id), "prompt": prompt, "chosen": chosen, "rejected": rejected,
-                "source": source, "meta": self.meta(record, used + ("chosen", "rejected"))}
+        return {
+            "id": self.row_id(record, default_id),
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "source": source,
+            "meta": self.meta(record, used + ("chosen", "rejected")),
+        }
 
 
 def candidate(value: Any, index: int, where: str) -> dict:
@@ -164,8 +179,12 @@ class RankedResponsesMapper(ConverterMapper):
             raise FieldError(key, "the best response is empty")
         messages = prompt + [message("assistant", best["content"])]
         self.check_size(messages, [message("assistant", c["content"]) for c in candidates])
-        return {"id": self.row_id(record, default_id), "messages": messages, "source": source,
-                "meta": self.meta(record, used + (key,), {"responses": candidates})}
+        return {
+            "id": self.row_id(record, default_id),
+            "messages": messages,
+            "source": source,
+            "meta": self.meta(record, used + (key,), {"responses": candidates}),
+        }
 
 
 PREFERENCE_MAPPERS = {

@@ -32,8 +32,18 @@ POST_COLUMNS = [
     ("tags", pa.list_(pa.string())),
     ("dump", pa.string()),  # the file the post came from: post ids are unique only within one dump
 ]
-USED = ("Id", "PostTypeId", "ParentId", "AcceptedAnswerId", "Score", "ViewCount", "AnswerCount", "Title",
-        "Tags", "Body")
+USED = (
+    "Id",
+    "PostTypeId",
+    "ParentId",
+    "AcceptedAnswerId",
+    "Score",
+    "ViewCount",
+    "AnswerCount",
+    "Title",
+    "Tags",
+    "Body",
+)
 TAG = re.compile(r"<([^<>]+)>")
 POST_ID = re.compile(r"^[0-9]+$")
 

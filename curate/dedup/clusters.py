@@ -9,8 +9,9 @@ band value are linked to the first of them, a star); connected components come f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -95,10 +96,12 @@ def jaccard(values: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.nd
         chunk = pairs[start:stop]
         la, lb = lengths[chunk[:, 0]], lengths[chunk[:, 1]]
         tag = np.arange(len(chunk), dtype=np.uint64)
-        keys = np.concatenate([
-            (np.repeat(tag, la) << np.uint64(32)) | values[ranges(offsets[chunk[:, 0]], la)].astype(np.uint64),
-            (np.repeat(tag, lb) << np.uint64(32)) | values[ranges(offsets[chunk[:, 1]], lb)].astype(np.uint64),
-        ])
+        keys = np.concatenate(
+            [
+                (np.repeat(tag, la) << np.uint64(32)) | values[ranges(offsets[chunk[:, 0]], la)].astype(np.uint64),
+                (np.repeat(tag, lb) << np.uint64(32)) | values[ranges(offsets[chunk[:, 1]], lb)].astype(np.uint64),
+            ]
+        )
         keys.sort()
         same = keys[1:][keys[1:] == keys[:-1]] >> np.uint64(32)
         common = np.bincount(same.astype(np.int64), minlength=len(chunk))
@@ -114,8 +117,9 @@ def components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     nodes = sorted_unique(pairs.ravel())
     inverse = np.searchsorted(nodes, pairs)
-    graph = coo_matrix((np.ones(len(pairs), np.int8), (inverse[:, 0], inverse[:, 1])),
-                       shape=(len(nodes), len(nodes))).tocsr()
+    graph = coo_matrix(
+        (np.ones(len(pairs), np.int8), (inverse[:, 0], inverse[:, 1])), shape=(len(nodes), len(nodes))
+    ).tocsr()
     _, labels = connected_components(graph, directed=False)
     return nodes, labels.astype(np.int64)
 
@@ -143,12 +147,12 @@ def write_decisions(directory: Path, members: pl.DataFrame) -> None:
     members = members.with_columns(task=pl.col("position") // (1 << 32), row=pl.col("position") % (1 << 32))
     for (task,), part in members.sort("position").group_by("task", maintain_order=True):
         table = part.select(
-            pl.col("row").cast(pl.Int64), pl.col("cluster").cast(pl.String),
-            pl.col("size").cast(pl.Int64), pl.col("drop"),
+            pl.col("row").cast(pl.Int64),
+            pl.col("cluster").cast(pl.String),
+            pl.col("size").cast(pl.Int64),
+            pl.col("drop"),
         ).to_arrow()
         write_table(decision_path(directory, int(task)), table.cast(DECISIONS))
-
-
 
 
 def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priority: bool) -> pl.DataFrame:
@@ -158,8 +162,17 @@ def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priorit
     smallest row (first seen).
     """
     if len(rows) == 0:
-        empty = {"row": pl.Int64, "position": pl.Int64, "id": pl.String, "source": pl.String, "label": pl.Int64,
-                 "kept_row": pl.Int64, "cluster": pl.String, "size": pl.Int64, "drop": pl.Boolean}
+        empty = {
+            "row": pl.Int64,
+            "position": pl.Int64,
+            "id": pl.String,
+            "source": pl.String,
+            "label": pl.Int64,
+            "kept_row": pl.Int64,
+            "cluster": pl.String,
+            "size": pl.Int64,
+            "drop": pl.Boolean,
+        }
         return pl.DataFrame(schema=empty)
     order = np.argsort(rows, kind="stable")
     rows, labels = rows[order], labels[order]
@@ -169,7 +182,8 @@ def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priorit
     ranking = (["priority"] if by_priority else []) + ["row"]
     keepers = (
         frame.sort(ranking, descending=[True] * (len(ranking) - 1) + [False])
-        .group_by("label", maintain_order=True).first()
+        .group_by("label", maintain_order=True)
+        .first()
         .select("label", pl.col("row").alias("kept_row"), pl.col("id").alias("cluster"))
     )
     return (
@@ -179,12 +193,14 @@ def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priorit
     )
 
 
-def write_samples(keep_dir: Path, members: pl.DataFrame, count: int, seed: int,
-                  similarity: Callable[[np.ndarray], np.ndarray | None]) -> int:
+def write_samples(
+    keep_dir: Path, members: pl.DataFrame, count: int, seed: int, similarity: Callable[[np.ndarray], np.ndarray | None]
+) -> int:
     """Pick sample clusters (half the largest, half at random) and write their members to `clusters.arrow`."""
     keep_dir.mkdir(parents=True, exist_ok=True)
-    clusters = (members.filter(~pl.col("drop")).sort(["size", "row"], descending=[True, False])
-                .select("label", "row", "size"))
+    clusters = (
+        members.filter(~pl.col("drop")).sort(["size", "row"], descending=[True, False]).select("label", "row", "size")
+    )
     count = min(count, clusters.height)
     largest = (count + 1) // 2
     rest = clusters.height - largest
@@ -193,21 +209,26 @@ def write_samples(keep_dir: Path, members: pl.DataFrame, count: int, seed: int,
     shown = (
         members.join(chosen.select("label", "sample"), on="label")
         .sort(["sample", "drop", "row"])
-        .group_by("sample", maintain_order=True).head(MAX_SAMPLE_MEMBERS)
+        .group_by("sample", maintain_order=True)
+        .head(MAX_SAMPLE_MEMBERS)
     )
     scores = None
     if shown.height:
         scores = similarity(np.stack([shown["kept_row"].to_numpy(), shown["row"].to_numpy()], axis=1))
-    table = pa.table({
-        "sample": pa.array(shown["sample"].to_numpy(), pa.int32()),
-        "cluster": shown["cluster"].to_arrow().cast(pa.string()),
-        "size": pa.array(shown["size"].to_numpy(), pa.int64()),
-        "position": pa.array(shown["position"].to_numpy(), pa.int64()),
-        "id": shown["id"].to_arrow().cast(pa.string()),
-        "source": shown["source"].to_arrow().cast(pa.string()),
-        "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
-        "similarity": pa.array(scores, pa.float64()) if scores is not None else pa.nulls(shown.height, pa.float64()),
-    })
+    table = pa.table(
+        {
+            "sample": pa.array(shown["sample"].to_numpy(), pa.int32()),
+            "cluster": shown["cluster"].to_arrow().cast(pa.string()),
+            "size": pa.array(shown["size"].to_numpy(), pa.int64()),
+            "position": pa.array(shown["position"].to_numpy(), pa.int64()),
+            "id": shown["id"].to_arrow().cast(pa.string()),
+            "source": shown["source"].to_arrow().cast(pa.string()),
+            "role": pa.array(np.where(shown["drop"].to_numpy(), "dropped", "kept"), pa.string()),
+            "similarity": pa.array(scores, pa.float64())
+            if scores is not None
+            else pa.nulls(shown.height, pa.float64()),
+        }
+    )
     write_table(keep_dir / CLUSTERS_FILE, table)
     return count
 

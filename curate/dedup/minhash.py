@@ -58,7 +58,7 @@ def signatures(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.nda
     for doc in np.flatnonzero(counts).tolist():
         row = result[doc]
         for start in range(int(offsets[doc]), int(offsets[doc + 1]), BLOCK):
-            block = mixed[start:min(start + BLOCK, int(offsets[doc + 1]))] * a + b
+            block = mixed[start : min(start + BLOCK, int(offsets[doc + 1]))] * a + b
             np.minimum(row, block.min(axis=0), out=row)
     return result
 
@@ -72,8 +72,9 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=32)
-def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float,
-                  false_negative_weight: float) -> tuple[int, int]:
+def optimal_bands(
+    threshold: float, num_perm: int, false_positive_weight: float, false_negative_weight: float
+) -> tuple[int, int]:
     """(bands, rows) minimising the weighted false-positive + false-negative mass (datasketch)."""
     from datasketch.lsh import _optimal_param
 
@@ -82,7 +83,7 @@ def optimal_bands(threshold: float, num_perm: int, false_positive_weight: float,
 
 def candidate_probability(similarity: float, bands: int, rows: int) -> float:
     """Probability that two documents of this Jaccard similarity share at least one band."""
-    return 1.0 - (1.0 - similarity ** rows) ** bands
+    return 1.0 - (1.0 - similarity**rows) ** bands
 
 
 def band_hashes(signature: np.ndarray, bands: int, rows: int) -> np.ndarray:

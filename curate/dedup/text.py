@@ -33,8 +33,14 @@ WHITESPACE = r"[\s\p{Z}]+"
 # Odd 64-bit constants (from xxhash/murmur/splitmix), one per position in the n-gram; beyond 8
 # positions the constants are derived with splitmix64, so any n works.
 _BASE_MULTIPLIERS = (
-    0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
-    0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63,
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0xD6E8FEB86659FD93,
+    0xFF51AFD7ED558CCD,
+    0xC4CEB9FE1A85EC53,
+    0x27D4EB2F165667C5,
+    0x85EBCA77C2B2AE63,
 )
 MASK64 = (1 << 64) - 1
 
@@ -93,8 +99,13 @@ class TextNormalization:
             rows = texts.filter(non_ascii)
             if self.unicode_form != "none":
                 form = self.unicode_form
-                rows = pa.array([t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
-                                 for t in rows.to_pylist()], pa.string())
+                rows = pa.array(
+                    [
+                        t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)
+                        for t in rows.to_pylist()
+                    ],
+                    pa.string(),
+                )
             if self.lowercase:
                 rows = pc.utf8_lower(rows)
             if self.remove_punctuation:
@@ -169,7 +180,7 @@ def ngram_hashes(tokens: np.ndarray, offsets: np.ndarray, n: int) -> Shingles:
     short = (counts > 0) & (counts < n)
     short_hash = np.zeros(len(counts), np.uint64)
     for k, multiplier in enumerate(multipliers(n)):
-        acc += padded[k:k + total] * np.uint64(multiplier)
+        acc += padded[k : k + total] * np.uint64(multiplier)
         ends_here = short & (counts == k + 1)
         if ends_here.any():
             short_hash[ends_here] = acc[offsets[:-1][ends_here]]

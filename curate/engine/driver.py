@@ -14,8 +14,8 @@ from curate.config import workers
 from curate.engine.finalize import finalize
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
-from curate.errors import ThresherError
 from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
+from curate.errors import ThresherError
 from curate.executors import Executor, make_executor
 from curate.logs import log_to_file
 from curate.manifest import Manifest
@@ -58,8 +58,9 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
 def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     cfg = plan.cfg
     n_workers = min(workers(cfg), max(1, len(plan.tasks)))
-    state = WorkerState(plan.pipeline, layout, plan.mapper, plan.options, mb(cfg.output.shard_mb), n_workers,
-                        cfg.seed, len(plan.tasks))
+    state = WorkerState(
+        plan.pipeline, layout, plan.mapper, plan.options, mb(cfg.output.shard_mb), n_workers, cfg.seed, len(plan.tasks)
+    )
     started = time.time()
     results: list[dict[int, TaskResult]] = []
     resolved: dict[str, StageStats] = {}
@@ -79,8 +80,14 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     return finalize(plan, layout, results, resolved, started, pass_seconds, n_workers)
 
 
-def run_pass(plan: Plan, layout: Layout, passage: Pass, results: list[dict[int, TaskResult]], executor: Executor,
-             progress: Progress) -> dict[int, TaskResult]:
+def run_pass(
+    plan: Plan,
+    layout: Layout,
+    passage: Pass,
+    results: list[dict[int, TaskResult]],
+    executor: Executor,
+    progress: Progress,
+) -> dict[int, TaskResult]:
     layout.pass_dir(passage.index).mkdir(parents=True, exist_ok=True)
     done: dict[int, TaskResult] = {}
     todo: list[TaskSpec] = []

@@ -22,8 +22,9 @@ from curate.writers import ShardWriter
 logger = logging.getLogger(__name__)
 
 
-def merged_stats(pipeline: Pipeline, results: list[dict[int, TaskResult]],
-                 resolved: dict[str, StageStats]) -> dict[str, StageStats]:
+def merged_stats(
+    pipeline: Pipeline, results: list[dict[int, TaskResult]], resolved: dict[str, StageStats]
+) -> dict[str, StageStats]:
     """Each stage's statistics over every task of every pass, and its resolve step."""
     stats = {stage.name: StageStats() for stage in pipeline.stages}
     for by_task in results:
@@ -35,8 +36,15 @@ def merged_stats(pipeline: Pipeline, results: list[dict[int, TaskResult]],
     return stats
 
 
-def finalize(plan: Plan, layout: Layout, results: list[dict[int, TaskResult]], resolved: dict[str, StageStats],
-             started: float, pass_seconds: list[float], n_workers: int) -> Manifest:
+def finalize(
+    plan: Plan,
+    layout: Layout,
+    results: list[dict[int, TaskResult]],
+    resolved: dict[str, StageStats],
+    started: float,
+    pass_seconds: list[float],
+    n_workers: int,
+) -> Manifest:
     pipeline, out = plan.pipeline, layout.out
     final = results[-1]
     shards = [FileRecord(**shard) for task in sorted(final) for shard in final[task].shards]
@@ -65,9 +73,14 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, TaskResult]], r
         rejects=[FileRecord(**shard, stage=name) for r in everything for name, ss in r.rejects.items() for shard in ss],
         quarantine=[FileRecord(**shard) for task in sorted(results[0]) for shard in results[0][task].quarantine],
         stages=[
-            StageRecord.from_stats(stage.name, f"{type(stage).__module__}.{type(stage).__qualname__}",
-                                   "global" if isinstance(stage, GlobalStage) else "row", stage.options(),
-                                   stats[stage.name], dataclasses.asdict(stage.resources))
+            StageRecord.from_stats(
+                stage.name,
+                f"{type(stage).__module__}.{type(stage).__qualname__}",
+                "global" if isinstance(stage, GlobalStage) else "row",
+                stage.options(),
+                stats[stage.name],
+                dataclasses.asdict(stage.resources),
+            )
             for stage in pipeline.stages
         ],
         inputs=files,
@@ -80,8 +93,10 @@ def finalize(plan: Plan, layout: Layout, results: list[dict[int, TaskResult]], r
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         timings=Timings(
             seconds=round(seconds, 3),
-            passes=[{"pass": p.index, "stages": p.describe(), "seconds": round(s, 3)}
-                    for p, s in zip(pipeline.passes, pass_seconds)],
+            passes=[
+                {"pass": p.index, "stages": p.describe(), "seconds": round(s, 3)}
+                for p, s in zip(pipeline.passes, pass_seconds)
+            ],
             rows_per_second=round(rows_in / seconds, 1) if seconds else None,
             input_mb_per_second=round(input_bytes / seconds / 1e6, 3) if seconds else None,
         ),

@@ -8,16 +8,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from curate.config import column_types, validate
+from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.sources import InputFile, expand_paths
-from curate.mapping import RecordMapper
 from curate.records import MAPPERS
 from curate.runfolder import fingerprint, without_keys
 
 # Options that change how a run is executed, not what it produces: not part of its fingerprint.
-VOLATILE_KEYS = ("executor.workers", "executor.progress", "executor.name", "executor.address",
-                 "output.overwrite", "output.keep_work", "output.report")
+VOLATILE_KEYS = (
+    "executor.workers",
+    "executor.progress",
+    "executor.name",
+    "executor.address",
+    "output.overwrite",
+    "output.keep_work",
+    "output.report",
+)
 
 
 @dataclass
@@ -43,8 +50,9 @@ def make_mapper(cfg: DictConfig) -> RecordMapper:
     options: dict[str, Any] = {"max_doc_chars": mb(cfg.input.max_doc_mb)}
     factory = MAPPERS[cfg.input.records]
     if cfg.input.records == "documents":
-        options.update(text_field=cfg.input.text_field, id_field=cfg.input.id_field,
-                       columns=column_types(cfg.input.columns))
+        options.update(
+            text_field=cfg.input.text_field, id_field=cfg.input.id_field, columns=column_types(cfg.input.columns)
+        )
     elif "id_field" in {f.name for f in fields(factory)}:  # converters take the record's id from input.id_field
         options["id_field"] = cfg.input.id_field
     return factory(**options)
@@ -77,8 +85,9 @@ def make_plan(cfg: DictConfig) -> Plan:
         mapper.columns = {"path": "string", "language": "string", **mapper.columns}  # type: ignore[attr-defined]
     schema, kind = input_schema(files, mapper)
     pipeline = build_pipeline(cfg.stages, schema, kind)
-    options = ReadOptions(cfg.input.format, cfg.input.text_unit, cfg.input.on_error,
-                          cfg.executor.batch_rows, mb(cfg.executor.batch_mb))
+    options = ReadOptions(
+        cfg.input.format, cfg.input.text_unit, cfg.input.on_error, cfg.executor.batch_rows, mb(cfg.executor.batch_mb)
+    )
     tasks = plan_tasks(files, mb(cfg.executor.task_mb))
     config = run_config(cfg)
     inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]

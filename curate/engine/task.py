@@ -20,14 +20,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.arrow_io import StreamFile, iter_batches, tmp_path
 from curate.engine.folder import Layout
 from curate.errors import ThresherError
-from curate.arrow_io import StreamFile, iter_batches, tmp_path
 from curate.logs import log_to_file
+from curate.mapping import RecordMapper
 from curate.pipeline import Pass, Pipeline
 from curate.readers import FileStats, Quarantine, ReadOptions, read_file
-from curate.readers.sources import InputFile
-from curate.mapping import RecordMapper
 from curate.runfolder import write_json_atomic
 from curate.schema import QUARANTINE
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage, Stage, positions_for
@@ -108,8 +107,14 @@ class WorkerState:
                 logger.exception("stage %s: teardown failed", stage.name)
 
     def global_context(self, stage: GlobalStage, scan_files: list[Path] | None = None) -> GlobalContext:
-        return GlobalContext(self.layout.stage_dir(stage.name), scan_files or [], self.workers, self.seed,
-                             self.layout.keep_dir(stage), self.tasks)
+        return GlobalContext(
+            self.layout.stage_dir(stage.name),
+            scan_files or [],
+            self.workers,
+            self.seed,
+            self.layout.keep_dir(stage),
+            self.tasks,
+        )
 
 
 _WORKER: WorkerState | None = None
@@ -152,8 +157,9 @@ class TaskRun:
         self.last = spec.pass_index == len(state.pipeline.passes) - 1
         layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
         self.prefix = prefix
-        self.data = ShardWriter(layout.data_dir(spec.pass_index, self.last), prefix, self.passage.schema_out,
-                                state.shard_bytes, out)
+        self.data = ShardWriter(
+            layout.data_dir(spec.pass_index, self.last), prefix, self.passage.schema_out, state.shard_bytes, out
+        )
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
         self.quarantine_writer = ShardWriter(out / "quarantine", prefix, QUARANTINE, state.shard_bytes, out)
@@ -202,8 +208,9 @@ class TaskRun:
         if batch is not None:
             self.quarantine_writer.write(batch)
 
-    def record(self, stage: Stage, batch_in: pa.RecordBatch | None, result: RowResult, seconds: float,
-               generated: bool = False) -> None:
+    def record(
+        self, stage: Stage, batch_in: pa.RecordBatch | None, result: RowResult, seconds: float, generated: bool = False
+    ) -> None:
         stats = self.stats[stage.name]
         if batch_in is not None:
             stats.rows_in += batch_in.num_rows
@@ -221,8 +228,11 @@ class TaskRun:
             writer = self.rejects.get(stage.name)
             if writer is None:
                 writer = self.rejects[stage.name] = ShardWriter(
-                    self.state.layout.out / "rejects" / stage.name, self.prefix,
-                    self.state.pipeline.reject_schemas[stage.name], self.state.shard_bytes, self.state.layout.out,
+                    self.state.layout.out / "rejects" / stage.name,
+                    self.prefix,
+                    self.state.pipeline.reject_schemas[stage.name],
+                    self.state.shard_bytes,
+                    self.state.layout.out,
                 )
             writer.write(dropped)
 
@@ -291,7 +301,7 @@ class TaskRun:
             if leftover is not None:
                 self.record(stage, None, leftover, 0.0)
                 if leftover.kept.num_rows:
-                    self.run_rows(leftover.kept, passage.rows[index + 1:])
+                    self.run_rows(leftover.kept, passage.rows[index + 1 :])
         return self.finish(time.perf_counter() - started)
 
     def finish(self, seconds: float) -> TaskResult:
@@ -300,10 +310,15 @@ class TaskRun:
             self.scan_writer.close()
             scan_file = str(self.scan_writer.path)
         result = TaskResult(
-            pass_index=self.spec.pass_index, task=self.spec.task, rows_in=self.rows_in, seconds=seconds,
-            stages=self.stats, shards=self.data.close(),
+            pass_index=self.spec.pass_index,
+            task=self.spec.task,
+            rows_in=self.rows_in,
+            seconds=seconds,
+            stages=self.stats,
+            shards=self.data.close(),
             rejects={name: writer.close() for name, writer in self.rejects.items()},
-            quarantine=self.quarantine_writer.close(), files=[asdict(stats) for stats in self.files],
+            quarantine=self.quarantine_writer.close(),
+            files=[asdict(stats) for stats in self.files],
             scan_file=scan_file,
         )
         write_json_atomic(self.state.layout.marker(self.spec.pass_index, self.spec.task), result.to_json())

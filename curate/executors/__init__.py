@@ -23,11 +23,14 @@ class Executor(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], resources: Resources | None = None) -> Iterator[Any]: ...
+    def map(
+        self, fn: Callable[[Any], Any], items: Iterable[Any], resources: Resources | None = None
+    ) -> Iterator[Any]: ...
 
 
-def make_executor(cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any,
-                  finalizer: Callable[[], None]) -> Executor:
+def make_executor(
+    cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any, finalizer: Callable[[], None]
+) -> Executor:
     """The executor named by `executor.name` (validated in `curate.config`)."""
     if cfg.executor.name == "ray":
         from curate.executors.ray import RayExecutor

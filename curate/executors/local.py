@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
 
 from curate.stages.base import Resources
 
@@ -24,8 +24,10 @@ class LocalExecutor:
     def __enter__(self) -> LocalExecutor:
         if self.workers > 1:
             self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=self.initializer, initargs=(self.payload,),
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=self.initializer,
+                initargs=(self.payload,),
             )
         else:
             self.initializer(self.payload)

@@ -62,8 +62,14 @@ def actors_that_fit(resources: Resources, cluster: dict[str, float]) -> int:
 
 
 class RayExecutor:
-    def __init__(self, workers: int, initializer: Callable[[Any], None], payload: Any,
-                 finalizer: Callable[[], None], address: str | None = None):
+    def __init__(
+        self,
+        workers: int,
+        initializer: Callable[[Any], None],
+        payload: Any,
+        finalizer: Callable[[], None],
+        address: str | None = None,
+    ):
         self.workers, self.initializer, self.payload = workers, initializer, payload
         self.finalizer, self.address = finalizer, address
         self.started_ray = False

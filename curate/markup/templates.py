@@ -56,9 +56,15 @@ def render_sequence(text: str, meta: dict[str, Any], counts: Counter) -> str:
     kind = {"protein": "Protein", "dna": "DNA", "rna": "RNA"}.get(alphabet, "Sequence")
     title = meta.get("description") or meta.get("id") or ""
     lines = [f"# {kind}: {title}".rstrip(": ")] if title else [f"# {kind}"]
-    lines += field_lines([("Organism", meta.get("organism")), ("Gene", meta.get("gene")),
-                          ("Function", meta.get("function")), ("Keywords", meta.get("keywords")),
-                          ("Products", meta.get("products"))])
+    lines += field_lines(
+        [
+            ("Organism", meta.get("organism")),
+            ("Gene", meta.get("gene")),
+            ("Function", meta.get("function")),
+            ("Keywords", meta.get("keywords")),
+            ("Products", meta.get("products")),
+        ]
+    )
     counts["amino_spans" if alphabet == "protein" else "dna_spans"] += 1
     return "\n".join(lines) + f"\n\n{wrap_sequence(text, alphabet)}\n"
 
@@ -131,5 +137,9 @@ def render_unarxive(text: str, meta: dict[str, Any], counts: Counter, unparsed_r
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-TEMPLATES = {"sequence": render_sequence, "molecule": render_molecule, "arxiv": render_arxiv,
-             "unarxive": render_unarxive}
+TEMPLATES = {
+    "sequence": render_sequence,
+    "molecule": render_molecule,
+    "arxiv": render_arxiv,
+    "unarxive": render_unarxive,
+}

@@ -108,7 +108,10 @@ def read_file(
         raw = HashingReader(handle)
         stream = open_decompressed(raw, file.path.name)
         items = FORMATS[file.format](
-            stream, file.label, text_unit=options.text_unit, batch_rows=options.batch_rows,
+            stream,
+            file.label,
+            text_unit=options.text_unit,
+            batch_rows=options.batch_rows,
             forced_format=options.format,
         )
         for item in items:
@@ -133,8 +136,13 @@ def read_file(
         if truncated(stream):
             stats.rows += 1
             stats.quarantined += 1
-            quarantine.add(str(file.path), stats.rows, None,
-                           "truncated or corrupt stream: compressed data ended before its end-of-stream marker", b"")
+            quarantine.add(
+                str(file.path),
+                stats.rows,
+                None,
+                "truncated or corrupt stream: compressed data ended before its end-of-stream marker",
+                b"",
+            )
         while raw.read(1 << 20):  # hash whatever the format did not need to read
             pass
     stats.bytes, stats.sha256 = raw.bytes_read, raw.sha256.hexdigest()
@@ -160,7 +168,5 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:
-            raise ConfigError(
-                f"input.paths: dataset '{folder}' has a different schema or kind from '{first_folder}'"
-            )
+            raise ConfigError(f"input.paths: dataset '{folder}' has a different schema or kind from '{first_folder}'")
     return first

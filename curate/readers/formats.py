@@ -69,8 +69,9 @@ def json_file(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
         if isinstance(record, dict):
             yield Item(position, record, label)
         else:
-            yield Problem(position, label, f"item is a JSON {type(record).__name__}, expected an object",
-                          orjson.dumps(record))
+            yield Problem(
+                position, label, f"item is a JSON {type(record).__name__}, expected an object", orjson.dumps(record)
+            )
 
 
 def read_all(stream: io.BufferedIOBase, label: str) -> tuple[str | None, Problem | None]:

@@ -41,20 +41,36 @@ def extension_hint(label: str) -> str | None:
     return next((kind for ext, kind in EXTENSION_HINTS.items() if name.endswith(ext)), None)
 
 
-def sequence_record(position: int, label: str, seq_id: str, description: str, sequence: str, hint: str | None,
-                    source_format: str, raw: bytes, **annotations) -> Item | Problem:
+def sequence_record(
+    position: int,
+    label: str,
+    seq_id: str,
+    description: str,
+    sequence: str,
+    hint: str | None,
+    source_format: str,
+    raw: bytes,
+    **annotations,
+) -> Item | Problem:
     if not sequence:
         return Problem(position, label, "record has no sequence", raw, "sequence")
     kind = sequences.classify(sequence, hint)
     if kind is None:
         where = sequences.first_foreign(sequence, hint or "protein")
         char = f" {where[1]!r} at residue {where[0] + 1}" if where else ""
-        return Problem(position, label, f"sequence has a character outside the DNA/RNA/protein alphabets{char}",
-                       raw, "sequence")
+        return Problem(
+            position, label, f"sequence has a character outside the DNA/RNA/protein alphabets{char}", raw, "sequence"
+        )
     if kind == "protein":
         sequence = sequence.upper()
-    record = {"id": seq_id, "text": sequence, "record_type": "sequence", "alphabet": kind,
-              "description": description, "format": source_format}
+    record = {
+        "id": seq_id,
+        "text": sequence,
+        "record_type": "sequence",
+        "alphabet": kind,
+        "description": description,
+        "format": source_format,
+    }
     record.update({k: v for k, v in annotations.items() if v})
     return Item(position, record, label, raw)
 
@@ -66,8 +82,10 @@ def uniprot_fields(description: str) -> dict[str, str]:
         marker = f" {key}="
         if marker in description:
             rest = description.split(marker, 1)[1]
-            cut = min((rest.find(f" {k}=") for k in ("OS", "OX", "GN", "PE", "SV", "Split") if f" {k}=" in rest),
-                      default=len(rest))
+            cut = min(
+                (rest.find(f" {k}=") for k in ("OS", "OX", "GN", "PE", "SV", "Split") if f" {k}=" in rest),
+                default=len(rest),
+            )
             fields[name] = rest[:cut].strip()
     return fields
 
@@ -85,8 +103,9 @@ def fasta(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
         data = ("\n".join(raw)).encode()
         if not seq_id:
             return Problem(start, label, "header has no identifier", data, "id")
-        return sequence_record(start, label, seq_id, description.strip(), text, hint, "fasta", data,
-                               **uniprot_fields(description))
+        return sequence_record(
+            start, label, seq_id, description.strip(), text, hint, "fasta", data, **uniprot_fields(description)
+        )
 
     for entry in lines(stream, label):
         if isinstance(entry, Problem):
@@ -139,7 +158,9 @@ def flat_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, s
         yield start, "".join(block)  # no closing '//': Biopython decides whether it is complete
 
 
-def biopython_records(stream: io.BufferedIOBase, label: str, biopython_format: str) -> Iterator[tuple[int, object, bytes] | Problem]:
+def biopython_records(
+    stream: io.BufferedIOBase, label: str, biopython_format: str
+) -> Iterator[tuple[int, object, bytes] | Problem]:
     from Bio import BiopythonParserWarning, SeqIO
 
     for entry in flat_records(stream, label):
@@ -179,8 +200,16 @@ def genbank(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Probl
         hint = "protein" if molecule == "protein" else "rna" if "rna" in molecule else "dna" if molecule else None
         products = sorted({q for f in record.features if f.type == "CDS" for q in f.qualifiers.get("product", [])})
         yield sequence_record(
-            start, label, record.id, record.description, sequence_text(record) or "", hint, "genbank", raw,
-            organism=record.annotations.get("organism"), keywords=[k for k in record.annotations.get("keywords", []) if k],
+            start,
+            label,
+            record.id,
+            record.description,
+            sequence_text(record) or "",
+            hint,
+            "genbank",
+            raw,
+            organism=record.annotations.get("organism"),
+            keywords=[k for k in record.annotations.get("keywords", []) if k],
             products=products[:50],
         )
 
@@ -193,12 +222,24 @@ def swissprot(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
             continue
         start, record, raw = entry
         comments = record.annotations.get("comment", "")
-        function = next((c.split(":", 1)[1].strip() for c in comments.split("\n") if c.startswith("FUNCTION:")), None) \
-            if isinstance(comments, str) else None
+        function = (
+            next((c.split(":", 1)[1].strip() for c in comments.split("\n") if c.startswith("FUNCTION:")), None)
+            if isinstance(comments, str)
+            else None
+        )
         yield sequence_record(
-            start, label, record.id, record.description, sequence_text(record) or "", "protein", "swissprot", raw,
-            organism=record.annotations.get("organism"), keywords=record.annotations.get("keywords", []),
-            gene=record.annotations.get("gene_name"), function=function,
+            start,
+            label,
+            record.id,
+            record.description,
+            sequence_text(record) or "",
+            "protein",
+            "swissprot",
+            raw,
+            organism=record.annotations.get("organism"),
+            keywords=record.annotations.get("keywords", []),
+            gene=record.annotations.get("gene_name"),
+            function=function,
         )
 
 
@@ -225,8 +266,9 @@ def smiles_table(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | 
             delimiter = "\t" if "\t" in text else "," if "," in text else " "
             names = split_row(text, delimiter)
             lowered = [n.strip().lower() for n in names]
-            found = [i for i, n in enumerate(lowered) if n in SMILES_HEADERS] or \
-                    [i for i, n in enumerate(lowered) if "smiles" in n]
+            found = [i for i, n in enumerate(lowered) if n in SMILES_HEADERS] or [
+                i for i, n in enumerate(lowered) if "smiles" in n
+            ]
             if found:
                 header, column = [n.strip() for n in names], found[0]
                 continue
@@ -241,7 +283,9 @@ def smiles_table(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | 
             continue
         record = {"text": value, "record_type": "molecule", "isomeric": smiles.is_isomeric(value), "format": "smiles"}
         if header:
-            record.update({name: field for i, (name, field) in enumerate(zip(header, fields)) if i != column and field != ""})
+            record.update(
+                {name: field for i, (name, field) in enumerate(zip(header, fields)) if i != column and field != ""}
+            )
         elif len(fields) > 1:
             record["name"] = fields[1].strip()
             if len(fields) > 2:

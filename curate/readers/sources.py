@@ -98,7 +98,7 @@ def expand_paths(
             label = os.path.relpath(path, root) if root != path else path.name
             files.append(InputFile(path, label, src, fmt, stat.st_size, stat.st_mtime_ns))
     if not files:
-        raise ConfigError("input.paths: no readable input file found (skipped: %d)" % len(skipped))
+        raise ConfigError(f"input.paths: no readable input file found (skipped: {len(skipped)})")
     return files, skipped
 
 

@@ -39,7 +39,11 @@ def read_columns(folder: Path, shards: list[FileRecord], limit: int = MAX_HIST_R
 
 def numeric_columns(table: pa.Table) -> list[str]:
     core = set(KINDS["documents"].names) | {name for name, _ in REJECT_COLUMNS}
-    return [f.name for f in table.schema if f.name not in core and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))]
+    return [
+        f.name
+        for f in table.schema
+        if f.name not in core and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    ]
 
 
 def histograms(folder: Path, manifest: Manifest) -> list[dict]:
@@ -79,8 +83,13 @@ def histograms(folder: Path, manifest: Manifest) -> list[dict]:
             continue
         figure, axis = plt.subplots(figsize=(5.5, 2.6))
         bins = np.histogram_bin_edges(everything, bins=40)
-        axis.hist(list(series.values()), bins=bins, stacked=True, label=list(series),
-                  color=[colors[i % len(colors)] for i in range(len(series))])
+        axis.hist(
+            list(series.values()),
+            bins=bins,
+            stacked=True,
+            label=list(series),
+            color=[colors[i % len(colors)] for i in range(len(series))],
+        )
         axis.set_title(name)
         axis.legend(fontsize=8)
         stats = {k: {"n": len(v), "mean": float(np.mean(v)), "p50": float(np.median(v))} for k, v in series.items()}
@@ -114,8 +123,13 @@ def sample_rows(folder: Path, shards: list[FileRecord], n: int, where=None) -> l
         for batch in iter_batches(folder / shard.path):
             for row in batch.to_pylist():
                 if where is None or where(row):
-                    rows.append({k: v if isinstance(v, (int, float, bool)) else shorten(v)
-                                 for k, v in row.items() if v is not None})
+                    rows.append(
+                        {
+                            k: v if isinstance(v, (int, float, bool)) else shorten(v)
+                            for k, v in row.items()
+                            if v is not None
+                        }
+                    )
                     if len(rows) >= n:
                         return rows
     return rows
@@ -124,8 +138,11 @@ def sample_rows(folder: Path, shards: list[FileRecord], n: int, where=None) -> l
 def scores_of(row: dict) -> dict:
     """A row's annotation values (numbers and flags outside the core columns), for display."""
     core = set(KINDS["documents"].names) | {name for name, _ in REJECT_COLUMNS}
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
-            if k not in core and isinstance(v, (int, float, bool))}
+    return {
+        k: (round(v, 4) if isinstance(v, float) else v)
+        for k, v in row.items()
+        if k not in core and isinstance(v, (int, float, bool))
+    }
 
 
 def rejected_samples(folder: Path, manifest: Manifest, per_reason: int = 3) -> list[dict]:
@@ -175,32 +192,49 @@ def duplicate_clusters(folder: Path, manifest: Manifest) -> list[dict]:
         if (keep / "clusters.arrow").is_file():
             for batch in iter_batches(keep / "clusters.arrow"):
                 for row in batch.to_pylist():
-                    cluster = clusters.setdefault(row["sample"], {"id": row["cluster"], "size": row["size"], "members": []})
+                    cluster = clusters.setdefault(
+                        row["sample"], {"id": row["cluster"], "size": row["size"], "members": []}
+                    )
                     cluster["members"].append({**row, "text": shorten(texts.get(row["position"], ""))})
         by_source = details.get("documents_by_source", {})
         removed = details.get("removed_by_source", {})
-        sources = [{"source": name, "documents": count, "removed": removed.get(name, 0),
-                    "share": removed.get(name, 0) / count if count else 0.0} for name, count in by_source.items()]
-        sections.append({
-            "name": stage.name, "details": details, "sources": sources,
-            "sizes": size_plot(details["cluster_sizes"]) if details["cluster_sizes"] else None,
-            "clusters": [clusters[k] for k in sorted(clusters)],
-        })
+        sources = [
+            {
+                "source": name,
+                "documents": count,
+                "removed": removed.get(name, 0),
+                "share": removed.get(name, 0) / count if count else 0.0,
+            }
+            for name, count in by_source.items()
+        ]
+        sections.append(
+            {
+                "name": stage.name,
+                "details": details,
+                "sources": sources,
+                "sizes": size_plot(details["cluster_sizes"]) if details["cluster_sizes"] else None,
+                "clusters": [clusters[k] for k in sorted(clusters)],
+            }
+        )
     return sections
 
 
 def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
     folder = Path(folder)
     manifest = manifest or Manifest.read(folder)
-    html = environment().get_template("report.html.j2").render(
-        title=str(folder.resolve().name),
-        m=manifest,
-        drops=drop_plot(manifest),
-        histograms=histograms(folder, manifest),
-        kept=sample_rows(folder, manifest.shards, 5),
-        rejected=rejected_samples(folder, manifest),
-        quarantined=sample_rows(folder, manifest.quarantine, 10),
-        duplicates=duplicate_clusters(folder, manifest),
+    html = (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=str(folder.resolve().name),
+            m=manifest,
+            drops=drop_plot(manifest),
+            histograms=histograms(folder, manifest),
+            kept=sample_rows(folder, manifest.shards, 5),
+            rejected=rejected_samples(folder, manifest),
+            quarantined=sample_rows(folder, manifest.quarantine, 10),
+            duplicates=duplicate_clusters(folder, manifest),
+        )
     )
     path = folder / "report.html"
     path.write_text(html)

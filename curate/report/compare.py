@@ -58,7 +58,9 @@ def load_entry(folder: Path) -> Entry:
     if (folder / "run.json").is_file():
         run = json.loads((folder / "run.json").read_text())
         metrics = folder / "metrics.jsonl"
-        curve = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+        curve = (
+            [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+        )
         data = Path((run.get("data") or {}).get("path", ""))
         manifest = Manifest.read(data) if (data / MANIFEST).is_file() else None
         return Entry(folder.name, folder, manifest, data if manifest else None, run, curve)
@@ -84,7 +86,9 @@ def composition(entry: Entry) -> dict[str, dict[str, float]]:
     frame = read_frame(shards, pa.schema([(c, pa.string()) for c in columns]), columns)
     sizes = pl.col("text").str.len_bytes().sum() if "text" in columns else pl.lit(0)
     table = frame.group_by("source").agg(pl.len().alias("rows"), sizes.alias("bytes")).sort("source")
-    return {row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)}
+    return {
+        row["source"]: {"rows": row["rows"], "bytes": int(row["bytes"] or 0)} for row in table.iter_rows(named=True)
+    }
 
 
 def tokens(manifest: Manifest | None) -> int | None:
@@ -93,15 +97,27 @@ def tokens(manifest: Manifest | None) -> int | None:
     return counted[-1] if counted else None
 
 
-IGNORED = ("output.", "executor.", "input.paths", "train.output.", "train.data", "data.output.",
-           "data.executor.", "data.input.paths", "train.hydra")
+IGNORED = (
+    "output.",
+    "executor.",
+    "input.paths",
+    "train.output.",
+    "train.data",
+    "data.output.",
+    "data.executor.",
+    "data.input.paths",
+    "train.hydra",
+)
 
 
 def differing_options(entries: list[Entry]) -> list[str]:
     flats = [e.options for e in entries]
     keys = sorted(set().union(*flats))
-    return [k for k in keys if not k.startswith(IGNORED) and not k.endswith("._target_")
-            and len({repr(f.get(k)) for f in flats}) > 1]
+    return [
+        k
+        for k in keys
+        if not k.startswith(IGNORED) and not k.endswith("._target_") and len({repr(f.get(k)) for f in flats}) > 1
+    ]
 
 
 def composition_plot(labels: list[str], compositions: list[dict]) -> str | None:
@@ -158,16 +174,30 @@ def write_comparison(folders: list[str | Path], out: str | Path | None = None) -
     rows = []
     for entry, comp in zip(entries, compositions):
         flat = entry.options
-        rows.append({
-            "label": entry.label, "path": str(entry.path), "m": entry.manifest, "run": entry.run,
-            "summary": (entry.run or {}).get("summary") or {}, "composition": comp,
-            "bytes": sum(v["bytes"] for v in comp.values()), "options": {k: flat.get(k) for k in options},
-            "tokens": tokens(entry.manifest),
-        })
-    html = environment().get_template("compare.html.j2").render(
-        runs=rows, options=options, sources=sorted(set().union(*compositions)),
-        plot=composition_plot([e.label for e in entries], compositions), losses=loss_plot(entries),
-        trained=any(e.run for e in entries),
+        rows.append(
+            {
+                "label": entry.label,
+                "path": str(entry.path),
+                "m": entry.manifest,
+                "run": entry.run,
+                "summary": (entry.run or {}).get("summary") or {},
+                "composition": comp,
+                "bytes": sum(v["bytes"] for v in comp.values()),
+                "options": {k: flat.get(k) for k in options},
+                "tokens": tokens(entry.manifest),
+            }
+        )
+    html = (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            runs=rows,
+            options=options,
+            sources=sorted(set().union(*compositions)),
+            plot=composition_plot([e.label for e in entries], compositions),
+            losses=loss_plot(entries),
+            trained=any(e.run for e in entries),
+        )
     )
     path = Path(out) if out else Path(folders[0]).parent / "comparison.html"
     path.write_text(html)

@@ -13,9 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 def environment() -> Environment:
     """The templates of this folder, autoescaped, with the reports' filters."""
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html", "j2"])
-    )
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html", "j2"]))
     env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else (f"{n:,.3f}" if isinstance(n, float) else n)
     env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
     env.filters["details_tables"] = details_tables

@@ -33,8 +33,9 @@ class MiniLM:
         self.batch_size = batch_size
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+        return self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        ).astype(np.float32)
 
 
 def hashed_terms(text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +44,9 @@ def hashed_terms(text: str) -> tuple[np.ndarray, np.ndarray]:
     terms = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
     if not terms:
         return np.zeros(0, np.uint32), np.zeros(0, np.float32)
-    buckets = np.fromiter((xxhash.xxh32_intdigest(t.encode()) & ((1 << HASH_BITS) - 1) for t in terms), np.uint32, len(terms))
+    buckets = np.fromiter(
+        (xxhash.xxh32_intdigest(t.encode()) & ((1 << HASH_BITS) - 1) for t in terms), np.uint32, len(terms)
+    )
     ids, counts = np.unique(buckets, return_counts=True)
     return ids, (1.0 + np.log(counts)).astype(np.float32)
 
@@ -76,8 +79,10 @@ def sketch(matrix, dims: int = 512, seed: int = 0) -> np.ndarray:
         return matrix
     rng = np.random.default_rng(seed)
     width = matrix.shape[1]
-    projection = sparse.csr_matrix((rng.choice([-1.0, 1.0], width).astype(np.float32),
-                                    (np.arange(width), rng.integers(0, dims, width))), shape=(width, dims))
+    projection = sparse.csr_matrix(
+        (rng.choice([-1.0, 1.0], width).astype(np.float32), (np.arange(width), rng.integers(0, dims, width))),
+        shape=(width, dims),
+    )
     view = np.asarray((matrix @ projection).todense(), dtype=np.float32)
     norms = np.linalg.norm(view, axis=1, keepdims=True)
     norms[norms == 0] = 1.0

@@ -23,7 +23,9 @@ REFERENCES = re.compile(
     r"(as (?:others have |someone )?(?:mentioned|said|noted|stated)|mentioned above|other answers?|"
     r"\bas @?\w+ (?:notes?|says?|said|mentioned|points? out|pointed out|wrote|suggests?)\b|"
     r"(?:above|previous|accepted|this) answer|\bedit\s*\d*\s*:|\bupdate\s*:|stack\s?exchange|\bup-?vot|\bdown-?vot|"
-    r"comments? (?:below|above))", re.IGNORECASE)
+    r"comments? (?:below|above))",
+    re.IGNORECASE,
+)
 URL = re.compile(r"https?://|www\.", re.IGNORECASE)
 HTML_TAG = re.compile(r"</?(?:p|div|span|br|a|img|table|td|tr)\b[^>]*>", re.IGNORECASE)
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\S", re.MULTILINE)

@@ -40,8 +40,10 @@ class RewardModelScorer:
     def score(self, conversations: list[list[dict]]) -> np.ndarray:
         scores = []
         for start in range(0, len(conversations), self.batch_size):
-            texts = [conversation_text(self.tokenizer, c) for c in conversations[start:start + self.batch_size]]
-            encoded = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length)
+            texts = [conversation_text(self.tokenizer, c) for c in conversations[start : start + self.batch_size]]
+            encoded = self.tokenizer(
+                texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
+            )
             with self.torch.inference_mode():
                 logits = self.model(**encoded).logits
             scores.append(logits[:, 0].float().numpy())
@@ -73,7 +75,7 @@ class LMLikelihoodScorer:
             if not response_ids:
                 out.append(np.nan)
                 continue
-            ids = (prompt_ids + response_ids)[-self.max_length:]  # keep the response, cut the prompt's start
+            ids = (prompt_ids + response_ids)[-self.max_length :]  # keep the response, cut the prompt's start
             start = max(1, len(ids) - len(response_ids))  # first predicted response token
             tensor = torch.tensor([ids])
             with torch.inference_mode():

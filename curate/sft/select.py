@@ -68,15 +68,26 @@ class Selector:
         return True
 
 
-def choose(quality: np.ndarray, embeddings: np.ndarray, groups: np.ndarray, quotas: list[int], n: int,
-           threshold: float, method: str = "deita", clusters: np.ndarray | None = None, fill: bool = True,
-           diversity_weight: float = 1.0, mmr_pool: int = 20) -> list[int]:
+def choose(
+    quality: np.ndarray,
+    embeddings: np.ndarray,
+    groups: np.ndarray,
+    quotas: list[int],
+    n: int,
+    threshold: float,
+    method: str = "deita",
+    clusters: np.ndarray | None = None,
+    fill: bool = True,
+    diversity_weight: float = 1.0,
+    mmr_pool: int = 20,
+) -> list[int]:
     """The rows picked (indices, in the order picked). Ties in quality keep input order. With `fill`,
     places a quota could not use go to the best remaining rows of any source."""
     order = np.argsort(-quality, kind="stable")
     if method == "mmr":
-        return choose_mmr(quality, embeddings, groups, quotas, n, threshold, fill, diversity_weight,
-                          order[: max(n, n * mmr_pool)])
+        return choose_mmr(
+            quality, embeddings, groups, quotas, n, threshold, fill, diversity_weight, order[: max(n, n * mmr_pool)]
+        )
     selector = Selector(embeddings, groups, quotas, n, threshold)
     if method == "deita":
         for i in order.tolist():
@@ -107,8 +118,17 @@ def choose(quality: np.ndarray, embeddings: np.ndarray, groups: np.ndarray, quot
     return selector.choice.selected
 
 
-def choose_mmr(quality: np.ndarray, embeddings: np.ndarray, groups: np.ndarray, quotas: list[int], n: int,
-               threshold: float, fill: bool, weight: float, candidates: np.ndarray) -> list[int]:
+def choose_mmr(
+    quality: np.ndarray,
+    embeddings: np.ndarray,
+    groups: np.ndarray,
+    quotas: list[int],
+    n: int,
+    threshold: float,
+    fill: bool,
+    weight: float,
+    candidates: np.ndarray,
+) -> list[int]:
     """Greedy MMR over `candidates` (the best-quality rows: bounds the cost to O(n x candidates))."""
     vectors, gains, member = embeddings[candidates], quality[candidates].astype(np.float64), groups[candidates]
     closest = np.full(len(candidates), -1.0)  # highest similarity to a row taken so far
@@ -142,7 +162,7 @@ def redundant_rows(embeddings: np.ndarray, selected: list[int], threshold: float
         return flags
     chosen = embeddings[selected]
     for start in range(0, len(embeddings), block):
-        flags[start:start + block] = (embeddings[start:start + block] @ chosen.T).max(axis=1) > threshold
+        flags[start : start + block] = (embeddings[start : start + block] @ chosen.T).max(axis=1) > threshold
     flags[selected] = False
     return flags
 
@@ -171,13 +191,25 @@ def stats(values: np.ndarray) -> dict[str, float]:
     values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
     if len(values) == 0:
         return {}
-    return {"mean": round(float(np.mean(values)), 4), "p10": round(float(np.percentile(values, 10)), 4),
-            "p50": round(float(np.median(values)), 4), "p90": round(float(np.percentile(values, 90)), 4)}
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "p10": round(float(np.percentile(values, 10)), 4),
+        "p50": round(float(np.median(values)), 4),
+        "p90": round(float(np.percentile(values, 90)), 4),
+    }
 
 
-def describe_set(rows: np.ndarray, quality: np.ndarray, components: dict[str, np.ndarray], embeddings: np.ndarray,
-                 response_chars: np.ndarray, sources: np.ndarray, clusters: np.ndarray, threshold: float,
-                 bins: np.ndarray) -> dict:
+def describe_set(
+    rows: np.ndarray,
+    quality: np.ndarray,
+    components: dict[str, np.ndarray],
+    embeddings: np.ndarray,
+    response_chars: np.ndarray,
+    sources: np.ndarray,
+    clusters: np.ndarray,
+    threshold: float,
+    bins: np.ndarray,
+) -> dict:
     """The numbers that compare one set of rows with another."""
     nn = nearest_neighbour_similarity(embeddings[rows])
     covered = np.unique(clusters[rows])
@@ -186,8 +218,9 @@ def describe_set(rows: np.ndarray, quality: np.ndarray, components: dict[str, np
     return {
         "rows": int(len(rows)),
         "quality": stats(quality[rows]),
-        "components": {name: stats(values[rows])["mean"] if stats(values[rows]) else None
-                       for name, values in components.items()},
+        "components": {
+            name: stats(values[rows])["mean"] if stats(values[rows]) else None for name, values in components.items()
+        },
         "nn_similarity": stats(nn),
         "share_nn_above_threshold": round(float((nn > threshold).mean()), 4) if len(nn) else 0.0,
         "clusters_covered": int(len(covered)),

@@ -25,8 +25,21 @@ PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 TEMPLATE_FILES = ("instructions.j2", "is_classification.j2", "instances_input_first.j2", "instances_output_first.j2")
 
 # Self-Instruct's keyword filter (bootstrap_instructions.py): tasks a text-only model cannot do.
-SELF_INSTRUCT_BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-                           "map", "maps", "draw", "plot", "go to")
+SELF_INSTRUCT_BLACKLIST = (
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+)
 # Alpaca's additions (generate_instruction.py).
 ALPACA_BLACKLIST_EXTRA = ("video", "audio", "music", "flowchart", "diagram")
 
@@ -50,8 +63,9 @@ class SeedTask:
 @lru_cache(maxsize=8)
 def template_environment(folder: str) -> SandboxedEnvironment:
     # Sandboxed: a prompt folder is configuration, and must not reach Python internals through the template.
-    return SandboxedEnvironment(loader=FileSystemLoader(folder), undefined=StrictUndefined, autoescape=False,
-                                keep_trailing_newline=False)
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(folder), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
 
 
 def template_folder(name: str) -> Path:
@@ -59,8 +73,10 @@ def template_folder(name: str) -> Path:
     folder = PROMPTS_DIR / name if (PROMPTS_DIR / name).is_dir() else Path(name).expanduser()
     missing = [f for f in TEMPLATE_FILES if not (folder / f).is_file()]
     if missing:
-        raise ValueError(f"templates: '{name}' is not a prompt folder with {', '.join(TEMPLATE_FILES)} "
-                         f"(missing: {', '.join(missing)})")
+        raise ValueError(
+            f"templates: '{name}' is not a prompt folder with {', '.join(TEMPLATE_FILES)} "
+            f"(missing: {', '.join(missing)})"
+        )
     return folder
 
 
@@ -76,8 +92,9 @@ def instruction_prompt(folder: Path, instructions: list[str]) -> str:
     return render(folder, "instructions.j2", instructions=[one_line(i).rstrip(":") for i in instructions])
 
 
-def sample_prompt_instructions(rng: random.Random, seeds: list[str], machine: list[str], total: int,
-                               from_machine: int) -> list[str]:
+def sample_prompt_instructions(
+    rng: random.Random, seeds: list[str], machine: list[str], total: int, from_machine: int
+) -> list[str]:
     """Self-Instruct's in-context mix: up to `from_machine` machine instructions, the rest human, shuffled."""
     chosen = rng.sample(machine, min(from_machine, len(machine)))
     chosen += rng.sample(seeds, min(total - len(chosen), len(seeds)))

@@ -39,11 +39,20 @@ def stage_classes(package: str = BUILTIN) -> list[type]:
         raise ConfigError(f"--package: cannot import '{package}': {error}") from None
     modules = [root]
     if hasattr(root, "__path__"):  # a package: its modules too (not __main__, which runs a command)
-        modules += [importlib.import_module(f"{package}.{info.name}") for info in pkgutil.iter_modules(root.__path__)
-                    if info.name != "__main__"]
-    found = [value for module in modules for value in vars(module).values()
-             if isinstance(value, type) and issubclass(value, Stage) and value.__module__ == module.__name__
-             and value.config_name]
+        modules += [
+            importlib.import_module(f"{package}.{info.name}")
+            for info in pkgutil.iter_modules(root.__path__)
+            if info.name != "__main__"
+        ]
+    found = [
+        value
+        for module in modules
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Stage)
+        and value.__module__ == module.__name__
+        and value.config_name
+    ]
     return sorted(found, key=lambda cls: cls.config_name)
 
 
@@ -135,12 +144,18 @@ def stages_markdown(classes: list[type] | None = None, command: str = "make conf
         needs = ", ".join(stage.required_columns()) or "-"
         adds = ", ".join(f"{k} ({v})" for k, v in stage.provided_columns().items()) or "-"
         resources = ", ".join(f"{k} {v:g}" for k, v in dataclasses.asdict(cls.resources).items())
-        lines += [f"Needs: {needs}. Adds: {adds} (with the default options). Resources per worker: {resources}.",
-                  "", "| option | default |", "|---|---|"]
+        lines += [
+            f"Needs: {needs}. Adds: {adds} (with the default options). Resources per worker: {resources}.",
+            "",
+            "| option | default |",
+            "|---|---|",
+        ]
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+            default = (
+                f.default
+                if f.default is not dataclasses.MISSING
+                else (f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+            )
             lines.append(f"| `{f.name}` | `{default!r}` |")
         lines.append("")
     return "\n".join(lines)
-

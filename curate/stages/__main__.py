@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="thresher stages",
         description="Without options: list every stage (built-in, and installed plugins' from the entry point "
-                    "group thresher.stages). With --package: write its stage configs and/or docs.")
+        "group thresher.stages). With --package: write its stage configs and/or docs.",
+    )
     parser.add_argument("--package", help="a package or module of stage classes (e.g. my_stages)")
     parser.add_argument("--conf-dir", help="config folder: writes <conf-dir>/stage/<config_name>.yaml per stage")
     parser.add_argument("--docs", help="Markdown page to write: each stage, its docstring and defaults")

@@ -43,7 +43,6 @@ import pyarrow.compute as pc
 from curate.stats import StageStats
 
 
-
 @dataclass
 class RowResult:
     """What a stage returns for one batch: the rows kept, and the rows dropped with a `drop_reason`."""
@@ -242,9 +241,7 @@ def positions_for(task: int, offset: int, n: int) -> np.ndarray:
     return (np.int64(task) << np.int64(32)) + np.arange(offset, offset + n, dtype=np.int64)
 
 
-def with_columns(
-    batch: pa.RecordBatch, columns: dict[str, Any], types: dict[str, pa.DataType]
-) -> pa.RecordBatch:
+def with_columns(batch: pa.RecordBatch, columns: dict[str, Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
     """Add (or replace) `columns` in `batch`, typed as declared in `types`."""
     for name, values in columns.items():
         dtype = types[name]

@@ -98,7 +98,9 @@ class C4Filter(RuleFilter):
 
     def setup(self) -> None:
         if self.bad_words_path is not None:
-            alternatives = "|".join(re.escape(w) for w in sorted(load_bad_words(self.bad_words_path), key=len, reverse=True))
+            alternatives = "|".join(
+                re.escape(w) for w in sorted(load_bad_words(self.bad_words_path), key=len, reverse=True)
+            )
             pattern = rf"(?:\W|^)(?:{alternatives})(?:\W|$)" if self.bad_words_match_words else alternatives
             self._bad_words = re.compile(pattern)
 

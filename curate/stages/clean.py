@@ -49,7 +49,7 @@ class NormalizeText(MapStage):
         if self.strip_trailing_spaces:
             text = TRAILING_SPACES.sub("", text)
         if self.max_blank_lines >= 0:
-            text = re.sub(r"\n{%d,}" % (self.max_blank_lines + 2), "\n" * (self.max_blank_lines + 1), text)
+            text = re.sub(rf"\n{{{self.max_blank_lines + 2},}}", "\n" * (self.max_blank_lines + 1), text)
         return text.strip()
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -102,8 +102,10 @@ class Decontaminate(TextNormalization, FilterStage):
         # A misspelt field would silently match nothing: fail now, naming the fields found.
         texts, seen = eval_texts(list(self.eval_paths), list(self.eval_fields))
         if not texts:
-            raise ValueError(f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
-                             f"files (fields found: {', '.join(sorted(seen)) or 'none'})")
+            raise ValueError(
+                f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
+                f"files (fields found: {', '.join(sorted(seen)) or 'none'})"
+            )
 
     def setup(self) -> None:
         texts, _ = eval_texts(list(self.eval_paths), list(self.eval_fields))
@@ -146,8 +148,9 @@ class Decontaminate(TextNormalization, FilterStage):
         raw = [(m.start(), m.end()) for m in RAW_TOKEN.finditer(text)]
         # Normalise each whitespace-separated token alone: its words are the document's words,
         # and each word knows the token (so the characters) it came from.
-        words, offsets = split_words(self.normalize(pa.array([text[s:e] for s, e in raw], pa.string()),
-                                                    split_words=True))
+        words, offsets = split_words(
+            self.normalize(pa.array([text[s:e] for s, e in raw], pa.string()), split_words=True)
+        )
         token_of = np.repeat(np.arange(len(raw)), np.diff(offsets))
         shingles = ngram_hashes(hash_strings(words), np.array([0, len(words)]), self.ngram)
         hits = np.flatnonzero(self.matches(shingles.hashes))
@@ -163,6 +166,6 @@ class Decontaminate(TextNormalization, FilterStage):
         if len(spans) > self.max_splits:
             return text, "contaminated_too_many_spans"
         bounds = [0] + [b for span in spans for b in span] + [len(text)]
-        pieces = [text[bounds[i]:bounds[i + 1]].strip() for i in range(0, len(bounds), 2)]
+        pieces = [text[bounds[i] : bounds[i + 1]].strip() for i in range(0, len(bounds), 2)]
         kept = [piece for piece in pieces if len(piece) >= self.min_doc_chars]
         return ("\n\n".join(kept), None) if kept else (text, "contaminated")

@@ -26,7 +26,12 @@ import xxhash
 from curate.arrow_io import read_table, read_tables, write_table
 from curate.dedup.decisions import CLUSTERS_FILE, ROW_MASK, SAMPLES_DIR, TaskDecisions
 from curate.dedup.minhash import (
-    band_hashes, candidate_probability, optimal_bands, permutations, signatures, sorted_unique,
+    band_hashes,
+    candidate_probability,
+    optimal_bands,
+    permutations,
+    signatures,
+    sorted_unique,
 )
 from curate.dedup.text import TextNormalization, char_shingles, word_shingles
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
@@ -112,8 +117,9 @@ class DuplicateStage(GlobalStage):
         rows, labels, details = self.clusters(files)
         members = clusters.keep_one(files, rows, labels, by_priority=self.keep != "first")
         clusters.write_decisions(ctx.work_dir / "decisions", members.select("position", "cluster", "size", "drop"))
-        samples = clusters.write_samples(ctx.keep_dir, members, self.sample_clusters, ctx.seed,
-                                         lambda pairs: self.similarity(files, pairs))
+        samples = clusters.write_samples(
+            ctx.keep_dir, members, self.sample_clusters, ctx.seed, lambda pairs: self.similarity(files, pairs)
+        )
         self.stat_set(**clusters.summary(files, members), sample_clusters=samples, **details)
 
     # ---- apply -----------------------------------------------------------------------------
@@ -123,8 +129,9 @@ class DuplicateStage(GlobalStage):
         self._samples_dir = ctx.keep_dir / SAMPLES_DIR
         self._task: TaskDecisions | None = None
         clusters = ctx.keep_dir / CLUSTERS_FILE
-        self._sample_positions = (read_table(clusters).column("position").to_numpy() if clusters.is_file()
-                                  else np.zeros(0, np.int64))
+        self._sample_positions = (
+            read_table(clusters).column("position").to_numpy() if clusters.is_file() else np.zeros(0, np.int64)
+        )
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         if batch.num_rows == 0:
@@ -191,8 +198,12 @@ class ExactDedup(TextNormalization, DuplicateStage):
         if not files:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), {}
         keys = pl.from_arrow(read_tables(files, columns=["key"])).with_row_index("row")
-        groups = (keys.lazy().with_columns(label=pl.col("row").min().over("key"), n=pl.len().over("key"))
-                  .filter(pl.col("n") > 1).collect())
+        groups = (
+            keys.lazy()
+            .with_columns(label=pl.col("row").min().over("key"), n=pl.len().over("key"))
+            .filter(pl.col("n") > 1)
+            .collect()
+        )
         return (groups["row"].cast(pl.Int64).to_numpy(), groups["label"].cast(pl.Int64).to_numpy(), {})
 
     def similarity(self, files: list[Path], pairs: np.ndarray) -> np.ndarray:
@@ -251,8 +262,11 @@ class MinHashDedup(TextNormalization, DuplicateStage):
             raise ValueError("bands: set both bands and rows (> 0), or neither to choose them from threshold")
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands: bands x rows ({self.bands * self.rows}) exceeds num_perm ({self.num_perm})")
-        if self.false_positive_weight < 0 or self.false_negative_weight < 0 or \
-                self.false_positive_weight + self.false_negative_weight <= 0:
+        if (
+            self.false_positive_weight < 0
+            or self.false_negative_weight < 0
+            or self.false_positive_weight + self.false_negative_weight <= 0
+        ):
             raise ValueError("false_positive_weight: weights must be >= 0 and not both 0")
         # Chosen once, in the driver: workers receive them with the stage (and never import
         # datasketch and scipy just for these).
@@ -264,8 +278,9 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         if self.bands:
             return self.bands, self.rows
         if not hasattr(self, "_layout"):
-            self._layout = optimal_bands(self.threshold, self.num_perm, self.false_positive_weight,
-                                         self.false_negative_weight)
+            self._layout = optimal_bands(
+                self.threshold, self.num_perm, self.false_positive_weight, self.false_negative_weight
+            )
         return self._layout
 
     def band_columns(self) -> list[str]:
@@ -299,7 +314,10 @@ class MinHashDedup(TextNormalization, DuplicateStage):
 
         bands, rows = self.layout()
         details: dict[str, Any] = {
-            "num_perm": self.num_perm, "bands": bands, "rows": rows, "threshold": self.threshold,
+            "num_perm": self.num_perm,
+            "bands": bands,
+            "rows": rows,
+            "threshold": self.threshold,
             "candidate_recall_at_threshold": round(candidate_probability(self.threshold, bands, rows), 4),
         }
         if not files:
@@ -335,7 +353,8 @@ class MinHashDedup(TextNormalization, DuplicateStage):
             needed = sorted_unique(chunk.ravel())
             lists = take_rows(files, ["shingles"], needed).column("shingles").combine_chunks()
             offsets = lists.offsets.to_numpy().astype(np.int64)
-            result[start:stop] = jaccard(lists.flatten().to_numpy(), offsets - offsets[0],
-                                         np.searchsorted(needed, chunk))
+            result[start:stop] = jaccard(
+                lists.flatten().to_numpy(), offsets - offsets[0], np.searchsorted(needed, chunk)
+            )
             start = stop
         return result

@@ -79,7 +79,9 @@ def train_fasttext(train_file: Path, model_file: Path, options: dict, attempts: 
     options = dict(options)
     for _ in range(attempts):
         request = json.dumps({"input": str(train_file), "output": str(model_file), "options": options})
-        result = subprocess.run([sys.executable, "-m", "curate.fasttext_train", request], capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "curate.fasttext_train", request], capture_output=True, text=True
+        )
         if result.returncode == 0 and model_file.is_file():
             return options
         error = (result.stdout.strip().splitlines() or [""])[-1]
@@ -113,9 +115,12 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
     recall = tp / (tp + fn) if tp + fn else 0.0
     auc = roc_auc(labels, scores)
     return {
-        "documents": int(len(labels)), "positives": int(truth.sum()), "threshold": threshold,
+        "documents": int(len(labels)),
+        "positives": int(truth.sum()),
+        "threshold": threshold,
         "accuracy": round((tp + tn) / len(labels), 4) if len(labels) else None,
-        "precision": round(precision, 4), "recall": round(recall, 4),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
         "f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
         "roc_auc": round(auc, 4) if auc is not None else None,
         "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
@@ -125,13 +130,22 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.
 class FastTextScorer:
     """A loaded supervised fastText model and how to feed it: probability of one label per text."""
 
-    def __init__(self, model_path: str, positive_label: str | None, preprocess: str, lowercase: bool | None,
-                 max_chars: int | None):
+    def __init__(
+        self,
+        model_path: str,
+        positive_label: str | None,
+        preprocess: str,
+        lowercase: bool | None,
+        max_chars: int | None,
+    ):
         import fasttext
 
         manifest_path = Path(model_path).with_name(MANIFEST)
-        saved = json.loads(manifest_path.read_text())["preprocess"] if (
-            preprocess == "auto" and manifest_path.is_file()) else {}
+        saved = (
+            json.loads(manifest_path.read_text())["preprocess"]
+            if (preprocess == "auto" and manifest_path.is_file())
+            else {}
+        )
         self.mode = saved.get("mode", "raw") if preprocess == "auto" else preprocess
         self.lowercase = saved.get("lowercase", False) if lowercase is None else lowercase
         self.max_chars = max_chars or saved.get("max_chars", 100_000)
@@ -139,7 +153,9 @@ class FastTextScorer:
         labels = [label.removeprefix("__label__") for label in self.model.labels]
         self.positive = positive_label or (POSITIVE if POSITIVE in labels else labels[0])
         if self.positive not in labels:
-            raise ValueError(f"positive_label: the model has no label '{self.positive}'; its labels: {', '.join(labels)}")
+            raise ValueError(
+                f"positive_label: the model has no label '{self.positive}'; its labels: {', '.join(labels)}"
+            )
 
     def scores(self, texts: list[str]) -> np.ndarray:
         lines = [prepare(t, self.mode, self.lowercase, self.max_chars) for t in texts]
@@ -253,27 +269,36 @@ class TrainQualityClassifier(GlobalStage):
             return None
         texts = batch.column("text").to_pylist()
         valid = self.held_out(batch.column("id").to_pylist())
-        return pa.table({
-            "position": pa.array(positions[keep], pa.int64()),
-            "label": pa.array([labels[i] for i in keep], pa.int8()),
-            "valid": pa.array([valid[i] for i in keep], pa.bool_()),
-            "text": pa.array([prepare(texts[i], self.preprocess, self.lowercase, self.max_chars) for i in keep],
-                             pa.string()),
-        })
+        return pa.table(
+            {
+                "position": pa.array(positions[keep], pa.int64()),
+                "label": pa.array([labels[i] for i in keep], pa.int8()),
+                "valid": pa.array([valid[i] for i in keep], pa.bool_()),
+                "text": pa.array(
+                    [prepare(texts[i], self.preprocess, self.lowercase, self.max_chars) for i in keep], pa.string()
+                ),
+            }
+        )
 
     def resolve(self, ctx: GlobalContext) -> None:
         import polars as pl
 
         if not ctx.scan_files:
-            raise InputError(f"stages.{self.name}: no row has a label (label_field '{self.label_field}', "
-                             f"positive_sources {self.positive_sources or '[]'}); nothing to train on")
+            raise InputError(
+                f"stages.{self.name}: no row has a label (label_field '{self.label_field}', "
+                f"positive_sources {self.positive_sources or '[]'}); nothing to train on"
+            )
         rows = read_frame(ctx.scan_files)
         train, valid = rows.filter(~pl.col("valid")), rows.filter(pl.col("valid"))
-        counts = {name: {"positive": int((part["label"] == 1).sum()), "negative": int((part["label"] == 0).sum())}
-                  for name, part in (("train", train), ("valid", valid))}
+        counts = {
+            name: {"positive": int((part["label"] == 1).sum()), "negative": int((part["label"] == 0).sum())}
+            for name, part in (("train", train), ("valid", valid))
+        }
         if not counts["train"]["positive"] or not counts["train"]["negative"]:
-            raise InputError(f"stages.{self.name}: training needs positive and negative rows; got {counts['train']} "
-                             "(check label_field / positive_labels / positive_sources)")
+            raise InputError(
+                f"stages.{self.name}: training needs positive and negative rows; got {counts['train']} "
+                "(check label_field / positive_labels / positive_sources)"
+            )
         # a deterministic shuffle: fastText learns in file order
         order = np.argsort(splitmix64(train["position"].to_numpy().astype(np.uint64) ^ np.uint64(self.seed)))
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
@@ -284,9 +309,17 @@ class TrainQualityClassifier(GlobalStage):
                 handle.write(f"__label__{POSITIVE if labels[i] == 1 else NEGATIVE} {texts[i]}\n")
         ctx.keep_dir.mkdir(parents=True, exist_ok=True)
         model_file = ctx.keep_dir / "model.bin"
-        options = {"lr": self.lr, "epoch": self.epoch, "wordNgrams": self.word_ngrams, "dim": self.dim,
-                   "bucket": self.bucket, "minCount": self.min_count, "thread": self.threads, "seed": self.seed,
-                   "verbose": 0}
+        options = {
+            "lr": self.lr,
+            "epoch": self.epoch,
+            "wordNgrams": self.word_ngrams,
+            "dim": self.dim,
+            "bucket": self.bucket,
+            "minCount": self.min_count,
+            "thread": self.threads,
+            "seed": self.seed,
+            "verbose": 0,
+        }
         started = time.time()
         used = train_fasttext(train_file, model_file, options)
         seconds = round(time.time() - started, 2)
@@ -294,22 +327,31 @@ class TrainQualityClassifier(GlobalStage):
         if len(valid):
             scorer = FastTextScorer(str(model_file), POSITIVE, self.preprocess, self.lowercase, self.max_chars)
             probs = scorer.model.predict(valid["text"].to_list(), k=-1)
-            positive = np.array([dict(zip(names, values)).get(f"__label__{POSITIVE}", 0.0)
-                                 for names, values in zip(*probs)], dtype=np.float64)
+            positive = np.array(
+                [dict(zip(names, values)).get(f"__label__{POSITIVE}", 0.0) for names, values in zip(*probs)],
+                dtype=np.float64,
+            )
             metrics = binary_metrics(valid["label"].to_numpy().astype(np.int64), np.minimum(positive, 1.0))
         summary = {
-            "model": model_file.name, "model_bytes": model_file.stat().st_size, "sha256": file_sha256(model_file),
-            "rows": counts, "metrics_valid": metrics, "train_seconds": seconds,
+            "model": model_file.name,
+            "model_bytes": model_file.stat().st_size,
+            "sha256": file_sha256(model_file),
+            "rows": counts,
+            "metrics_valid": metrics,
+            "train_seconds": seconds,
             "lr_used": used["lr"],
         }
         manifest = {
             "format": "fasttext-supervised",
             "labels": {"positive": POSITIVE, "negative": NEGATIVE},
             "preprocess": {"mode": self.preprocess, "lowercase": self.lowercase, "max_chars": self.max_chars},
-            "training": {**{k: v for k, v in used.items() if k != "verbose"},
-                         "validation_fraction": self.validation_fraction,
-                         "labels_from": ({"sources": self.positive_sources} if self.positive_sources
-                                         else {"field": self.label_field})},
+            "training": {
+                **{k: v for k, v in used.items() if k != "verbose"},
+                "validation_fraction": self.validation_fraction,
+                "labels_from": (
+                    {"sources": self.positive_sources} if self.positive_sources else {"field": self.label_field}
+                ),
+            },
             **summary,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -322,10 +364,16 @@ class TrainQualityClassifier(GlobalStage):
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         labels = self.labels(batch)
         valid = self.held_out(batch.column("id").to_pylist())
-        batch = with_columns(batch, {
-            "quality_label": labels,
-            "quality_split": [None if label is None else ("valid" if v else "train") for label, v in zip(labels, valid)],
-        }, self.provided_columns())
+        batch = with_columns(
+            batch,
+            {
+                "quality_label": labels,
+                "quality_split": [
+                    None if label is None else ("valid" if v else "train") for label, v in zip(labels, valid)
+                ],
+            },
+            self.provided_columns(),
+        )
         return split_by_reason(batch, [None if label is not None else "no_label" for label in labels])
 
 
@@ -379,8 +427,9 @@ class FastTextQualityFilter(FilterStage):
         self._scorer: FastTextScorer | None = None
 
     def setup(self) -> None:
-        self._scorer = FastTextScorer(self.model_path, self.positive_label, self.preprocess, self.lowercase,
-                                      self.max_chars)
+        self._scorer = FastTextScorer(
+            self.model_path, self.positive_label, self.preprocess, self.lowercase, self.max_chars
+        )
 
     def teardown(self) -> None:
         self._scorer = None
@@ -400,4 +449,3 @@ class FastTextQualityFilter(FilterStage):
         state = dict(self.__dict__)
         state["_scorer"] = None
         return state
-

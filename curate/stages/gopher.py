@@ -76,10 +76,17 @@ class GopherQuality(RuleFilter):
     stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))
 
     def validate(self) -> None:
-        if self.min_doc_words is not None and self.max_doc_words is not None and self.min_doc_words > self.max_doc_words:
+        if (
+            self.min_doc_words is not None
+            and self.max_doc_words is not None
+            and self.min_doc_words > self.max_doc_words
+        ):
             raise ValueError("min_doc_words: must be <= max_doc_words")
-        if (self.min_avg_word_length is not None and self.max_avg_word_length is not None
-                and self.min_avg_word_length > self.max_avg_word_length):
+        if (
+            self.min_avg_word_length is not None
+            and self.max_avg_word_length is not None
+            and self.min_avg_word_length > self.max_avg_word_length
+        ):
             raise ValueError("min_avg_word_length: must be <= max_avg_word_length")
         if self.min_stop_words and not self.stop_words:
             raise ValueError("stop_words: give at least one stop word, or set min_stop_words=null")
@@ -188,8 +195,12 @@ class GopherRepetition(RuleFilter):
             Rule("gopher_dup_para_char_frac", "gopher_dup_para_char_frac", ">", self.dup_para_char_frac),
             Rule("gopher_dup_line_frac", "gopher_dup_line_frac", ">", self.dup_line_frac),
             Rule("gopher_dup_line_char_frac", "gopher_dup_line_char_frac", ">", self.dup_line_char_frac),
-            *(Rule(f"gopher_top_{n}gram", f"gopher_top_{n}gram_frac", ">", getattr(self, f"top_{n}gram_char_frac"))
-              for n in TOP_NGRAMS),
-            *(Rule(f"gopher_dup_{n}gram", f"gopher_dup_{n}gram_frac", ">", getattr(self, f"dup_{n}gram_char_frac"))
-              for n in DUP_NGRAMS),
+            *(
+                Rule(f"gopher_top_{n}gram", f"gopher_top_{n}gram_frac", ">", getattr(self, f"top_{n}gram_char_frac"))
+                for n in TOP_NGRAMS
+            ),
+            *(
+                Rule(f"gopher_dup_{n}gram", f"gopher_dup_{n}gram_frac", ">", getattr(self, f"dup_{n}gram_char_frac"))
+                for n in DUP_NGRAMS
+            ),
         ]

@@ -139,22 +139,31 @@ class LimaSelect(GlobalStage):
             "source": pa.array([r["source"] or "" for r in rows], pa.string()),
             "response_chars": pa.array([len(p[1]) for p in parts], pa.int64()),
             "answer_score": pa.array([votes_of(m) for m in metas], pa.float64()),
-            "accepted": pa.array([m.get("accepted") if isinstance(m.get("accepted"), bool) else None for m in metas],
-                                 pa.bool_()),
-            "length": pa.array([length_score(len(p[1]), self.length_min_chars, self.length_max_chars) for p in parts],
-                               pa.float64()),
+            "accepted": pa.array(
+                [m.get("accepted") if isinstance(m.get("accepted"), bool) else None for m in metas], pa.bool_()
+            ),
+            "length": pa.array(
+                [length_score(len(p[1]), self.length_min_chars, self.length_max_chars) for p in parts], pa.float64()
+            ),
             "format": pa.array([format_score(p[1]) for p in parts], pa.float64()),
-            "language": pa.array(self.language_scorer.scores([p[1] for p in parts]) if self.language_scorer
-                                 else [None] * n, pa.float64()),
-            "reward": pa.array(self.reward_scorer.score([r["messages"] for r in rows]).tolist() if self.reward_scorer
-                               else [None] * n, pa.float64()),
-            "lm": pa.array(self.lm_scorer.score([r["messages"] for r in rows]).tolist() if self.lm_scorer
-                           else [None] * n, pa.float64()),
+            "language": pa.array(
+                self.language_scorer.scores([p[1] for p in parts]) if self.language_scorer else [None] * n, pa.float64()
+            ),
+            "reward": pa.array(
+                self.reward_scorer.score([r["messages"] for r in rows]).tolist() if self.reward_scorer else [None] * n,
+                pa.float64(),
+            ),
+            "lm": pa.array(
+                self.lm_scorer.score([r["messages"] for r in rows]).tolist() if self.lm_scorer else [None] * n,
+                pa.float64(),
+            ),
         }
         texts = [f"{prompt}\n\n{response}" for prompt, response in parts]
         if self.encoder is not None:
             vectors = self.encoder.encode(texts)
-            columns["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel(), pa.float32()), vectors.shape[1])
+            columns["embedding"] = pa.FixedSizeListArray.from_arrays(
+                pa.array(vectors.ravel(), pa.float32()), vectors.shape[1]
+            )
         else:
             terms = [hashed_terms(t) for t in texts]
             columns["term_ids"] = pa.array([t[0] for t in terms], pa.list_(pa.uint32()))
@@ -183,20 +192,38 @@ class LimaSelect(GlobalStage):
         groups = np.array([group_of(s, patterns) for s in sources.tolist()], np.int64)
         k = self.clusters or max(1, round(np.sqrt(self.n)))
         clusters = kmeans(embeddings, k, ctx.seed) if self.method == "clusters" else None
-        chosen = choose(quality, embeddings, groups, [self.quotas[p] for p in patterns], self.n,
-                        self.similarity_threshold, self.method, clusters, self.fill_quotas, self.diversity_weight,
-                        self.mmr_pool)
+        chosen = choose(
+            quality,
+            embeddings,
+            groups,
+            [self.quotas[p] for p in patterns],
+            self.n,
+            self.similarity_threshold,
+            self.method,
+            clusters,
+            self.fill_quotas,
+            self.diversity_weight,
+            self.mmr_pool,
+        )
         selected = np.array(sorted(chosen), np.int64)
-        reasons = np.where(redundant_rows(embeddings, chosen, self.similarity_threshold), "redundant",
-                           "not_selected").astype(object)
+        reasons = np.where(
+            redundant_rows(embeddings, chosen, self.similarity_threshold), "redundant", "not_selected"
+        ).astype(object)
         reasons[selected] = None
         positions = state["position"].to_numpy()
-        write_table(ctx.work_dir / "decisions.arrow", pl.DataFrame(
-            {"position": positions, "reason": reasons.tolist(), "quality_score": quality.astype(np.float32)}).to_arrow())
+        write_table(
+            ctx.work_dir / "decisions.arrow",
+            pl.DataFrame(
+                {"position": positions, "reason": reasons.tolist(), "quality_score": quality.astype(np.float32)}
+            ).to_arrow(),
+        )
         report_clusters = kmeans(embeddings, self.report_clusters, ctx.seed + 1)
         self.keep_scores(ctx, state, components, quality, reasons, report_clusters)
-        self.stat_set(**self.summary(state, components, quality, embeddings, selected, report_clusters, groups,
-                                     patterns, ctx.seed))
+        self.stat_set(
+            **self.summary(
+                state, components, quality, embeddings, selected, report_clusters, groups, patterns, ctx.seed
+            )
+        )
 
     def embeddings(self, state: pl.DataFrame, seed: int) -> np.ndarray:
         if self.embedder == "minilm":
@@ -207,16 +234,23 @@ class LimaSelect(GlobalStage):
 
     def keep_scores(self, ctx, state, components, quality, reasons, report_clusters) -> None:
         ctx.keep_dir.mkdir(parents=True, exist_ok=True)
-        table = pa.table({"id": state["id"].to_arrow(), "source": state["source"].to_arrow(),
-                          "quality_score": pa.array(quality, pa.float32()),
-                          **{name: pa.array(values, pa.float32()) for name, values in components.items()},
-                          "response_chars": state["response_chars"].to_arrow(),
-                          "cluster": pa.array(report_clusters, pa.int32()),
-                          "selected": pa.array([r is None for r in reasons], pa.bool_()),
-                          "drop_reason": pa.array(reasons.tolist(), pa.string())})
+        table = pa.table(
+            {
+                "id": state["id"].to_arrow(),
+                "source": state["source"].to_arrow(),
+                "quality_score": pa.array(quality, pa.float32()),
+                **{name: pa.array(values, pa.float32()) for name, values in components.items()},
+                "response_chars": state["response_chars"].to_arrow(),
+                "cluster": pa.array(report_clusters, pa.int32()),
+                "selected": pa.array([r is None for r in reasons], pa.bool_()),
+                "drop_reason": pa.array(reasons.tolist(), pa.string()),
+            }
+        )
         write_table(ctx.keep_dir / "scores.arrow", table)
 
-    def summary(self, state, components, quality, embeddings, selected, report_clusters, groups, patterns, seed) -> dict:
+    def summary(
+        self, state, components, quality, embeddings, selected, report_clusters, groups, patterns, seed
+    ) -> dict:
         n_pool = len(state)
         size = len(selected)
         rng = np.random.default_rng(seed)
@@ -228,19 +262,30 @@ class LimaSelect(GlobalStage):
         }
         bins = np.linspace(0.0, 1.0, 11)
         sources = state["source"].to_numpy()
-        described = {name: describe_set(rows, quality, components, embeddings, chars, sources, report_clusters,
-                                         self.similarity_threshold, bins) for name, rows in sets.items()}
+        described = {
+            name: describe_set(
+                rows, quality, components, embeddings, chars, sources, report_clusters, self.similarity_threshold, bins
+            )
+            for name, rows in sets.items()
+        }
         return {
             "pool": n_pool,
             "selected": size,
             "method": self.method,
             "embedder": self.embedder,
             "similarity_threshold": self.similarity_threshold,
-            "quotas": {p: {"quota": self.quotas[p], "pool": int((groups == i).sum()),
-                           "selected": int((groups[selected] == i).sum())} for i, p in enumerate(patterns)},
+            "quotas": {
+                p: {
+                    "quota": self.quotas[p],
+                    "pool": int((groups == i).sum()),
+                    "selected": int((groups[selected] == i).sum()),
+                }
+                for i, p in enumerate(patterns)
+            },
             "pool_sources": dict(sorted(pl.Series(sources).value_counts().iter_rows())),
-            "pool_quality": {name: stats_or_none(values) for name, values in
-                             {"quality": quality, **components}.items()},
+            "pool_quality": {
+                name: stats_or_none(values) for name, values in {"quality": quality, **components}.items()
+            },
             "report_clusters": int(report_clusters.max()) + 1,
             "quality_bins": bins.round(2).tolist(),
             "sets": described,
@@ -250,8 +295,13 @@ class LimaSelect(GlobalStage):
     def load(self, ctx: GlobalContext) -> None:
         path = ctx.work_dir / "decisions.arrow"
         table = read_frame([path]) if path.is_file() else None
-        self.decisions = ({} if table is None else
-                          dict(zip(table["position"].to_list(), zip(table["reason"].to_list(), table["quality_score"].to_list()))))
+        self.decisions = (
+            {}
+            if table is None
+            else dict(
+                zip(table["position"].to_list(), zip(table["reason"].to_list(), table["quality_score"].to_list()))
+            )
+        )
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
         found = [self.decisions.get(p, ("not_selected", None)) for p in positions.tolist()]

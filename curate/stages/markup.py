@@ -7,7 +7,7 @@ import gzip
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 import pyarrow as pa
@@ -82,9 +82,12 @@ class ScienceMarkup(MapStage):
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         index = batch.schema.get_field_index("text")
         counts: Counter = Counter()
-        texts = [self.mark_up(t, s, m, counts) for t, s, m in zip(batch.column("text").to_pylist(),
-                                                                 batch.column("source").to_pylist(),
-                                                                 batch.column("meta").to_pylist())]
+        texts = [
+            self.mark_up(t, s, m, counts)
+            for t, s, m in zip(
+                batch.column("text").to_pylist(), batch.column("source").to_pylist(), batch.column("meta").to_pylist()
+            )
+        ]
         for name, count in sorted(counts.items()):
             self.stat_update(name, count)
         return batch.set_column(index, batch.schema.field(index), pa.array(texts, pa.string()))
@@ -110,6 +113,8 @@ class CodeMarkup(MapStage):
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         index = batch.schema.get_field_index("text")
-        texts = [f"{self.token}{path}\n{text}" if path else text
-                 for text, path in zip(batch.column("text").to_pylist(), batch.column("path").to_pylist())]
+        texts = [
+            f"{self.token}{path}\n{text}" if path else text
+            for text, path in zip(batch.column("text").to_pylist(), batch.column("path").to_pylist())
+        ]
         return batch.set_column(index, batch.schema.field(index), pa.array(texts, pa.string()))

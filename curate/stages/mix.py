@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional
+from typing import ClassVar, Optional
 
 import numpy as np
 import polars as pl
@@ -112,8 +112,9 @@ class Mix(GlobalStage):
         return plan
 
     def resolve(self, ctx: GlobalContext) -> None:
-        scanned = read_frame(ctx.scan_files,
-                             pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())]))
+        scanned = read_frame(
+            ctx.scan_files, pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())])
+        )
         available = dict(scanned.group_by("source").agg(pl.col("units").sum()).iter_rows())
         empty = [s for s, w in parse_pairs("weights", self.weights).items() if w > 0 and not available.get(s)]
         if empty:
@@ -136,11 +137,18 @@ class Mix(GlobalStage):
                 before = np.concatenate([[0.0], np.cumsum(units[order])[:-1]])
                 count[order[before < fraction * units.sum() - 1e-9]] += 1
                 realised_units = float((count * units).sum())
-                plan[source].update(realised=realised_units, documents=int(count.sum()),
-                                    source_documents=len(positions))
+                plan[source].update(
+                    realised=realised_units, documents=int(count.sum()), source_documents=len(positions)
+                )
             copies.append(pl.DataFrame({"pos": positions, "copies": count, "weighted": source in plan}))
-        decisions = pl.concat(copies).sort("pos") if copies else pl.DataFrame(
-            {"pos": [], "copies": [], "weighted": []}, schema={"pos": pl.Int64, "copies": pl.Int32, "weighted": pl.Boolean})
+        decisions = (
+            pl.concat(copies).sort("pos")
+            if copies
+            else pl.DataFrame(
+                {"pos": [], "copies": [], "weighted": []},
+                schema={"pos": pl.Int64, "copies": pl.Int32, "weighted": pl.Boolean},
+            )
+        )
         write_table(ctx.work_dir / "decisions.arrow", decisions.to_arrow())
         realised_total = sum(p.get("realised", 0.0) for p in plan.values())
         self.stat_set(
@@ -148,9 +156,11 @@ class Mix(GlobalStage):
             total_asked=self.total,
             total_realised=realised_total,
             sources={
-                s: {**{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()},
+                s: {
+                    **{k: round(v, 4) if isinstance(v, float) else v for k, v in p.items()},
                     "share": round(p.get("realised", 0.0) / realised_total, 4) if realised_total else 0.0,
-                    "short_by": round(max(0.0, p["asked"] - p.get("realised", 0.0)), 4)}
+                    "short_by": round(max(0.0, p["asked"] - p.get("realised", 0.0)), 4),
+                }
                 for s, p in plan.items()
             },
             unweighted_sources=sorted(set(available) - set(plan)),
@@ -173,7 +183,8 @@ class Mix(GlobalStage):
             epochs.append(np.full(len(rows), epoch, dtype=np.int32))
         take = np.concatenate(takes) if takes else np.array([], dtype=np.int64)
         kept = batch.take(pa.array(take, pa.int64())).append_column(
-            "mix_epoch", pa.array(np.concatenate(epochs) if epochs else np.array([], np.int32), pa.int32()))
+            "mix_epoch", pa.array(np.concatenate(epochs) if epochs else np.array([], np.int32), pa.int32())
+        )
         dropped_rows = np.nonzero(copies == 0)[0]
         if not len(dropped_rows):
             return RowResult(kept=kept)
@@ -182,4 +193,3 @@ class Mix(GlobalStage):
         dropped = dropped.append_column("mix_epoch", pa.nulls(len(dropped_rows), pa.int32()))
         dropped = dropped.append_column("drop_reason", pa.array(reasons.tolist(), pa.string()))
         return RowResult(kept=kept, dropped=dropped)
-

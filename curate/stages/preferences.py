@@ -22,13 +22,28 @@ from curate.stages.generated import emit
 
 RANK_BY = ("score", "rank", "reference_rouge", "source_order", "reward_model")
 PAIRING = ("all", "best_vs_worst")
-CANDIDATES = pa.schema([
-    ("position", pa.int64()), ("id", pa.string()), ("source", pa.string()), ("prompt_key", pa.string()),
-    ("prompt", pa.string()), ("response", pa.string()), ("score", pa.float64()), ("reason", pa.string()),
-    ("candidate", pa.int32()),
-])
-PAIRS = pa.schema([("position", pa.int64()), ("key", pa.string()), ("reason", pa.string()),
-                   ("chosen_score", pa.float64()), ("rejected_score", pa.float64())])
+CANDIDATES = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("prompt_key", pa.string()),
+        ("prompt", pa.string()),
+        ("response", pa.string()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("candidate", pa.int32()),
+    ]
+)
+PAIRS = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("key", pa.string()),
+        ("reason", pa.string()),
+        ("chosen_score", pa.float64()),
+        ("rejected_score", pa.float64()),
+    ]
+)
 REJECTED_PAIRS = KINDS["preference"].append(pa.field("drop_reason", pa.string()))
 
 
@@ -106,8 +121,10 @@ class PreferencePairs(GlobalStage):
             return schema
         if "messages" in schema.names:
             return KINDS["preference"]
-        raise ConfigError(f"stages.{self.name}: needs preference rows (prompt, chosen, rejected) or chat rows "
-                          f"(messages) of candidate responses; the input has: {', '.join(schema.names)}")
+        raise ConfigError(
+            f"stages.{self.name}: needs preference rows (prompt, chosen, rejected) or chat rows "
+            f"(messages) of candidate responses; the input has: {', '.join(schema.names)}"
+        )
 
     def setup(self) -> None:
         self.scorer = None
@@ -164,8 +181,15 @@ class PreferencePairs(GlobalStage):
             reason = self.pair_problem(text_of(row["chosen"]), text_of(row["rejected"]))
             if reason is None and score is not None and score[0] - score[1] < self.min_reward_margin:
                 reason = "reward_disagrees"
-            out.append({"position": position, "key": digest(row), "reason": reason,
-                        "chosen_score": score[0] if score else None, "rejected_score": score[1] if score else None})
+            out.append(
+                {
+                    "position": position,
+                    "key": digest(row),
+                    "reason": reason,
+                    "chosen_score": score[0] if score else None,
+                    "rejected_score": score[1] if score else None,
+                }
+            )
         return pa.RecordBatch.from_pylist(out, schema=PAIRS)
 
     def scan_candidates(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
@@ -174,24 +198,50 @@ class PreferencePairs(GlobalStage):
         for position, row in zip(positions.tolist(), rows):
             messages, meta = row["messages"], orjson.loads(row["meta"]) if row["meta"] else {}
             prompt = messages[:-1] if messages[-1]["role"] == "assistant" else messages
-            base = {"position": position, "id": row["id"], "source": row["source"] or "",
-                    "prompt_key": digest(prompt), "prompt": orjson.dumps(prompt).decode()}
+            base = {
+                "position": position,
+                "id": row["id"],
+                "source": row["source"] or "",
+                "prompt_key": digest(prompt),
+                "prompt": orjson.dumps(prompt).decode(),
+            }
             responses = meta.get("responses")
             if isinstance(responses, list) and responses:  # k ranked candidates carried by one row
                 for index, candidate in enumerate(responses):
                     score = candidate.get("score", -candidate["rank"] if "rank" in candidate else None)
-                    out.append({**base, "response": candidate["content"], "candidate": index,
-                                "score": self.candidate_score(row, meta, candidate["content"], score)})
+                    out.append(
+                        {
+                            **base,
+                            "response": candidate["content"],
+                            "candidate": index,
+                            "score": self.candidate_score(row, meta, candidate["content"], score),
+                        }
+                    )
             else:
-                out.append({**base, "response": messages[-1]["content"] if messages[-1]["role"] == "assistant" else "",
-                            "candidate": -1, "score": self.candidate_score(row, meta, messages[-1]["content"])})
+                out.append(
+                    {
+                        **base,
+                        "response": messages[-1]["content"] if messages[-1]["role"] == "assistant" else "",
+                        "candidate": -1,
+                        "score": self.candidate_score(row, meta, messages[-1]["content"]),
+                    }
+                )
         for item in out:
             item["reason"] = self.response_problem(item["response"]) or (
-                "unranked" if item["score"] is None or np.isnan(item["score"]) else None)
+                "unranked" if item["score"] is None or np.isnan(item["score"]) else None
+            )
         if self.rank_by == "reward_model":
             usable = [i for i, item in enumerate(out) if item["reason"] in (None, "unranked")]
-            scores = self.scorer.score([orjson.loads(out[i]["prompt"]) + [{"role": "assistant", "content": out[i]["response"]}]
-                                        for i in usable]) if usable else []
+            scores = (
+                self.scorer.score(
+                    [
+                        orjson.loads(out[i]["prompt"]) + [{"role": "assistant", "content": out[i]["response"]}]
+                        for i in usable
+                    ]
+                )
+                if usable
+                else []
+            )
             for i, score in zip(usable, scores):
                 out[i]["score"], out[i]["reason"] = float(score), None
         return pa.RecordBatch.from_pylist(out, schema=CANDIDATES)
@@ -220,15 +270,25 @@ class PreferencePairs(GlobalStage):
 
     def resolve_pairs(self, ctx: GlobalContext, state: pl.DataFrame) -> dict[str, Any]:
         first = state.with_columns(dup=pl.col("key").is_duplicated() & (pl.int_range(pl.len()).over("key") > 0))
-        decided = first.with_columns(reason=pl.when(pl.col("reason").is_not_null()).then(pl.col("reason"))
-                                     .when(pl.col("dup")).then(pl.lit("duplicate")).otherwise(pl.lit(None, pl.String)))
-        write_table(ctx.work_dir / "decisions.arrow",
-                    decided.select("position", "reason", "chosen_score", "rejected_score").to_arrow())
+        decided = first.with_columns(
+            reason=pl.when(pl.col("reason").is_not_null())
+            .then(pl.col("reason"))
+            .when(pl.col("dup"))
+            .then(pl.lit("duplicate"))
+            .otherwise(pl.lit(None, pl.String))
+        )
+        write_table(
+            ctx.work_dir / "decisions.arrow",
+            decided.select("position", "reason", "chosen_score", "rejected_score").to_arrow(),
+        )
         margins = (decided["chosen_score"] - decided["rejected_score"]).drop_nulls()
-        return {"mode": "check pairs", "pairs": decided.height,
-                "kept": int(decided["reason"].is_null().sum()),
-                "dropped": dict(sorted(decided["reason"].drop_nulls().value_counts().iter_rows())),
-                **({"reward_margin": describe(margins)} if len(margins) else {})}
+        return {
+            "mode": "check pairs",
+            "pairs": decided.height,
+            "kept": int(decided["reason"].is_null().sum()),
+            "dropped": dict(sorted(decided["reason"].drop_nulls().value_counts().iter_rows())),
+            **({"reward_margin": describe(margins)} if len(margins) else {}),
+        }
 
     def resolve_candidates(self, ctx: GlobalContext, state: pl.DataFrame) -> dict[str, Any]:
         problems: dict[int, list[str]] = {}  # per row, its candidates' problems (a row may carry several)
@@ -257,13 +317,25 @@ class PreferencePairs(GlobalStage):
                 prompt = orjson.loads(good["prompt"])
                 chosen = [{"role": "assistant", "content": good["response"]}]
                 rejected = [{"role": "assistant", "content": bad["response"]}]
-                meta = {"chosen_id": good["id"], "rejected_id": bad["id"], "chosen_score": good["score"],
-                        "rejected_score": bad["score"], "chosen_source": good["source"],
-                        "rejected_source": bad["source"], "rank_by": self.rank_by}
-                row = {"id": f"{key[:16]}-{good['position']}.{good['candidate']}-{bad['position']}.{bad['candidate']}",
-                       "prompt": prompt, "chosen": chosen, "rejected": rejected,
-                       "source": good["source"] if good["source"] == bad["source"] else f"{good['source']}>{bad['source']}",
-                       "meta": to_json(meta)}
+                meta = {
+                    "chosen_id": good["id"],
+                    "rejected_id": bad["id"],
+                    "chosen_score": good["score"],
+                    "rejected_score": bad["score"],
+                    "chosen_source": good["source"],
+                    "rejected_source": bad["source"],
+                    "rank_by": self.rank_by,
+                }
+                row = {
+                    "id": f"{key[:16]}-{good['position']}.{good['candidate']}-{bad['position']}.{bad['candidate']}",
+                    "prompt": prompt,
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "source": good["source"]
+                    if good["source"] == bad["source"]
+                    else f"{good['source']}>{bad['source']}",
+                    "meta": to_json(meta),
+                }
                 problem = self.pair_problem(good["response"], bad["response"])
                 pair_key = digest([prompt, chosen, rejected])
                 if problem is None and pair_key in seen_pairs:
@@ -286,20 +358,34 @@ class PreferencePairs(GlobalStage):
                 decisions.append((position, "no_pair"))
             else:
                 decisions.append((position, problems[position][0]))
-        write_table(ctx.work_dir / "decisions.arrow",
-                    pl.DataFrame(decisions, schema={"position": pl.Int64, "reason": pl.String}, orient="row").to_arrow())
+        write_table(
+            ctx.work_dir / "decisions.arrow",
+            pl.DataFrame(decisions, schema={"position": pl.Int64, "reason": pl.String}, orient="row").to_arrow(),
+        )
         write_table(ctx.work_dir / "pairs.arrow", pa.Table.from_pylist(pairs, schema=KINDS["preference"]))
         write_table(ctx.work_dir / "rejected_pairs.arrow", pa.Table.from_pylist(rejected_pairs, schema=REJECTED_PAIRS))
         drops: dict[str, int] = {}
         for row in rejected_pairs:
             drops[row["drop_reason"]] = drops.get(row["drop_reason"], 0) + 1
         candidates_per_prompt = state.group_by("prompt_key").len()["len"]
-        return {"mode": "build pairs", "rank_by": self.rank_by, "pairing": self.pairing,
-                "candidates": state.height, "prompts": candidates_per_prompt.len(),
-                "candidates_per_prompt": describe(candidates_per_prompt.cast(pl.Float64)),
-                "pairs": len(pairs), "tied_pairs_skipped": ties, "pairs_dropped": dict(sorted(drops.items())),
-                "score_margin": describe(pl.Series([json_meta(p)["chosen_score"] - json_meta(p)["rejected_score"]
-                                                    for p in pairs], dtype=pl.Float64)) if pairs else {}}
+        return {
+            "mode": "build pairs",
+            "rank_by": self.rank_by,
+            "pairing": self.pairing,
+            "candidates": state.height,
+            "prompts": candidates_per_prompt.len(),
+            "candidates_per_prompt": describe(candidates_per_prompt.cast(pl.Float64)),
+            "pairs": len(pairs),
+            "tied_pairs_skipped": ties,
+            "pairs_dropped": dict(sorted(drops.items())),
+            "score_margin": describe(
+                pl.Series(
+                    [json_meta(p)["chosen_score"] - json_meta(p)["rejected_score"] for p in pairs], dtype=pl.Float64
+                )
+            )
+            if pairs
+            else {},
+        }
 
     def make_pairs(self, ranked: list[dict]) -> tuple[list[tuple[dict, dict]], int]:
         """(pairs (better, worse), ties skipped) from candidates sorted best first."""
@@ -310,7 +396,7 @@ class PreferencePairs(GlobalStage):
             return ([(best, worst)], 0) if best["score"] - worst["score"] > self.min_score_gap else ([], 1)
         pairs, ties = [], 0
         for i, good in enumerate(ranked):
-            for bad in ranked[i + 1:]:
+            for bad in ranked[i + 1 :]:
                 if good["score"] - bad["score"] > self.min_score_gap:
                     pairs.append((good, bad))
                 else:
@@ -343,21 +429,31 @@ class PreferencePairs(GlobalStage):
             keep = [d["reason"] is None for d in found]
             metas = batch.column("meta").to_pylist()
             if self.reward_model:
-                metas = [to_json({**(orjson.loads(m) if m else {}), "reward_chosen": d.get("chosen_score"),
-                                  "reward_rejected": d.get("rejected_score")}) for m, d in zip(metas, found)]
+                metas = [
+                    to_json(
+                        {
+                            **(orjson.loads(m) if m else {}),
+                            "reward_chosen": d.get("chosen_score"),
+                            "reward_rejected": d.get("rejected_score"),
+                        }
+                    )
+                    for m, d in zip(metas, found)
+                ]
                 batch = batch.set_column(batch.schema.get_field_index("meta"), "meta", pa.array(metas, pa.string()))
             dropped_index = [i for i, k in enumerate(keep) if not k]
             dropped = None
             if dropped_index:
                 dropped = batch.take(pa.array(dropped_index)).append_column(
-                    "drop_reason", pa.array([found[i]["reason"] for i in dropped_index], pa.string()))
+                    "drop_reason", pa.array([found[i]["reason"] for i in dropped_index], pa.string())
+                )
             return RowResult(kept=batch.filter(pa.array(keep)), dropped=dropped)
         merged = [d["reason"] == "merged" for d in found]
         dropped_index = [i for i, m in enumerate(merged) if not m]
         dropped = None
         if dropped_index:
             dropped = batch.take(pa.array(dropped_index)).append_column(
-                "drop_reason", pa.array([found[i]["reason"] for i in dropped_index], pa.string()))
+                "drop_reason", pa.array([found[i]["reason"] for i in dropped_index], pa.string())
+            )
         self.stat_update("consumed", sum(merged))
         return RowResult(kept=pa.RecordBatch.from_pylist([], schema=KINDS["preference"]), dropped=dropped)
 
@@ -375,5 +471,9 @@ def json_meta(row: dict) -> dict:
 def describe(values: pl.Series) -> dict[str, float]:
     if values.len() == 0:
         return {}
-    return {"min": round(float(values.min()), 4), "p50": round(float(values.median()), 4),
-            "mean": round(float(values.mean()), 4), "max": round(float(values.max()), 4)}
+    return {
+        "min": round(float(values.min()), 4),
+        "p50": round(float(values.median()), 4),
+        "mean": round(float(values.mean()), 4),
+        "max": round(float(values.max()), 4),
+    }

@@ -74,8 +74,10 @@ class RuleFilter(FilterStage):
         raise NotImplementedError
 
     def score(self, batch: pa.RecordBatch) -> dict[str, list]:
-        inputs = [batch.column(name).to_pylist() if name in batch.schema.names else [None] * batch.num_rows
-                  for name in self.stats_inputs]
+        inputs = [
+            batch.column(name).to_pylist() if name in batch.schema.names else [None] * batch.num_rows
+            for name in self.stats_inputs
+        ]
         return self.score_columns([self.document_stats(*values) for values in zip(*inputs)])
 
     def score_columns(self, rows: list[tuple]) -> dict[str, list]:

@@ -24,15 +24,32 @@ from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
 from curate.sft.novelty import NoveltyIndex
 from curate.sft.self_instruct import (
-    SELF_INSTRUCT_BLACKLIST, SeedTask, capitalize_first, classification_prompt, instance_problem,
-    instance_prompt, instruction_problem, instruction_prompt, one_line, parse_instance, parse_instructions,
-    parse_yes_no, sample_prompt_instructions, template_folder,
+    SELF_INSTRUCT_BLACKLIST,
+    SeedTask,
+    capitalize_first,
+    classification_prompt,
+    instance_problem,
+    instance_prompt,
+    instruction_problem,
+    instruction_prompt,
+    one_line,
+    parse_instance,
+    parse_instructions,
+    parse_yes_no,
+    sample_prompt_instructions,
+    template_folder,
 )
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
 from curate.stages.generated import emit
 
-SEED_STATE = pa.schema([("position", pa.int64()), ("instruction", pa.string()), ("instances", pa.string()),
-                        ("is_classification", pa.bool_())])
+SEED_STATE = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("instruction", pa.string()),
+        ("instances", pa.string()),
+        ("is_classification", pa.bool_()),
+    ]
+)
 REJECTED_SCHEMA = KINDS["chat"].append(pa.field("drop_reason", pa.string()))
 
 
@@ -103,8 +120,16 @@ class SelfInstruct(GlobalStage):
     llm: LLMConfig = field(default_factory=LLMConfig)
 
     def validate(self) -> None:
-        for name in ("num_instructions", "prompt_instructions", "request_batch_size", "max_new_per_prompt",
-                     "max_requests", "max_new_tokens", "instance_samples", "instance_max_new_tokens"):
+        for name in (
+            "num_instructions",
+            "prompt_instructions",
+            "request_batch_size",
+            "max_new_per_prompt",
+            "max_requests",
+            "max_new_tokens",
+            "instance_samples",
+            "instance_max_new_tokens",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1")
         if not 0 <= self.machine_in_prompt <= self.prompt_instructions:
@@ -129,21 +154,37 @@ class SelfInstruct(GlobalStage):
             meta = orjson.loads(row["meta"]) if row["meta"] else {}
             turns = row["messages"]
             instruction = meta.get("instruction") or next(m["content"] for m in turns if m["role"] == "user")
-            instances = meta.get("instances") or [{"input": meta.get("input", ""),
-                                                   "output": turns[-1]["content"] if turns[-1]["role"] == "assistant" else ""}]
-            rows.append({"instruction": instruction, "instances": to_json(instances),
-                         "is_classification": bool(meta.get("is_classification", False))})
-        return pa.RecordBatch.from_arrays([
-            pa.array(positions, pa.int64()), pa.array([r["instruction"] for r in rows], pa.string()),
-            pa.array([r["instances"] for r in rows], pa.string()),
-            pa.array([r["is_classification"] for r in rows], pa.bool_())], schema=SEED_STATE)
+            instances = meta.get("instances") or [
+                {
+                    "input": meta.get("input", ""),
+                    "output": turns[-1]["content"] if turns[-1]["role"] == "assistant" else "",
+                }
+            ]
+            rows.append(
+                {
+                    "instruction": instruction,
+                    "instances": to_json(instances),
+                    "is_classification": bool(meta.get("is_classification", False)),
+                }
+            )
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(positions, pa.int64()),
+                pa.array([r["instruction"] for r in rows], pa.string()),
+                pa.array([r["instances"] for r in rows], pa.string()),
+                pa.array([r["is_classification"] for r in rows], pa.bool_()),
+            ],
+            schema=SEED_STATE,
+        )
 
     # -- resolve: the generation loop --------------------------------------------------------------
     def resolve(self, ctx: GlobalContext) -> None:
         started = time.time()
         state = read_frame(ctx.scan_files, SEED_STATE).sort("position")
-        seeds = [SeedTask(r["instruction"], orjson.loads(r["instances"]), r["is_classification"])
-                 for r in state.iter_rows(named=True)]
+        seeds = [
+            SeedTask(r["instruction"], orjson.loads(r["instances"]), r["is_classification"])
+            for r in state.iter_rows(named=True)
+        ]
         if not seeds:
             raise ConfigError(f"stages.{self.name}: no seed task in the input")
         run = GenerationRun(self, ctx, seeds)
@@ -154,20 +195,29 @@ class SelfInstruct(GlobalStage):
         finally:
             run.close()
         write_table(ctx.work_dir / "generated.arrow", pa.Table.from_pylist(kept, schema=KINDS["chat"]))
-        write_table(ctx.work_dir / "rejected.arrow", pa.Table.from_pylist(candidates + rejected, schema=REJECTED_SCHEMA))
+        write_table(
+            ctx.work_dir / "rejected.arrow", pa.Table.from_pylist(candidates + rejected, schema=REJECTED_SCHEMA)
+        )
         reasons: dict[str, int] = {}
         for row in candidates + rejected:
             reasons[row["drop_reason"]] = reasons.get(row["drop_reason"], 0) + 1
         scores = [orjson.loads(r["meta"])["rouge_l_max"] for r in kept]
         self.stat_set(
-            seeds=len(seeds), requests=run.requests, new_requests=run.new_requests,
-            candidates=len(candidates) + len(machine), kept_instructions=len(machine),
+            seeds=len(seeds),
+            requests=run.requests,
+            new_requests=run.new_requests,
+            candidates=len(candidates) + len(machine),
+            kept_instructions=len(machine),
             classification_tasks=sum(bool(m["is_classification"]) for m in machine),
             unclear_classification_answers=run.unclear,
-            instances=len(kept), rows=len(kept), dropped=dict(sorted(reasons.items())),
+            instances=len(kept),
+            rows=len(kept),
+            dropped=dict(sorted(reasons.items())),
             rouge_l_max_of_kept={"mean": round(float(np.mean(scores)), 4), "max": round(float(np.max(scores)), 4)}
-            if scores else {},
-            llm=run.llm_description(), seconds=round(time.time() - started, 1),
+            if scores
+            else {},
+            llm=run.llm_description(),
+            seconds=round(time.time() - started, 1),
         )
 
     # -- apply and generate --------------------------------------------------------------------------
@@ -231,42 +281,72 @@ class GenerationRun:
             prompts = []
             for i in range(stage.request_batch_size):
                 rng = random.Random(derived_seed(ctx.seed, "instructions", batch, i))
-                shown = sample_prompt_instructions(rng, seed_texts, [m["instruction"] for m in machine],
-                                                   stage.prompt_instructions, stage.machine_in_prompt)
+                shown = sample_prompt_instructions(
+                    rng,
+                    seed_texts,
+                    [m["instruction"] for m in machine],
+                    stage.prompt_instructions,
+                    stage.machine_in_prompt,
+                )
                 prompts.append(instruction_prompt(self.folder, shown))
             if batch < len(done):
                 record = done[batch]
                 if record["prompts"] != prompts:
-                    raise RuntimeError(f"{checkpoint.path}: batch {batch} was made with other prompts; "
-                                       "the checkpoint belongs to another configuration")
+                    raise RuntimeError(
+                        f"{checkpoint.path}: batch {batch} was made with other prompts; "
+                        "the checkpoint belongs to another configuration"
+                    )
             else:
-                requests = [GenerationRequest(p, stage.max_new_tokens, stage.temperature, stage.top_p,
-                                              ("\n\n", f"\n{stop_number}."), derived_seed(ctx.seed, "instructions", batch, i),
-                                              stage.presence_penalty)
-                            for i, p in enumerate(prompts)]
+                requests = [
+                    GenerationRequest(
+                        p,
+                        stage.max_new_tokens,
+                        stage.temperature,
+                        stage.top_p,
+                        ("\n\n", f"\n{stop_number}."),
+                        derived_seed(ctx.seed, "instructions", batch, i),
+                        stage.presence_penalty,
+                    )
+                    for i, p in enumerate(prompts)
+                ]
                 record = {"batch": batch, "prompts": prompts, "generations": self.call(requests)}
                 checkpoint.append(record)
             self.requests += len(prompts)
             self.take(record, batch, index, pool, machine, candidates)
             batch += 1
             if batch % 10 == 0 and batch > len(done):
-                print(f"self_instruct: batch {batch}, {len(machine)}/{stage.num_instructions} instructions kept",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"self_instruct: batch {batch}, {len(machine)}/{stage.num_instructions} instructions kept",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return machine, candidates
 
-    def take(self, record: dict, batch: int, index: NoveltyIndex, pool: list[str], machine: list[dict],
-             candidates: list[dict]) -> None:
+    def take(
+        self,
+        record: dict,
+        batch: int,
+        index: NoveltyIndex,
+        pool: list[str],
+        machine: list[dict],
+        candidates: list[dict],
+    ) -> None:
         stage = self.stage
         for request, generation in enumerate(record["generations"]):
             parsed = parse_instructions(generation["text"], generation["finish_reason"])
             for number, (text, truncated) in enumerate(parsed[: stage.max_new_per_prompt]):
                 text = capitalize_first(text)
-                reason = "truncated" if truncated else instruction_problem(
-                    text, stage.min_words, stage.max_words, tuple(stage.blacklist))
+                reason = (
+                    "truncated"
+                    if truncated
+                    else instruction_problem(text, stage.min_words, stage.max_words, tuple(stage.blacklist))
+                )
                 info = {"instruction": text, "batch": batch, "request": request, "number": number}
                 if reason is None:
                     novel, match, tokens = index.check(text, exact_max=True)
-                    info.update(rouge_l_max=round(match.score, 4), most_similar=pool[match.index] if match.index >= 0 else None)
+                    info.update(
+                        rouge_l_max=round(match.score, 4), most_similar=pool[match.index] if match.index >= 0 else None
+                    )
                     if not novel:
                         reason = "too_similar"
                     elif len(machine) >= stage.num_instructions:
@@ -276,8 +356,15 @@ class GenerationRun:
                         pool.append(text)
                         machine.append(info)
                         continue
-                candidates.append(rejected_row(f"{stage.source}/candidate-{batch:05d}-{request}-{number}",
-                                               [{"role": "user", "content": text}], stage.source, info, reason))
+                candidates.append(
+                    rejected_row(
+                        f"{stage.source}/candidate-{batch:05d}-{request}-{number}",
+                        [{"role": "user", "content": text}],
+                        stage.source,
+                        info,
+                        reason,
+                    )
+                )
 
     # step 2
     def classify(self, machine: list[dict]) -> None:
@@ -292,8 +379,17 @@ class GenerationRun:
         half = stage.classification_demos // 2
         demos = rng.sample(yes, min(half, len(yes))) + rng.sample(no, min(stage.classification_demos - half, len(no)))
         rng.shuffle(demos)
-        requests = [GenerationRequest(classification_prompt(self.folder, demos, m["instruction"]), 3, 0.0, 1.0, ("\n",),
-                                      derived_seed(self.ctx.seed, "classification", j)) for j, m in enumerate(machine)]
+        requests = [
+            GenerationRequest(
+                classification_prompt(self.folder, demos, m["instruction"]),
+                3,
+                0.0,
+                1.0,
+                ("\n",),
+                derived_seed(self.ctx.seed, "classification", j),
+            )
+            for j, m in enumerate(machine)
+        ]
         for m, answer in zip(machine, self.chunked("classification.jsonl", requests)):
             verdict = parse_yes_no(answer["text"])
             self.unclear += verdict is None
@@ -310,16 +406,27 @@ class GenerationRun:
                 demos = []
                 for seed in rng.sample(same_type, min(stage.instance_demos, len(same_type))):
                     example = rng.choice(seed.instances)
-                    demos.append({"instruction": one_line(seed.instruction), "input": example["input"],
-                                  "output": example["output"]})
-                requests.append(GenerationRequest(
-                    instance_prompt(self.folder, demos, m["instruction"], m["is_classification"]),
-                    stage.instance_max_new_tokens, stage.instance_temperature, stage.top_p if stage.instance_temperature else 1.0,
-                    ("\nTask:",), derived_seed(ctx.seed, "instances", j, k)))
+                    demos.append(
+                        {
+                            "instruction": one_line(seed.instruction),
+                            "input": example["input"],
+                            "output": example["output"],
+                        }
+                    )
+                requests.append(
+                    GenerationRequest(
+                        instance_prompt(self.folder, demos, m["instruction"], m["is_classification"]),
+                        stage.instance_max_new_tokens,
+                        stage.instance_temperature,
+                        stage.top_p if stage.instance_temperature else 1.0,
+                        ("\nTask:",),
+                        derived_seed(ctx.seed, "instances", j, k),
+                    )
+                )
         answers = self.chunked("instances.jsonl", requests)
         kept, rejected = [], []
         for j, m in enumerate(machine):
-            mine = answers[j * stage.instance_samples:(j + 1) * stage.instance_samples]
+            mine = answers[j * stage.instance_samples : (j + 1) * stage.instance_samples]
             parsed = [(parse_instance(a["text"], m["is_classification"]), a["finish_reason"]) for a in mine]
             outputs_by_input: dict[str, set[str]] = {}
             for instance, finish in parsed:
@@ -335,8 +442,10 @@ class GenerationRun:
                     reason = "duplicate_instance"
                 given, output = instance if instance else ("", mine[k]["text"].strip())
                 meta = {**m, "input": given, "output": output, "origin": "machine", "sample": k}
-                messages = [{"role": "user", "content": join_prompt(m["instruction"], given)},
-                            {"role": "assistant", "content": output}]
+                messages = [
+                    {"role": "user", "content": join_prompt(m["instruction"], given)},
+                    {"role": "assistant", "content": output},
+                ]
                 row_id = f"{stage.source}/{j:06d}-{k}"
                 if reason is None:
                     seen.add(instance)
@@ -352,12 +461,14 @@ class GenerationRun:
         size = self.stage.request_batch_size * 4
         answers = []
         for c, start in enumerate(range(0, len(requests), size)):
-            chunk = requests[start: start + size]
+            chunk = requests[start : start + size]
             if c < len(done):
                 generations = done[c]["generations"]
                 if len(generations) != len(chunk):
-                    raise RuntimeError(f"{checkpoint.path}: chunk {c} has {len(generations)} answers, expected "
-                                       f"{len(chunk)}; the checkpoint belongs to another configuration")
+                    raise RuntimeError(
+                        f"{checkpoint.path}: chunk {c} has {len(generations)} answers, expected "
+                        f"{len(chunk)}; the checkpoint belongs to another configuration"
+                    )
             else:
                 generations = self.call(chunk)
                 checkpoint.append({"chunk": c, "generations": generations})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import orjson
@@ -19,12 +19,20 @@ from curate.schema import KINDS
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
 
 QUESTION, ANSWER = 1, 2
-SCAN_SCHEMA = pa.schema([
-    ("position", pa.int64()), ("dump", pa.string()), ("post_type", pa.int32()), ("post_id", pa.string()),
-    ("parent_id", pa.string()),
-    ("accepted_answer_id", pa.string()), ("score", pa.int64()), ("closed", pa.bool_()), ("empty", pa.bool_()),
-    ("answer_text", pa.string()),
-])
+SCAN_SCHEMA = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("dump", pa.string()),
+        ("post_type", pa.int32()),
+        ("post_id", pa.string()),
+        ("parent_id", pa.string()),
+        ("accepted_answer_id", pa.string()),
+        ("score", pa.int64()),
+        ("closed", pa.bool_()),
+        ("empty", pa.bool_()),
+        ("answer_text", pa.string()),
+    ]
+)
 
 
 def numeric_id(column: str) -> pl.Expr:
@@ -50,9 +58,21 @@ class StackExchangeQA(GlobalStage):
     """
 
     config_name: ClassVar[str] = "stackexchange_qa"
-    requires: ClassVar[tuple[str, ...]] = ("id", "text", "source", "meta", "post_type", "parent_id",
-                                           "accepted_answer_id", "score", "view_count", "answer_count", "title", "tags",
-                                           "dump")
+    requires: ClassVar[tuple[str, ...]] = (
+        "id",
+        "text",
+        "source",
+        "meta",
+        "post_type",
+        "parent_id",
+        "accepted_answer_id",
+        "score",
+        "view_count",
+        "answer_count",
+        "title",
+        "tags",
+        "dump",
+    )
 
     prefer_accepted: bool = True
     min_answer_score: int = 1
@@ -69,13 +89,21 @@ class StackExchangeQA(GlobalStage):
         metas = batch.column("meta").to_pylist()
         texts = batch.column("text").to_pylist()
         closed = [t == QUESTION and bool(m) and "ClosedDate" in orjson.loads(m) for t, m in zip(post_type, metas)]
-        return pa.RecordBatch.from_arrays([
-            pa.array(positions, pa.int64()), batch.column("dump"), batch.column("post_type"), batch.column("id"),
-            batch.column("parent_id"),
-            batch.column("accepted_answer_id"), batch.column("score"), pa.array(closed, pa.bool_()),
-            pa.array([not (t or "").strip() for t in texts], pa.bool_()),
-            pa.array([x if t == ANSWER else None for x, t in zip(texts, post_type)], pa.string()),
-        ], schema=SCAN_SCHEMA)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(positions, pa.int64()),
+                batch.column("dump"),
+                batch.column("post_type"),
+                batch.column("id"),
+                batch.column("parent_id"),
+                batch.column("accepted_answer_id"),
+                batch.column("score"),
+                pa.array(closed, pa.bool_()),
+                pa.array([not (t or "").strip() for t in texts], pa.bool_()),
+                pa.array([x if t == ANSWER else None for x, t in zip(texts, post_type)], pa.string()),
+            ],
+            schema=SCAN_SCHEMA,
+        )
 
     # -- resolve: pick each question's answer, write per-task decisions ----------------------------
     def resolve(self, ctx: GlobalContext) -> None:
@@ -88,48 +116,106 @@ class StackExchangeQA(GlobalStage):
             raise ConfigError(
                 f"stages.{self.name}: post id {repeated['post_id'][0]} appears twice in '{dump}': two dumps with the "
                 "same file name in one run (post ids repeat across sites); pass their folders "
-                "(input.paths=[dumps/]) so each keeps its own name, or run one site at a time")
+                "(input.paths=[dumps/]) so each keeps its own name, or run one site at a time"
+            )
         posts = posts.lazy()
         questions = posts.filter(pl.col("post_type") == QUESTION).select(
-            "dump", pl.col("position").alias("q_position"), pl.col("post_id").alias("q_id"),
-            pl.col("score").alias("q_score"), "accepted_answer_id", "closed", pl.col("empty").alias("q_empty"))
+            "dump",
+            pl.col("position").alias("q_position"),
+            pl.col("post_id").alias("q_id"),
+            pl.col("score").alias("q_score"),
+            "accepted_answer_id",
+            "closed",
+            pl.col("empty").alias("q_empty"),
+        )
         answers = posts.filter(pl.col("post_type") == ANSWER).select(
-            "dump", "position", "post_id", "parent_id", "score", "answer_text", "empty")
+            "dump", "position", "post_id", "parent_id", "score", "answer_text", "empty"
+        )
         linked = answers.join(questions, left_on=["dump", "parent_id"], right_on=["dump", "q_id"], how="left")
-        eligible = linked.filter(pl.col("q_position").is_not_null() & ~pl.col("empty")
-                                 & (pl.col("score") >= self.min_answer_score))
+        eligible = linked.filter(
+            pl.col("q_position").is_not_null() & ~pl.col("empty") & (pl.col("score") >= self.min_answer_score)
+        )
         accepted = (pl.col("post_id") == pl.col("accepted_answer_id")).fill_null(False)
         if not self.prefer_accepted:
             accepted = pl.lit(False)
-        best = (eligible.with_columns(is_accepted=(pl.col("post_id") == pl.col("accepted_answer_id")).fill_null(False),
-                                      rank_accepted=accepted.cast(pl.Int8), id_num=numeric_id("post_id"))
-                .sort(["q_position", "rank_accepted", "score", "id_num"], descending=[False, True, True, False],
-                      maintain_order=True)
-                .group_by("q_position", maintain_order=True).first()
-                .select("q_position", pl.col("position").alias("a_position"), pl.col("post_id").alias("answer_id"),
-                        pl.col("score").alias("answer_score"), "is_accepted", "answer_text"))
+        best = (
+            eligible.with_columns(
+                is_accepted=(pl.col("post_id") == pl.col("accepted_answer_id")).fill_null(False),
+                rank_accepted=accepted.cast(pl.Int8),
+                id_num=numeric_id("post_id"),
+            )
+            .sort(
+                ["q_position", "rank_accepted", "score", "id_num"],
+                descending=[False, True, True, False],
+                maintain_order=True,
+            )
+            .group_by("q_position", maintain_order=True)
+            .first()
+            .select(
+                "q_position",
+                pl.col("position").alias("a_position"),
+                pl.col("post_id").alias("answer_id"),
+                pl.col("score").alias("answer_score"),
+                "is_accepted",
+                "answer_text",
+            )
+        )
         answer_counts = answers.group_by("dump", "parent_id").agg(pl.len().alias("n_answers"))
-        q = (questions.join(best, on="q_position", how="left")
-             .join(answer_counts, left_on=["dump", "q_id"], right_on=["dump", "parent_id"], how="left")
-             .with_columns(reason=pl.when(pl.col("q_empty")).then(pl.lit("empty_question"))
-                           .when(self.drop_closed & pl.col("closed")).then(pl.lit("closed_question"))
-                           .when(pl.col("q_score") < self.min_question_score).then(pl.lit("question_score_too_low"))
-                           .when(pl.col("n_answers").is_null()).then(pl.lit("no_answer"))
-                           .when(pl.col("a_position").is_null()).then(pl.lit("answer_score_too_low"))
-                           .otherwise(pl.lit(None, pl.String)))
-             .collect())
+        q = (
+            questions.join(best, on="q_position", how="left")
+            .join(answer_counts, left_on=["dump", "q_id"], right_on=["dump", "parent_id"], how="left")
+            .with_columns(
+                reason=pl.when(pl.col("q_empty"))
+                .then(pl.lit("empty_question"))
+                .when(self.drop_closed & pl.col("closed"))
+                .then(pl.lit("closed_question"))
+                .when(pl.col("q_score") < self.min_question_score)
+                .then(pl.lit("question_score_too_low"))
+                .when(pl.col("n_answers").is_null())
+                .then(pl.lit("no_answer"))
+                .when(pl.col("a_position").is_null())
+                .then(pl.lit("answer_score_too_low"))
+                .otherwise(pl.lit(None, pl.String))
+            )
+            .collect()
+        )
         chosen = q.filter(pl.col("reason").is_null()).select(pl.col("a_position").alias("position"))
-        a = (linked.select("position", "q_position").collect()
-             .join(chosen.with_columns(merged=pl.lit(True)), on="position", how="left")
-             .with_columns(reason=pl.when(pl.col("q_position").is_null()).then(pl.lit("orphan_answer"))
-                           .when(pl.col("merged")).then(pl.lit("merged"))
-                           .otherwise(pl.lit("not_best_answer"))))
-        decisions = pl.concat([
-            q.select(pl.col("q_position").alias("position"), "reason", "answer_id", "answer_score", "is_accepted", "answer_text"),
-            a.select("position", "reason", pl.lit(None, pl.String).alias("answer_id"),
-                     pl.lit(None, pl.Int64).alias("answer_score"), pl.lit(None, pl.Boolean).alias("is_accepted"),
-                     pl.lit(None, pl.String).alias("answer_text")),
-        ]).with_columns(task=pl.col("position") // (1 << 32)).sort("position")
+        a = (
+            linked.select("position", "q_position")
+            .collect()
+            .join(chosen.with_columns(merged=pl.lit(True)), on="position", how="left")
+            .with_columns(
+                reason=pl.when(pl.col("q_position").is_null())
+                .then(pl.lit("orphan_answer"))
+                .when(pl.col("merged"))
+                .then(pl.lit("merged"))
+                .otherwise(pl.lit("not_best_answer"))
+            )
+        )
+        decisions = (
+            pl.concat(
+                [
+                    q.select(
+                        pl.col("q_position").alias("position"),
+                        "reason",
+                        "answer_id",
+                        "answer_score",
+                        "is_accepted",
+                        "answer_text",
+                    ),
+                    a.select(
+                        "position",
+                        "reason",
+                        pl.lit(None, pl.String).alias("answer_id"),
+                        pl.lit(None, pl.Int64).alias("answer_score"),
+                        pl.lit(None, pl.Boolean).alias("is_accepted"),
+                        pl.lit(None, pl.String).alias("answer_text"),
+                    ),
+                ]
+            )
+            .with_columns(task=pl.col("position") // (1 << 32))
+            .sort("position")
+        )
         for (task,), part in decisions.partition_by("task", as_dict=True).items():
             write_table(out / f"task-{task:05d}.arrow", part.drop("task").to_arrow())
         kept = q.filter(pl.col("reason").is_null())
@@ -178,20 +264,35 @@ class StackExchangeQA(GlobalStage):
         title = (question["title"] or "").strip()
         prompt = f"{title}\n\n{question['text']}" if self.title_in_prompt and title else question["text"]
         meta = {
-            "question_id": question["id"], "answer_id": decision["answer_id"],
-            "question_score": question["score"], "answer_score": decision["answer_score"],
-            "accepted": bool(decision["is_accepted"]), "view_count": question["view_count"],
-            "answer_count": question.get("answer_count"), "title": title, "tags": question["tags"],
+            "question_id": question["id"],
+            "answer_id": decision["answer_id"],
+            "question_score": question["score"],
+            "answer_score": decision["answer_score"],
+            "accepted": bool(decision["is_accepted"]),
+            "view_count": question["view_count"],
+            "answer_count": question.get("answer_count"),
+            "title": title,
+            "tags": question["tags"],
         }
         site = posixpath.dirname(question["dump"] or "")
         meta["site"] = site or question["dump"]
-        return {"id": f"{question['source']}/{site + '/' if site else ''}{question['id']}",
-                "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": decision["answer_text"]}],
-                "source": question["source"], "meta": to_json(meta)}
+        return {
+            "id": f"{question['source']}/{site + '/' if site else ''}{question['id']}",
+            "messages": [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": decision["answer_text"]},
+            ],
+            "source": question["source"],
+            "meta": to_json(meta),
+        }
 
 
 def describe(values: pl.Series) -> dict[str, float]:
     if values.len() == 0:
         return {}
-    return {"min": float(values.min()), "p50": float(values.median()), "mean": round(float(values.mean()), 3),
-            "max": float(values.max())}
+    return {
+        "min": float(values.min()),
+        "p50": float(values.median()),
+        "mean": round(float(values.mean()), 3),
+        "max": float(values.max()),
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -119,13 +119,24 @@ class TrainTokenizer(GlobalStage):
             raise ConfigError(
                 f"stages.{self.name}: the sample is empty (sample_rate={self.sample_rate}); raise sample_rate"
             )
-        sample = {"documents": documents, "bytes": size, "sample_rate": self.sample_rate,
-                  "max_sample_mb": self.max_sample_mb}
+        sample = {
+            "documents": documents,
+            "bytes": size,
+            "sample_rate": self.sample_rate,
+            "max_sample_mb": self.max_sample_mb,
+        }
         # One SentencePiece thread: its BPE trainer is then reproducible byte for byte.
-        summary = write_tokenizer(spec, training_sentences(self.sample_texts(ctx, limit), spec), ctx.keep_dir,
-                                  threads=1, sample=sample)
-        self.stat_set(path=self.folder, name=summary["name"], fingerprint=summary["fingerprint"],
-                      vocab_size=summary["vocab_size"], sample=sample, seconds=summary["seconds"])
+        summary = write_tokenizer(
+            spec, training_sentences(self.sample_texts(ctx, limit), spec), ctx.keep_dir, threads=1, sample=sample
+        )
+        self.stat_set(
+            path=self.folder,
+            name=summary["name"],
+            fingerprint=summary["fingerprint"],
+            vocab_size=summary["vocab_size"],
+            sample=sample,
+            seconds=summary["seconds"],
+        )
 
 
 @dataclass
@@ -158,8 +169,9 @@ class TokenizePack(RowStage):
         if self.remainder not in ("pad", "drop"):
             raise ValueError("remainder: must be pad or drop")
         if not (Path(self.tokenizer) / "tokenizer.json").is_file():
-            raise ValueError(f"tokenizer: '{self.tokenizer}' is not a tokenizer folder "
-                             "(train one with pipeline=train_tokenizer)")
+            raise ValueError(
+                f"tokenizer: '{self.tokenizer}' is not a tokenizer folder (train one with pipeline=train_tokenizer)"
+            )
         from curate.tokenization import Tokenizer
 
         try:  # reads the model and checks its fingerprint before any data is read
@@ -205,11 +217,15 @@ class TokenizePack(RowStage):
         offsets = (starts[inside] % self.seq_len).astype(np.int32)
         self.starts = [s - n for s in self.starts if s >= n]
         self.stat_update("sequences", rows)
-        return pa.RecordBatch.from_arrays([
-            pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32) * self.seq_len), pa.array(ids)),
-            pa.ListArray.from_arrays(pa.array(np.searchsorted(row_of, np.arange(rows + 1)).astype(np.int32)),
-                                     pa.array(offsets)),
-        ], schema=KINDS["tokens"])
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32) * self.seq_len), pa.array(ids)),
+                pa.ListArray.from_arrays(
+                    pa.array(np.searchsorted(row_of, np.arange(rows + 1)).astype(np.int32)), pa.array(offsets)
+                ),
+            ],
+            schema=KINDS["tokens"],
+        )
 
     def finish_task(self) -> RowResult | None:
         left = len(self.buffer)

@@ -39,7 +39,9 @@ class Tokenizer:
         folder = Path(folder)
         missing = [name for name in (MODEL_FILE, SPEC_FILE, META_FILE) if not (folder / name).is_file()]
         if missing:
-            raise ConfigError(f"tokenizer folder '{folder}' lacks {missing[0]}; train one with pipeline=train_tokenizer")
+            raise ConfigError(
+                f"tokenizer folder '{folder}' lacks {missing[0]}; train one with pipeline=train_tokenizer"
+            )
         spec = TokenizerSpec(**yaml.safe_load((folder / SPEC_FILE).read_text()))
         model_bytes = (folder / MODEL_FILE).read_bytes()
         meta = json.loads((folder / META_FILE).read_text())
@@ -51,8 +53,17 @@ class Tokenizer:
                 f"({meta.get('fingerprint')}); the model or the pre-tokenization rule changed since it was written"
             )
         processor = spm.SentencePieceProcessor(model_proto=model_bytes)
-        return cls(folder, spec, actual, processor, PreTokenizer(spec.markup_tokens, spec.added_tokens),
-                   processor.eos_id(), processor.bos_id(), processor.pad_id(), processor.unk_id())
+        return cls(
+            folder,
+            spec,
+            actual,
+            processor,
+            PreTokenizer(spec.markup_tokens, spec.added_tokens),
+            processor.eos_id(),
+            processor.bos_id(),
+            processor.pad_id(),
+            processor.unk_id(),
+        )
 
     def __post_init__(self) -> None:
         sp = self.processor
@@ -99,6 +110,13 @@ class Tokenizer:
 
     def describe(self) -> dict:
         """What a dataset's manifest records about the tokenizer that made it."""
-        return {"name": self.spec.name, "path": str(self.path.resolve()), "fingerprint": self.fingerprint,
-                "vocab_size": self.vocab_size, "eos_id": self.eos_id, "bos_id": self.bos_id,
-                "pad_id": self.pad_id, "unk_id": self.unk_id}
+        return {
+            "name": self.spec.name,
+            "path": str(self.path.resolve()),
+            "fingerprint": self.fingerprint,
+            "vocab_size": self.vocab_size,
+            "eos_id": self.eos_id,
+            "bos_id": self.bos_id,
+            "pad_id": self.pad_id,
+            "unk_id": self.unk_id,
+        }

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-
 from curate.tokenization.markers import hf_span_patterns
 from curate.tokenization.spec import CONTROL_TOKENS, TokenizerSpec
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 # A chat template for trl: role tokens, the assistant's turn ending in </s>, and {% generation %}
 # around what the assistant says so `assistant_only_loss=True` can mask everything else.
@@ -42,14 +41,17 @@ def build_hf_tokenizer(spec: TokenizerSpec, model_path: Path) -> Tokenizer:
     from transformers.tokenization_utils_sentencepiece import SentencePieceExtractor
 
     vocab, _, merges = SentencePieceExtractor(str(model_path)).extract()
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, ignore_merges=True,
-                                     unk_token=CONTROL_TOKENS["unk"]))
+    tokenizer = Tokenizer(
+        models.BPE(vocab=vocab, merges=merges, byte_fallback=True, ignore_merges=True, unk_token=CONTROL_TOKENS["unk"])
+    )
     tokenizer.normalizer = normalizers.Replace(" ", "▁")
     first, second = hf_span_patterns(spec.markup_tokens)
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(first), "isolated"),
-        pre_tokenizers.Split(Regex(second), "isolated"),
-    ])
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(first), "isolated"),
+            pre_tokenizers.Split(Regex(second), "isolated"),
+        ]
+    )
     tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()])
     tokenizer.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in spec.added_tokens])
     return tokenizer
@@ -61,8 +63,10 @@ def export_hf(spec: TokenizerSpec, model_path: Path, out_dir: Path) -> None:
 
     hf = PreTrainedTokenizerFast(
         tokenizer_object=build_hf_tokenizer(spec, model_path),
-        unk_token=CONTROL_TOKENS["unk"], bos_token=CONTROL_TOKENS["bos"],
-        eos_token=CONTROL_TOKENS["eos"], pad_token=CONTROL_TOKENS["pad"],
+        unk_token=CONTROL_TOKENS["unk"],
+        bos_token=CONTROL_TOKENS["bos"],
+        eos_token=CONTROL_TOKENS["eos"],
+        pad_token=CONTROL_TOKENS["pad"],
         clean_up_tokenization_spaces=False,  # decode must give the text back exactly
         model_max_length=1 << 30,
         chat_template=CHAT_TEMPLATE if spec.chat_template else None,

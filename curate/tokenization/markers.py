@@ -28,8 +28,19 @@ AMINO = ("[START_AMINO]", "[END_AMINO]")
 SMILES = ("[START_SMILES]", "[END_SMILES]")
 I_SMILES = ("[START_I_SMILES]", "[END_I_SMILES]")
 GALACTICA_TOKENS: tuple[str, ...] = (
-    *REF, "[IMAGE]", "<fragments>", "</fragments>", *WORK, "[START_SUP]", "[END_SUP]",
-    "[START_SUB]", "[END_SUB]", *DNA, *AMINO, *SMILES, *I_SMILES,
+    *REF,
+    "[IMAGE]",
+    "<fragments>",
+    "</fragments>",
+    *WORK,
+    "[START_SUP]",
+    "[END_SUP]",
+    "[START_SUB]",
+    "[END_SUB]",
+    *DNA,
+    *AMINO,
+    *SMILES,
+    *I_SMILES,
 )
 
 # Characters allowed inside each character-level span. DNA: IUPAC nucleotide codes (with U for
@@ -85,7 +96,7 @@ class PreTokenizer:
         position = 0
         for match in self.added.finditer(text):
             if match.start() > position:
-                yield from self.segment(text[position:match.start()])
+                yield from self.segment(text[position : match.start()])
             yield match.group(), True
             position = match.end()
         if position < len(text):
@@ -95,15 +106,15 @@ class PreTokenizer:
         position = 0
         for match in self.split.finditer(text):
             if match.start() > position:
-                yield text[position:match.start()], False
+                yield text[position : match.start()], False
             if match.group(1) is not None:  # a sequence span: start, each character, end
                 span = match.group(1)
                 start = span[: span.index("]") + 1]
                 end_len = self.span_ends[start]
                 yield start, True
-                for char in span[len(start): len(span) - end_len]:
+                for char in span[len(start) : len(span) - end_len]:
                     yield char, True
-                yield span[len(span) - end_len:], True
+                yield span[len(span) - end_len :], True
             else:
                 yield match.group(), True
             position = match.end()

@@ -18,7 +18,6 @@ from curate.errors import ConfigError
 from curate.resources import TOKENIZERS_DIR
 from curate.tokenization.markers import GALACTICA_TOKENS, SPAN_ALPHABETS
 
-
 # Control tokens and their ids: fixed, so every tokenizer Thresher trains agrees on them.
 CONTROL_TOKENS = {"unk": "<unk>", "bos": "<s>", "eos": "</s>", "pad": "<pad>"}
 CHAT_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")

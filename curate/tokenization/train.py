@@ -123,8 +123,9 @@ def train_sentencepiece(spec: TokenizerSpec, sentences: Iterable[str], threads: 
     return model.getvalue()
 
 
-def write_tokenizer(spec: TokenizerSpec, sentences: Iterable[str], out_dir: Path, threads: int = 1,
-                    sample: dict[str, Any] | None = None) -> dict[str, Any]:
+def write_tokenizer(
+    spec: TokenizerSpec, sentences: Iterable[str], out_dir: Path, threads: int = 1, sample: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Train and write the complete tokenizer folder atomically (a temporary folder renamed).
 
     Returns the tokenizer's summary (thresher_tokenizer.json, plus the training time; the folder
@@ -144,8 +145,9 @@ def write_tokenizer(spec: TokenizerSpec, sentences: Iterable[str], out_dir: Path
             "name": spec.name,
             "fingerprint": fingerprint(model_bytes, rule),
             "vocab_size": processor.get_piece_size(),
-            "special_tokens": {role: {"token": token, "id": processor.piece_to_id(token)}
-                               for role, token in CONTROL_TOKENS.items()},
+            "special_tokens": {
+                role: {"token": token, "id": processor.piece_to_id(token)} for role, token in CONTROL_TOKENS.items()
+            },
             "pretokenization": rule,
             "sentencepiece_version": spm.__version__,
             "training_sample": sample or {},
