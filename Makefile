@@ -8,7 +8,7 @@ DEMO_OUT ?= out/demo
 CONSTRAINTS ?= constraints/tested.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: install demo test conf constraints bench clean
+.PHONY: install demo check test conf constraints bench clean
 
 # torch first, from the local CPU wheel: otherwise pip resolves a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS)
@@ -29,7 +29,15 @@ demo: install
 	$(VENV)/bin/thresher inspect $(DEMO_OUT)/documents --rows 1
 	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,dpo}"
 
-test: install
+# The habits CI holds the code to: style (ruff lint + format), types (mypy over curate/ and train/),
+# and the architecture's layering (import-linter contracts in pyproject.toml).
+check: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: check
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -n 2 --durations=15 -m "slow or not slow"
 
 # Regenerate conf/stage/*.yaml and docs/stages.md from the stage classes' defaults.
