@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +74,9 @@ class Stage:
     - `one_to_one`: every input row is either output or dropped (False for packing, sampling).
     - `resources`: what a worker needs to run it (default: one CPU).
     """
+
+    if TYPE_CHECKING:  # every concrete stage is a dataclass (the pipeline builder checks it)
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     config_name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ("text",)
