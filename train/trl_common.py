@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from curate.compose import resolved_dict
 from curate.errors import ConfigError
 from train.lineage import RunDir
 
@@ -75,7 +76,7 @@ def precision_flags(precision: str) -> dict[str, bool]:
 
 def task_options(task: DictConfig) -> dict[str, Any]:
     """The task's named options that are trl config fields (same names)."""
-    options = OmegaConf.to_container(task, resolve=True)
+    options = resolved_dict(task)
     return {k: v for k, v in options.items() if k not in OWN_TASK_FIELDS and v is not None}
 
 
@@ -112,7 +113,7 @@ def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[
     if cfg.distributed.fsdp:
         shared["fsdp"] = "full_shard auto_wrap" + (" offload" if cfg.distributed.fsdp_cpu_offload else "")
         shared["fsdp_config"] = {"fsdp_version": 2, "reshard_after_forward": True}
-    extra = OmegaConf.to_container(cfg.task.args, resolve=True)
+    extra = resolved_dict(cfg.task.args)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     for key in {**options, **extra}:
         if key in SHARED_FIELDS and key in extra:
