@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from omegaconf import DictConfig
@@ -29,6 +29,8 @@ from train.lineage import RunDir
 if TYPE_CHECKING:
     from peft import LoraConfig
     from transformers import TrainerCallback, TrainingArguments
+
+ConfigT = TypeVar("ConfigT", bound="TrainingArguments")  # a trl config class: SFTConfig, RewardConfig, ...
 
 # TrainingArguments fields set from the shared options: set those (optim.lr, ...), not task.args.
 SHARED_FIELDS = {
@@ -80,7 +82,7 @@ def task_options(task: DictConfig) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in OWN_TASK_FIELDS and v is not None}
 
 
-def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> TrainingArguments:
+def training_args(config_cls: type[ConfigT], cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> ConfigT:
     """A trl config (`SFTConfig`, `RewardConfig`, ...) for this run. Raises ConfigError (one line)."""
     shared = {
         "output_dir": str(run.checkpoints),
@@ -238,7 +240,7 @@ class TaskContext:
     tokenizer: Any
     tokenizer_dir: str
 
-    def args(self, config_cls: type, **options: Any) -> TrainingArguments:
+    def args(self, config_cls: type[ConfigT], **options: Any) -> ConfigT:
         """The trl config for this run: shared options, the task's named options, then `options`."""
         merged = {**task_options(self.cfg.task), "model_init_kwargs": model_init_kwargs(self.cfg), **options}
         return training_args(config_cls, self.cfg, self.run, merged)
