@@ -115,7 +115,7 @@ def to_frame(table: pa.Table) -> pl.DataFrame:
 
     frame = pl.from_arrow(table)
     if not isinstance(frame, pl.DataFrame):  # a table always gives a DataFrame
-        raise TypeError(f"expected an Arrow table, got {type(table).__name__}")
+        raise TypeError(f"pl.from_arrow gave a {type(frame).__name__}, not a DataFrame")
     return frame
 
 
