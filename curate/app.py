@@ -79,9 +79,9 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
     merging = re.search(r"Error merging override ([^=]+)=", message)
     if merging and error.__cause__ is not None:
         return f"{merging.group(1)}: {str(error.__cause__).strip().splitlines()[0]}"
-    key = re.search(r"Could not (?:override|append to) '([^']+)'", message) or re.search(r"full_key: (\S+)", message)
-    if key:
-        key = key.group(1)
+    found = re.search(r"Could not (?:override|append to) '([^']+)'", message) or re.search(r"full_key: (\S+)", message)
+    if found:
+        key = found.group(1)
         group_overrides = [o for o in overrides if "=" in o and "." not in o.split("=")[0]]
         try:
             base = compose([*group_overrides, *search_path], config_name)
@@ -92,7 +92,7 @@ def composition_error(error: Exception, overrides: list[str], config_name: str) 
             child = node.get(part) if isinstance(node, DictConfig) else None
             if not isinstance(child, DictConfig) or depth == len(parts) - 1:
                 if isinstance(node, DictConfig) and part not in node:
-                    valid = ", ".join(k for k in node.keys() if not str(k).startswith("_"))
+                    valid = ", ".join(str(k) for k in node.keys() if not str(k).startswith("_"))
                     return f"{key}: unknown option; valid: {valid}"
                 break
             node = child

@@ -106,9 +106,17 @@ def read_frame(
     paths: Sequence[Path], schema: pa.Schema | None = None, columns: Sequence[str] | None = None
 ) -> pl.DataFrame:
     """`read_tables` as a polars DataFrame."""
+    return to_frame(read_tables(paths, schema, columns))
+
+
+def to_frame(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a polars DataFrame (`pl.from_arrow` is typed DataFrame | Series)."""
     import polars as pl
 
-    return pl.from_arrow(read_tables(paths, schema, columns))
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame):  # a table always gives a DataFrame
+        raise TypeError(f"pl.from_arrow gave a {type(frame).__name__}, not a DataFrame")
+    return frame
 
 
 def task_share(path: Path, task: int, tasks: int) -> pa.RecordBatch | None:

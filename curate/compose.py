@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @contextmanager
@@ -40,7 +41,12 @@ def with_config_dirs(overrides: Sequence[str], config_dirs: Sequence[str | Path]
     rest = []
     for override in overrides:
         if override.partition("=")[0] == "hydra.searchpath":
-            entries += OverridesParser.create().parse_override(override).value()
+            value = OverridesParser.create().parse_override(override).value()
+            if isinstance(value, str):  # one folder, not in brackets: one entry (not one per character)
+                value = [value]
+            if not isinstance(value, list):
+                raise ConfigError(f"{override}: expected a config folder or a list of them")
+            entries += [str(entry) for entry in value]
         else:
             rest.append(override)
     quoted = ",".join("'" + entry.replace("'", "\\'") + "'" for entry in entries)
@@ -60,3 +66,11 @@ def compose(
     overrides = with_config_dirs(overrides, config_dirs)
     with config_tree():
         return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def resolved_dict(cfg: DictConfig) -> dict[str, Any]:
+    """`cfg` resolved into plain dicts and lists (OmegaConf types the result as any container)."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(plain, dict):  # a DictConfig always gives a dict
+        raise TypeError(f"expected a DictConfig, got {type(cfg).__name__}")
+    return {str(key): value for key, value in plain.items()}

@@ -92,7 +92,7 @@ class DocumentMapper(RecordMapper):
         except KeyError:
             raise FieldError(self.text_field, "missing") from None
         text = self.check_text(text)
-        row = {"text": text, "source": source}
+        row: dict[str, Any] = {"text": text, "source": source}
         doc_id = record.get(self.id_field)
         row["id"] = default_id if doc_id is None else str(doc_id)
         rest = {k: v for k, v in record.items() if k not in (self.id_field, self.text_field)}

@@ -60,13 +60,14 @@ def stage_resources(key: str, cls: type[Stage], override: Any) -> Resources:
 
 def build_stage(key: str, node: DictConfig | dict) -> Stage:
     """Build one stage from its config node; every problem is a ConfigError naming the key."""
-    options = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
-    if not isinstance(options, dict) or "_target_" not in options:
+    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    if not isinstance(container, dict) or "_target_" not in container:
         from curate.stages import available_stages
 
         raise ConfigError(
             f"stages.{key}: not a stage config (no _target_); add one of conf/stage/: {', '.join(available_stages())}"
         )
+    options: dict[Any, Any] = container  # option names: a key that is not a string is reported as unknown
     cls = stage_class(key, options.pop("_target_"))
     resources = stage_resources(key, cls, options.pop("resources", None))
     valid = [f.name for f in dataclasses.fields(cls)]
@@ -83,9 +84,12 @@ def build_stage(key: str, node: DictConfig | dict) -> Stage:
         stage = OmegaConf.to_object(typed)
     except OmegaConfBaseException as error:
         option = getattr(error, "full_key", None) or "?"
-        raise ConfigError(f"stages.{key}.{option}: {error.msg.splitlines()[0]}") from None
+        message = error.msg or str(error) or type(error).__name__  # msg is None unless OmegaConf formatted it
+        raise ConfigError(f"stages.{key}.{option}: {message.splitlines()[0]}") from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"stages.{key}: {error}") from None
+    if not isinstance(stage, Stage):  # a structured config of a Stage dataclass builds that Stage
+        raise ConfigError(f"stages.{key}: '{cls.__name__}' built a {type(stage).__name__}, not a stage")
     stage.name = key
     stage.resources = resources  # type: ignore[misc]  # the recipe's override of the class's declaration
     try:

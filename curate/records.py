@@ -7,10 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from curate.converters import CONVERTERS
 from curate.mapping import DocumentMapper, RecordMapper
 
-# name → factory(options)
-MAPPERS: dict[str, Callable[..., RecordMapper]] = {"documents": DocumentMapper, **CONVERTERS}
+# name → mapper class (a dataclass: its fields are its options)
+MAPPERS: dict[str, type[RecordMapper]] = {"documents": DocumentMapper, **CONVERTERS}

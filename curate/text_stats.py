@@ -119,7 +119,9 @@ def _bare_contractions() -> dict[str, tuple[str, ...]]:
         "s": "he she how that there this what when where who why",
         "m": "i",
     }
-    table = {f"{base}{clitic}": (base, clitic) for clitic, bases in pairs.items() for base in bases.split()}
+    table: dict[str, tuple[str, ...]] = {
+        f"{base}{clitic}": (base, clitic) for clitic, bases in pairs.items() for base in bases.split()
+    }
     table.update(cannot=("can", "not"), gonna=("gon", "na"), gotta=("got", "ta"))
     # times: "5pm" -> "5", "pm"
     table.update({f"{h}{x}": (str(h), x) for h in range(1, 13) for x in ("am", "pm", "a.m.", "p.m.")})

@@ -66,17 +66,17 @@ class ShardWriter:
                 self.write(chunk)
             return
         batch = conform(batch, self.schema)
-        if self.stream is None:
-            self.open_shard()
-        self.stream.write(batch)
+        stream = self.open_shard() if self.stream is None else self.stream
+        stream.write(batch)
         self.rows += batch.num_rows
-        if self.stream.file.size >= self.max_bytes:
+        if stream.file.size >= self.max_bytes:
             self.finish_shard()
 
-    def open_shard(self) -> None:
+    def open_shard(self) -> StreamFile:
         path = self.directory / f"{self.prefix}-{len(self.shards):03d}.arrow"
         self.stream = StreamFile(path, self.schema, open_file=HashingFile)
         self.rows = 0
+        return self.stream
 
     def finish_shard(self) -> None:
         if self.stream is None:

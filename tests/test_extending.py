@@ -128,3 +128,16 @@ def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
         == f"error: --config-dir: no such folder: {tmp_path / 'nowhere'}"
     )
     assert error(RECIPE).startswith("error: pipeline: 'web_quiet' is not one of: clean,")  # without the folder
+
+
+def test_config_dirs_keep_a_single_searchpath_entry_whole(tmp_path):
+    """`hydra.searchpath=file://x` (one folder, no brackets) is one entry after the --config-dir ones."""
+    from curate.compose import with_config_dirs
+
+    assert with_config_dirs(["a=1", "hydra.searchpath=file:///x/y"], [tmp_path]) == [
+        "a=1",
+        f"hydra.searchpath=['file://{tmp_path.resolve()}','file:///x/y']",
+    ]
+    assert with_config_dirs(["hydra.searchpath=[file:///x,pkg://y]"], [tmp_path]) == [
+        f"hydra.searchpath=['file://{tmp_path.resolve()}','file:///x','pkg://y']"
+    ]

@@ -202,11 +202,12 @@ class TokenBatches:
                 f"data: {len(rows)} rows cannot fill one global micro-batch of {self.global_batch} "
                 f"(trainer.micro_batch_size x devices)"
             )
-        self._epoch, self._order = -1, None
+        self._epoch = -1
+        self._order: np.ndarray | None = None
 
     def order(self, epoch: int) -> np.ndarray:
         """The row order of an epoch (cached for the current epoch)."""
-        if epoch != self._epoch:
+        if self._order is None or epoch != self._epoch:
             if self.shuffle:
                 self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
             else:

@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from curate.compose import resolved_dict
 from curate.manifest import code_version
 from curate.runfolder import RunFolder, RunRecord, fingerprint, without_keys, write_json_atomic
 
@@ -143,7 +144,7 @@ def run_record(cfg: DictConfig, inputs: dict[str, Any], world_size: int, device:
     identity = [inputs.get(key) for key in sorted(inputs)]
     record = {
         "task": cfg.task.name,
-        "fingerprint": fingerprint(without_keys(OmegaConf.to_container(cfg, resolve=True), VOLATILE_KEYS), identity),
+        "fingerprint": fingerprint(without_keys(resolved_dict(cfg), VOLATILE_KEYS), identity),
         "version": code_version(),
         "packages": package_versions(),
         **inputs,

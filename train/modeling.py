@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from omegaconf import DictConfig
@@ -128,19 +128,19 @@ def build_causal_lm(model_cfg: DictConfig, tokenizer: PreTrainedTokenizerBase, s
     )
 
 
-def matmul_params(model: torch.nn.Module) -> int:
+def matmul_params(model: PreTrainedModel) -> int:
     """Parameters that take part in a matmul per token: all but the input embedding table (a lookup).
 
     With tied embeddings the shared table is the output projection, so it counts once.
     """
     total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight
+    embedding = cast(torch.nn.Embedding, model.get_input_embeddings()).weight  # transformers types it nn.Module
     output = model.get_output_embeddings()
     tied = output is not None and output.weight is embedding
     return total if tied else total - embedding.numel()
 
 
-def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
+def flops_per_token(model: PreTrainedModel, seq_len: int) -> float:
     """Training FLOPs per token: 6N for the weights plus 12 x layers x hidden x seq_len for attention
     (Kaplan et al. 2020; PaLM appendix B; nanoGPT's estimate_mfu)."""
     config = model.config

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from accelerate.utils import DistributedType
@@ -42,6 +42,7 @@ from train.runtime import (
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
+    from transformers import PreTrainedModel
 
 
 def mixed_precision(precision: str) -> str:
@@ -104,9 +105,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.o
     )
 
 
-def check_fit(rows: TokenRows, model: torch.nn.Module) -> None:
+def check_fit(rows: TokenRows, model: PreTrainedModel) -> None:
     """The data must fit the model: every token id inside the vocabulary, rows within the context."""
-    vocab = model.get_input_embeddings().num_embeddings
+    vocab = cast(torch.nn.Embedding, model.get_input_embeddings()).num_embeddings  # transformers types it nn.Module
     largest = rows.max_token_id()
     if largest >= vocab:
         raise ConfigError(
@@ -223,7 +224,7 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         )
     eval_loss = None
 
-    def evaluate() -> float:
+    def evaluate(held_out: TokenBatches) -> float:
         """Mean loss per predicted token on the held-out rows, in order (each process its slice)."""
         count = held_out.per_epoch
         if cfg.task.eval_rows:
@@ -287,7 +288,7 @@ def train(cfg: DictConfig, run_dir: RunDir, folders, tokenizer) -> dict[str, Any
         if held_out is not None and (
             step == cfg.trainer.max_steps or (cfg.task.eval_every and step % cfg.task.eval_every == 0)
         ):
-            eval_loss = evaluate()
+            eval_loss = evaluate(held_out)
             run_dir.log_metrics({"step": step, "eval_loss": eval_loss})
             accelerator.print(f"step {step} | held-out loss {eval_loss:.4f}", flush=True)
             meter.reset()  # evaluation time is not training throughput

@@ -14,12 +14,17 @@ resumed run draws the same pre-training batches as an uninterrupted one, and eac
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from train.data import TokenBatches
 
+if TYPE_CHECKING:  # mixed into a transformers Trainer subclass (`with_ptx`), whose methods it extends
+    from transformers import Trainer as TrainerBase
+else:
+    TrainerBase = object
 
-class PtxMixin:
+
+class PtxMixin(TrainerBase):
     """Adds the pre-training loss to `training_step` of a transformers/trl Trainer subclass."""
 
     ptx_batches: TokenBatches | None = None

@@ -17,17 +17,20 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from curate.compose import resolved_dict
 from curate.errors import ConfigError
 from train.lineage import RunDir
 
 if TYPE_CHECKING:
     from peft import LoraConfig
     from transformers import TrainerCallback, TrainingArguments
+
+ConfigT = TypeVar("ConfigT", bound="TrainingArguments")  # a trl config class: SFTConfig, RewardConfig, ...
 
 # TrainingArguments fields set from the shared options: set those (optim.lr, ...), not task.args.
 SHARED_FIELDS = {
@@ -75,11 +78,11 @@ def precision_flags(precision: str) -> dict[str, bool]:
 
 def task_options(task: DictConfig) -> dict[str, Any]:
     """The task's named options that are trl config fields (same names)."""
-    options = OmegaConf.to_container(task, resolve=True)
+    options = resolved_dict(task)
     return {k: v for k, v in options.items() if k not in OWN_TASK_FIELDS and v is not None}
 
 
-def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> TrainingArguments:
+def training_args(config_cls: type[ConfigT], cfg: DictConfig, run: RunDir, options: dict[str, Any]) -> ConfigT:
     """A trl config (`SFTConfig`, `RewardConfig`, ...) for this run. Raises ConfigError (one line)."""
     shared = {
         "output_dir": str(run.checkpoints),
@@ -112,7 +115,7 @@ def training_args(config_cls: type, cfg: DictConfig, run: RunDir, options: dict[
     if cfg.distributed.fsdp:
         shared["fsdp"] = "full_shard auto_wrap" + (" offload" if cfg.distributed.fsdp_cpu_offload else "")
         shared["fsdp_config"] = {"fsdp_version": 2, "reshard_after_forward": True}
-    extra = OmegaConf.to_container(cfg.task.args, resolve=True)
+    extra = resolved_dict(cfg.task.args)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     for key in {**options, **extra}:
         if key in SHARED_FIELDS and key in extra:
@@ -237,7 +240,7 @@ class TaskContext:
     tokenizer: Any
     tokenizer_dir: str
 
-    def args(self, config_cls: type, **options: Any) -> TrainingArguments:
+    def args(self, config_cls: type[ConfigT], **options: Any) -> ConfigT:
         """The trl config for this run: shared options, the task's named options, then `options`."""
         merged = {**task_options(self.cfg.task), "model_init_kwargs": model_init_kwargs(self.cfg), **options}
         return training_args(config_cls, self.cfg, self.run, merged)

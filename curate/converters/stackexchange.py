@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -48,7 +49,7 @@ TAG = re.compile(r"<([^<>]+)>")
 POST_ID = re.compile(r"^[0-9]+$")
 
 
-def present(record: dict, name: str, required: bool) -> object | None:
+def present(record: dict, name: str, required: bool) -> Any:
     """The field's value, or None when it is absent or empty (a FieldError if it is required)."""
     value = record.get(name)
     if value is None or value == "":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from curate.arrow_io import read_table, read_tables, write_table
+from curate.arrow_io import read_table, read_tables, to_frame, write_table
 from curate.dedup.decisions import CLUSTERS_FILE, DECISIONS, decision_path
 from curate.dedup.minhash import sorted_unique
 
@@ -50,11 +50,11 @@ def band_pairs(files: list[Path], band_columns: list[str]) -> np.ndarray:
     Rows are global indices in the concatenated scan files. Within a band bucket every member is
     paired with the bucket's first row (a star), so a bucket of k documents gives k - 1 pairs.
     """
-    found = []
+    found: list[np.ndarray] = []
     for column in band_columns:
         values = read_tables(files, columns=[column]).column(column)
-        frame = pl.from_arrow(pa.table({"band": values})).with_row_index("row")
-        pairs = (
+        frame = to_frame(pa.table({"band": values})).with_row_index("row")
+        stars = (
             frame.lazy()
             .drop_nulls("band")
             .with_columns(anchor=pl.col("row").min().over("band"))
@@ -62,8 +62,8 @@ def band_pairs(files: list[Path], band_columns: list[str]) -> np.ndarray:
             .select(pl.col("anchor").cast(pl.Int64), pl.col("row").cast(pl.Int64))
             .collect()
         )
-        if pairs.height:
-            found.append(pairs.to_numpy())
+        if stars.height:
+            found.append(stars.to_numpy())
     if not found:
         return np.zeros((0, 2), np.int64)
     # Unique pairs, sorted, through one 64-bit key per pair (global rows are < 2^32: polars'
@@ -177,7 +177,7 @@ def keep_one(files: list[Path], rows: np.ndarray, labels: np.ndarray, by_priorit
     order = np.argsort(rows, kind="stable")
     rows, labels = rows[order], labels[order]
     columns = ["position", "id", "source"] + (["priority"] if by_priority else [])
-    info = pl.from_arrow(take_rows(files, columns, rows))
+    info = to_frame(take_rows(files, columns, rows))
     frame = info.with_columns(row=pl.Series(rows, dtype=pl.Int64), label=pl.Series(labels, dtype=pl.Int64))
     ranking = (["priority"] if by_priority else []) + ["row"]
     keepers = (
@@ -204,7 +204,9 @@ def write_samples(
     count = min(count, clusters.height)
     largest = (count + 1) // 2
     rest = clusters.height - largest
-    others = np.sort(np.random.default_rng(seed).choice(rest, count - largest, replace=False)) + largest if rest else []
+    others: np.ndarray | list[int] = (
+        np.sort(np.random.default_rng(seed).choice(rest, count - largest, replace=False)) + largest if rest else []
+    )
     chosen = clusters[list(range(largest)) + [int(i) for i in others]].with_row_index("sample")
     shown = (
         members.join(chosen.select("label", "sample"), on="label")
@@ -247,7 +249,8 @@ def summary(files: list[Path], members: pl.DataFrame) -> dict[str, Any]:
         "clusters": kept.height,
         "duplicates_removed": dropped.height,
         "documents_in_clusters": members.height,
-        "largest_cluster": int(kept["size"].max()) if kept.height else 0,
+        # polars types a Series' max as any Python literal (or None); cluster sizes are ints
+        "largest_cluster": int(cast(int, kept["size"].max())) if kept.height else 0,
         "cluster_sizes": size_histogram(kept["size"].to_numpy()),
         "documents_by_source": dict(sorted(by_source.items())),
         "removed_by_source": {str(k): int(v) for k, v in removed.iter_rows()},

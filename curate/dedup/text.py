@@ -18,6 +18,7 @@ from __future__ import annotations
 import string
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 import pyarrow as pa
@@ -98,7 +99,7 @@ class TextNormalization:
             # Unicode work only on rows with non-ASCII characters (most web text and code has none).
             rows = texts.filter(non_ascii)
             if self.unicode_form != "none":
-                form = self.unicode_form
+                form = cast(Literal["NFC", "NFKC"], self.unicode_form)  # a str option, checked by validate
                 rows = pa.array(
                     [
                         t if unicodedata.is_normalized(form, t) else unicodedata.normalize(form, t)

@@ -7,8 +7,7 @@ import logging
 import shutil
 import time
 
-from omegaconf import OmegaConf
-
+from curate.compose import resolved_dict
 from curate.engine.folder import Layout
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
@@ -87,7 +86,7 @@ def finalize(
         skipped_files=plan.skipped,
         tasks=len(plan.tasks),
         workers=n_workers,
-        config=OmegaConf.to_container(plan.cfg, resolve=True),  # type: ignore[arg-type]
+        config=resolved_dict(plan.cfg),
         fingerprint=plan.fingerprint,
         version=code_version(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

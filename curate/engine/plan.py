@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from curate.compose import resolved_dict
 from curate.config import column_types, validate
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
@@ -73,7 +74,7 @@ def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a run computes: its resolved config without the volatile keys."""
-    return without_keys(OmegaConf.to_container(cfg, resolve=True), VOLATILE_KEYS)  # type: ignore[arg-type]
+    return without_keys(resolved_dict(cfg), VOLATILE_KEYS)
 
 
 def make_plan(cfg: DictConfig) -> Plan:

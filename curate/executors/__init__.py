@@ -10,6 +10,7 @@ what a worker needs for these items (the pass's stages).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
 from typing import Any, Protocol
 
 from omegaconf import DictConfig
@@ -21,7 +22,9 @@ from curate.stages.base import Resources
 class Executor(Protocol):
     def __enter__(self) -> Executor: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None, /
+    ) -> None: ...
 
     def map(
         self, fn: Callable[[Any], Any], items: Iterable[Any], resources: Resources | None = None

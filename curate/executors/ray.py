@@ -104,7 +104,8 @@ class RayExecutor:
         resources = resources or Resources()
         remote = ray.remote(TaskActor).options(**actor_options(resources))
         count = min(self.workers, len(items), actors_that_fit(resources, ray.cluster_resources()))
-        actors = [remote.remote(self.initializer, self.payload_ref) for _ in range(count)]
+        # Actor handles: Ray's stubs do not type their methods' `.remote` (nor a handle for ray.kill)
+        actors: list[Any] = [remote.remote(self.initializer, self.payload_ref) for _ in range(count)]
         try:
             pool = ActorPool(actors)
             for status, value in pool.map_unordered(lambda actor, item: actor.run.remote(fn, item), items):

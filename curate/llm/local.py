@@ -35,7 +35,8 @@ class TransformersLLM(LLM):
         self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype)
         self.model.eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model.to(self.device)
+        # PreTrainedModel.to is functools.wraps(nn.Module.to): typeshed's _Wrapped does not bind self
+        self.model.to(self.device)  # type: ignore[arg-type]
 
     def describe(self) -> dict:
         return {"backend": self.name, "model": self.config.model, "path": str(self.path), "mode": self.config.mode}
@@ -47,7 +48,9 @@ class TransformersLLM(LLM):
             )
             if not self.tokenizer.chat_template:
                 raise LLMError(f"llm.mode=chat: the model '{self.config.model}' has no chat template")
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            assert isinstance(text, str)  # tokenize=False: the text, not ids
+            return text
         if not isinstance(request.prompt, str):
             raise LLMError("llm.mode=completion needs text prompts; set llm.mode=chat for messages")
         return request.prompt
@@ -93,7 +96,9 @@ class TransformersLLM(LLM):
             ended = eos in ids
             if ended:
                 ids = ids[: ids.index(eos)]
-            text, stopped = cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), first.stop)
+            decoded = self.tokenizer.decode(ids, skip_special_tokens=True)
+            assert isinstance(decoded, str)  # one sequence of ids decodes to one string
+            text, stopped = cut_at_stop(decoded, first.stop)
             generations.append(
                 Generation(text, "stop" if stopped or ended else "length", {"completion_tokens": len(ids)})
             )

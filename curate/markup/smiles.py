@@ -41,7 +41,8 @@ def check_molecule(smiles: str) -> str | None:
     parts = tokens(smiles)
     if parts is None:
         return "characters outside SMILES"
-    depth, rings, previous = 0, set(), None
+    depth, previous = 0, None
+    rings: set[str] = set()
     for token in parts:
         if token.startswith("["):
             match = BRACKET_ATOM.fullmatch(token)
@@ -98,6 +99,4 @@ def is_isomeric(smiles: str) -> bool:
     """Whether SMILES carries stereochemistry or isotopes (Galactica's [START_I_SMILES])."""
     if "@" in smiles or "/" in smiles or "\\" in smiles:
         return True
-    return any(
-        BRACKET_ATOM.fullmatch(t) and BRACKET_ATOM.fullmatch(t).group(1) for t in re.findall(r"\[[^\]]+\]", smiles)
-    )
+    return any((match := BRACKET_ATOM.fullmatch(t)) and match.group(1) for t in re.findall(r"\[[^\]]+\]", smiles))

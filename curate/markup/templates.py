@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from curate.markup import smiles as smiles_syntax
@@ -137,7 +138,8 @@ def render_unarxive(text: str, meta: dict[str, Any], counts: Counter, unparsed_r
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
-TEMPLATES = {
+# Each renders (text, meta, counts); unarxive also takes `unparsed_refs`.
+TEMPLATES: dict[str, Callable[..., str]] = {
     "sequence": render_sequence,
     "molecule": render_molecule,
     "arxiv": render_arxiv,

@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import zstandard
 
@@ -178,7 +179,7 @@ class DecompressingReader(io.RawIOBase):
     Corrupt data raises OSError.
     """
 
-    def __init__(self, raw: io.RawIOBase, codec: str, chunk: int = 1 << 20):
+    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase, codec: str, chunk: int = 1 << 20):
         self.raw, self.codec, self.chunk = raw, codec, chunk
         self.decompressor = self.new_decompressor()
         self.pending = b""
@@ -216,7 +217,7 @@ class DecompressingReader(io.RawIOBase):
         return n
 
 
-def open_decompressed(raw: io.RawIOBase, name: str) -> io.BufferedReader:
+def open_decompressed(raw: io.RawIOBase | io.BufferedIOBase, name: str) -> io.BufferedReader:
     """A buffered binary stream of the decompressed content of `raw`, by the compression in `name`."""
     _, codec = split_compression(name)
     if name.lower().endswith(".tgz"):
@@ -248,5 +249,5 @@ def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member]:
             if os.path.basename(info.name).startswith("."):
                 continue
             handle = archive.extractfile(info)
-            if handle is not None:
-                yield Member(info.name, f"{label}/{info.name}", handle)
+            if handle is not None:  # an ExFileObject, an io.BufferedReader (typeshed says IO[bytes])
+                yield Member(info.name, f"{label}/{info.name}", cast(io.BufferedReader, handle))

@@ -74,22 +74,23 @@ def json_file(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
             )
 
 
-def read_all(stream: io.BufferedIOBase, label: str) -> tuple[str | None, Problem | None]:
+def read_all(stream: io.BufferedIOBase, label: str) -> str | Problem:
+    """The whole stream as text, or the Problem that stopped reading or decoding it."""
     try:
         data = stream.read()
     except (EOFError, OSError) as error:
-        return None, Problem(1, label, f"truncated or corrupt stream: {error}")
+        return Problem(1, label, f"truncated or corrupt stream: {error}")
     try:
-        return decode_utf8(data), None
+        return decode_utf8(data)
     except ValueError as error:
-        return None, Problem(1, label, str(error), data)
+        return Problem(1, label, str(error), data)
 
 
 def text(stream: io.BufferedIOBase, label: str, text_unit: str = "file", **_) -> Iterator[Item | Problem]:
     """Plain text: the whole file is one document, or one per line, or one per blank-line paragraph."""
-    content, problem = read_all(stream, label)
-    if problem:
-        yield problem
+    content = read_all(stream, label)
+    if isinstance(content, Problem):
+        yield content
         return
     if text_unit == "file":
         yield Item(1, {"text": content}, label)
@@ -100,7 +101,8 @@ def text(stream: io.BufferedIOBase, label: str, text_unit: str = "file", **_) ->
             if line.strip():
                 yield Item(position, {"text": line.rstrip("\r\n")}, label)
         return
-    start, block = 1, []
+    start = 1
+    block: list[str] = []
     for position, line in enumerate(lines + ["\n"], 1):
         if line.strip():
             if not block:
@@ -113,9 +115,9 @@ def text(stream: io.BufferedIOBase, label: str, text_unit: str = "file", **_) ->
 
 def code(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
     """A source file: one document, with its path and language; binary files are bad input."""
-    content, problem = read_all(stream, label)
-    if problem:
-        yield problem
+    content = read_all(stream, label)
+    if isinstance(content, Problem):
+        yield content
         return
     if "\x00" in content:
         yield Problem(1, label, "binary file (contains NUL bytes)", content.encode())

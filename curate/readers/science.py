@@ -13,9 +13,13 @@ import csv
 import io
 import warnings
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from curate.markup import sequences, smiles
 from curate.readers.items import Item, Problem, decode_utf8, raw_lines
+
+if TYPE_CHECKING:
+    from Bio.SeqRecord import SeqRecord
 
 # Sequence type implied by a file extension (NCBI's .fna/.ffn/.faa, Biopython's .nu/.pro).
 EXTENSION_HINTS = {".fna": "dna", ".ffn": "dna", ".nu": "dna", ".faa": "protein", ".pro": "protein"}
@@ -44,7 +48,7 @@ def extension_hint(label: str) -> str | None:
 def sequence_record(
     position: int,
     label: str,
-    seq_id: str,
+    seq_id: str | None,
     description: str,
     sequence: str,
     hint: str | None,
@@ -93,7 +97,11 @@ def uniprot_fields(description: str) -> dict[str, str]:
 def fasta(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
     """FASTA (and Pearson's ';' comments): one record per '>' header; position = header line."""
     hint = extension_hint(label)
-    header, start, chunks, raw, broken = None, 0, [], [], None
+    header: str | None = None
+    start = 0
+    chunks: list[str] = []
+    raw: list[str] = []
+    broken: Problem | None = None
 
     def emit():
         if broken is not None:  # a line of the record was unreadable: the whole record is bad
@@ -133,7 +141,9 @@ def fasta(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
 
 def flat_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, str] | Problem]:
     """(first line, text) of each record of a '//'-terminated flat file (GenBank, SwissProt)."""
-    start, block, broken = 0, [], None
+    start = 0
+    block: list[str] = []
+    broken: Problem | None = None
     for entry in lines(stream, label):
         if isinstance(entry, Problem):  # the record holding an unreadable line is bad as a whole
             broken = broken or entry
@@ -160,7 +170,7 @@ def flat_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, s
 
 def biopython_records(
     stream: io.BufferedIOBase, label: str, biopython_format: str
-) -> Iterator[tuple[int, object, bytes] | Problem]:
+) -> Iterator[tuple[int, SeqRecord, bytes] | Problem]:
     from Bio import BiopythonParserWarning, SeqIO
 
     for entry in flat_records(stream, label):
@@ -196,7 +206,8 @@ def genbank(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Probl
             yield entry
             continue
         start, record, raw = entry
-        molecule = str(record.annotations.get("molecule_type", "")).lower()
+        annotations: dict[str, Any] = record.annotations  # Biopython types values str | int; keywords are lists
+        molecule = str(annotations.get("molecule_type", "")).lower()
         hint = "protein" if molecule == "protein" else "rna" if "rna" in molecule else "dna" if molecule else None
         products = sorted({q for f in record.features if f.type == "CDS" for q in f.qualifiers.get("product", [])})
         yield sequence_record(
@@ -208,8 +219,8 @@ def genbank(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Probl
             hint,
             "genbank",
             raw,
-            organism=record.annotations.get("organism"),
-            keywords=[k for k in record.annotations.get("keywords", []) if k],
+            organism=annotations.get("organism"),
+            keywords=[k for k in annotations.get("keywords", []) if k],
             products=products[:50],
         )
 
@@ -221,7 +232,8 @@ def swissprot(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
             yield entry
             continue
         start, record, raw = entry
-        comments = record.annotations.get("comment", "")
+        annotations: dict[str, Any] = record.annotations  # Biopython types values str | int; keywords are lists
+        comments = annotations.get("comment", "")
         function = (
             next((c.split(":", 1)[1].strip() for c in comments.split("\n") if c.startswith("FUNCTION:")), None)
             if isinstance(comments, str)
@@ -236,9 +248,9 @@ def swissprot(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
             "protein",
             "swissprot",
             raw,
-            organism=record.annotations.get("organism"),
-            keywords=record.annotations.get("keywords", []),
-            gene=record.annotations.get("gene_name"),
+            organism=annotations.get("organism"),
+            keywords=annotations.get("keywords", []),
+            gene=annotations.get("gene_name"),
             function=function,
         )
 

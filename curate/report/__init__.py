@@ -85,7 +85,7 @@ def histograms(folder: Path, manifest: Manifest) -> list[dict]:
         bins = np.histogram_bin_edges(everything, bins=40)
         axis.hist(
             list(series.values()),
-            bins=bins,
+            bins=bins.tolist(),
             stacked=True,
             label=list(series),
             color=[colors[i % len(colors)] for i in range(len(series))],

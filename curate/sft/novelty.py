@@ -135,8 +135,9 @@ class NoveltyIndex:
         overlap = np.bincount(np.concatenate(arrays), minlength=n)
         return 2.0 * overlap / (len(tokens) + self._lengths)
 
-    def candidates(self, tokens: list[str], floor: float) -> np.ndarray:
-        """Pool items whose bound exceeds `floor`, best bound first (stable: lower index first on ties)."""
+    def candidates(self, tokens: list[str], floor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pool items whose bound exceeds `floor`, best bound first (stable: lower index first on ties),
+        and every item's bound."""
         bounds = self.bounds(tokens)
         hits = np.flatnonzero(bounds > floor - EPSILON)
         return hits[np.argsort(-bounds[hits], kind="stable")], bounds

@@ -39,7 +39,7 @@ class Selector:
     def __init__(self, embeddings: np.ndarray, groups: np.ndarray, quotas: list[int], n: int, threshold: float):
         self.embeddings, self.groups, self.quotas, self.n, self.threshold = embeddings, groups, quotas, n, threshold
         self.buffer = np.empty((n, embeddings.shape[1]), np.float32)
-        self.counts = Counter()
+        self.counts: Counter[int] = Counter()  # selected rows per group
         self.choice = Choice([], set())
         self.taken = np.zeros(len(embeddings), bool)
 
@@ -95,6 +95,7 @@ def choose(
                 break
             selector.offer(i)
     elif method == "clusters":
+        assert clusters is not None, "method=clusters needs each row's cluster"
         queues: dict[int, list[int]] = {}
         for i in order.tolist():  # each cluster's rows, best first
             queues.setdefault(int(clusters[i]), []).append(i)
@@ -133,7 +134,7 @@ def choose_mmr(
     vectors, gains, member = embeddings[candidates], quality[candidates].astype(np.float64), groups[candidates]
     closest = np.full(len(candidates), -1.0)  # highest similarity to a row taken so far
     open_rows = np.ones(len(candidates), bool)
-    counts = Counter()
+    counts: Counter[int] = Counter()
     ignore_quotas = not quotas
     picked: list[int] = []
     while len(picked) < n:

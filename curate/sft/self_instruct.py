@@ -178,8 +178,8 @@ def parse_instance(text: str, is_classification: bool) -> tuple[str, str] | None
     """(input, output) from a continuation of an instance prompt, or None if it has no answer."""
     if is_classification:  # "<label>\nInput: <input>"
         label, _, rest = text.strip().partition("\n")
-        rest = INPUT_MARK.split("\n" + rest, maxsplit=1)
-        return clean_input(rest[1] if len(rest) > 1 else ""), label.strip()
+        pieces = INPUT_MARK.split("\n" + rest, maxsplit=1)
+        return clean_input(pieces[1] if len(pieces) > 1 else ""), label.strip()
     parts = OUTPUT_MARK.split(text, maxsplit=1)  # "<input>\nOutput: <output>"
     if len(parts) < 2:
         return None

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from curate.errors import ConfigError
 from curate.resources import CONF_DIR, source_checkout
+
+if TYPE_CHECKING:
+    from curate.stages.base import Stage
 
 BUILTIN = "curate.stages"
 ENTRY_POINT_GROUP = "thresher.stages"
@@ -28,7 +31,7 @@ def available_stages() -> list[str]:
     return sorted({p.stem for p in CONF_STAGE_DIR.glob("*.yaml")} | {c.config_name for c in plugin_stage_classes()})
 
 
-def stage_classes(package: str = BUILTIN) -> list[type]:
+def stage_classes(package: str = BUILTIN) -> list[type[Stage]]:
     """Every concrete stage class with a `config_name` defined in `package`: a module, or a package
     and its modules."""
     from curate.stages.base import Stage
@@ -56,13 +59,13 @@ def stage_classes(package: str = BUILTIN) -> list[type]:
     return sorted(found, key=lambda cls: cls.config_name)
 
 
-def plugin_stage_classes() -> list[type]:
+def plugin_stage_classes() -> list[type[Stage]]:
     """The stage classes installed distributions declare in the entry point group `thresher.stages`."""
     from importlib.metadata import entry_points
 
     from curate.stages.base import Stage
 
-    found = []
+    found: list[type[Stage]] = []
     for point in entry_points(group=ENTRY_POINT_GROUP):
         where = f"entry point '{point.name} = {point.value}' (group {ENTRY_POINT_GROUP})"
         try:
@@ -78,7 +81,7 @@ def plugin_stage_classes() -> list[type]:
     return sorted(found, key=lambda cls: cls.config_name)
 
 
-def stage_yaml(cls: type, command: str = "make conf") -> str:
+def stage_yaml(cls: type[Stage], command: str = "make conf") -> str:
     """The conf/stage file of a stage class: its target and its defaults, with its docstring as
     comments; `command` is the one that regenerates it."""
     import dataclasses
@@ -105,7 +108,7 @@ def stage_yaml(cls: type, command: str = "make conf") -> str:
     )
 
 
-def default_instance(cls: type) -> Any:
+def default_instance(cls: type[Stage]) -> Stage:
     """The stage with its default options, for documentation. Required options get a placeholder of
     their type and `__post_init__` is not run: nothing is loaded or checked."""
     import dataclasses
@@ -122,7 +125,9 @@ def default_instance(cls: type) -> Any:
     return stage
 
 
-def stages_markdown(classes: list[type] | None = None, command: str = "make conf", conf_dir: str = "conf") -> str:
+def stages_markdown(
+    classes: list[type[Stage]] | None = None, command: str = "make conf", conf_dir: str = "conf"
+) -> str:
     """docs/stages.md (or a plugin's page): every stage, its docstring and its defaults; `classes`
     defaults to the built-in stages, `command` regenerates the page, `conf_dir` holds stage/."""
     import dataclasses

@@ -31,10 +31,10 @@ Every stage declares, in one way:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +74,9 @@ class Stage:
     - `one_to_one`: every input row is either output or dropped (False for packing, sampling).
     - `resources`: what a worker needs to run it (default: one CPU).
     """
+
+    if TYPE_CHECKING:  # every concrete stage is a dataclass (the pipeline builder checks it)
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
     config_name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ("text",)
@@ -167,7 +170,7 @@ class FilterStage(RowStage):
     reads only those columns and returns, per row, the reason it is dropped or None to keep it.
     """
 
-    def score(self, batch: pa.RecordBatch) -> dict[str, Sequence | np.ndarray | pa.Array]:
+    def score(self, batch: pa.RecordBatch) -> Mapping[str, Sequence | np.ndarray | pa.Array]:
         raise NotImplementedError
 
     def decide(self, batch: pa.RecordBatch) -> Sequence[str | None] | pa.Array:
@@ -241,7 +244,7 @@ def positions_for(task: int, offset: int, n: int) -> np.ndarray:
     return (np.int64(task) << np.int64(32)) + np.arange(offset, offset + n, dtype=np.int64)
 
 
-def with_columns(batch: pa.RecordBatch, columns: dict[str, Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
+def with_columns(batch: pa.RecordBatch, columns: Mapping[str, Any], types: dict[str, pa.DataType]) -> pa.RecordBatch:
     """Add (or replace) `columns` in `batch`, typed as declared in `types`."""
     for name, values in columns.items():
         dtype = types[name]

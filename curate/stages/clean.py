@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +41,8 @@ class NormalizeText(MapStage):
 
     def clean(self, text: str) -> str:
         if self.unicode_form != "none":
-            text = unicodedata.normalize(self.unicode_form, text)
+            form = cast(Literal["NFC", "NFKC", "NFD", "NFKD"], self.unicode_form)  # a str option, checked by validate
+            text = unicodedata.normalize(form, text)
         if self.normalize_newlines:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         if self.remove_control_chars:

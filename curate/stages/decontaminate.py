@@ -155,7 +155,7 @@ class Decontaminate(TextNormalization, FilterStage):
         shingles = ngram_hashes(hash_strings(words), np.array([0, len(words)]), self.ngram)
         hits = np.flatnonzero(self.matches(shingles.hashes))
         last_word = np.minimum(hits + self.ngram - 1, len(words) - 1)
-        spans = []
+        spans: list[list[int]] = []
         for first, last in zip(token_of[hits].tolist(), token_of[last_word].tolist()):
             start = max(0, raw[first][0] - self.cut_margin_chars)
             end = min(len(text), raw[last][1] + self.cut_margin_chars)

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from curate.arrow_io import read_table, read_tables, write_table
+from curate.arrow_io import read_frame, read_table, read_tables, write_table
 from curate.dedup.decisions import CLUSTERS_FILE, ROW_MASK, SAMPLES_DIR, TaskDecisions
 from curate.dedup.minhash import (
     band_hashes,
@@ -197,7 +197,7 @@ class ExactDedup(TextNormalization, DuplicateStage):
 
         if not files:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), {}
-        keys = pl.from_arrow(read_tables(files, columns=["key"])).with_row_index("row")
+        keys = read_frame(files, columns=["key"]).with_row_index("row")
         groups = (
             keys.lazy()
             .with_columns(label=pl.col("row").min().over("key"), n=pl.len().over("key"))
@@ -327,7 +327,9 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         pairs = band_pairs(files, self.band_columns())
         details["candidate_pairs"] = int(len(pairs))
         if self.verify and len(pairs):
-            pairs = pairs[self.similarity(files, pairs) >= self.threshold]
+            similarity = self.similarity(files, pairs)
+            assert similarity is not None  # None only when verify is off
+            pairs = pairs[similarity >= self.threshold]
             details["verified_pairs"] = int(len(pairs))
         nodes, labels = components(pairs)
         return nodes, labels, details

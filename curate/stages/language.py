@@ -30,7 +30,7 @@ class LinguaBackend:
         self.detector = builder.build()
 
     def predict(self, texts: list[str]) -> list[tuple[str | None, float]]:
-        results = []
+        results: list[tuple[str | None, float]] = []
         for values in self.detector.compute_language_confidence_values_in_parallel(texts):
             best = values[0] if values else None
             if best is None or best.value <= 0:
@@ -53,7 +53,7 @@ class LangidBackend:
             self.identifier.set_languages(candidates)
 
     def predict(self, texts: list[str]) -> list[tuple[str | None, float]]:
-        results = []
+        results: list[tuple[str | None, float]] = []
         for text in texts:
             lang, prob = self.identifier.classify(text)
             results.append((lang, float(prob)) if text.strip() else (None, 0.0))
@@ -71,7 +71,7 @@ class FastTextBackend:
     def predict(self, texts: list[str]) -> list[tuple[str | None, float]]:
         # fastText reads one line: newlines become spaces, as datatrove does
         labels, probs = self.model.predict([t.replace("\n", " ") for t in texts], k=1)
-        results = []
+        results: list[tuple[str | None, float]] = []
         for label, prob in zip(labels, probs):
             if not len(label):
                 results.append((None, 0.0))
@@ -132,7 +132,7 @@ class LanguageID(FilterStage):
                 raise ValueError(f"candidates: lingua does not know {', '.join(unknown)} (ISO 639-1 codes)")
 
     def __post_init__(self) -> None:
-        self._model = None
+        self._model: LinguaBackend | LangidBackend | FastTextBackend | None = None
 
     def setup(self) -> None:
         if self.backend == "lingua":
@@ -140,6 +140,7 @@ class LanguageID(FilterStage):
         elif self.backend == "langid":
             self._model = LangidBackend(self.candidates)
         else:
+            assert self.model_path is not None  # validate: backend=fasttext requires model_path
             self._model = FastTextBackend(self.model_path)
 
     def teardown(self) -> None:

@@ -227,7 +227,7 @@ class LimaSelect(GlobalStage):
 
     def embeddings(self, state: pl.DataFrame, seed: int) -> np.ndarray:
         if self.embedder == "minilm":
-            return np.stack(state["embedding"].to_numpy()).astype(np.float32)
+            return np.stack(list(state["embedding"].to_numpy())).astype(np.float32)  # one vector per row
         ids = [np.asarray(v, np.uint32) for v in state["term_ids"].to_list()]
         weights = [np.asarray(v, np.float32) for v in state["term_weights"].to_list()]
         return sketch(tfidf_matrix(ids, weights), TFIDF_DIMS, seed)

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import orjson
@@ -231,8 +231,9 @@ class PreferencePairs(GlobalStage):
                 "unranked" if item["score"] is None or np.isnan(item["score"]) else None
             )
         if self.rank_by == "reward_model":
+            assert self.scorer is not None  # setup loads it: validate requires reward_model for this rank_by
             usable = [i for i, item in enumerate(out) if item["reason"] in (None, "unranked")]
-            scores = (
+            scores: np.ndarray | list[float] = (
                 self.scorer.score(
                     [
                         orjson.loads(out[i]["prompt"]) + [{"role": "assistant", "content": out[i]["response"]}]
@@ -253,6 +254,7 @@ class PreferencePairs(GlobalStage):
             value = own if own is not None else (-meta["rank"] if isinstance(meta.get("rank"), (int, float)) else None)
         elif self.rank_by == "reference_rouge":
             reference = meta.get("reference")
+            assert self.rouge is not None  # setup creates it for this rank_by
             value = self.rouge.score(reference, response)["rougeL"].fmeasure if isinstance(reference, str) else None
         elif self.rank_by == "source_order":
             value = -self.source_order.index(row["source"]) if row["source"] in self.source_order else None
@@ -471,9 +473,13 @@ def json_meta(row: dict) -> dict:
 def describe(values: pl.Series) -> dict[str, float]:
     if values.len() == 0:
         return {}
+    # polars types aggregates as any Python literal (or None): these are numbers
+    low, p50, mean, high = cast(
+        tuple[float, float, float, float], (values.min(), values.median(), values.mean(), values.max())
+    )
     return {
-        "min": round(float(values.min()), 4),
-        "p50": round(float(values.median()), 4),
-        "mean": round(float(values.mean()), 4),
-        "max": round(float(values.max()), 4),
+        "min": round(float(low), 4),
+        "p50": round(float(p50), 4),
+        "mean": round(float(mean), 4),
+        "max": round(float(high), 4),
     }

@@ -92,7 +92,7 @@ def only_rule(cls: type, keep: str, **values: Any):
     """A stage of `cls` with every optional numeric threshold disabled except `keep` (and `values`):
     to study one rule alone (tests, the agreement benchmark)."""
     hints = typing.get_type_hints(cls)
-    options = {}
+    options: dict[str, None] = {}
     for f in dataclasses.fields(cls):
         optional = type(None) in typing.get_args(hints.get(f.name))
         if optional and f.name != keep and f.name not in values and isinstance(f.default, (int, float)):

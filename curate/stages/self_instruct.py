@@ -430,7 +430,7 @@ class GenerationRun:
             parsed = [(parse_instance(a["text"], m["is_classification"]), a["finish_reason"]) for a in mine]
             outputs_by_input: dict[str, set[str]] = {}
             for instance, finish in parsed:
-                if instance_problem(instance, finish) is None and instance[0]:
+                if instance is not None and instance_problem(instance, finish) is None and instance[0]:
                     outputs_by_input.setdefault(instance[0], set()).add(instance[1])
             conflicting = any(len(outputs) > 1 for outputs in outputs_by_input.values())
             seen = set()

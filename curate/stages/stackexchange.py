@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import orjson
@@ -109,8 +109,8 @@ class StackExchangeQA(GlobalStage):
     def resolve(self, ctx: GlobalContext) -> None:
         out = ctx.work_dir / "decisions"
         out.mkdir(parents=True, exist_ok=True)
-        posts = read_frame(ctx.scan_files, SCAN_SCHEMA)
-        repeated = posts.filter(pl.struct("dump", "post_id").is_duplicated())
+        scanned = read_frame(ctx.scan_files, SCAN_SCHEMA)
+        repeated = scanned.filter(pl.struct("dump", "post_id").is_duplicated())
         if repeated.height:
             dump = repeated["dump"][0]
             raise ConfigError(
@@ -118,7 +118,7 @@ class StackExchangeQA(GlobalStage):
                 "same file name in one run (post ids repeat across sites); pass their folders "
                 "(input.paths=[dumps/]) so each keeps its own name, or run one site at a time"
             )
-        posts = posts.lazy()
+        posts = scanned.lazy()
         questions = posts.filter(pl.col("post_type") == QUESTION).select(
             "dump",
             pl.col("position").alias("q_position"),
@@ -250,6 +250,7 @@ class StackExchangeQA(GlobalStage):
             if reason == "merged":
                 consumed += 1
             elif reason is None:
+                assert decision is not None  # a row without a decision has a reason
                 kept.append(self.chat_row(row, decision))
             else:
                 dropped.append(index)
@@ -290,9 +291,8 @@ class StackExchangeQA(GlobalStage):
 def describe(values: pl.Series) -> dict[str, float]:
     if values.len() == 0:
         return {}
-    return {
-        "min": float(values.min()),
-        "p50": float(values.median()),
-        "mean": round(float(values.mean()), 3),
-        "max": float(values.max()),
-    }
+    # polars types aggregates as any Python literal (or None): these are numbers
+    low, p50, mean, high = cast(
+        tuple[float, float, float, float], (values.min(), values.median(), values.mean(), values.max())
+    )
+    return {"min": float(low), "p50": float(p50), "mean": round(float(mean), 3), "max": float(high)}

@@ -33,13 +33,15 @@ class KeepTopFraction(GlobalStage):
     fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        self.requires = ("id", self.column)  # per instance: the column is an option
         self._cut: tuple[float, int] | None = None
         self._keep_all = self._keep_none = False
 
     def validate(self) -> None:
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError("fraction: must be within [0, 1]")
+
+    def required_columns(self) -> tuple[str, ...]:
+        return ("id", self.column)
 
     def scores(self, batch: pa.RecordBatch) -> np.ndarray:
         values = batch.column(self.column).cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -74,6 +76,7 @@ class KeepTopFraction(GlobalStage):
         elif self._keep_none:
             keep = np.zeros(batch.num_rows, dtype=bool)
         else:
+            assert self._cut is not None  # load() sets it unless every row or none is kept
             score, position = self._cut
             values = self.scores(batch)
             keep = (values > score) | ((values == score) & (positions <= position))

@@ -84,8 +84,8 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` (no BOS/EOS added)."""
         if not any(needle in text for needle in self.needles):  # no markup or added token: one BPE call
-            piece = self.pieces.get(text.replace(" ", "▁"))
-            return [piece] if piece is not None else self.processor.encode(text)
+            whole = self.pieces.get(text.replace(" ", "▁"))
+            return [whole] if whole is not None else self.processor.encode(text)
         ids: list[int] = []
         for piece, _ in self.pretokenizer(text):
             found = self.pieces.get(piece.replace(" ", "▁"))
@@ -97,7 +97,9 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         """The text of `ids`; control tokens (</s>, ...) are written out, as Hugging Face does."""
-        sp, parts, run = self.processor, [], []
+        sp = self.processor
+        parts: list[str] = []
+        run: list[int] = []
         for token in ids:
             if sp.is_control(token):
                 parts.append(sp.decode(run))

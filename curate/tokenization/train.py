@@ -85,8 +85,9 @@ def train_sentencepiece(spec: TokenizerSpec, sentences: Iterable[str], threads: 
 
     The model is written to memory (`model_writer`), so no file path ends up in it."""
     model = io.BytesIO()
-    ids = {f"{role}_id": index for index, role in enumerate(CONTROL_TOKENS)}
-    pieces = {f"{role}_piece": token for role, token in CONTROL_TOKENS.items()}
+    # Keyword options of SentencePieceTrainer.train (Any: its stubs type the named parameters it also has)
+    ids: dict[str, Any] = {f"{role}_id": index for index, role in enumerate(CONTROL_TOKENS)}
+    pieces: dict[str, Any] = {f"{role}_piece": token for role, token in CONTROL_TOKENS.items()}
     user_symbols = list(spec.markup_tokens) + (list(CHAT_TOKENS) if spec.chat_template else [])
     try:
         spm.SentencePieceTrainer.train(
