@@ -2,17 +2,24 @@
 report samples. All are Arrow IPC *stream* files, written atomically (under a temporary name,
 renamed when complete: a file under its final name is whole) and read back memory-mapped.
 
-Imports only pyarrow (polars on demand): workers that apply decisions stay light.
+Imports only pyarrow and xxhash (polars on demand): workers that apply decisions stay light. A file that is
+truncated or corrupt, or does not match the checksum its manifest records, is an `InputError`
+naming it (one line), never a traceback or rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import xxhash
+
+from curate.errors import InputError, naming
 
 if TYPE_CHECKING:
     import polars as pl
@@ -35,17 +42,20 @@ class StreamFile:
 
     def __init__(self, path: Path, schema: pa.Schema, open_file: Callable[[Path], Any] = open_native):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open_file(tmp_path(self.path))
-        self.writer = pa.ipc.new_stream(self.file, schema)
+        with naming(self.path):  # a full disk or a read-only folder names the file
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open_file(tmp_path(self.path))
+            self.writer = pa.ipc.new_stream(self.file, schema)
 
     def write(self, data: pa.RecordBatch | pa.Table) -> None:
-        self.writer.write(data)
+        with naming(self.path):
+            self.writer.write(data)
 
     def close(self) -> None:
-        self.writer.close()
-        self.file.close()
-        os.replace(tmp_path(self.path), self.path)
+        with naming(self.path):
+            self.writer.close()
+            self.file.close()
+            os.replace(tmp_path(self.path), self.path)
 
     def __enter__(self) -> StreamFile:
         return self
@@ -65,22 +75,61 @@ def write_table(path: Path, table: pa.Table) -> None:
         out.write(table)
 
 
-def read_table(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """The rows of a stream file (memory-mapped: zero-copy, pages read on demand), `columns` only if given."""
-    with pa.memory_map(str(path)) as source:
+def file_digest(path: Path, algorithm: str = "sha256", block: int = 1 << 22) -> str:
+    """A file's sha256 (or xxh3-128, as the readers record for input files) hex digest, read in
+    blocks (memory stays at one block)."""
+    digest = hashlib.sha256() if algorithm == "sha256" else xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(path: Path, sha256: str, size: int | None = None) -> None:
+    """Raise InputError (one line, naming the file) unless `path` has the recorded size and sha256."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: listed in the manifest but missing")
+    if size is not None and Path(path).stat().st_size != size:
+        raise InputError(f"{path}: size {Path(path).stat().st_size} does not match the manifest ({size}): truncated?")
+    if file_digest(path) != sha256:
+        raise InputError(f"{path}: checksum does not match the manifest (the file was modified or corrupted)")
+
+
+@contextmanager
+def unreadable_as_input_error(path: Path) -> Iterator[None]:
+    """A file that is not a readable Arrow stream (truncated, corrupt) is one line naming it."""
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError, EOFError) as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            raise  # the file system's error (permission, missing, disk): not the file's content
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: not a readable Arrow stream, truncated or corrupt ({first})") from None
+
+
+def read_table(path: Path, columns: Sequence[str] | None = None, sha256: str | None = None) -> pa.Table:
+    """The rows of a stream file (memory-mapped: zero-copy, pages read on demand), `columns` only if
+    given. With `sha256`, the file is checked against it first (a corrupt file is never parsed)."""
+    if sha256 is not None:
+        verify_file(path, sha256)
+    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
         table = pa.ipc.open_stream(source).read_all()
     return table if columns is None else table.select(list(columns))
 
 
-def iter_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """The record batches of a stream file, one at a time (memory-mapped)."""
-    with pa.memory_map(str(path)) as source:
+def iter_batches(path: Path, sha256: str | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of a stream file, one at a time (memory-mapped). With `sha256` (a
+    dataset's shard, as its manifest records it), the file is checked against it before its first
+    batch is parsed: a modified or corrupt shard is an InputError naming it, never rows."""
+    if sha256 is not None:
+        verify_file(path, sha256)
+    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
         yield from pa.ipc.open_stream(source)
 
 
 def read_schema(path: Path) -> pa.Schema:
     """The schema of a stream file (no batch is read)."""
-    with pa.memory_map(str(path)) as source:
+    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
         return pa.ipc.open_stream(source).schema
 
 

@@ -30,7 +30,8 @@ class InputConfig:
     columns: list[str] = field(default_factory=list)  # fields kept as typed columns: "name" or "name:type"
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
-    max_doc_mb: float = 64.0  # larger documents are bad input
+    max_doc_mb: float = 64.0  # larger documents (a text field, a line, a one-document file) are bad input
+    max_inflate_ratio: float = 100.0  # compressed input inflating more (a bomb) is bad input; 0: no limit
 
 
 @dataclass
@@ -47,6 +48,7 @@ class ExecutorConfig:
     name: str = "local"  # local (process pool) or ray (Ray Data, local or a cluster)
     workers: int = 0  # parallel tasks; 0 = one per CPU core
     task_mb: float = 64.0  # input files are grouped into tasks of about this much (uncompressed) data
+    task_files: int = 1000  # ... and at most this many files (many small files still make many tasks)
     batch_rows: int = 1000  # rows per record batch handed to stages
     batch_mb: float = 32.0  # ... or fewer, to bound memory with large documents
     progress: bool = True  # progress bars (only on a terminal)
@@ -99,7 +101,16 @@ def validate(cfg: DictConfig) -> None:
     for key in ("executor.workers",):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0")
-    for key in ("executor.task_mb", "executor.batch_rows", "executor.batch_mb", "output.shard_mb"):
+    if cfg.input.max_inflate_ratio < 0:
+        raise ConfigError("input.max_inflate_ratio: must be >= 0 (0: no limit)")
+    for key in (
+        "executor.task_mb",
+        "executor.task_files",
+        "executor.batch_rows",
+        "executor.batch_mb",
+        "output.shard_mb",
+        "input.max_doc_mb",
+    ):
         if OmegaConf.select(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be > 0")
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.arrow_io import iter_batches
-from curate.manifest import Manifest
+from curate.manifest import Manifest, verify_shards
 from curate.progress import summary_table
 
 
@@ -21,6 +21,7 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
     console = console or Console()
     folder_path = Path(folder)
     manifest = Manifest.read(folder_path)
+    checked = verify_shards(folder_path, manifest, everything=True)  # InputError (one line) on a mismatch
     console.print(
         f"[bold]{folder_path}[/bold]  kind={manifest.kind}  version={manifest.version}  "
         f"created={manifest.created}  fingerprint={manifest.fingerprint}"
@@ -49,6 +50,7 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
                 shown += 1
         if shown >= rows:
             break
+    console.print(f"checksums: all {checked} files listed match the manifest")
     if manifest.quarantine:
         console.print(
             f"quarantine: {sum(s.rows for s in manifest.quarantine):,} row(s) under "

@@ -14,16 +14,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from curate.redact import redact_text
+
 PACKAGES = ("curate", "train")
 FORMAT = "%(asctime)s %(levelname)s %(name)s [pid %(process)d] %(message)s"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats records with credentials inside URLs masked (`curate.redact`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+class RunLogHandler(logging.FileHandler):
+    """A run's log file. If the disk fills up or the file cannot be written, the run reports that
+    itself (one line); the logging module's own traceback on stderr is not wanted on top."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
 
 
 @contextmanager
 def log_to_file(path: Path, mode: str = "a") -> Iterator[Path]:
     """Send log records to `path` for the duration of the block."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode=mode, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler = RunLogHandler(path, mode=mode, encoding="utf-8")
+    handler.setFormatter(RedactingFormatter(FORMAT))
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
     for package in PACKAGES:  # our INFO records reach the handler; other libraries stay at WARNING
@@ -43,7 +60,7 @@ def console_warnings() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
     handler.addFilter(lambda record: record.levelno < logging.ERROR)  # errors: the command line prints them
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s: %(message)s"))
     for package in PACKAGES:
         logger = logging.getLogger(package)
         if not any(getattr(h, "thresher_console", False) for h in logger.handlers):

@@ -1,27 +1,34 @@
 """The manifest: what a dataset folder holds and how it was made, as one typed model.
 
 `manifest.json` is written last, atomically: a folder with a manifest is a complete dataset.
-`Manifest.read` is the only way code reads one; a manifest of another format version, or one
-missing a field, is refused with one line naming the file and what is wrong.
+`Manifest.read` is the only way code reads one; a manifest of another format version, one
+missing a field, or one listing a path outside its folder (`../../etc/passwd`) is refused with
+one line naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pyarrow as pa
+
 from curate import __version__
+from curate.arrow_io import iter_batches, verify_file
 from curate.errors import ThresherError
 from curate.runfolder import write_json_atomic
 from curate.stats import StageStats
 
 MANIFEST = "manifest.json"
-# The layout of manifest.json. Version 2: stage records carry `stats` (the stages' counters) and
-# `details` (their facts); version 1 (no `manifest_version`) had `counts` and resolve summaries.
-MANIFEST_VERSION = 2
+# The layout of manifest.json. Version 3: `inputs` sums the input files, listed one per row in
+# `inputs.arrow` (with xxh3-128 hashes; skipped files there too). Version 2: stage records carry
+# `stats` (the stages' counters) and `details` (their facts); version 1 (no `manifest_version`)
+# had `counts` and resolve summaries.
+MANIFEST_VERSION = 3
 
 
 class ManifestError(ThresherError):
@@ -47,13 +54,50 @@ class FileRecord:
 
 @dataclass
 class InputRecord:
-    """One input file: rows read (good and bad), rows quarantined, bytes and sha256 as read."""
+    """One input file (a row of the dataset's `inputs.arrow`): rows read (good and bad), rows
+    quarantined, bytes and hashes as read; or a file found but not read, with the reason."""
 
     path: str
     rows: int = 0
     quarantined: int = 0
     bytes: int = 0
     sha256: str = ""
+    xxh3: str = ""  # xxh3-128 of the bytes read (empty for a dataset's shard: its sha256 is checked)
+    skipped: str | None = None  # why the file was not read (unknown format), None if it was
+
+
+INPUTS_FILE = "inputs.arrow"
+INPUTS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("rows", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("bytes", pa.int64()),
+        ("sha256", pa.string()),
+        ("xxh3", pa.string()),
+        ("skipped", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Inputs:
+    """The run's input files, summed. One row per file (read or skipped) is in `table`, the
+    dataset's `inputs.arrow`: the manifest's size does not grow with the number of input files."""
+
+    files: int  # files read
+    skipped: int  # files found but not read (unknown format)
+    rows: int
+    quarantined: int
+    bytes: int
+    table: FileRecord
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "table": self.table.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Inputs:
+        return cls(**{**data, "table": FileRecord(**data["table"])})
 
 
 @dataclass
@@ -132,8 +176,7 @@ class Manifest:
     rejects: list[FileRecord]
     quarantine: list[FileRecord]
     stages: list[StageRecord]
-    inputs: list[InputRecord]
-    skipped_files: list[dict[str, Any]]
+    inputs: Inputs
     tasks: int
     workers: int
     config: dict[str, Any]
@@ -153,6 +196,21 @@ class Manifest:
     def data_bytes(self) -> int:
         return sum(shard.bytes for shard in self.shards)
 
+    @property
+    def files(self) -> list[FileRecord]:
+        """Every file the manifest lists, each with its size and sha256."""
+        return [*self.shards, *self.rejects, *self.quarantine, self.inputs.table]
+
+    def input_files(self, folder: str | Path, limit: int | None = None) -> Iterator[InputRecord]:
+        """The input files (read, then skipped), from `inputs.arrow` (checked against its sha256)."""
+        count = 0
+        for batch in iter_batches(Path(folder) / self.inputs.table.path, sha256=self.inputs.table.sha256):
+            for row in batch.to_pylist():
+                if limit is not None and count >= limit:
+                    return
+                count += 1
+                yield InputRecord(**row)
+
     def tokenizer(self) -> dict[str, Any] | None:
         """The tokenizer a `tokens` dataset was made with (the `tokenizer` detail of the stage that
         tokenized), else None."""
@@ -162,6 +220,45 @@ class Manifest:
                 return recorded
         return None
 
+    def accounting_problems(self) -> list[str]:
+        """Where the counts do not balance (empty when they do). For the run and every stage:
+        rows read = rows out + dropped + quarantined - generated + consumed; each stage takes the
+        rows the one before gave, and rows in + generated = rows out + dropped + consumed; every
+        dropped row is in its stage's rejects files and every quarantined row in the quarantine."""
+        problems = []
+        expected = self.rows_in - self.quarantined
+        for stage in self.stages:
+            dropped = sum(stage.dropped.values())
+            if stage.rows_in != expected:
+                problems.append(f"stage '{stage.name}' took {stage.rows_in} rows but was given {expected}")
+            if stage.rows_in + stage.generated != stage.rows_out + dropped + stage.consumed:
+                problems.append(
+                    f"stage '{stage.name}': in {stage.rows_in} + generated {stage.generated} != "
+                    f"out {stage.rows_out} + dropped {dropped} + consumed {stage.consumed}"
+                )
+            rejected = sum(record.rows for record in self.rejects if record.stage == stage.name)
+            if rejected != dropped:
+                problems.append(f"stage '{stage.name}' dropped {dropped} rows but its rejects files hold {rejected}")
+            expected = stage.rows_out
+        if expected != self.rows:
+            problems.append(f"{expected} rows left the last stage but the shards hold {self.rows}")
+        if sum(record.rows for record in self.shards) != self.rows:
+            problems.append(
+                f"the manifest says {self.rows} rows but its shards list {sum(s.rows for s in self.shards)}"
+            )
+        if sum(record.rows for record in self.quarantine) != self.quarantined:
+            problems.append(
+                f"{self.quarantined} rows quarantined but the quarantine files hold "
+                f"{sum(q.rows for q in self.quarantine)}"
+            )
+        for total, name in ((self.dropped, "dropped"), (self.generated, "generated"), (self.consumed, "consumed")):
+            by_stage = sum(
+                sum(stage.dropped.values()) if name == "dropped" else getattr(stage, name) for stage in self.stages
+            )
+            if total != by_stage:
+                problems.append(f"{total} rows {name} in total but {by_stage} by the stages")
+        return problems
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"manifest_version": self.manifest_version}
         for f in fields(self):
@@ -170,8 +267,8 @@ class Manifest:
                 continue
             if isinstance(value, list) and value and hasattr(value[0], "to_json"):
                 value = [item.to_json() for item in value]
-            elif isinstance(value, list) and value and isinstance(value[0], InputRecord):
-                value = [asdict(item) for item in value]
+            elif isinstance(value, Inputs):
+                value = value.to_json()
             elif isinstance(value, Timings):
                 value = asdict(value)
             data[f.name] = value
@@ -192,14 +289,18 @@ class Manifest:
             values = {f.name: data[f.name] for f in fields(cls) if f.name != "manifest_version"}
             for name in ("shards", "rejects", "quarantine"):
                 values[name] = [FileRecord(**record) for record in values[name]]
-            values["inputs"] = [InputRecord(**record) for record in values["inputs"]]
+            values["inputs"] = Inputs.from_json(values["inputs"])
             values["stages"] = [StageRecord.from_json(record) for record in values["stages"]]
             values["timings"] = Timings(**values["timings"])
-            return cls(**values)
+            manifest = cls(**values)
         except KeyError as error:
             raise ManifestError(f"{source}: field {error} is missing") from None
-        except TypeError as error:
+        except (TypeError, AttributeError) as error:
             raise ManifestError(f"{source}: {error}") from None
+        for record in manifest.files:
+            if not inside_folder(record.path):
+                raise ManifestError(f"{source}: the path '{record.path}' leads outside the dataset folder; refused")
+        return manifest
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:
@@ -218,9 +319,16 @@ class Manifest:
         write_json_atomic(Path(folder) / MANIFEST, self.to_json())
 
 
-def code_version() -> str:
-    """The installed package's version and, in a git checkout of the source, the commit (with
-    '.dirty' for local changes). An installed wheel has no git: its version is the package's."""
+# Set to 1 to record the git commit of a source checkout in manifests and run records (off by
+# default: a run never touches the checkout's git, which concurrent runs and read-only installs need).
+GIT_VERSION_ENV = "THRESHER_VERSION_FROM_GIT"
+
+
+def code_version(git: bool | None = None) -> str:
+    """The installed package's version (its metadata; `curate.__version__` if never installed).
+    With `git` (default: the THRESHER_VERSION_FROM_GIT environment variable is 1), in a git
+    checkout of the source, the commit too (with '.dirty' for local changes), read without taking
+    git's locks (`--no-optional-locks`: no .git/index.lock)."""
     from importlib.metadata import PackageNotFoundError, version
 
     from curate.resources import source_checkout
@@ -229,40 +337,40 @@ def code_version() -> str:
         installed = version("thresher")
     except PackageNotFoundError:  # a checkout on PYTHONPATH, never installed
         installed = __version__
+    if git is None:
+        git = os.environ.get(GIT_VERSION_ENV) == "1"
     root = source_checkout()
-    if root is None:
+    if not git or root is None:
         return installed
-    # Read-only git: --no-optional-locks keeps `git status` from taking .git/index.lock, which
-    # concurrent runs (and the user's own git commands) would contend for.
-    git = ["git", "--no-optional-locks", "-C", str(root)]
+    command = ["git", "--no-optional-locks", "-C", str(root)]
     try:
         found = subprocess.run(
-            [*git, "rev-parse", "--show-toplevel", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
+            [*command, "rev-parse", "--show-toplevel", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5
         ).stdout.splitlines()
         if len(found) != 2 or Path(found[0]).resolve() != root:  # no repository of its own (an unpacked sdist)
             return installed
         commit = found[1]
         dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+            [*command, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return installed
     return f"{installed}+{commit}{'.dirty' if dirty else ''}"
 
 
-def verify_shards(folder: str | Path, manifest: Manifest | None = None) -> None:
-    """Check every shard's size and sha256 against the manifest; raise ThresherError on a mismatch."""
+def inside_folder(path: str) -> bool:
+    """Whether a path a manifest lists stays inside the dataset folder (relative, no '..')."""
+    pure = PurePosixPath(path)
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and "\\" not in path
+
+
+def verify_shards(folder: str | Path, manifest: Manifest | None = None, everything: bool = False) -> int:
+    """Check every data shard's size and sha256 against the manifest (with `everything`, the
+    rejects, quarantine and inputs files too); raise InputError naming the first file that does
+    not match. Returns how many files were checked."""
     folder = Path(folder)
     manifest = manifest or Manifest.read(folder)
-    for shard in manifest.shards:
-        path = folder / shard.path
-        if not path.is_file():
-            raise ThresherError(f"{path}: shard listed in the manifest is missing")
-        if path.stat().st_size != shard.bytes:
-            raise ThresherError(f"{path}: size {path.stat().st_size} does not match the manifest ({shard.bytes})")
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        if digest.hexdigest() != shard.sha256:
-            raise ThresherError(f"{path}: checksum does not match the manifest (the shard was modified or corrupted)")
+    records = manifest.files if everything else manifest.shards
+    for record in records:
+        verify_file(folder / record.path, record.sha256, record.bytes)
+    return len(records)

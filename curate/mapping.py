@@ -39,8 +39,13 @@ def get_field(record: dict, dotted: str) -> Any:
     return value
 
 
-def to_json(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+def to_json(value: Any, field_name: str = "meta") -> str:
+    """`value` as JSON text; a value orjson cannot write (nested deeper than its 254 levels) is a
+    FieldError of `field_name`, so the record is quarantined, not the run stopped."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as error:
+        raise FieldError(field_name, f"cannot be written as JSON ({error}: nested too deeply?)") from None
 
 
 @dataclass

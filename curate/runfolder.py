@@ -3,11 +3,14 @@
 The curation engine (`curate.engine.folder`) and the trainers (`train.lineage`) both write into a
 folder that a rerun of the same command must finish, not redo or mix with another run:
 - `RunFolder` holds an exclusive lock (flock, released by the OS if the process is killed) for
-  the whole run, and decides what to do with what the folder holds: `complete` (this run
+  the whole run, waits until no worker process of an earlier (killed) run is left, and decides what to do with what the folder holds: `complete` (this run
   finished), `resume` (this run, unfinished), or `fresh` (empty, or replaced);
 - a run is identified by the `fingerprint` of its resolved config (without the options that
   change how it runs, not what it computes) and its inputs; a folder holding another run that
   made progress is refused unless `output.overwrite=true`, and the refusal names what differs;
+  before a run is resumed or called complete, the content of the inputs it already used is
+  checked (`changed_input`): an input edited in place, even with its size and time restored, is
+  another run;
 - `write_json_atomic` writes a file under a temporary name, syncs it and renames it: a reader
   sees the old file or the new one, never half of one.
 Subclasses say where a run's record lives and what counts as progress.
@@ -24,16 +27,44 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Self
 
-from curate.errors import OutputError
+from curate.errors import OutputError, naming
 
 LOCK_FILE = ".lock"
+# Every worker process of a run holds a shared lock on this file for its whole life; a new run
+# takes it exclusively first, so it never runs beside workers a killed run left (they exit on
+# their own within a second of losing their parent: `curate.executors.local`).
+WORKERS_LOCK_FILE = ".lock-workers"
+WORKERS_WAIT_S = 30.0
+_WORKER_LOCKS: list[IO[str]] = []  # held until the worker process exits
+
+
+def hold_worker_lock(root: Path) -> None:
+    """In a worker process: hold the folder's workers lock (shared) until the process ends."""
+    handle = open(Path(root) / WORKERS_LOCK_FILE, "a+")
+    fcntl.flock(handle, fcntl.LOCK_SH)
+    _WORKER_LOCKS.append(handle)
+
+
+def lock_holders(path: Path) -> list[int]:
+    """The processes holding a lock on `path` (Linux: /proc/locks), for error messages."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    pids = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            pids.append(int(fields[4]))
+    return sorted(set(pids) - {os.getpid()})
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
+    with naming(path), open(tmp, "w") as handle:
         json.dump(data, handle, indent=2, default=str)
         handle.flush()
         os.fsync(handle.fileno())
@@ -85,6 +116,7 @@ class RunFolder:
     """
 
     what = "run"  # how error messages name the runs this folder holds
+    workers_wait_s = WORKERS_WAIT_S  # how long a new run waits for an earlier run's workers to end
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -104,9 +136,15 @@ class RunFolder:
         """Write the record of a fresh run (called on an empty folder)."""
         raise NotImplementedError
 
+    def changed_input(self) -> str | None:
+        """What changed in the content of an input the run already used (the fingerprint holds only
+        its path, size and modification time), or None. Checked before a run is resumed or called
+        complete; by default nothing is checked."""
+        return None
+
     # -- the life cycle
 
-    def __enter__(self) -> RunFolder:
+    def __enter__(self) -> Self:
         self.lock()
         return self
 
@@ -114,8 +152,13 @@ class RunFolder:
         self.unlock()
 
     def lock(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle = open(self.root / LOCK_FILE, "a+")
+        """Hold the folder's lock, then wait (at most `workers_wait_s`) until no worker process of
+        an earlier run is left in it. A folder that cannot be written is one line naming it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK_FILE, "a+")
+        except OSError as error:
+            raise OutputError(f"output.dir '{self.root}' cannot be written: {error.strerror or error}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -131,6 +174,30 @@ class RunFolder:
         handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
         handle.flush()
         self.handle = handle
+        try:
+            self.wait_for_workers(self.workers_wait_s)
+        except BaseException:
+            self.unlock()
+            raise
+
+    def wait_for_workers(self, timeout_s: float) -> None:
+        """Take the workers lock exclusively (then let it go): no worker of an earlier run is alive."""
+        path = self.root / WORKERS_LOCK_FILE
+        with open(path, "a+") as workers:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(workers, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(workers, fcntl.LOCK_UN)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holders = ", ".join(map(str, lock_holders(path))) or "unknown"
+                        raise OutputError(
+                            f"output.dir '{self.root}' is still used by worker processes of an earlier run "
+                            f"(pids: {holders}); they end when they notice their run is gone: wait, or end them"
+                        ) from None
+                    time.sleep(0.1)
 
     def unlock(self) -> None:
         if self.handle is not None:
@@ -139,12 +206,12 @@ class RunFolder:
             self.handle = None
 
     def is_empty(self) -> bool:
-        return not any(child.name != LOCK_FILE for child in self.root.iterdir())
+        return not any(child.name not in (LOCK_FILE, WORKERS_LOCK_FILE) for child in self.root.iterdir())
 
     def clear(self) -> None:
-        """Remove everything in the folder but the lock this process holds."""
+        """Remove everything in the folder but its locks."""
         for child in self.root.iterdir():
-            if child.name == LOCK_FILE:
+            if child.name in (LOCK_FILE, WORKERS_LOCK_FILE):
                 continue
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
@@ -164,21 +231,24 @@ class RunFolder:
             )
         if previous is not None and not overwrite:
             same = previous.fingerprint == fingerprint
-            if same and resume:
+            change = self.changed_input() if same and resume else None
+            if same and resume and change is None:
                 return "complete" if previous.finished else "resume"
             if self.has_progress():
+                reason = self.describe(previous, config, same, change)
                 raise OutputError(
-                    f"output.dir '{self.root}' {self.describe(previous, config, same)}; "
-                    "set output.overwrite=true or choose another output.dir"
+                    f"output.dir '{self.root}' {reason}; set output.overwrite=true or choose another output.dir"
                 )
         if not self.is_empty():
             self.clear()
         self.begin(fingerprint, config)
         return "fresh"
 
-    def describe(self, previous: RunRecord, config: dict[str, Any], same: bool) -> str:
+    def describe(self, previous: RunRecord, config: dict[str, Any], same: bool, change: str | None = None) -> str:
         """Why the folder cannot be reused, naming what differs."""
         state = "a finished" if previous.finished else "an unfinished"
+        if change is not None:
+            return f"holds {state} {self.what} of the same config on input that has changed since ({change})"
         if same:
             return f"holds checkpoints of this {self.what} and resume is off"
         if previous.fingerprint is None or previous.config is None:

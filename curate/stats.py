@@ -4,8 +4,12 @@ Each stage holds a `StageStats` that the engine binds for the work at hand (a ta
 or the resolve step of a global stage on the driver) and merges afterwards:
 - the engine counts rows in and out, drops by reason, generated rows and seconds;
 - the stage adds its own counters with `Stage.stat_update(name, value)` (tokens written, pairs
-  built, clusters found), summed over tasks and phases; the reserved counter `consumed` counts
-  input rows merged into other output rows (an answer joined to its question) for the accounting;
+  built, clusters found), summed over tasks and phases; two reserved counters feed the accounting
+  (rows in + generated = rows out + dropped + consumed, checked for every stage of every run):
+  `consumed` counts input rows that end in the stage without being output or dropped (an answer
+  merged into its question, documents packed into token sequences, a tokenizer's training rows),
+  `generated` counts rows the stage outputs that are not its input rows (epoch copies of a mix,
+  packed sequences; rows of `GlobalStage.generate` are counted by the engine);
 - the stage records facts with `Stage.stat_set(name=value, ...)` (the fingerprint of the tokenizer it
   used, a sample of duplicate clusters): JSON values, kept once (the first task's, in task order).
 Everything lands in the manifest's record of the stage (`stats` and `details`).
@@ -17,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 CONSUMED = "consumed"
+GENERATED = "generated"
 
 
 @dataclass
@@ -24,8 +29,8 @@ class StageStats:
     rows_in: int = 0
     rows_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
-    generated: int = 0  # rows a global stage created (kept or dropped)
-    consumed: int = 0  # input rows merged into other output rows
+    generated: int = 0  # rows the stage created (kept or dropped): not input rows
+    consumed: int = 0  # input rows that ended in the stage, neither output nor dropped
     bytes_in: int = 0
     bytes_out: int = 0
     seconds: float = 0.0
@@ -35,6 +40,8 @@ class StageStats:
     def update(self, name: str, value: float = 1) -> None:
         if name == CONSUMED:
             self.consumed += int(value)
+        elif name == GENERATED:
+            self.generated += int(value)
         else:
             self.counters[name] = self.counters.get(name, 0) + value
 

@@ -28,10 +28,35 @@ def compose(overrides: list[str]):
 
 
 def curate(inputs, out, *overrides: str) -> dict:
-    """Run a recipe in-process; return the manifest."""
+    """Run a recipe in-process; return the manifest (its accounting checked: `assert_balanced`)."""
     from curate.api import run_recipe
 
-    return run_recipe(inputs, out, *overrides)
+    manifest = run_recipe(inputs, out, *overrides)
+    assert_balanced(manifest, Path(out))
+    return manifest
+
+
+def assert_balanced(manifest, folder: Path) -> None:
+    """The accounting every run must keep, recomputed from the manifest and the files it lists (not
+    from the engine's own check): each stage takes what the one before gave, rows in + generated =
+    rows out + dropped + consumed, and the rejects and quarantine files hold every dropped and
+    quarantined row."""
+    from curate.arrow_io import read_table
+
+    given = manifest.rows_in - manifest.quarantined
+    for stage in manifest.stages:
+        dropped = sum(stage.dropped.values())
+        assert stage.rows_in == given, f"{stage.name}: took {stage.rows_in}, given {given}"
+        assert stage.rows_in + stage.generated == stage.rows_out + dropped + stage.consumed, stage
+        rejects = [r for r in manifest.rejects if r.stage == stage.name]
+        assert sum(read_table(folder / r.path).num_rows for r in rejects) == dropped, stage.name
+        given = stage.rows_out
+    assert given == manifest.rows == sum(s.rows for s in manifest.shards)
+    assert sum(read_table(folder / q.path).num_rows for q in manifest.quarantine) == manifest.quarantined
+    generated, consumed = sum(s.generated for s in manifest.stages), sum(s.consumed for s in manifest.stages)
+    dropped = sum(sum(s.dropped.values()) for s in manifest.stages)
+    assert (manifest.generated, manifest.consumed, manifest.dropped) == (generated, consumed, dropped)
+    assert manifest.rows_in == manifest.rows + dropped + manifest.quarantined - generated + consumed
 
 
 def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

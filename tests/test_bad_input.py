@@ -105,7 +105,7 @@ def test_huge_document_is_quarantined(tmp_path):
     manifest = curate(path, tmp_path / "out", "input.max_doc_mb=1")
     assert manifest.rows == 1 and manifest.quarantined == 1
     error = read_dataset(tmp_path / "out", "quarantine").column("error")[0].as_py()
-    assert error.startswith("document too large (3000000 characters")
+    assert error.startswith("line of 3000013 bytes exceeds input.max_doc_mb (1048576 bytes)")
 
 
 def test_nonexistent_path_is_an_error_before_any_work(tmp_path):

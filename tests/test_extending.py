@@ -50,7 +50,8 @@ def test_checkout_resources():
 
     assert (source_checkout(), CONF_DIR, TOKENIZERS_DIR) == (REPO, REPO / "conf", REPO / "tokenizers")
     assert not (REPO / "tokenizers" / "__init__.py").exists()
-    assert code_version().startswith(version("thresher") + "+")  # the package's version, then the commit
+    assert code_version() == version("thresher")  # the package's metadata: git only when asked
+    assert code_version(git=True).startswith(version("thresher") + "+")  # then the commit
 
 
 def test_user_stage_is_listed_and_documented(example, capsys):

@@ -49,7 +49,7 @@ def test_jsonl_plain_gzip_zstd(tmp_path):
     # every input is fingerprinted with the sha256 of its bytes on disk
     import hashlib
 
-    for entry in manifest.inputs:
+    for entry in manifest.input_files(tmp_path / "out"):
         with open(entry.path, "rb") as handle:
             assert entry.sha256 == hashlib.sha256(handle.read()).hexdigest()
 
@@ -114,7 +114,8 @@ def test_source_code_tree(tmp_path):
     assert rows["pkg/core.py"]["text"] == "def add(a, b):\n\treturn a + b  \n"  # whitespace untouched
     assert rows["pkg/core.py"]["language"] == "python" and rows["src/main.rs"]["language"] == "rust"
     assert rows["pkg/core.py"]["id"] == "pkg/core.py" and rows["pkg/core.py"]["source"] == "repo"
-    assert [s["path"].endswith("data.bin") for s in manifest.skipped_files] == [True]
+    skipped = [f for f in manifest.input_files(tmp_path / "out") if f.skipped]
+    assert [f.path.endswith("data.bin") for f in skipped] == [True] and manifest.inputs.skipped == 1
 
 
 def test_tar_archive_of_code_and_jsonl(tmp_path):
@@ -152,7 +153,7 @@ def test_globs_dirs_and_files_together_in_order(tmp_path):
     manifest = curate([tmp_path / "in" / "x*.jsonl", tmp_path / "in" / "y.jsonl"], tmp_path / "out", *KEEP_ALL)
     assert texts(tmp_path / "out") == ["from x1.jsonl", "from x2.jsonl", "from y.jsonl"]
     assert [r["id"] for r in read_dataset(tmp_path / "out").to_pylist()] == ["x1.jsonl:1", "x2.jsonl:1", "y.jsonl:1"]
-    assert len(manifest.inputs) == 3
+    assert manifest.inputs.files == 3
 
 
 def test_nested_text_field_and_source_override(tmp_path):

@@ -70,7 +70,7 @@ class DatasetFolder:
             "version": manifest.version,
             "created": manifest.created,
             "stages": [stage.name for stage in manifest.stages],
-            "inputs": [{"path": i.path, "sha256": i.sha256} for i in manifest.inputs],
+            "inputs": {"files": manifest.inputs.files, "list_sha256": manifest.inputs.table.sha256},
             "shards": [{"path": s.path, "rows": s.rows, "sha256": s.sha256} for s in manifest.shards],
             **({"tokenizer": tokenizer} if tokenizer else {}),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -11,11 +12,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from curate.config import workers
-from curate.engine.finalize import finalize
+from curate.engine.finalize import finalize, write_report_safely
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
 from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
-from curate.errors import ThresherError
+from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
 from curate.logs import log_to_file
 from curate.manifest import Manifest
@@ -29,13 +30,27 @@ logger = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
-    """Run a curation recipe; return its manifest."""
+    """Run a curation recipe; return its manifest. A full disk, a read-only folder or a missing
+    permission is an OutputError: one line naming the path and the cause."""
     plan = make_plan(cfg)
     layout = Layout(Path(cfg.output.dir))
-    with CurationFolder(layout) as folder:
+    try:
+        return run_plan(plan, layout, console)
+    except OSError as error:
+        user_error = environment_error(error, layout.out)
+        if user_error is None:
+            raise
+        raise user_error from None
+
+
+def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
+    cfg = plan.cfg
+    with CurationFolder(layout, plan.files) as folder:
         status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
+        folder.remove_temporary()
         if status == "complete":
             manifest = Manifest.read(layout.out)
+            finish_interrupted_finalize(cfg, layout, manifest)
             print_summary(manifest, console, note="already complete; nothing to do")
             return manifest
         with log_to_file(layout.logs / "run.log"):
@@ -45,6 +60,10 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
             except ThresherError as error:  # the user's to fix: one line, in the log too
                 logger.error("%s", error)
                 raise
+            except OSError as error:
+                user_error = environment_error(error, layout.out)
+                logger.error("%s", user_error) if user_error else logger.exception("run failed")
+                raise
             except TaskFailed as failure:
                 logger.error("%s\n%s", failure, failure.details)
                 raise
@@ -53,6 +72,15 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
                 raise
     print_summary(manifest, console)
     return manifest
+
+
+def finish_interrupted_finalize(cfg: DictConfig, layout: Layout, manifest: Manifest) -> None:
+    """What `finalize` does after writing the manifest, if a kill stopped it there: the report
+    (if it is missing) and removing the work folder."""
+    if cfg.output.report and not (layout.out / "report.html").is_file():
+        write_report_safely(layout.out, manifest)
+    if not cfg.output.keep_work and layout.work.exists():
+        shutil.rmtree(layout.work, ignore_errors=True)
 
 
 def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
@@ -99,7 +127,7 @@ def run_pass(
         if passage.index == 0:
             inputs: list = plan.tasks[task]
         else:
-            inputs = [layout.out / shard["path"] for shard in results[-1][task].shards]
+            inputs = results[-1][task].shards
         todo.append(TaskSpec(passage.index, task, inputs))
     label = f"pass {passage.index + 1}/{len(plan.pipeline.passes)}: {passage.describe()}"
     logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))

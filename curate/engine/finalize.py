@@ -6,17 +6,22 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
 
 from curate.compose import resolved_dict
 from curate.engine.folder import Layout
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
-from curate.manifest import FileRecord, InputRecord, Manifest, StageRecord, Timings, code_version
+from curate.manifest import INPUTS_FILE, INPUTS_SCHEMA, FileRecord, Inputs, Manifest, StageRecord, Timings, code_version
 from curate.pipeline import Pipeline
+from curate.redact import redacted
 from curate.schema import schema_to_json
 from curate.stages.base import GlobalStage
 from curate.stats import StageStats
-from curate.writers import ShardWriter
+from curate.writers import ShardWriter, write_listing
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,8 @@ def finalize(
     pass_seconds: list[float],
     n_workers: int,
 ) -> Manifest:
+    """Write the run's last files, the manifest last of all (a folder with a manifest is complete),
+    then remove the work folder (a rerun of a finished run removes it if a kill left it)."""
     pipeline, out = plan.pipeline, layout.out
     final = results[-1]
     shards = [FileRecord(**shard) for task in sorted(final) for shard in final[task].shards]
@@ -52,20 +59,16 @@ def finalize(
         shards = [FileRecord(**shard) for shard in empty]
     everything = [result for by_task in results for _, result in sorted(by_task.items())]
     stats = merged_stats(pipeline, results, resolved)
-    files = [InputRecord(**f) for task in sorted(results[0]) for f in results[0][task].files]
-    rows_in = sum(f.rows for f in files)
-    quarantined = sum(f.quarantined for f in files)
+    inputs = write_inputs(plan, layout, results[0])
     rows_out = sum(s.rows for s in shards)
-    check_accounting(pipeline, stats, rows_in - quarantined, rows_out)
     seconds = time.time() - started
-    input_bytes = sum(f.bytes for f in files)
     manifest = Manifest(
         kind=pipeline.kind,
         schema=schema_to_json(pipeline.output_schema),
         rows=rows_out,
-        rows_in=rows_in,
+        rows_in=inputs.rows,
         dropped=sum(s.dropped_total for s in stats.values()),
-        quarantined=quarantined,
+        quarantined=inputs.quarantined,
         generated=sum(s.generated for s in stats.values()),
         consumed=sum(s.consumed for s in stats.values()),
         shards=shards,
@@ -76,17 +79,16 @@ def finalize(
                 stage.name,
                 f"{type(stage).__module__}.{type(stage).__qualname__}",
                 "global" if isinstance(stage, GlobalStage) else "row",
-                stage.options(),
+                redacted(stage.options()),
                 stats[stage.name],
                 dataclasses.asdict(stage.resources),
             )
             for stage in pipeline.stages
         ],
-        inputs=files,
-        skipped_files=plan.skipped,
+        inputs=inputs,
         tasks=len(plan.tasks),
         workers=n_workers,
-        config=resolved_dict(plan.cfg),
+        config=redacted(resolved_dict(plan.cfg)),
         fingerprint=plan.fingerprint,
         version=code_version(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -96,22 +98,51 @@ def finalize(
                 {"pass": p.index, "stages": p.describe(), "seconds": round(s, 3)}
                 for p, s in zip(pipeline.passes, pass_seconds)
             ],
-            rows_per_second=round(rows_in / seconds, 1) if seconds else None,
-            input_mb_per_second=round(input_bytes / seconds / 1e6, 3) if seconds else None,
+            rows_per_second=round(inputs.rows / seconds, 1) if seconds else None,
+            input_mb_per_second=round(inputs.bytes / seconds / 1e6, 3) if seconds else None,
         ),
     )
     check_listed_files(layout, manifest)
-    manifest.write(out)
+    problems = manifest.accounting_problems()
+    if problems:  # a stage (or the engine) lost or invented rows: a bug, never a dataset
+        raise RuntimeError("accounting broken: " + "; ".join(problems))
     if plan.cfg.output.report:
-        from curate.report import write_report
-
-        try:
-            write_report(out, manifest)
-        except Exception:  # the data is complete; a report failure must not lose it
-            logger.warning("report.html not written", exc_info=True)
+        write_report_safely(out, manifest)
+    manifest.write(out)
     if not plan.cfg.output.keep_work:
         shutil.rmtree(layout.work, ignore_errors=True)
     return manifest
+
+
+def write_inputs(plan: Plan, layout: Layout, first_pass: dict[int, TaskResult]) -> Inputs:
+    """Write `inputs.arrow` (one row per input file, then per skipped file) and sum it up; holds one
+    task's files in memory at a time, so the driver's memory does not grow with the input files."""
+    totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for task in sorted(first_pass):
+            files = first_pass[task].files
+            for key in ("rows", "quarantined", "bytes"):
+                totals[key] += sum(f[key] for f in files)
+            totals["files"] += len(files)
+            if files:
+                yield pa.RecordBatch.from_pylist(files, schema=INPUTS_SCHEMA)
+        if plan.skipped:
+            yield pa.RecordBatch.from_pylist(
+                [{"path": f["path"], "skipped": f["reason"]} for f in plan.skipped], schema=INPUTS_SCHEMA
+            )
+
+    table = write_listing(layout.out / INPUTS_FILE, INPUTS_SCHEMA, batches(), layout.out)
+    return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), **totals)
+
+
+def write_report_safely(out: Path, manifest: Manifest) -> None:
+    from curate.report import write_report
+
+    try:
+        write_report(out, manifest)
+    except Exception:  # the data is complete; a report failure must not lose it (a rerun tries again)
+        logger.warning("report.html not written", exc_info=True)
 
 
 def check_listed_files(layout: Layout, manifest: Manifest) -> None:
@@ -120,19 +151,3 @@ def check_listed_files(layout: Layout, manifest: Manifest) -> None:
         path = layout.out / shard.path
         if not path.is_file() or path.stat().st_size != shard.bytes:
             raise RuntimeError(f"{path}: listed in the manifest but missing or of another size")
-
-
-def check_accounting(pipeline: Pipeline, stats: dict[str, StageStats], rows_read: int, rows_out: int) -> None:
-    """Rows in (+ generated) = rows out + dropped (+ consumed), and quarantined rows were already
-    subtracted from the rows read: for the run and every stage."""
-    expected_in = rows_read
-    for stage in pipeline.stages:
-        s = stats[stage.name]
-        if s.rows_in != expected_in or (stage.one_to_one and not s.balanced()):
-            raise RuntimeError(
-                f"accounting broken at stage '{stage.name}': in {s.rows_in} (expected {expected_in}), "
-                f"generated {s.generated}, out {s.rows_out}, dropped {s.dropped_total}, consumed {s.consumed}"
-            )
-        expected_in = s.rows_out
-    if expected_in != rows_out:
-        raise RuntimeError(f"accounting broken: {expected_in} rows left the last stage but {rows_out} were written")

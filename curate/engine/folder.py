@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from curate.arrow_io import TMP_SUFFIX, file_digest
 from curate.engine.plan import VOLATILE_KEYS
-from curate.manifest import MANIFEST, Manifest, ManifestError
+from curate.manifest import MANIFEST, InputRecord, Manifest, ManifestError
+from curate.readers.sources import InputFile
 from curate.runfolder import RunFolder, RunRecord, without_keys, write_json_atomic
 from curate.stages.base import GlobalStage
 
@@ -55,13 +59,40 @@ class Layout:
 
 
 class CurationFolder(RunFolder):
-    """A dataset folder being written: finished when it has a manifest; progress is a finished task."""
+    """A dataset folder being written: finished when it has a manifest; progress is a finished task.
+
+    `files` are the run's inputs: before a rerun trusts finished work, each input a finished task
+    read is hashed again and compared with what the task recorded (xxh3-128, or the sha256 of a
+    dataset's shard): one pass over those inputs at disk speed."""
 
     what = "run"
 
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, files: list[InputFile] | None = None):
         super().__init__(layout.out)
         self.layout = layout
+        self.files = files or []
+
+    def read_inputs(self) -> Iterator[InputRecord]:
+        """What the run recorded of the inputs it read: the manifest's list, or the finished tasks'."""
+        if (self.root / MANIFEST).is_file():
+            yield from Manifest.read(self.root).input_files(self.root)
+            return
+        for marker in sorted(self.layout.pass_dir(0).glob("task-*.json")):
+            for record in json.loads(marker.read_text())["files"]:
+                yield InputRecord(**record)
+
+    def changed_input(self) -> str | None:
+        current = {str(file.path): file for file in self.files}
+        for record in self.read_inputs():
+            file = current.get(record.path)
+            if file is None or record.skipped:
+                continue
+            if not file.path.is_file():
+                return f"'{file.path}' is gone"
+            expected, algorithm = (record.xxh3, "xxh3") if record.xxh3 else (record.sha256, "sha256")
+            if expected and file_digest(file.path, algorithm) != expected:
+                return f"the content of '{file.path}' differs from what the run read"
+        return None
 
     def previous(self) -> RunRecord | None:
         if (self.root / MANIFEST).is_file():
@@ -77,6 +108,16 @@ class CurationFolder(RunFolder):
 
     def has_progress(self) -> bool:
         return (self.root / MANIFEST).is_file() or any(self.layout.work.glob("pass-*/task-*.json"))
+
+    def remove_temporary(self) -> None:
+        """Remove what an interrupted run left half-written: files and folders under a temporary
+        name (`*.tmp`: shards, JSON, a tokenizer folder being written). Safe: this process holds
+        the folder's lock and no worker of an earlier run is alive (`RunFolder.lock`)."""
+        for leftover in sorted(self.root.rglob(f"*{TMP_SUFFIX}"), reverse=True):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
     def begin(self, fingerprint: str, config: dict[str, Any]) -> None:
         self.layout.work.mkdir(parents=True)

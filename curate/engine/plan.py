@@ -14,6 +14,7 @@ from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.sources import InputFile, expand_paths
 from curate.records import MAPPERS
+from curate.redact import redacted
 from curate.runfolder import fingerprint, without_keys
 
 # Options that change how a run is executed, not what it produces: not part of its fingerprint.
@@ -59,12 +60,14 @@ def make_mapper(cfg: DictConfig) -> RecordMapper:
     return factory(**options)
 
 
-def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]:
-    """Group files, in order, into tasks of about `task_bytes` (a larger file is a task of its own)."""
+def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list[list[InputFile]]:
+    """Group files, in order, into tasks of about `task_bytes` and at most `task_files` files (a
+    larger file is a task of its own). Depends on the inputs and options only: never on the
+    number of workers, so the output is the same for any number of them."""
     tasks: list[list[InputFile]] = []
     size = 0
     for file in files:
-        if not tasks or size + file.estimated_bytes > task_bytes:
+        if not tasks or size + file.estimated_bytes > task_bytes or len(tasks[-1]) >= task_files:
             tasks.append([])
             size = 0
         tasks[-1].append(file)
@@ -73,8 +76,9 @@ def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]
 
 
 def run_config(cfg: DictConfig) -> dict[str, Any]:
-    """What a run computes: its resolved config without the volatile keys."""
-    return without_keys(resolved_dict(cfg), VOLATILE_KEYS)
+    """What a run computes: its resolved config without the volatile keys, credentials masked (a
+    key in a URL changes who may call a service, not what the run computes)."""
+    return redacted(without_keys(resolved_dict(cfg), VOLATILE_KEYS))
 
 
 def make_plan(cfg: DictConfig) -> Plan:
@@ -87,9 +91,15 @@ def make_plan(cfg: DictConfig) -> Plan:
     schema, kind = input_schema(files, mapper)
     pipeline = build_pipeline(cfg.stages, schema, kind)
     options = ReadOptions(
-        cfg.input.format, cfg.input.text_unit, cfg.input.on_error, cfg.executor.batch_rows, mb(cfg.executor.batch_mb)
+        cfg.input.format,
+        cfg.input.text_unit,
+        cfg.input.on_error,
+        cfg.executor.batch_rows,
+        mb(cfg.executor.batch_mb),
+        mb(cfg.input.max_doc_mb),
+        cfg.input.max_inflate_ratio,
     )
-    tasks = plan_tasks(files, mb(cfg.executor.task_mb))
+    tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
     config = run_config(cfg)
     inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]
     return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))

@@ -22,12 +22,12 @@ import pyarrow.compute as pc
 
 from curate.arrow_io import StreamFile, iter_batches, tmp_path
 from curate.engine.folder import Layout
-from curate.errors import ThresherError
+from curate.errors import ThresherError, environment_error
 from curate.logs import log_to_file
 from curate.mapping import RecordMapper
 from curate.pipeline import Pass, Pipeline
 from curate.readers import FileStats, Quarantine, ReadOptions, read_file
-from curate.runfolder import write_json_atomic
+from curate.runfolder import hold_worker_lock, write_json_atomic
 from curate.schema import QUARANTINE
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage, Stage, positions_for
 from curate.stats import StageStats
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 class TaskSpec:
     pass_index: int
     task: int
-    inputs: list  # pass 0: InputFile; later passes: paths of the previous pass's shards
+    inputs: list  # pass 0: InputFile; later passes: the previous pass's shards ({path, rows, bytes, sha256})
 
 
 @dataclass
@@ -122,10 +122,13 @@ _WORKER: WorkerState | None = None
 
 def init_worker(state: WorkerState) -> None:
     """Pool initializer: hold the run's state; tear its stages down when the process exits."""
+    import multiprocessing
     from multiprocessing import util
 
     global _WORKER
     _WORKER = state
+    if multiprocessing.parent_process() is not None:  # a process of the local pool (not inline, not Ray)
+        hold_worker_lock(state.layout.out)  # a rerun waits until this process is gone
     util.Finalize(state, state.teardown, exitpriority=10)
 
 
@@ -148,6 +151,26 @@ def text_bytes(batch: pa.RecordBatch) -> int:
     return int(pc.sum(pc.binary_length(batch.column(index))).as_py() or 0)
 
 
+def coalesce(batches: Iterator[pa.RecordBatch], max_rows: int, max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The same rows in the same order, small batches gathered up to about `max_rows` / `max_bytes`."""
+    pending: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in batches:
+        pending.append(batch)
+        rows, size = rows + batch.num_rows, size + batch.nbytes
+        if rows >= max_rows or size >= max_bytes:
+            yield combined(pending)
+            pending, rows, size = [], 0, 0
+    if pending:
+        yield combined(pending)
+
+
+def combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+
+
 class TaskRun:
     """One task of one pass: stream its rows through the pass's stages and write what comes out."""
 
@@ -157,12 +180,10 @@ class TaskRun:
         self.last = spec.pass_index == len(state.pipeline.passes) - 1
         layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
         self.prefix = prefix
-        self.data = ShardWriter(
-            layout.data_dir(spec.pass_index, self.last), prefix, self.passage.schema_out, state.shard_bytes, out
-        )
+        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out)
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
-        self.quarantine_writer = ShardWriter(out / "quarantine", prefix, QUARANTINE, state.shard_bytes, out)
+        self.quarantine_writer = self.writer(out / "quarantine", QUARANTINE)
         self.scan_writer: StreamFile | None = None
         scan = self.passage.scan
         self.scan_path = layout.stage_dir(scan.name) / "scan" / f"task-{spec.task:05d}.arrow" if scan else None
@@ -171,6 +192,18 @@ class TaskRun:
         self.rows_in = 0
         self.apply_offset = 0
         self.scan_offset = 0
+
+    def writer(self, directory: Path, schema: pa.Schema) -> ShardWriter:
+        options = self.state.options
+        return ShardWriter(
+            directory,
+            self.prefix,
+            schema,
+            self.state.shard_bytes,
+            self.state.layout.out,
+            options.batch_rows,
+            options.batch_bytes,
+        )
 
     @property
     def stages(self) -> list[Stage]:
@@ -191,17 +224,23 @@ class TaskRun:
                 leftover.unlink(missing_ok=True)
 
     def source(self) -> Iterator[pa.RecordBatch]:
+        """The task's rows: its input files read (small files' rows gathered into batches of the
+        target size), or the previous pass's shards, each checked against its sha256 first."""
         if self.spec.pass_index == 0:
-            for file in self.spec.inputs:
-                stats = FileStats(str(file.path))
-                self.files.append(stats)
-                for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
-                    self.write_quarantine()
-                    yield batch
-                self.write_quarantine()
+            options = self.state.options
+            yield from coalesce(self.read_inputs(), options.batch_rows, options.batch_bytes)
         else:
-            for path in self.spec.inputs:
-                yield from iter_batches(path)
+            for shard in self.spec.inputs:
+                yield from iter_batches(self.state.layout.out / shard["path"], sha256=shard["sha256"])
+
+    def read_inputs(self) -> Iterator[pa.RecordBatch]:
+        for file in self.spec.inputs:
+            stats = FileStats(str(file.path))
+            self.files.append(stats)
+            for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
+                self.write_quarantine()
+                yield batch
+            self.write_quarantine()
 
     def write_quarantine(self) -> None:
         batch = self.quarantine.drain()
@@ -227,12 +266,8 @@ class TaskRun:
             dropped = dropped.append_column("drop_stage", pa.array([stage.name] * dropped.num_rows, pa.string()))
             writer = self.rejects.get(stage.name)
             if writer is None:
-                writer = self.rejects[stage.name] = ShardWriter(
-                    self.state.layout.out / "rejects" / stage.name,
-                    self.prefix,
-                    self.state.pipeline.reject_schemas[stage.name],
-                    self.state.shard_bytes,
-                    self.state.layout.out,
+                writer = self.rejects[stage.name] = self.writer(
+                    self.state.layout.out / "rejects" / stage.name, self.state.pipeline.reject_schemas[stage.name]
                 )
             writer.write(dropped)
 
@@ -260,8 +295,9 @@ class TaskRun:
                 self.scan_writer.write(state)
             stats = self.stats[scan.name]
             stats.seconds += time.perf_counter() - start
-            if scan.consumes_rows:  # its rows end here: counted as its input, written nowhere
+            if scan.consumes_rows:  # its rows end here: counted as its input and consumed, written nowhere
                 stats.rows_in += batch.num_rows
+                stats.consumed += batch.num_rows
                 stats.bytes_in += text_bytes(batch)
                 return
         self.data.write(batch)
@@ -347,7 +383,11 @@ def run_task(spec: TaskSpec) -> TaskResult:
         except ThresherError:  # bad input or a config problem: one line, as the user should see it
             raise
         except Exception as error:
-            where = ", ".join(str(getattr(f, "path", f)) for f in spec.inputs[:3])
+            user_error = environment_error(error, state.layout.out)
+            if user_error is not None:  # a full disk, a read-only folder: one line naming the path
+                logger.error("pass %d task %d: %s", spec.pass_index, spec.task, user_error)
+                raise user_error from None
+            where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
             logger.exception("pass %d task %d (%s) failed", spec.pass_index, spec.task, where)
             raise TaskFailed(
                 f"pass {spec.pass_index} task {spec.task} ({where}) failed: {type(error).__name__}: {error}",

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -10,11 +14,36 @@ from typing import Any
 from curate.stages.base import Resources
 
 
+def exit_with_parent() -> None:
+    """In a spawned worker: end this process at once when the process that spawned it dies.
+
+    A `kill -9` of the main process gives its workers no signal; they would live on, holding the
+    terminal's output (a `| tee` never ends) and writing into a folder a rerun is using. The
+    spawn start method hands each child a pipe from its parent (`parent_process().sentinel`)
+    that becomes readable when the parent is gone; a daemon thread waits on it."""
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGKILL)  # no clean-up: the rerun redoes unfinished tasks
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def start_worker(initializer: Callable[[Any], None], payload: Any) -> None:
+    """The pool's initializer: watch the parent, then the engine's own initializer."""
+    exit_with_parent()
+    initializer(payload)
+
+
 class LocalExecutor:
     """Runs tasks in `workers` processes, each initialised once with the run's payload.
 
     Processes are spawned (not forked) so that threads of pyarrow, polars or torch in the driver
-    never leak into workers. At most `2 * workers` tasks are queued at a time.
+    never leak into workers, and each ends when the main process dies (`exit_with_parent`). At
+    most `2 * workers` tasks are queued at a time.
     """
 
     def __init__(self, workers: int, initializer: Callable[[Any], None], payload: Any):
@@ -26,8 +55,8 @@ class LocalExecutor:
             self.pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=self.initializer,
-                initargs=(self.payload,),
+                initializer=start_worker,
+                initargs=(self.initializer, self.payload),
             )
         else:
             self.initializer(self.payload)

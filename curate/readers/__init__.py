@@ -9,20 +9,25 @@ row goes to the `Quarantine` with its file, position, field and raw bytes — or
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
-import orjson
 import pyarrow as pa
 
 from curate.arrow_io import iter_batches, read_schema
-from curate.errors import ConfigError, InputError
+from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
-from curate.readers.files import HashingReader, open_decompressed, truncated
-from curate.readers.formats import FORMATS
-from curate.readers.items import Problem
+from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
+from curate.readers.formats import FORMATS, raw_json
+from curate.readers.items import Item, Problem
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,17 +37,20 @@ class ReadOptions:
     on_error: str = "quarantine"
     batch_rows: int = 1000
     batch_bytes: int = 32 << 20
+    max_doc_bytes: int = 64 << 20  # a longer line, or a larger one-document file, is bad input
+    max_inflate_ratio: float = MAX_INFLATE_RATIO  # more decompressed bytes per compressed byte is bad input
 
 
 @dataclass
 class FileStats:
-    """What one input file gave: for the manifest's `inputs` and the accounting."""
+    """What one input file gave: for the manifest's inputs and the accounting."""
 
     path: str
     rows: int = 0  # rows read, good and bad
     quarantined: int = 0
     bytes: int = 0
     sha256: str = ""
+    xxh3: str = ""  # xxh3-128 of the bytes read: what a rerun checks the file against (quicker than sha256)
 
 
 class Quarantine:
@@ -95,26 +103,29 @@ def read_file(
     file: InputFile, mapper: RecordMapper, options: ReadOptions, quarantine: Quarantine, stats: FileStats
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one input file as record batches of `mapper.schema()`."""
-    if file.format == "dataset":  # a shard of a dataset written by Thresher: rows are already typed
-        for batch in iter_batches(file.path):
+    if file.format == "dataset":  # a shard of a dataset written by Thresher: checked, rows already typed
+        for batch in iter_batches(file.path, sha256=file.sha256 or None):
             stats.rows += batch.num_rows
             yield batch
-        stats.bytes, stats.sha256 = file.size, ""
+        stats.bytes, stats.sha256 = file.size, file.sha256
         return
     schema = mapper.schema()
     builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
     display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""
     with open(file.path, "rb") as handle:
         raw = HashingReader(handle)
-        stream = open_decompressed(raw, file.path.name)
+        stream = open_decompressed(raw, file.path.name, options.max_inflate_ratio)
         items = FORMATS[file.format](
             stream,
             file.label,
             text_unit=options.text_unit,
             batch_rows=options.batch_rows,
             forced_format=options.format,
+            max_bytes=options.max_doc_bytes,
+            max_inflate_ratio=options.max_inflate_ratio,
+            reopen=partial(reopen, file, options),
         )
-        for item in items:
+        for item in guarded(items, file):
             stats.rows += 1
             if isinstance(item, Problem):
                 stats.quarantined += 1
@@ -124,7 +135,7 @@ def read_file(
                 row = mapper.map(item.record, f"{item.label}:{item.position}", file.source)
             except FieldError as error:
                 stats.quarantined += 1
-                raw_bytes = item.raw if item.raw is not None else orjson.dumps(item.record, default=str)
+                raw_bytes = item.raw if item.raw is not None else raw_json(item.record)
                 quarantine.add(display_root + item.label, item.position, error.field, error.message, raw_bytes)
                 continue
             batch = builder.add(row)
@@ -145,7 +156,29 @@ def read_file(
             )
         while raw.read(1 << 20):  # hash whatever the format did not need to read
             pass
-    stats.bytes, stats.sha256 = raw.bytes_read, raw.sha256.hexdigest()
+    stats.bytes, stats.sha256, stats.xxh3 = raw.bytes_read, raw.sha256.hexdigest(), raw.xxh3.hexdigest()
+
+
+def guarded(items: Iterator[Item | Problem], file: InputFile) -> Iterator[Item | Problem]:
+    """A format's items; if its parser fails on hostile input in a way it does not report as a
+    Problem, the rest of the file becomes one Problem (the traceback goes to the task's log)."""
+    position = 0
+    try:
+        for item in items:
+            position = item.position
+            yield item
+    except (ThresherError, MemoryError):
+        raise
+    except Exception as error:
+        logger.warning("%s: the %s reader failed after item %d", file.path, file.format, position, exc_info=True)
+        yield Problem(position + 1, file.label, f"unreadable from here: {type(error).__name__}: {error}")
+
+
+@contextmanager
+def reopen(file: InputFile, options: ReadOptions) -> Iterator[io.BufferedIOBase]:
+    """The file's decompressed content again, for formats that need a second pass (links in a tar)."""
+    with open(file.path, "rb") as handle:
+        yield open_decompressed(handle, file.path.name, options.max_inflate_ratio)
 
 
 def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:

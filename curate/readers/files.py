@@ -11,9 +11,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
-import zstandard
+import xxhash
+
+try:  # Python 3.14's compression.zstd (bounded output: max_length), or its backport
+    from compression.zstd import ZstdDecompressor, ZstdError
+except ImportError:
+    from backports.zstd import ZstdDecompressor, ZstdError
+
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst")
@@ -149,11 +155,13 @@ def code_language(name: str) -> str | None:
 
 
 class HashingReader(io.RawIOBase):
-    """Wraps a binary file: counts and sha256-hashes the raw bytes as they are read."""
+    """Wraps a binary file: counts and hashes (sha256 for the manifest, xxh3-128 to check a rerun's
+    input quickly) the raw bytes as they are read."""
 
     def __init__(self, raw: io.BufferedIOBase):
         self.raw = raw
         self.sha256 = hashlib.sha256()
+        self.xxh3 = xxhash.xxh3_128()  # ~8x faster than sha256: what a rerun checks the file against
         self.bytes_read = 0
 
     def readable(self) -> bool:
@@ -163,6 +171,7 @@ class HashingReader(io.RawIOBase):
         n = self.raw.readinto(buffer)
         if n:
             self.sha256.update(memoryview(buffer)[:n])
+            self.xxh3.update(memoryview(buffer)[:n])
             self.bytes_read += n
         return n
 
@@ -171,58 +180,95 @@ class HashingReader(io.RawIOBase):
         super().close()
 
 
+class InflateLimit(OSError):
+    """Decompressed data outgrew `max_inflate_ratio` times the compressed bytes read: a
+    decompression bomb, or data far more repetitive than text (raise `input.max_inflate_ratio`)."""
+
+
+# Apache POI's zip-bomb guard (ZipSecureFile): alert past 100x (MIN_INFLATE_RATIO 0.01) once an
+# entry has inflated beyond 100 KB (GRACE_ENTRY_SIZE). Text compresses 3-10x, JSON up to ~20x.
+MAX_INFLATE_RATIO = 100.0
+INFLATE_GRACE_BYTES = 100 << 10
+
+
 class DecompressingReader(io.RawIOBase):
-    """Streaming gzip or zstd decompression (concatenated members/frames included).
+    """Streaming gzip or zstd decompression (concatenated members/frames included), in linear time
+    and bounded memory: each read inflates at most the caller's buffer (`max_length`), never the
+    whole of a compressed chunk, so a 1000x bomb costs no more memory than honest data.
 
     A stream cut short does not raise: every byte decompressed before the cut is returned, then
     end-of-file, and `truncated` is set, so readers keep each complete line and report the cut.
-    Corrupt data raises OSError.
+    Corrupt data raises OSError; output beyond `max_ratio` times the compressed bytes read (after
+    `INFLATE_GRACE_BYTES`) raises `InflateLimit`. `max_ratio` 0 turns the check off.
     """
 
-    def __init__(self, raw: io.RawIOBase | io.BufferedIOBase, codec: str, chunk: int = 1 << 20):
-        self.raw, self.codec, self.chunk = raw, codec, chunk
+    def __init__(
+        self,
+        raw: io.RawIOBase | io.BufferedIOBase,
+        codec: str,
+        chunk: int = 1 << 16,
+        max_ratio: float = MAX_INFLATE_RATIO,
+    ):
+        self.raw, self.codec, self.chunk, self.max_ratio = raw, codec, chunk, max_ratio
         self.decompressor = self.new_decompressor()
-        self.pending = b""
+        self.feed = b""  # compressed bytes not yet given to the decompressor
+        self.more = False  # the decompressor may have output left without new input
         self.in_member = False  # data of an unfinished member/frame has been fed
         self.truncated = False
+        self.bytes_in = 0
+        self.bytes_out = 0
 
-    def new_decompressor(self):
+    def new_decompressor(self) -> Any:
         if self.codec == "gzip":
             return zlib.decompressobj(wbits=31)
-        return zstandard.ZstdDecompressor().decompressobj()
+        return ZstdDecompressor()
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        while not self.pending:
-            data = self.raw.read(self.chunk)
-            if not data:
-                self.truncated = self.in_member
-                return 0
+        size = len(buffer)
+        while True:
+            if self.decompressor.eof:  # next member/frame, if any
+                self.feed, self.more, self.in_member = self.decompressor.unused_data, False, False
+                self.decompressor = self.new_decompressor()
+            if not self.feed and not self.more:
+                self.feed = self.raw.read(self.chunk)
+                if not self.feed:
+                    self.truncated = self.in_member
+                    return 0
+                self.bytes_in += len(self.feed)
+            self.in_member = self.in_member or bool(self.feed)
             try:
-                while data:
-                    self.in_member = True
-                    self.pending += self.decompressor.decompress(data)
-                    data = b""
-                    if self.decompressor.eof:  # next member/frame, if any
-                        data = self.decompressor.unused_data
-                        self.decompressor = self.new_decompressor()
-                        self.in_member = False
-            except (zlib.error, zstandard.ZstdError) as error:
+                out = self.decompressor.decompress(self.feed, size)
+            except (zlib.error, ZstdError) as error:
                 raise OSError(f"corrupt {self.codec} data: {error}") from None
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
-        return n
+            if self.codec == "gzip":  # zlib hands back the input it did not use
+                self.feed, self.more = self.decompressor.unconsumed_tail, len(out) == size
+            else:  # zstd keeps it, and says whether it has more output
+                self.feed, self.more = b"", not self.decompressor.needs_input
+            if out:
+                buffer[: len(out)] = out
+                self.bytes_out += len(out)
+                self.check_ratio()
+                return len(out)
+
+    def check_ratio(self) -> None:
+        if self.max_ratio and self.bytes_out > INFLATE_GRACE_BYTES and self.bytes_out > self.max_ratio * self.bytes_in:
+            raise InflateLimit(
+                f"decompressed data exceeds {self.max_ratio:g}x its compressed size ({self.bytes_out} bytes from "
+                f"{self.bytes_in}): a decompression bomb? (input.max_inflate_ratio)"
+            )
 
 
-def open_decompressed(raw: io.RawIOBase | io.BufferedIOBase, name: str) -> io.BufferedReader:
+def open_decompressed(
+    raw: io.RawIOBase | io.BufferedIOBase, name: str, max_ratio: float = MAX_INFLATE_RATIO
+) -> io.BufferedReader:
     """A buffered binary stream of the decompressed content of `raw`, by the compression in `name`."""
     _, codec = split_compression(name)
     if name.lower().endswith(".tgz"):
         codec = "gzip"
-    source = DecompressingReader(raw, codec) if codec else raw
+    source = DecompressingReader(raw, codec, max_ratio=max_ratio) if codec else raw
     return io.BufferedReader(source, buffer_size=1 << 20)
 
 
@@ -240,13 +286,32 @@ class Member:
     stream: io.BufferedIOBase
 
 
-def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member]:
-    """Regular files of a tar archive, in archive order, streamed (mode 'r|')."""
+@dataclass
+class Link:
+    """A hard or symbolic link inside an archive: `target` is the archive path it names (for a
+    symbolic link, resolved against the link's folder; may lie outside the archive)."""
+
+    name: str
+    label: str
+    target: str
+
+
+def skipped_member(name: str) -> bool:
+    return any(p in SKIPPED_DIRS for p in Path(name).parts) or os.path.basename(name).startswith(".")
+
+
+def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member | Link]:
+    """Regular files and links of a tar archive, in archive order, streamed (mode 'r|'). A streamed
+    archive cannot go back to a link's target: links are yielded as `Link`s for a later pass."""
     with tarfile.open(fileobj=stream, mode="r|") as archive:
         for info in archive:
-            if not info.isfile() or any(p in SKIPPED_DIRS for p in Path(info.name).parts):
+            if skipped_member(info.name):
                 continue
-            if os.path.basename(info.name).startswith("."):
+            if info.islnk() or info.issym():
+                target = info.linkname if info.islnk() else os.path.join(os.path.dirname(info.name), info.linkname)
+                yield Link(info.name, f"{label}/{info.name}", os.path.normpath(target))
+                continue
+            if not info.isfile():
                 continue
             handle = archive.extractfile(info)
             if handle is not None:  # an ExFileObject, an io.BufferedReader (typeshed says IO[bytes])

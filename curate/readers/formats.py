@@ -8,21 +8,35 @@ names every format, the scientific ones (`readers.science`) included.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import tarfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.readers.files import code_language, detect_format, iter_tar, open_decompressed, split_compression
-from curate.readers.items import Item, Problem, decode_utf8, raw_lines
+from curate.readers.files import (
+    MAX_INFLATE_RATIO,
+    InflateLimit,
+    Link,
+    Member,
+    code_language,
+    detect_format,
+    iter_tar,
+    open_decompressed,
+    split_compression,
+)
+from curate.readers.items import RAW_KEPT, Item, Problem, decode_utf8, raw_lines, read_whole
 from curate.readers.science import fasta, genbank, smiles_table, swissprot
 
 
-def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
-    for entry in raw_lines(stream, label):
+def jsonl(stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, **_) -> Iterator[Item | Problem]:
+    for entry in raw_lines(stream, label, max_bytes):
         if isinstance(entry, Problem):
             yield entry
+            if entry.raw:  # an oversized line: skipped, the next one is read
+                continue
             return
         position, line = entry
         if not line.strip():
@@ -43,84 +57,116 @@ def jsonl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
         yield Item(position, record, label, line)
 
 
-def json_file(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+def json_file(stream: io.BufferedIOBase, label: str, **options) -> Iterator[Item | Problem]:
     """A .json file: a JSON array of objects (one record each), a single JSON object (one record),
     or JSON lines (a file of several objects, one per line). The file is read whole."""
-    try:
-        data = stream.read()
-    except (EOFError, OSError) as error:
-        yield Problem(1, label, f"truncated or corrupt stream: {error}")
+    data = read_whole(stream, label)
+    if isinstance(data, Problem):
+        yield data
         return
     try:
         items = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         if data.lstrip()[:1] == b"{":  # several objects: JSON lines under a .json name
-            yield from jsonl(io.BufferedReader(io.BytesIO(data)), label)
+            yield from jsonl(io.BufferedReader(io.BytesIO(data)), label, **options)
         else:
-            yield Problem(1, label, f"malformed JSON: {error}", data)
+            yield Problem(1, label, f"malformed JSON: {error}", data[:RAW_KEPT])
         return
     if isinstance(items, dict):
         yield Item(1, items, label, data)
         return
     if not isinstance(items, list):
-        yield Problem(1, label, f"file is a JSON {type(items).__name__}, expected an array of objects", data)
+        yield Problem(1, label, f"file is a JSON {type(items).__name__}, expected an array of objects", data[:RAW_KEPT])
         return
     for position, record in enumerate(items, 1):
         if isinstance(record, dict):
             yield Item(position, record, label)
         else:
             yield Problem(
-                position, label, f"item is a JSON {type(record).__name__}, expected an object", orjson.dumps(record)
+                position, label, f"item is a JSON {type(record).__name__}, expected an object", raw_json(record)
             )
 
 
-def read_all(stream: io.BufferedIOBase, label: str) -> str | Problem:
-    """The whole stream as text, or the Problem that stopped reading or decoding it."""
+def raw_json(record: object) -> bytes:
+    """A parsed record as JSON bytes, for the quarantine (orjson refuses nesting beyond 254 levels)."""
     try:
-        data = stream.read()
-    except (EOFError, OSError) as error:
-        return Problem(1, label, f"truncated or corrupt stream: {error}")
+        return orjson.dumps(record, default=str)
+    except TypeError:
+        return repr(record)[:RAW_KEPT].encode("utf-8", "replace")
+
+
+def read_all(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None) -> str | Problem:
+    """The whole stream as text (one document: at most `max_bytes`), or the Problem that stopped
+    reading or decoding it."""
+    data = read_whole(stream, label, max_bytes)
+    if isinstance(data, Problem):
+        return data
     try:
         return decode_utf8(data)
     except ValueError as error:
-        return Problem(1, label, str(error), data)
+        return Problem(1, label, str(error), data[:RAW_KEPT])
 
 
-def text(stream: io.BufferedIOBase, label: str, text_unit: str = "file", **_) -> Iterator[Item | Problem]:
-    """Plain text: the whole file is one document, or one per line, or one per blank-line paragraph."""
-    content = read_all(stream, label)
-    if isinstance(content, Problem):
-        yield content
-        return
+def text(
+    stream: io.BufferedIOBase, label: str, text_unit: str = "file", max_bytes: int = 64 << 20, **_
+) -> Iterator[Item | Problem]:
+    """Plain text: the whole file is one document, or one per line, or one per blank-line paragraph
+    (lines and paragraphs are streamed: memory holds one paragraph, at most `max_bytes`)."""
     if text_unit == "file":
-        yield Item(1, {"text": content}, label)
+        content = read_all(stream, label, max_bytes)
+        if isinstance(content, Problem):
+            yield content
+        else:
+            yield Item(1, {"text": content}, label)
         return
-    lines = content.splitlines(keepends=True)
-    if text_unit == "line":
-        for position, line in enumerate(lines, 1):
+    start, size, skipping = 1, 0, False
+    block: list[str] = []
+    for entry in raw_lines(stream, label, max_bytes):
+        if isinstance(entry, Problem):
+            yield entry
+            if entry.raw:  # an oversized line: skipped
+                continue
+            return
+        position, raw = entry
+        try:
+            line = decode_utf8(raw)
+        except ValueError as error:
+            yield Problem(position, label, str(error), raw)
+            continue
+        if text_unit == "line":
             if line.strip():
                 yield Item(position, {"text": line.rstrip("\r\n")}, label)
-        return
-    start = 1
-    block: list[str] = []
-    for position, line in enumerate(lines + ["\n"], 1):
+            continue
         if line.strip():
+            if skipping:  # the rest of an oversized paragraph
+                continue
             if not block:
                 start = position
             block.append(line)
+            size += len(raw)
+            if size <= max_bytes:
+                continue
+            yield Problem(
+                start, label, f"paragraph exceeds input.max_doc_mb ({max_bytes} bytes)", block[0][:RAW_KEPT].encode()
+            )
+            skipping = True
         elif block:
             yield Item(start, {"text": "".join(block).rstrip("\r\n")}, label)
-            block = []
+        else:
+            skipping = False
+        block, size = [], 0
+    if block:
+        yield Item(start, {"text": "".join(block).rstrip("\r\n")}, label)
 
 
-def code(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+def code(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None, **_) -> Iterator[Item | Problem]:
     """A source file: one document, with its path and language; binary files are bad input."""
-    content = read_all(stream, label)
+    content = read_all(stream, label, max_bytes)
     if isinstance(content, Problem):
         yield content
         return
     if "\x00" in content:
-        yield Problem(1, label, "binary file (contains NUL bytes)", content.encode())
+        yield Problem(1, label, "binary file (contains NUL bytes)", content.encode()[:RAW_KEPT])
         return
     yield Item(1, {"id": label, "text": content, "path": label, "language": code_language(label)}, label)
 
@@ -137,8 +183,12 @@ def columnar_batches(batches: Iterator[pa.RecordBatch], label: str) -> Iterator[
 
 
 def parquet(stream: io.BufferedIOBase, label: str, batch_rows: int = 1000, **_) -> Iterator[Item | Problem]:
+    data = read_whole(stream, label)
+    if isinstance(data, Problem):
+        yield data
+        return
     try:
-        parquet_file = pq.ParquetFile(pa.BufferReader(stream.read()))
+        parquet_file = pq.ParquetFile(pa.BufferReader(data))
     except (OSError, pa.ArrowInvalid, EOFError) as error:
         yield Problem(1, label, f"not a readable Parquet file: {error}")
         return
@@ -147,8 +197,12 @@ def parquet(stream: io.BufferedIOBase, label: str, batch_rows: int = 1000, **_) 
 
 def arrow(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
     """Arrow IPC, file or stream format (told apart by the file format's magic bytes)."""
+    whole = read_whole(stream, label)
+    if isinstance(whole, Problem):
+        yield whole
+        return
     try:
-        data = pa.BufferReader(stream.read())
+        data = pa.BufferReader(whole)
         reader = pa.ipc.open_file(data) if data.read(6) == b"ARROW1" else None
         if reader is None:
             data.seek(0)
@@ -162,27 +216,96 @@ def arrow(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
     yield from columnar_batches(batches, label)
 
 
-def tar(stream: io.BufferedIOBase, label: str, forced_format: str = "auto", **options) -> Iterator[Item | Problem]:
-    """A tar archive: each member is read by the format its name implies (unknown names are skipped)."""
-    import tarfile
+def tar(
+    stream: io.BufferedIOBase,
+    label: str,
+    forced_format: str = "auto",
+    reopen: Callable[[], AbstractContextManager[io.BufferedIOBase]] | None = None,
+    **options,
+) -> Iterator[Item | Problem]:
+    """A tar archive: each member is read by the format its name implies (unknown names are skipped).
 
+    Links (hard and symbolic) to a file in the archive are read as that file, under the link's
+    name: the archive is streamed, so their targets are read in a second pass over it (`reopen`),
+    one more pass per further link to the same target. A link to nothing in the archive (or
+    outside it) is a Problem."""
+    inner_format = forced_format if forced_format != "tar" else "auto"
+    files: set[str] = set()
+    links: dict[str, Link] = {}
+    for member in tar_members(stream, label, inner_format, links, files):
+        yield from read_member(member, inner_format, options)
+    if not links:
+        return
+    rounds: dict[str, list[Link]] = {}  # a file's name -> the links that read it
+    for link in links.values():
+        target = resolve_link(link, links, files)
+        if target is None:
+            yield Problem(1, link.label, f"link to '{link.target}', which is not a file in the archive")
+        else:
+            rounds.setdefault(target, []).append(link)
+    if reopen is None:  # a stream that cannot be read twice (a tar inside a tar): say so per link
+        for link in (link for group in rounds.values() for link in group):
+            yield Problem(1, link.label, f"link to '{link.target}' cannot be followed in this stream")
+        return
+    for index in range(max((len(group) for group in rounds.values()), default=0)):
+        wanted = {target: group[index] for target, group in rounds.items() if index < len(group)}
+        with reopen() as again:
+            for member in tar_members(again, label, inner_format, None, None):
+                found = wanted.get(member.name) if isinstance(member, Member) else None
+                if found is not None and isinstance(member, Member):
+                    yield from read_member(Member(found.name, found.label, member.stream), inner_format, options)
+
+
+def tar_members(
+    stream: io.BufferedIOBase, label: str, inner_format: str, links: dict[str, Link] | None, files: set[str] | None
+) -> Iterator[Member | Problem]:
+    """The archive's regular members of a readable format; its links go to `links` (the first pass)."""
     try:
-        for member in iter_tar(stream, label):
-            fmt = detect_format(member.name, forced_format if forced_format != "tar" else "auto")
-            if fmt is None or fmt == "tar":
+        for entry in iter_tar(stream, label):
+            if isinstance(entry, Link):
+                if links is not None and detect_format(entry.name, inner_format) not in (None, "tar"):
+                    links[entry.name] = entry
                 continue
-            compressed = split_compression(member.name)[1] is not None
-            inner = open_decompressed(member.stream, member.name) if compressed else member.stream
-            yield from FORMATS[fmt](inner, member.label, **options)
+            if files is not None:
+                files.add(entry.name)
+            if detect_format(entry.name, inner_format) not in (None, "tar"):
+                yield entry
     except (tarfile.TarError, EOFError, OSError) as error:
-        yield Problem(0, label, f"truncated or corrupt archive: {error}")
+        message = str(error) if isinstance(error, InflateLimit) else f"truncated or corrupt archive: {error}"
+        yield Problem(0, label, message)
+
+
+def read_member(member: Member | Problem, inner_format: str, options: dict) -> Iterator[Item | Problem]:
+    if isinstance(member, Problem):
+        yield member
+        return
+    fmt = detect_format(member.name, inner_format)
+    assert fmt is not None
+    compressed = split_compression(member.name)[1] is not None
+    ratio = options.get("max_inflate_ratio", MAX_INFLATE_RATIO)
+    inner = open_decompressed(member.stream, member.name, ratio) if compressed else member.stream
+    yield from FORMATS[fmt](inner, member.label, **options)
+
+
+def resolve_link(link: Link, links: dict[str, Link], files: set[str], hops: int = 8) -> str | None:
+    """The regular file a link (or a chain of links) names, or None."""
+    target = link.target
+    for _ in range(hops):
+        if target in files:
+            return target
+        if target not in links:
+            return None
+        target = links[target].target
+    return None
 
 
 def xml_rows(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
     """XML row dumps (Stack Exchange's Posts.xml and friends): each child of the root element is a
-    record of its attributes. Parsed with defusedxml, streaming, so dumps of any size fit in memory."""
+    record of its attributes. Parsed with defusedxml, streaming, so dumps of any size fit in memory;
+    a document declaring entities (a DTD: billion laughs, external files) is refused as bad input."""
     from xml.etree.ElementTree import ParseError
 
+    from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import iterparse
 
     position, depth = 0, 0
@@ -199,6 +322,10 @@ def xml_rows(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Prob
                     record.setdefault("text", element.text)
                 yield Item(position, record, label)
                 element.clear()
+    except DefusedXmlException as error:
+        yield Problem(position + 1, label, f"XML refused: {error} (entities and DTDs are not read, for safety)")
+    except InflateLimit as error:
+        yield Problem(position + 1, label, str(error))
     except (ParseError, EOFError, OSError) as error:
         yield Problem(position + 1, label, f"malformed or truncated XML: {error}")
 

@@ -7,6 +7,8 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from curate.readers.files import InflateLimit
+
 
 @dataclass
 class Item:
@@ -25,6 +27,10 @@ class Problem:
     field: str | None = None
 
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: some editors and exporters start files with it
+RAW_KEPT = 1 << 16  # bytes of an oversized line or file kept in the quarantine (its file and position find the rest)
+
+
 def decode_utf8(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -32,16 +38,62 @@ def decode_utf8(data: bytes) -> str:
         raise ValueError(f"invalid UTF-8 at byte {error.start}") from None
 
 
-def raw_lines(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, bytes] | Problem]:
-    """(line number, bytes) of each line; a stream that breaks off is a Problem, and the end."""
+def stream_problem(position: int, label: str, error: Exception) -> Problem:
+    """The Problem for a stream that stopped: an inflate bound hit, or a truncated or corrupt stream."""
+    if isinstance(error, InflateLimit):
+        return Problem(position, label, str(error))
+    return Problem(position, label, f"truncated or corrupt stream: {error}")
+
+
+def raw_lines(
+    stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20
+) -> Iterator[tuple[int, bytes] | Problem]:
+    """(line number, bytes) of each line, without a leading byte order mark. A line longer than
+    `max_bytes` is a Problem (its start kept) and is skipped without being held in memory; a stream
+    that breaks off is a Problem, and the end."""
     position = 0
     while True:
         try:
-            line = stream.readline()
+            line = stream.readline(max_bytes + 1)
+            if len(line) > max_bytes and not line.endswith(b"\n"):
+                size = len(line) + skip_line(stream)
+                position += 1
+                yield Problem(
+                    position,
+                    label,
+                    f"line of {size} bytes exceeds input.max_doc_mb ({max_bytes} bytes); "
+                    f"its first {RAW_KEPT} bytes are kept",
+                    line[:RAW_KEPT],
+                )
+                continue
         except (EOFError, OSError) as error:
-            yield Problem(position + 1, label, f"truncated or corrupt stream: {error}")
+            yield stream_problem(position + 1, label, error)
             return
         if not line:
             return
         position += 1
-        yield position, line
+        yield position, line.removeprefix(BOM) if position == 1 else line
+
+
+def skip_line(stream: io.BufferedIOBase, chunk: int = 1 << 20) -> int:
+    """Read past the end of the current line; return how many bytes were skipped."""
+    skipped = 0
+    while True:
+        part = stream.readline(chunk)
+        skipped += len(part)
+        if not part or part.endswith(b"\n"):
+            return skipped
+
+
+def read_whole(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None) -> bytes | Problem:
+    """The whole stream without a leading byte order mark (at most `max_bytes`: more is a Problem),
+    or the Problem that stopped reading it."""
+    try:
+        data = stream.read() if max_bytes is None else stream.read(max_bytes + 1)
+    except (EOFError, OSError) as error:
+        return stream_problem(1, label, error)
+    if max_bytes is not None and len(data) > max_bytes:
+        return Problem(
+            1, label, f"file of more than {max_bytes} bytes exceeds input.max_doc_mb for one document", data[:RAW_KEPT]
+        )
+    return data.removeprefix(BOM)

@@ -23,6 +23,7 @@ class InputFile:
     format: str
     size: int
     mtime_ns: int
+    sha256: str = ""  # a dataset's shard: the checksum its manifest records (checked before reading)
 
     @property
     def estimated_bytes(self) -> int:
@@ -59,6 +60,7 @@ def expand_paths(
     seen: set[Path] = set()
     for index, entry in enumerate(entries):
         entry = str(entry)
+        checksums: dict[Path, str] = {}
         key = f"input.paths[{index}]"
         if any(ch in entry for ch in "*?["):
             matches = sorted(glob.glob(entry, recursive=True))
@@ -72,7 +74,8 @@ def expand_paths(
             if not path.exists():
                 raise ConfigError(f"{key}: '{entry}' does not exist")
             if path.is_dir() and (path / "manifest.json").is_file():
-                candidates, root = dataset_shards(path), path
+                checksums = dataset_shards(path)
+                candidates, root = list(checksums), path
             elif path.is_dir():
                 candidates, root = list(walk(path)), path
             else:
@@ -96,7 +99,7 @@ def expand_paths(
                 continue
             stat = path.stat()
             label = os.path.relpath(path, root) if root != path else path.name
-            files.append(InputFile(path, label, src, fmt, stat.st_size, stat.st_mtime_ns))
+            files.append(InputFile(path, label, src, fmt, stat.st_size, stat.st_mtime_ns, checksums.get(path, "")))
     if not files:
         raise ConfigError(f"input.paths: no readable input file found (skipped: {len(skipped)})")
     return files, skipped
@@ -110,8 +113,8 @@ def walk(folder: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def dataset_shards(folder: Path) -> list[Path]:
-    """The data shards of a dataset folder written by Thresher, in manifest order."""
+def dataset_shards(folder: Path) -> dict[Path, str]:
+    """The data shards of a dataset folder written by Thresher, in manifest order, with their sha256."""
     from curate.manifest import Manifest
 
-    return [folder / shard.path for shard in Manifest.read(folder).shards]
+    return {folder / shard.path: shard.sha256 for shard in Manifest.read(folder).shards}

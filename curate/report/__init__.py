@@ -14,12 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.arrow_io import iter_batches
-from curate.manifest import FileRecord, Manifest
+from curate.manifest import FileRecord, Manifest, verify_shards
 from curate.report.render import environment, png
 from curate.schema import KINDS, REJECT_COLUMNS
 
 SAMPLE_CHARS = 1500
 MAX_HIST_ROWS = 200_000
+
+
+MAX_INPUTS_LISTED = 200  # input files listed in the report (all are in inputs.arrow)
 
 
 def read_columns(folder: Path, shards: list[FileRecord], limit: int = MAX_HIST_ROWS) -> pa.Table | None:
@@ -234,6 +237,7 @@ def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
             rejected=rejected_samples(folder, manifest),
             quarantined=sample_rows(folder, manifest.quarantine, 10),
             duplicates=duplicate_clusters(folder, manifest),
+            inputs=list(manifest.input_files(folder, limit=MAX_INPUTS_LISTED)),
         )
     )
     path = folder / "report.html"
@@ -242,9 +246,12 @@ def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
 
 
 def build_report(folder: str, compare: list[str] | None = None, out: str | None = None) -> Path:
-    """`thresher report <dir>`: rebuild a dataset's report; with `compare`, a side-by-side comparison."""
+    """`thresher report <dir>`: rebuild a dataset's report (after checking every file it lists against
+    its checksum); with `compare`, a side-by-side comparison."""
     if compare:
         from curate.report.compare import write_comparison
 
         return write_comparison([folder, *compare], out)
-    return write_report(folder)
+    manifest = Manifest.read(folder)
+    verify_shards(folder, manifest, everything=True)  # a report of modified data would vouch for it
+    return write_report(folder, manifest)

@@ -71,7 +71,6 @@ class Stage:
     - `config_name`: the file `conf/stage/<config_name>.yaml` holding its defaults.
     - `requires`: columns it reads; `provides`: columns it adds, with their Arrow types (read
       through `required_columns()` / `provided_columns()`, which options may extend).
-    - `one_to_one`: every input row is either output or dropped (False for packing, sampling).
     - `resources`: what a worker needs to run it (default: one CPU).
     """
 
@@ -81,7 +80,6 @@ class Stage:
     config_name: ClassVar[str] = ""
     requires: ClassVar[tuple[str, ...]] = ("text",)
     provides: ClassVar[dict[str, pa.DataType]] = {}
-    one_to_one: ClassVar[bool] = True
     resources: ClassVar[Resources] = Resources()
 
     # The stage's key in the recipe (e.g. "gopher_quality"); set by the pipeline builder.

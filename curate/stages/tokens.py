@@ -40,13 +40,12 @@ class TrainTokenizer(GlobalStage):
     documents with the smallest hash keys, so the cap keeps the sample uniform), as SentencePiece
     holds it in memory. `spec` names `tokenizers/<spec>.yaml` (or is a path to a YAML spec);
     `vocab_size` > 0 overrides the spec's. Writes the tokenizer to `<output.dir>/<folder>/`
-    (SentencePiece model, spec, fingerprint, Hugging Face export) and consumes the documents:
-    the run's product is the tokenizer, its dataset is empty.
+    (SentencePiece model, spec, fingerprint, Hugging Face export) and consumes the documents
+    (counted as `consumed`): the run's product is the tokenizer, its dataset is empty.
     """
 
     config_name: ClassVar[str] = "train_tokenizer"
     requires: ClassVar[tuple[str, ...]] = ("id", "text")
-    one_to_one: ClassVar[bool] = False
     consumes_rows: ClassVar[bool] = True
 
     spec: str = "thresher"
@@ -150,12 +149,13 @@ class TokenizePack(RowStage):
     attention across documents. The last partial row of each task is padded with the pad id
     (`remainder: pad`, no token lost; padding is counted) or dropped (`remainder: drop`).
     `tokenizer` is a tokenizer folder (from `pipeline=train_tokenizer`); its fingerprint, the
-    token counts and the padding go to the manifest (stage `details` and `stats`).
+    token counts and the padding go to the manifest (stage `details` and `stats`). Accounting:
+    every document is `consumed` (its tokens go into sequences) and every sequence is `generated`;
+    tokens balance separately: tokens + padding_tokens = sequences * seq_len + dropped_tokens.
     """
 
     config_name: ClassVar[str] = "tokenize_pack"
     requires: ClassVar[tuple[str, ...]] = ("text",)
-    one_to_one: ClassVar[bool] = False
 
     tokenizer: str = "???"
     seq_len: int = 2048
@@ -203,6 +203,7 @@ class TokenizePack(RowStage):
             buffer.extend(model.encode(text))
             buffer.extend(suffix)
         self.stat_update("documents", batch.num_rows)
+        self.stat_update("consumed", batch.num_rows)  # documents become parts of sequences
         self.stat_update("tokens", len(buffer) - before)
         return RowResult(kept=self.cut(len(buffer) // self.seq_len))
 
@@ -217,6 +218,7 @@ class TokenizePack(RowStage):
         offsets = (starts[inside] % self.seq_len).astype(np.int32)
         self.starts = [s - n for s in self.starts if s >= n]
         self.stat_update("sequences", rows)
+        self.stat_update("generated", rows)
         return pa.RecordBatch.from_arrays(
             [
                 pa.ListArray.from_arrays(pa.array(np.arange(rows + 1, dtype=np.int32) * self.seq_len), pa.array(ids)),

@@ -13,8 +13,8 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -135,7 +135,10 @@ def write_tokenizer(
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    # A temporary name ending in .tmp (removed by a rerun if a kill leaves it), created with
+    # os.mkdir so the folder gets the user's umask (mkdtemp's is 0700).
+    tmp = out_dir.parent / f".{out_dir.name}-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()
     try:
         started = time.perf_counter()
         model_bytes = train_sentencepiece(spec, sentences, threads)
