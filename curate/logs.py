@@ -34,6 +34,12 @@ class RunLogHandler(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         pass
 
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # the last lines could not be flushed to a full disk
+            pass
+
 
 @contextmanager
 def log_to_file(path: Path, mode: str = "a") -> Iterator[Path]:

@@ -7,6 +7,7 @@ as data URIs, so the report is one self-contained file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -222,10 +223,10 @@ def duplicate_clusters(folder: Path, manifest: Manifest) -> list[dict]:
     return sections
 
 
-def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
+def render_report(folder: str | Path, manifest: Manifest) -> str:
+    """The HTML of a dataset's report (what `write_report` writes)."""
     folder = Path(folder)
-    manifest = manifest or Manifest.read(folder)
-    html = (
+    return (
         environment()
         .get_template("report.html.j2")
         .render(
@@ -240,8 +241,17 @@ def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
             inputs=list(manifest.input_files(folder, limit=MAX_INPUTS_LISTED)),
         )
     )
+
+
+def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
+    """Write `<folder>/report.html` (atomically: a reader never sees half of it)."""
+    folder = Path(folder)
+    manifest = manifest or Manifest.read(folder)
+    html = render_report(folder, manifest)
     path = folder / "report.html"
-    path.write_text(html)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html)
+    os.replace(tmp, path)
     return path
 
 
