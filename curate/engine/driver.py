@@ -62,7 +62,10 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
                 raise
             except OSError as error:
                 user_error = environment_error(error, layout.out)
-                logger.error("%s", user_error) if user_error else logger.exception("run failed")
+                if user_error is None:
+                    logger.exception("run failed")
+                else:
+                    logger.error("%s", user_error)
                 raise
             except TaskFailed as failure:
                 logger.error("%s\n%s", failure, failure.details)

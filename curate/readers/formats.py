@@ -238,6 +238,8 @@ def tar(
         return
     rounds: dict[str, list[Link]] = {}  # a file's name -> the links that read it
     for link in links.values():
+        if detect_format(link.name, inner_format) in (None, "tar"):  # a link we would not read anyway
+            continue
         target = resolve_link(link, links, files)
         if target is None:
             yield Problem(1, link.label, f"link to '{link.target}', which is not a file in the archive")
@@ -251,9 +253,9 @@ def tar(
         wanted = {target: group[index] for target, group in rounds.items() if index < len(group)}
         with reopen() as again:
             for member in tar_members(again, label, inner_format, None, None):
-                found = wanted.get(member.name) if isinstance(member, Member) else None
-                if found is not None and isinstance(member, Member):
-                    yield from read_member(Member(found.name, found.label, member.stream), inner_format, options)
+                if isinstance(member, Member) and member.name in wanted:
+                    link = wanted[member.name]
+                    yield from read_member(Member(link.name, link.label, member.stream), inner_format, options)
 
 
 def tar_members(
@@ -263,7 +265,7 @@ def tar_members(
     try:
         for entry in iter_tar(stream, label):
             if isinstance(entry, Link):
-                if links is not None and detect_format(entry.name, inner_format) not in (None, "tar"):
+                if links is not None:
                     links[entry.name] = entry
                 continue
             if files is not None:

@@ -38,21 +38,21 @@ def parse_pairs(option: str, pairs: list[str]) -> dict[str, float]:
 class Mix(GlobalStage):
     """Sample sources to target weights, repeating a source at most its epoch cap.
 
-        `weights` gives each `source` value its share of the output ("web:0.7", "code:0.3";
-        normalised to sum to 1), measured in `unit`: "tokens" (the `count_column` if set, else UTF-8
-        bytes of `text` / `bytes_per_token`) or "documents". The output size is `total` units if
-        given, else the largest mix that meets the weights without repeating any source more than
-        its cap: `max_epochs` (default 1: no repetition), or a per-source cap in `epoch_caps`
-        ("papers:4"; Galactica repeated its high-quality scientific sources up to ~4 epochs, and
-        Muennighoff et al. 2023 found up to 4 epochs of repetition almost as good as new data).
+    `weights` gives each `source` value its share of the output ("web:0.7", "code:0.3";
+    normalised to sum to 1), measured in `unit`: "tokens" (the `count_column` if set, else UTF-8
+    bytes of `text` / `bytes_per_token`) or "documents". The output size is `total` units if
+    given, else the largest mix that meets the weights without repeating any source more than
+    its cap: `max_epochs` (default 1: no repetition), or a per-source cap in `epoch_caps`
+    ("papers:4"; Galactica repeated its high-quality scientific sources up to ~4 epochs, and
+    Muennighoff et al. 2023 found up to 4 epochs of repetition almost as good as new data).
 
-        Sampling is deterministic (seeded per source): a source at e epochs keeps every document
-        floor(e) times plus a seeded random subset for the fraction. Each copy is a row with its
-        `mix_epoch` (0, 1, ...); copies after the first are counted as `generated` rows (the
-    accounting: rows in + generated = rows out + dropped). Documents not sampled are dropped ("mix_not_sampled"), as are
-        sources without a weight ("mix_source_not_weighted"). The realised mix — units, documents
-        and epochs per source, and the shortfall if `total` asks for more than the caps allow — is
-        in the manifest's stage details.
+    Sampling is deterministic (seeded per source): a source at e epochs keeps every document
+    floor(e) times plus a seeded random subset for the fraction. Each copy is a row with its
+    `mix_epoch` (0, 1, ...); copies after the first are counted as `generated` rows (the
+    accounting: rows in + generated = rows out + dropped). Documents not sampled are dropped
+    ("mix_not_sampled"), as are sources without a weight ("mix_source_not_weighted"). The
+    realised mix — units, documents and epochs per source, and the shortfall if `total` asks for
+    more than the caps allow — is in the manifest's stage details.
     """
 
     config_name: ClassVar[str] = "mix"
