@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from curate.compose import resolved_dict
 from curate.manifest import code_version
+from curate.redact import redacted
 from curate.runfolder import RunFolder, RunRecord, fingerprint, without_keys, write_json_atomic
 
 RUN_FILE = "run.json"
@@ -119,7 +120,7 @@ class RunDir(RunFolder):
             previous = json.loads(self.run_file.read_text())
             record["started"] = previous.get("started", record["started"])
             record["resumed"] = previous.get("resumed", []) + [now()]
-        (self.root / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (self.root / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(record["config"])))
         write_json_atomic(self.run_file, record)
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
@@ -148,7 +149,7 @@ def run_record(cfg: DictConfig, inputs: dict[str, Any], world_size: int, device:
         "version": code_version(),
         "packages": package_versions(),
         **inputs,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": redacted(OmegaConf.to_container(cfg, resolve=True)),  # credentials in URLs masked
         "world_size": world_size,
         "device": device,
         "started": now(),
