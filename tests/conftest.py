@@ -73,6 +73,27 @@ def thresher(*args: str, cwd: Path | None = None, check: bool = True) -> subproc
     return result
 
 
+def start_curate(inputs, out: Path, options: list[str], **popen) -> subprocess.Popen:
+    """Start `thresher curate` on `inputs` (a path or a list of paths) in a subprocess of its own
+    session (its workers included: `os.killpg` reaches them all); output discarded unless given."""
+    paths = ",".join(map(str, inputs)) if isinstance(inputs, list) else str(inputs)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "curate",
+            f"input.paths=[{paths}]",
+            f"output.dir={out}",
+            "executor.progress=false",
+            *options,
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        start_new_session=True,
+        **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen},
+    )
+
+
 def kill_after_tasks(
     inputs: Path, out: Path, options: list[str], pass_index: int, tasks: int, timeout: float = 300
 ) -> int:
@@ -81,22 +102,7 @@ def kill_after_tasks(
     import signal
     import time
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curate",
-            f"input.paths=[{inputs}]",
-            f"output.dir={out}",
-            "executor.progress=false",
-            *options,
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_curate(inputs, out, options)
     markers = Path(out) / "_work" / f"pass-{pass_index}"
     deadline = time.time() + timeout
     while time.time() < deadline and len(list(markers.glob("task-*.json"))) < tasks:

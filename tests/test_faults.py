@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
-from conftest import REPO, SHARED_DATA, curate, kill_after_tasks, read_dataset, thresher, write_jsonl
+from conftest import REPO, SHARED_DATA, curate, kill_after_tasks, read_dataset, start_curate, thresher, write_jsonl
 
 from curate.errors import InputError, OutputError
 from curate.manifest import Manifest, ManifestError
@@ -533,24 +533,6 @@ def wait_until_gone(session: int, timeout: float = 30.0) -> list[int]:
     while (alive := session_processes(session)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return alive
-
-
-def start_curate(inputs: list[Path], out: Path, options: list[str], **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "curate",
-            f"input.paths=[{','.join(map(str, inputs))}]",
-            f"output.dir={out}",
-            "executor.progress=false",
-            *options,
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        start_new_session=True,
-        **{"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen},
-    )
 
 
 def test_workers_end_when_the_main_process_is_killed(tmp_path):
