@@ -125,7 +125,7 @@ def run_pass(
     for task in range(len(plan.tasks)):
         marker = layout.marker(passage.index, task)
         if marker.is_file():
-            done[task] = TaskResult.from_json(json.loads(marker.read_text()))
+            done[task] = TaskResult.from_json(json.loads(marker.read_text())).without_files()
             continue
         if passage.index == 0:
             inputs: list = plan.tasks[task]
@@ -136,7 +136,7 @@ def run_pass(
     logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))
     bar = progress.start(label, total=len(plan.tasks), completed=len(done))
     for result in executor.map(run_task, todo, passage.resources()):
-        done[result.task] = result
+        done[result.task] = result.without_files()
         progress.advance(bar, rows=result.rows_in)
     return done
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import time
@@ -59,7 +60,7 @@ def finalize(
         shards = [FileRecord(**shard) for shard in empty]
     everything = [result for by_task in results for _, result in sorted(by_task.items())]
     stats = merged_stats(pipeline, results, resolved)
-    inputs = write_inputs(plan, layout, results[0])
+    inputs = write_inputs(plan, layout)
     rows_out = sum(s.rows for s in shards)
     seconds = time.time() - started
     manifest = Manifest(
@@ -114,14 +115,15 @@ def finalize(
     return manifest
 
 
-def write_inputs(plan: Plan, layout: Layout, first_pass: dict[int, TaskResult]) -> Inputs:
-    """Write `inputs.arrow` (one row per input file, then per skipped file) and sum it up; holds one
-    task's files in memory at a time, so the driver's memory does not grow with the input files."""
+def write_inputs(plan: Plan, layout: Layout) -> Inputs:
+    """Write `inputs.arrow` (one row per input file, then per skipped file) and sum it up. The
+    per-file records come from the first pass's task markers, one task at a time, so the driver's
+    memory does not grow with the number of input files."""
     totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0}
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for task in sorted(first_pass):
-            files = first_pass[task].files
+        for task in range(len(plan.tasks)):
+            files = json.loads(layout.marker(0, task).read_text())["files"]
             for key in ("rows", "quarantined", "bytes"):
                 totals[key] += sum(f[key] for f in files)
             totals["files"] += len(files)

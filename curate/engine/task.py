@@ -8,6 +8,7 @@ marker, so a task without one is redone from scratch on rerun.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -67,6 +68,11 @@ class TaskResult:
     def from_json(cls, data: dict[str, Any]) -> TaskResult:
         data = dict(data, stages={name: StageStats.from_json(s) for name, s in data["stages"].items()})
         return cls(**data)
+
+    def without_files(self) -> TaskResult:
+        """This result without its per-file records (they stay in its marker): what the driver holds,
+        so its memory does not grow with the number of input files."""
+        return dataclasses.replace(self, files=[])
 
 
 @dataclass
