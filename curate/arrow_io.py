@@ -69,6 +69,13 @@ class StreamFile:
             tmp_path(self.path).unlink(missing_ok=True)
 
 
+def concat_batches(batches: list[pa.RecordBatch], schema: pa.Schema | None = None) -> pa.RecordBatch:
+    """Record batches of one schema as one batch (one copy; a single batch is returned as it is)."""
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches, schema).combine_chunks().to_batches()[0]
+
+
 def write_table(path: Path, table: pa.Table) -> None:
     """Write `table` to `path` atomically."""
     with StreamFile(path, table.schema) as out:

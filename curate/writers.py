@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curate.arrow_io import StreamFile
+from curate.arrow_io import StreamFile, concat_batches
 from curate.schema import conform
 
 
@@ -96,9 +96,7 @@ class ShardWriter:
         """Write the pending rows as one record batch."""
         if not self.pending:
             return
-        batch = self.pending[0]
-        if len(self.pending) > 1:
-            batch = pa.Table.from_batches(self.pending, self.schema).combine_chunks().to_batches()[0]
+        batch = concat_batches(self.pending, self.schema)
         self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
         while batch.num_rows:
             stream = self.open_shard() if self.stream is None else self.stream

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.arrow_io import StreamFile, iter_batches, tmp_path
+from curate.arrow_io import StreamFile, concat_batches, iter_batches, tmp_path
 from curate.engine.folder import Layout
 from curate.errors import ThresherError, environment_error
 from curate.logs import log_to_file
@@ -165,16 +165,10 @@ def coalesce(batches: Iterator[pa.RecordBatch], max_rows: int, max_bytes: int) -
         pending.append(batch)
         rows, size = rows + batch.num_rows, size + batch.nbytes
         if rows >= max_rows or size >= max_bytes:
-            yield combined(pending)
+            yield concat_batches(pending)
             pending, rows, size = [], 0, 0
     if pending:
-        yield combined(pending)
-
-
-def combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    if len(batches) == 1:
-        return batches[0]
-    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
+        yield concat_batches(pending)
 
 
 class TaskRun:
