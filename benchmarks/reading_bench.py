@@ -28,30 +28,39 @@ SHARED = (
     else Path(__file__).resolve().parents[2] / "shared" / "data"
 )
 
+# Each prints {"rows", "quarantined", "seconds"}: the reading loop's own time, imports excluded.
 THRESHER = """
-import sys
-from pathlib import Path
+import json, sys, time
 from curate.mapping import DocumentMapper
 from curate.readers import FileStats, Quarantine, ReadOptions, read_file
 from curate.readers.sources import expand_paths
 [file], _ = expand_paths([sys.argv[1]])
 options = ReadOptions(max_doc_bytes=64 << 20, max_inflate_ratio=float(sys.argv[2]))
 quarantine, stats = Quarantine(fail=False), FileStats(sys.argv[1])
+started = time.perf_counter()
 rows = sum(batch.num_rows for batch in read_file(file, DocumentMapper(), options, quarantine, stats))
-print(rows, stats.quarantined, len(quarantine.rows))
+seconds = time.perf_counter() - started
+print(json.dumps({"rows": rows, "quarantined": stats.quarantined, "seconds": round(seconds, 3)}))
 """
 
 ANCHOR = """
-import gzip, sys
+import gzip, json, sys, time
 import orjson
 rows = 0
+started = time.perf_counter()
 with gzip.open(sys.argv[1], "rb") as handle:
     for line in handle:
         if line.strip():
             orjson.loads(line)
             rows += 1
-print(rows)
+print(json.dumps({"rows": rows, "quarantined": 0, "seconds": round(time.perf_counter() - started, 3)}))
 """
+
+
+def run(script: str, *args: str) -> dict:
+    """The script's own report (rows, reading seconds) with the process's wall time and peak memory."""
+    measured = measure([sys.executable, "-c", script, *args])
+    return {**json.loads(measured.pop("output_tail").strip().splitlines()[-1]), "process": measured}
 
 
 def build(folder: Path, megabytes: int) -> Path:
@@ -86,22 +95,32 @@ def main() -> None:
     result: dict = {"machine_before": machine(), "sizes": {}}
     for size in args.sizes:
         path = build(folder, size)
-        ours = measure([sys.executable, "-c", THRESHER, str(path), "100"])
-        anchor = measure([sys.executable, "-c", ANCHOR, str(path)])
+        ours, anchor = run(THRESHER, str(path), "100"), run(ANCHOR, str(path))
         result["sizes"][size] = {
             "compressed_mb": round(path.stat().st_size / 1e6, 1),
             "thresher": ours,
             "gzip_orjson": anchor,
             "time_ratio": round(ours["seconds"] / anchor["seconds"], 2),
+            "thresher_seconds_per_gb": round(ours["seconds"] / size * 1024, 2),
         }
-        print(size, "MB:", ours["seconds"], "s vs", anchor["seconds"], "s", ours["peak_rss_mb"], "MB", flush=True)
+        print(
+            size,
+            "MB:",
+            ours["seconds"],
+            "s vs",
+            anchor["seconds"],
+            "s;",
+            ours["process"]["peak_rss_mb"],
+            "MB",
+            flush=True,
+        )
     largest = max(args.sizes)
     zeros = bomb(folder, largest)
     result["bomb"] = {
         "inflated_mb": largest,
         "compressed_mb": round(zeros.stat().st_size / 1e6, 2),
-        "line_bound_only": measure([sys.executable, "-c", THRESHER, str(zeros), "0"]),
-        "inflate_bound_100x": measure([sys.executable, "-c", THRESHER, str(zeros), "100"]),
+        "line_bound_only": run(THRESHER, str(zeros), "0"),
+        "inflate_bound_100x": run(THRESHER, str(zeros), "100"),
     }
     result["machine_after"] = machine()
     print(json.dumps(result["bomb"], indent=1))
