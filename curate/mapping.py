@@ -12,7 +12,7 @@ names them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pyarrow as pa
@@ -45,7 +45,10 @@ def to_json(value: Any) -> str:
 
 @dataclass
 class RecordMapper:
-    """Base of the mappers. `kind` names the dataset kind of the rows it builds."""
+    """Base of the mappers. `kind` names the dataset kind of the rows it builds; `record_fields`, the
+    record fields it reads by name (what `input.fields` may map other names to)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ()
 
     kind: str = "documents"
     max_doc_chars: int = 64_000_000

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -90,6 +90,8 @@ def parse_tags(value: str | None) -> list[str]:
 class StackExchangePostsMapper(RecordMapper):
     """Posts.xml rows → `documents` rows with post_type, parent_id, accepted_answer_id, score,
     view_count, answer_count, title, tags, and `dump` (the file's label: a site's dump)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = USED
 
     kind: str = "documents"
 

@@ -8,7 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from curate.compose import resolved_dict
-from curate.config import column_types, validate
+from curate.config import column_types, input_fields, validate
+from curate.converters.input_mapping import MappedInput
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
@@ -56,7 +57,11 @@ def make_mapper(cfg: DictConfig) -> RecordMapper:
         )
     elif "id_field" in {f.name for f in fields(factory)}:  # converters take the record's id from input.id_field
         options["id_field"] = cfg.input.id_field
-    return factory(**options)
+    mapper = factory(**options)
+    renamed = input_fields(cfg.input.fields)
+    if renamed or cfg.input.strip_template:
+        return MappedInput(mapper, renamed, cfg.input.strip_template)
+    return mapper
 
 
 def plan_tasks(files: list[InputFile], task_bytes: int) -> list[list[InputFile]]:
