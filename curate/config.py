@@ -31,6 +31,8 @@ class InputConfig:
     text_field: str = "text"  # dotted paths reach nested fields ("metadata.text")
     id_field: str = "id"  # a record without one gets "<file>:<position>"
     text_unit: str = "file"  # plain text files: one document per file, line or paragraph
+    include: list[str] = field(default_factory=list)  # file-name patterns that files found in folders and
+    # globs must match (fnmatch: "Posts.xml*"); the others are skipped and listed. [] reads every known format
     columns: list[str] = field(default_factory=list)  # fields kept as typed columns: "name" or "name:type"
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)

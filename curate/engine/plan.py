@@ -84,7 +84,7 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
 
 def make_plan(cfg: DictConfig) -> Plan:
     validate(cfg)
-    files, skipped = expand_paths(list(cfg.input.paths), cfg.input.format, cfg.input.source)
+    files, skipped = expand_paths(list(cfg.input.paths), cfg.input.format, cfg.input.source, list(cfg.input.include))
     mapper = make_mapper(cfg)
     if cfg.input.records == "documents" and any(f.format in ("code", "tar") for f in files):
         # Source files carry their path and language as typed columns.
