@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.stages.base import FilterStage
+from curate.stages.rules import Rule
 
 BACKENDS = ("cld3", "lingua", "langid", "fasttext")
 Prediction = tuple[Optional[str], float, bool]
@@ -218,3 +219,7 @@ class LanguageID(FilterStage):
             reasons[~allowed.to_numpy(zero_copy_only=False)] = "lang_other"
         reasons[score <= self.threshold] = "lang_low_score"
         return pa.array(reasons, type=pa.string())
+
+    def rules(self) -> list[Rule]:
+        """The score threshold, as a rule (what reports draw; `lang_other` is not a threshold)."""
+        return [Rule("lang_low_score", "lang_score", "<=", self.threshold)]
