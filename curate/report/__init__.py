@@ -124,7 +124,7 @@ def histograms(folder: Path, manifest: Manifest, views: list[StageView]) -> dict
     plots: dict[str, list[dict]] = defaultdict(list)
     for column in columns:
         series = [Series("kept", KEPT_COLOR, joined(kept.get(column, [])))]
-        series += [Series(f"dropped by {v.name}", v.color, joined(dropped[v.name].get(column, []))) for v in views]
+        series += [Series(f"✕ {v.name}", v.color, joined(dropped[v.name].get(column, []))) for v in views]
         series = [s for s in series if len(s.values)]
         if not series or len(np.unique(np.concatenate([s.values for s in series]))) < 2:
             continue  # a constant column has no distribution to show

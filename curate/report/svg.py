@@ -46,11 +46,9 @@ def histogram(
     Returns the SVG and whether the count axis is logarithmic (when one class dominates)."""
     everything = np.concatenate([s.values for s in series]).astype(np.float64)
     low, high = float(everything.min()), float(everything.max())
-    for value, _ in thresholds:  # keep a threshold just outside the data in view
-        if math.isfinite(value) and abs(value - low) <= (high - low) * 0.2 + 1e-12:
-            low = min(low, value)
-        if math.isfinite(value) and abs(value - high) <= (high - low) * 0.2 + 1e-12:
-            high = max(high, value)
+    for value, _ in thresholds:  # every threshold in view, even far from the data
+        if math.isfinite(value):
+            low, high = min(low, value), max(high, value)
     if high <= low:
         high = low + 1.0
     edges = np.linspace(low, high, bins + 1)
@@ -58,9 +56,8 @@ def histogram(
     totals = counts.sum(axis=0)
     nonzero = totals[totals > 0]
     log = bool(len(nonzero)) and totals.max() >= LOG_RATIO * max(1.0, float(np.median(nonzero)))
-    if not log and len(series) > 1:  # one class dwarfing the others also hides them
-        sizes = counts.sum(axis=1)
-        log = sizes.max() >= LOG_RATIO * max(1, int(sizes[sizes > 0].min()))
+    legend = legend_rows(series)
+    height_total = HEIGHT + 14 * (len(legend) - 1)
 
     def height(count: float) -> float:
         top = math.log10(1 + totals.max()) if log else float(totals.max() or 1)
@@ -70,7 +67,7 @@ def histogram(
         return LEFT + (value - low) / (high - low) * (WIDTH - LEFT - 8)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height_total}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
         f'<text x="{LEFT}" y="14" font-size="12" font-weight="bold">{escape(title)}</text>',
     ]
@@ -90,9 +87,9 @@ def histogram(
             )
             stacked += count
     parts.append(f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - 8}" y2="{base}" stroke="#888"/>')
-    for value in (low, (low + high) / 2, high):
+    for value, anchor in ((low, "start"), ((low + high) / 2, "middle"), (high, "end")):
         parts.append(
-            f'<text x="{x_of(value):.1f}" y="{base + 13}" font-size="10" text-anchor="middle">{tick(value)}</text>'
+            f'<text x="{x_of(value):.1f}" y="{base + 13}" font-size="10" text-anchor="{anchor}">{tick(value)}</text>'
         )
     top_count = int(totals.max())
     parts.append(f'<text x="{LEFT - 4}" y="{TOP + 8}" font-size="10" text-anchor="end">{top_count:,}</text>')
@@ -112,16 +109,30 @@ def histogram(
         parts.append(
             f'<text x="{x + shift:.1f}" y="{TOP + 2}" font-size="10" text-anchor="{anchor}">{escape(label)}</text>'
         )
-    legend_x = LEFT
-    for item in series:
-        parts.append(
-            f'<rect x="{legend_x}" y="{HEIGHT - 12}" width="9" height="9" fill="{item.color}"/>'
-            f'<text x="{legend_x + 12}" y="{HEIGHT - 4}" font-size="10">{escape(item.label)} '
-            f"({len(item.values):,})</text>"
-        )
-        legend_x += 24 + 6.2 * len(f"{item.label} ({len(item.values):,})")
+    for line, entries in enumerate(legend):
+        for x, item, text in entries:
+            y = HEIGHT - 4 + 14 * line
+            parts.append(
+                f'<rect x="{x:.0f}" y="{y - 8}" width="9" height="9" fill="{item.color}"/>'
+                f'<text x="{x + 12:.0f}" y="{y}" font-size="10">{escape(text)}</text>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts)), log
+
+
+def legend_rows(series: Sequence[Series]) -> list[list[tuple[float, Series, str]]]:
+    """The legend's entries (x, series, text), wrapped into rows that fit the plot's width."""
+    rows: list[list[tuple[float, Series, str]]] = [[]]
+    x = float(LEFT)
+    for item in series:
+        text = f"{item.label} ({len(item.values):,})"
+        width = 20 + 5.6 * len(text)
+        if rows[-1] and x + width > WIDTH:
+            rows.append([])
+            x = float(LEFT)
+        rows[-1].append((x, item, text))
+        x += width
+    return rows
 
 
 def bars(items: Sequence[tuple[str, int, str]], unit: str = "rows") -> Markup | None:
