@@ -20,6 +20,7 @@ import re
 import unicodedata
 from itertools import chain, compress, count
 from operator import not_
+from typing import cast
 
 import numpy as np
 import regex
@@ -297,8 +298,8 @@ def split_words(text: str) -> list[str]:
             needed = dict.fromkeys(chunks)
         for chunk in needed:
             cache[chunk] = chunk_tokens(chunk)
-        found = list(map(cache.__getitem__, chunks))
-    return list(chain.from_iterable(found))
+        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+    return list(chain.from_iterable(cast(list[tuple[str, ...]], found)))  # every chunk was cached
 
 
 _WORDS_MEMO: dict[str, list[str]] = {}

@@ -168,8 +168,9 @@ def tiny_model2vec(folder, texts: list[str]):
     WordPiece tokenizer trained here on `texts`: the model2vec path without MiniLM's distillation."""
     import torch
     from model2vec.distill import distill_from_model
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))

@@ -216,8 +216,8 @@ def fetch(folder: Path, shards: list[FileRecord], wanted: dict[tuple[int, int], 
     """The rows at (shard index, row index in shard), as dicts keyed by `wanted`'s values."""
     found = {}
     by_shard: dict[int, list[int]] = defaultdict(list)
-    for shard, row in wanted:
-        by_shard[shard].append(row)
+    for shard_index, row_index in wanted:
+        by_shard[shard_index].append(row_index)
     for index, shard in enumerate(shards):
         if index not in by_shard:
             continue
