@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -101,8 +102,9 @@ def load() -> list[float]:
 
 
 def monitored(command: list[str], env: dict | None = None) -> dict:
-    """Run `command`; return wall seconds, CPU seconds and the peak RSS of its process tree
-    (sampled every 0.1 s: CPU time is summed over every process seen, at its last sample)."""
+    """Run `command`; return wall seconds, CPU seconds (user + system of the process and every
+    descendant it waited for: rusage) and the peak RSS of its process tree (sampled every 0.1 s)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     peak = 0
@@ -136,9 +138,11 @@ def monitored(command: list[str], env: dict | None = None) -> dict:
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed:\n{output.decode(errors='replace')[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "seconds": round(seconds, 2),
-        "cpu_seconds": round(sum(cpu.values()), 2),
+        "cpu_seconds": round(max(used, sum(cpu.values())), 2),
         "peak_rss_mb": round(peak / 2**20, 1),
         "output_tail": output.decode(errors="replace")[-400:],
     }

@@ -67,10 +67,15 @@ def test_sft_lima_beats_random_and_longest(pools, tmp_path):
     assert "Selection — lima_select" in html and "nearest-neighbour similarity" in html
 
 
-def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
+@pytest.mark.parametrize("embedder", ["minilm", "model2vec"])
+def test_embedders_reject_near_duplicates(tmp_path, shared_data, embedder):
     records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]
     copies = [dict(r, instruction=r["instruction"] + " ", output=r["output"] + " ") for r in records[:15]]
     write_jsonl(tmp_path / "pool.jsonl", records + copies)
+    options = []  # minilm: the default
+    if embedder == "model2vec":
+        model = tiny_model2vec(tmp_path / "m2v", [r["instruction"] + " " + r["output"] for r in records])
+        options = ["stages.lima_select.embedder=model2vec", f"stages.lima_select.model2vec_path={model}"]
     manifest = curate(
         tmp_path / "pool.jsonl",
         tmp_path / "out",
@@ -79,10 +84,11 @@ def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
         "stages.lima_select.n=50",
         "stages.lima_select.method=deita",
         "~stages.lima_select.quotas",
+        *options,
     )
     stage = manifest.stages[0]
     assert manifest.rows == 50 and stage.dropped.get("redundant", 0) >= 1
-    assert stage.details["embedder"] == "minilm"
+    assert stage.details["embedder"] == embedder
     kept = read_dataset(tmp_path / "out").to_pylist()
     prompts = [r["messages"][0]["content"].strip() for r in kept]
     assert len(set(prompts)) == len(prompts)  # never an example and its copy
@@ -191,29 +197,6 @@ def tiny_model2vec(folder, texts: list[str]):
     )
     distill_from_model(model=BertModel(config), tokenizer=fast, pca_dims=16).save_pretrained(str(folder))
     return folder
-
-
-def test_model2vec_embedder_rejects_near_duplicates(tmp_path, shared_data):
-    records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]
-    copies = [dict(r, instruction=r["instruction"] + " ", output=r["output"] + " ") for r in records[:15]]
-    write_jsonl(tmp_path / "pool.jsonl", records + copies)
-    model = tiny_model2vec(tmp_path / "m2v", [r["instruction"] + " " + r["output"] for r in records])
-    manifest = curate(
-        tmp_path / "pool.jsonl",
-        tmp_path / "out",
-        "pipeline=sft_lima",
-        "input.records=alpaca",
-        "stages.lima_select.n=50",
-        "stages.lima_select.method=deita",
-        "stages.lima_select.embedder=model2vec",
-        f"stages.lima_select.model2vec_path={model}",
-        "~stages.lima_select.quotas",
-    )
-    stage = manifest.stages[0]
-    assert manifest.rows == 50 and stage.dropped.get("redundant", 0) >= 1
-    assert stage.details["embedder"] == "model2vec"
-    prompts = [r["messages"][0]["content"].strip() for r in read_dataset(tmp_path / "out").to_pylist()]
-    assert len(set(prompts)) == len(prompts)
 
 
 def test_minilm_in_bfloat16_gives_float32s_vectors(shared_data):
