@@ -10,10 +10,12 @@ document of c4_sample, dolma_test_data and dclm_quality_labels (../shared/data),
 - the whole `web_heuristics` chain (Gopher repetition, Gopher quality, C4, FineWeb);
 - a threshold sweep: each numeric rule alone at the 10th, 50th and 90th percentiles of its
   score on these documents (so that every rule fires on a real share of them, boundaries
-  included), in both implementations.
+  included), in both implementations;
+- long, line-heavy and code-like documents (Wikipedia, Stack Exchange Q&A, unarXive and LaTeX
+  papers, Python source: benchmarks/corpora.py): each rule set with all its rules, and the chain.
 Disagreeing documents are listed (id, both reasons, the score) in the JSON for inspection.
 
-    python benchmarks/quality_agreement.py [--out benchmarks/results/quality_agreement.json]
+    python benchmarks/quality_agreement.py [--long-only] [--out benchmarks/results/quality_agreement.json]
 
 Needs datatrove and spacy (pip install -e .[bench]).
 """
@@ -21,7 +23,6 @@ Needs datatrove and spacy (pip install -e .[bench]).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -32,17 +33,13 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpora  # noqa: E402
 
 from curate.stages.c4 import C4Filter  # noqa: E402
 from curate.stages.fineweb import FineWebQuality  # noqa: E402
 from curate.stages.gopher import GopherQuality, GopherRepetition  # noqa: E402
-
-DATA = Path("/work/shared/data") if not (REPO.parent / "shared" / "data").is_dir() else REPO.parent / "shared" / "data"
-SOURCES = {
-    "c4_sample": ["c4_sample/c4_demo.jsonl.gz"],
-    "dolma_test_data": ["dolma_test_data/cc_en_head-0091.jsonl.gz", "dolma_test_data/provided_documents_000.json.gz"],
-    "dclm_quality_labels": ["dclm_quality_labels/majority_data.jsonl.gz"],
-}
 
 # datatrove's reason names -> ours
 REASONS = {
@@ -74,14 +71,7 @@ REASONS = {
 
 
 def load_documents() -> list[dict]:
-    docs = []
-    for source, files in SOURCES.items():
-        for name in files:
-            with gzip.open(DATA / name, "rt", encoding="utf-8") as handle:
-                for position, line in enumerate(handle):
-                    record = json.loads(line)
-                    docs.append({"id": f"{name}:{position}", "source": source, "text": record["text"]})
-    return docs
+    return corpora.documents(("web",))
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,10 +506,46 @@ def sweep(docs: list[dict]) -> dict:
     return results
 
 
+def long_documents() -> dict:
+    """Each rule set with all its rules, and the whole chain, on the long, line-heavy and code-like
+    documents (Wikipedia, Stack Exchange Q&A, papers, Python source: benchmarks/corpora.py)."""
+    docs = corpora.documents(("wiki", "qa", "paper", "code"))
+    texts = [d["text"] for d in docs]
+    report: dict = {"documents": len(docs), "kinds": dict(Counter(d["kind"] for d in docs)), "rule_sets": {}}
+    for name, variants in RULE_SETS.items():
+        rule, dt_filter, stage = next(iter(variants()))  # every rule of the set
+        entry = compare(docs, run_datatrove(dt_filter, texts)[0], run_ours(stage, texts)[0], rule)
+        report["rule_sets"][name] = entry
+        print(
+            f"long documents {name:18s} decision {entry['decision_agreement']:.4f} reason {entry['reason_agreement']:.4f}"
+        )
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    report["web_heuristics_chain"] = chain(
+        docs,
+        [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()],
+        [GopherRepetition(), GopherQuality(), C4Filter(), FineWebQuality()],
+    )
+    entry = report["web_heuristics_chain"]
+    print(f"long documents chain decision {entry['decision_agreement']:.4f} reason {entry['reason_agreement']:.4f}")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_agreement.json"))
+    parser.add_argument("--long-only", action="store_true", help="only the long documents; keep the rest of --out")
     args = parser.parse_args()
+    if args.long_only:
+        report = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
+        report["long_documents"] = long_documents()
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        return
     docs = load_documents()
     texts = [d["text"] for d in docs]
     started = time.time()
@@ -565,6 +591,7 @@ def main() -> None:
         "min_decision_agreement": min(e["decision_agreement"] for e in runs),
     }
     print("sweep summary", report["threshold_sweep_summary"])
+    report["long_documents"] = long_documents()
     report["seconds"] = round(time.time() - started, 1)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")

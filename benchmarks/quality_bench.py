@@ -5,11 +5,14 @@ thresholds on the same corpus, with 2 worker processes, in one invocation (other
 CPU: the load average is recorded before and after each run). Each system is a subprocess whose
 process tree is sampled for resident memory; CPU seconds come from the children's rusage.
 
-The corpus (>= 50 MB of JSON lines, under benchmarks/work/, not committed) is built from the real
-web text in ../shared/data: c4_sample, dolma_test_data, dclm_quality_labels and wikipedia_sample,
-each document copied many times with its lines shuffled (seeded), so the copies differ.
+Two corpora (JSON lines, under benchmarks/work/, not committed), built from the real documents of
+../shared/data (benchmarks/corpora.py), each document copied until the corpus has its size with
+its lines shuffled (seeded), so the copies differ:
+- `web` (50 MB): web pages (c4_sample, dolma_test_data, dclm_quality_labels) and Wikipedia;
+- `mixed` (71 MB): the same plus Stack Exchange Q&A, paper full texts (unarXive, LaTeX) and
+  Python source: long, line-heavy and code-like documents.
 
-    python benchmarks/quality_bench.py [--mb 50] [--files 8] [--out benchmarks/results/quality_bench.json]
+    python benchmarks/quality_bench.py [--corpus web mixed] [--files 8] [--out benchmarks/results/quality_bench.json]
 
 Needs datatrove and spacy (pip install -e .[bench]).
 """
@@ -17,10 +20,10 @@ Needs datatrove and spacy (pip install -e .[bench]).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,15 +33,12 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import corpora  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work" / "quality"
-DATA = REPO.parent / "shared" / "data" if (REPO.parent / "shared" / "data").is_dir() else Path("/work/shared/data")
-SOURCES = [
-    "c4_sample/c4_demo.jsonl.gz",
-    "dolma_test_data/cc_en_head-0091.jsonl.gz",
-    "dolma_test_data/provided_documents_000.json.gz",
-    "dclm_quality_labels/majority_data.jsonl.gz",
-]
+CORPORA = {"web": (("web", "wiki"), 50.0), "mixed": (corpora.KINDS, 71.0)}  # kinds of documents, MB
 
 DATATROVE_SCRIPT = """
 import sys
@@ -59,45 +59,42 @@ LocalPipelineExecutor(
 """
 
 
-def base_documents() -> list[str]:
-    texts = []
-    for name in SOURCES:
-        with gzip.open(DATA / name, "rt", encoding="utf-8") as handle:
-            texts += [json.loads(line)["text"] for line in handle]
-    with gzip.open(DATA / "wikipedia_sample/wiki_demo.txt.gz", "rt", encoding="utf-8") as handle:
-        texts += [line.rstrip("\n") for line in handle if line.strip()]
-    return texts
-
-
-def build_corpus(target_mb: float, files: int) -> tuple[Path, int, int]:
-    """Write the corpus (once; reused if it already has the requested size): copies of the real
-    documents with their lines shuffled, spread over `files` JSON-lines files."""
-    folder = WORK / f"corpus-{int(target_mb)}mb-{files}"
+def build_corpus(name: str, files: int) -> tuple[Path, int, int, dict]:
+    """Write corpus `name` (once; reused if it exists): copies of the real documents of its kinds
+    with their lines shuffled, spread over `files` JSON-lines files."""
+    kinds, target_mb = CORPORA[name]
+    folder = WORK / f"corpus-{name}-{int(target_mb)}mb-{files}"
     marker = folder.with_suffix(".json")  # beside the corpus, so no reader takes it for data
     if marker.is_file():
         info = json.loads(marker.read_text())
-        return folder, info["documents"], info["bytes"]
+        return folder, info["documents"], info["bytes"], info["kinds"]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    texts = base_documents()
+    docs = corpora.documents(kinds)
     rng = random.Random(0)
     handles = [open(folder / f"part-{i:02d}.jsonl", "w", encoding="utf-8") for i in range(files)]
     written = documents = 0
     copy = 0
+    per_kind: dict[str, dict[str, int]] = {}
     while written < target_mb * 1e6:
-        for index, text in enumerate(texts):
-            lines = text.split("\n")
+        for index, doc in enumerate(docs):
+            if written >= target_mb * 1e6:
+                break
+            lines = doc["text"].split("\n")
             if copy:
                 rng.shuffle(lines)
             line = json.dumps({"id": f"{copy}-{index}", "text": "\n".join(lines)}) + "\n"
             handles[documents % files].write(line)
             written += len(line.encode())
             documents += 1
+            kind = per_kind.setdefault(doc["kind"], {"documents": 0, "bytes": 0})
+            kind["documents"] += 1
+            kind["bytes"] += len(line.encode())
         copy += 1
     for handle in handles:
         handle.close()
-    marker.write_text(json.dumps({"documents": documents, "bytes": written}))
-    return folder, documents, written
+    marker.write_text(json.dumps({"documents": documents, "bytes": written, "kinds": per_kind}))
+    return folder, documents, written, per_kind
 
 
 def load() -> list[float]:
@@ -105,8 +102,9 @@ def load() -> list[float]:
 
 
 def monitored(command: list[str], env: dict | None = None) -> dict:
-    """Run `command`; return wall seconds, CPU seconds and the peak RSS of its process tree
-    (sampled every 0.1 s: CPU time is summed over every process seen, at its last sample)."""
+    """Run `command`; return wall seconds, CPU seconds (user + system of the process and every
+    descendant it waited for: rusage) and the peak RSS of its process tree (sampled every 0.1 s)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     peak = 0
@@ -140,9 +138,11 @@ def monitored(command: list[str], env: dict | None = None) -> dict:
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed:\n{output.decode(errors='replace')[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "seconds": round(seconds, 2),
-        "cpu_seconds": round(sum(cpu.values()), 2),
+        "cpu_seconds": round(max(used, sum(cpu.values())), 2),
         "peak_rss_mb": round(peak / 2**20, 1),
         "output_tail": output.decode(errors="replace")[-400:],
     }
@@ -184,28 +184,15 @@ def run_thresher(corpus: Path, files: int, total_bytes: int) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mb", type=float, default=50.0)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_bench.json"))
-    args = parser.parse_args()
-    corpus, documents, size = build_corpus(args.mb, args.files)
-    print(f"corpus: {documents} documents, {size / 1e6:.1f} MB in {args.files} files ({corpus})")
-    results = {
-        "corpus": {
-            "documents": documents,
-            "mb": round(size / 1e6, 1),
-            "files": args.files,
-            "built_from": SOURCES + ["wikipedia_sample/wiki_demo.txt.gz"],
-        },
-        "workers": 2,
-        "cpus": os.cpu_count(),
-        "runs": {},
-    }
-    for name, run in (
-        ("thresher", lambda: run_thresher(corpus, args.files, size)),
-        ("datatrove", lambda: run_datatrove(corpus, args.files)),
+def compare(name: str, files: int) -> dict:
+    """Both systems on corpus `name`, one after the other."""
+    corpus, documents, size, kinds = build_corpus(name, files)
+    print(f"corpus {name}: {documents} documents, {size / 1e6:.1f} MB in {files} files ({corpus})")
+    results: dict = {"corpus": {"documents": documents, "mb": round(size / 1e6, 1), "files": files, "kinds": kinds}}
+    results["runs"] = {}
+    for system, run in (
+        ("thresher", lambda: run_thresher(corpus, files, size)),
+        ("datatrove", lambda: run_datatrove(corpus, files)),
     ):
         load_before = load()
         result = run()
@@ -217,17 +204,32 @@ def main() -> None:
             mb_per_cpu_second=round(size / 1e6 / result["cpu_seconds"], 3),
         )
         result.pop("output_tail")
-        results["runs"][name] = result
+        results["runs"][system] = result
         print(
-            f"{name:10s} {result['seconds']:8.1f} s  {result['docs_per_second']:8.1f} docs/s  "
-            f"{result['mb_per_second']:6.3f} MB/s  cpu {result['cpu_seconds']:.0f} s  peak RSS {result['peak_rss_mb']:.0f} MB  "
-            f"kept {result['kept']}  load {result['load_before']} -> {result['load_after']}"
+            f"{system:10s} {result['seconds']:8.1f} s  {result['docs_per_second']:8.1f} docs/s  "
+            f"{result['mb_per_second']:6.3f} MB/s  cpu {result['cpu_seconds']:.0f} s  "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB  kept {result['kept']}  "
+            f"load {result['load_before']} -> {result['load_after']}"
         )
     ours, theirs = results["runs"]["thresher"], results["runs"]["datatrove"]
     results["speedup_wall"] = round(theirs["seconds"] / ours["seconds"], 2)
     results["speedup_cpu"] = round(theirs["cpu_seconds"] / ours["cpu_seconds"], 2)
-    results["date"] = time.strftime("%Y-%m-%d %H:%M")
-    print(f"speed-up: {results['speedup_wall']}x wall, {results['speedup_cpu']}x CPU time")
+    print(f"{name}: speed-up {results['speedup_wall']}x wall, {results['speedup_cpu']}x CPU time")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", nargs="+", choices=list(CORPORA), default=list(CORPORA))
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quality_bench.json"))
+    args = parser.parse_args()
+    results = {
+        "workers": 2,
+        "cpus": os.cpu_count(),
+        "corpora": {name: compare(name, args.files) for name in args.corpus},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 

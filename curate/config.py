@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from curate.errors import ConfigError
 from curate.schema import TYPE_NAMES
@@ -24,9 +24,15 @@ class InputConfig:
     format: str = "auto"  # auto (from the extension) or a reader: jsonl, json, parquet, arrow, text, code, tar,
     # xml, fasta, genbank, swissprot, smiles (curate.readers.formats.FORMATS)
     records: str = "documents"  # how a raw record becomes a row (see curate.records.MAPPERS)
+    # converters: the fields the converter reads, from fields of other names: {instruction: prompt} or
+    # [instruction:prompt] (typed Any: Hydra cannot replace a typed empty dict from the command line)
+    fields: Any = None
+    strip_template: Optional[str] = None  # chat/preference converters: a prompt template to take off user turns
     text_field: str = "text"  # dotted paths reach nested fields ("metadata.text")
     id_field: str = "id"  # a record without one gets "<file>:<position>"
     text_unit: str = "file"  # plain text files: one document per file, line or paragraph
+    include: list[str] = field(default_factory=list)  # file-name patterns that files found in folders and
+    # globs must match (fnmatch: "Posts.xml*"); the others are skipped and listed. [] reads every known format
     columns: list[str] = field(default_factory=list)  # fields kept as typed columns: "name" or "name:type"
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
@@ -90,6 +96,7 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}: '{value}' is not one of: {', '.join(allowed)}")
     if cfg.input.records not in MAPPERS:
         raise ConfigError(f"input.records: '{cfg.input.records}' is not one of: {', '.join(sorted(MAPPERS))}")
+    validate_input_mapping(cfg)
     for spec in cfg.input.columns:
         name, _, type_name = str(spec).partition(":")
         if (type_name or "string") not in TYPE_NAMES or not name:
@@ -113,6 +120,59 @@ def validate(cfg: DictConfig) -> None:
     ):
         if OmegaConf.select(cfg, key) <= 0:
             raise ConfigError(f"{key}: must be > 0")
+
+
+def validate_input_mapping(cfg: DictConfig) -> None:
+    """`input.fields` names fields the converter reads; `input.strip_template` a known template, for
+    a converter whose rows have user turns."""
+    from curate.converters.templates import TEMPLATES
+    from curate.records import MAPPERS
+
+    records = cfg.input.records
+    converter = MAPPERS[records]
+    fields = input_fields(cfg.input.fields)
+    if fields and not converter.record_fields:
+        raise ConfigError(
+            f"input.fields: input.records={records} takes input.text_field, input.id_field and input.columns "
+            "instead; input.fields is for the converters (input.records=alpaca, dolly, ...)"
+        )
+    for key, value in fields.items():
+        if key not in converter.record_fields:
+            raise ConfigError(
+                f"input.fields.{key}: the '{records}' converter reads no field '{key}'; "
+                f"it reads: {', '.join(converter.record_fields)} (and the id from input.id_field)"
+            )
+        if not value:
+            raise ConfigError(f"input.fields.{key}: give the name of the input's field that holds '{key}'")
+    template = cfg.input.strip_template
+    if template is not None:
+        if template not in TEMPLATES:
+            raise ConfigError(f"input.strip_template: '{template}' is not one of: {', '.join(TEMPLATES)}")
+        if converter().kind not in ("chat", "preference"):
+            raise ConfigError(
+                f"input.strip_template: input.records={records} makes {converter().kind} rows, which have no "
+                "user turns; use a chat or preference converter"
+            )
+
+
+def input_fields(value: Any) -> dict[str, str]:
+    """`input.fields` as {field the converter reads: the input's field}, from a mapping or a list of
+    "name:field" entries (as `input.columns`)."""
+    if value is None:
+        return {}
+    pairs: list[tuple[str, Any]]
+    if isinstance(value, (dict, DictConfig)):
+        pairs = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple, ListConfig)):
+        pairs = [(name, source) for name, _, source in (str(entry).partition(":") for entry in value)]
+    else:
+        pairs = [("", value)]
+    if any(not name or not isinstance(source, str) or not source for name, source in pairs):
+        raise ConfigError(
+            f"input.fields: '{value}' is not a mapping of converter fields to input fields, e.g. "
+            "input.fields={instruction: prompt, output: answer} or input.fields=[instruction:prompt,output:answer]"
+        )
+    return dict(pairs)
 
 
 def workers(cfg: DictConfig) -> int:

@@ -12,7 +12,8 @@ names them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import orjson
 import pyarrow as pa
@@ -50,7 +51,10 @@ def to_json(value: Any, field_name: str = "meta") -> str:
 
 @dataclass
 class RecordMapper:
-    """Base of the mappers. `kind` names the dataset kind of the rows it builds."""
+    """Base of the mappers. `kind` names the dataset kind of the rows it builds; `record_fields`, the
+    record fields it reads by name (what `input.fields` may map other names to)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ()
 
     kind: str = "documents"
     max_doc_chars: int = 64_000_000
@@ -60,6 +64,11 @@ class RecordMapper:
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         raise NotImplementedError
+
+    def for_file(self, path: Path) -> RecordMapper:
+        """The mapper for the records of the input file at `path` (a mapper whose rows depend on where
+        the file is, e.g. a Stack Exchange dump named by its folder, returns a copy that knows)."""
+        return self
 
 
 @dataclass

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import chain, compress, count
+from operator import not_
+from typing import cast
 
 import numpy as np
 import regex
@@ -139,6 +142,8 @@ def _special(chunk: str) -> list[str] | None:
     bare = _BARE_CONTRACTIONS.get(chunk)
     if bare is not None:
         return list(bare)
+    if "'" not in chunk and "’" not in chunk:  # every contraction below has an apostrophe
+        return None
     lower = chunk.lower()
     if lower.endswith(("n't", "n’t")) and len(chunk) > 3 and chunk[:-3].isalpha() and not chunk.isupper():
         return [chunk[:-3], chunk[-3:]]
@@ -149,10 +154,11 @@ def _special(chunk: str) -> list[str] | None:
 
 
 def _prefix_length(s: str) -> int:
-    match = _ELLIPSIS_START.match(s)
-    if match:
-        return match.end()
     first = s[0]
+    if first == "." or first == "…":
+        match = _ELLIPSIS_START.match(s)
+        if match:
+            return match.end()
     if first in _PREFIX or first in _CURRENCY or (first == "+" and not s[1:2].isdigit()):
         return 1
     if s.startswith(("US$", "C$", "A$")):
@@ -163,18 +169,20 @@ def _prefix_length(s: str) -> int:
 
 
 def _suffix_length(s: str) -> int:
-    match = _ELLIPSIS_END.search(s)
-    if match:
-        return len(s) - match.start()
-    if s.endswith(_POSSESSIVE) and len(s) > 2:
-        return 2
     last = s[-1]
+    if last == "." or last == "…":
+        match = _ELLIPSIS_END.search(s)
+        if match:
+            return len(s) - match.start()
+    if (last == "s" or last == "S") and s.endswith(_POSSESSIVE) and len(s) > 2:
+        return 2
     before = s[-2] if len(s) > 1 else ""
     if last in _SUFFIX:
         return 1
-    unit = _UNIT_SUFFIX.search(s)
-    if unit:
-        return len(s) - unit.start()
+    if last.isalpha() or last in "%²³":  # every unit ends so
+        unit = _UNIT_SUFFIX.search(s)
+        if unit:
+            return len(s) - unit.start()
     if last == "." and before:
         if before.isdigit() or before.islower() or before in "%²-+" or before in _SUFFIX or before in _PREFIX:
             return 1
@@ -191,6 +199,8 @@ def _suffix_length(s: str) -> int:
 
 
 def _split_infixes(s: str) -> list[str]:
+    if s.isalnum():  # every infix is punctuation or a symbol, and a URL has a dot
+        return [s]
     if _URL.match(s):
         return [s]
     tokens, start = [], 0
@@ -257,40 +267,46 @@ def split_chunk(chunk: str) -> list[str]:
     return _merge_kept_whole(tokens) if len(tokens) > 1 else tokens
 
 
+def chunk_tokens(chunk: str) -> tuple[str, ...]:
+    """The tokens of one whitespace-free chunk (plain words and numbers are one token)."""
+    if chunk.isalpha():
+        return _BARE_CONTRACTIONS.get(chunk) or (chunk,)
+    if chunk.isdigit():
+        return (chunk,)
+    return tuple(split_chunk(chunk))
+
+
+# Chunk -> tokens, for every chunk seen recently: text repeats its chunks (words, "end.", "foo(x)"),
+# so most are looked up, not split. Bounded: emptied when it would pass the limit (the result
+# never depends on it). ~150 bytes an entry: ~75 MB when full.
 _CHUNK_CACHE: dict[str, tuple[str, ...]] = {}
-_CHUNK_CACHE_LIMIT = 200_000
+_CHUNK_CACHE_LIMIT = 500_000
 
 
 def split_words(text: str) -> list[str]:
-    """The words and punctuation tokens of `text`, as spaCy's English tokenizer would cut them."""
-    words: list[str] = []
-    append, extend, cache, bare_contractions = words.append, words.extend, _CHUNK_CACHE, _BARE_CONTRACTIONS
-    for chunk in text.split():
-        if chunk.isalpha():
-            bare = bare_contractions.get(chunk)
-            if bare is None:
-                append(chunk)
-            else:
-                extend(bare)
-            continue
-        tokens = cache.get(chunk)
-        if tokens is None:
-            if chunk.isdigit():
-                tokens = (chunk,)
-            else:
-                tokens = tuple(split_chunk(chunk))
-            if len(cache) >= _CHUNK_CACHE_LIMIT:  # bounded memory; the result does not depend on it
-                cache.clear()
-            cache[chunk] = tokens
-        if len(tokens) == 1:
-            append(tokens[0])
-        else:
-            extend(tokens)
-    return words
+    """The words and punctuation tokens of `text`, as spaCy's English tokenizer would cut them.
+
+    The loop over chunks runs in C (`map`, `chain`): Python code runs only for chunks not cached.
+    """
+    chunks = text.split()
+    cache = _CHUNK_CACHE
+    found = list(map(cache.get, chunks))
+    if None in found:
+        needed = dict.fromkeys(compress(chunks, map(not_, found)))
+        if len(cache) + len(needed) > _CHUNK_CACHE_LIMIT:
+            cache.clear()
+            needed = dict.fromkeys(chunks)
+        for chunk in needed:
+            cache[chunk] = chunk_tokens(chunk)
+        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+    return list(chain.from_iterable(cast(list[tuple[str, ...]], found)))  # every chunk was cached
 
 
 _WORDS_MEMO: dict[str, list[str]] = {}
-_WORDS_MEMO_LIMIT = 4_000_000  # characters of text whose words are remembered
+# Characters of text whose words are remembered: a whole batch (executor.batch_mb is 32 MB), so
+# the stages after the first find every document of it. ~2 bytes per character of text at most
+# (the words are mostly the chunk cache's own strings: the memo holds lists of references).
+_WORDS_MEMO_LIMIT = 32_000_000
 _words_memo_chars = 0
 
 
@@ -368,15 +384,8 @@ def split_lines(text: str) -> list[str]:
 
 def duplicates(items: list[str]) -> tuple[int, int]:
     """How many items repeat an earlier item, and how many characters those repeats hold."""
-    seen: set[str] = set()
-    count = chars = 0
-    for item in items:
-        if item in seen:
-            count += 1
-            chars += len(item)
-        else:
-            seen.add(item)
-    return count, chars
+    distinct = set(items)  # everything but the first occurrence of each item is a repeat
+    return len(items) - len(distinct), sum(map(len, items)) - sum(map(len, distinct))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,9 +401,10 @@ class NGrams:
     """
 
     def __init__(self, words: list[str]):
-        vocabulary: dict[str, int] = {}
+        # ids in order of first appearance; the loops run in C (dict.fromkeys, zip, map)
+        vocabulary = dict(zip(dict.fromkeys(words), count()))
         self.words = words
-        self.ids = np.fromiter((vocabulary.setdefault(w, len(vocabulary)) for w in words), np.int64, len(words))
+        self.ids = np.fromiter(map(vocabulary.__getitem__, words), np.int64, len(words))
         self.lengths = np.fromiter(map(len, words), np.int64, len(words))
         self.cumulative = np.concatenate(([0], np.cumsum(self.lengths)))
         self._ids: dict[int, np.ndarray] = {1: self.ids}
@@ -417,6 +427,10 @@ class NGrams:
                     self._distinct_from = n
         return self._ids[n]
 
+    def all_distinct(self, n: int) -> bool:
+        """Whether no n-gram occurs twice (known once `ids_of(n)` has run)."""
+        return self._distinct_from is not None and n >= self._distinct_from
+
     def chars(self, n: int) -> np.ndarray:
         """Characters of each n-gram's words (without separators)."""
         return self.cumulative[n:] - self.cumulative[:-n] if len(self.words) >= n else np.zeros(0, np.int64)
@@ -429,6 +443,8 @@ class NGrams:
         ids = self.ids_of(n)
         if len(ids) == 0:
             return 0
+        if self.all_distinct(n):  # each n-gram once: the first one wins
+            return int(self.chars(n)[0] + n - 1)
         counts = np.bincount(ids)
         best = counts.max()
         # first occurrence of each id; the earliest-starting id among the most frequent wins
@@ -446,21 +462,21 @@ class NGrams:
         datatrove). Only n-grams occurring twice or more can repeat, so only those are visited.
         """
         ids = self.ids_of(n)
-        if len(ids) == 0:
+        if len(ids) == 0 or self.all_distinct(n):
             return 0
         counts = np.bincount(ids)
         candidates = np.flatnonzero(counts[ids] > 1)
         if len(candidates) == 0:
             return 0
-        chars = self.chars(n)
         seen: set[int] = set()
         total, resume = 0, 0
-        for position in candidates.tolist():
+        for position, key, chars in zip(
+            candidates.tolist(), ids[candidates].tolist(), self.chars(n)[candidates].tolist()
+        ):
             if position < resume:
                 continue
-            key = int(ids[position])
             if key in seen:
-                total += int(chars[position])
+                total += chars
                 resume = position + n
             else:
                 seen.add(key)

@@ -237,3 +237,177 @@ def test_chat_rows_load_in_trl(tmp_path, shared_data):
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
     text = maybe_apply_chat_template({"messages": multi_turn["messages"]}, tokenizer)["text"]
     assert text.count("<|im_start|>assistant") == len(multi_turn["messages"]) // 2
+
+
+# -- input.fields and input.strip_template -------------------------------------------------------------
+# Stanford Alpaca's PROMPT_DICT (train.py), as datasets rendered through it carry it in the prompt.
+ALPACA_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:"
+)
+ALPACA_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Response:"
+)
+
+
+def test_field_mapping_converts_dolly_style_files(tmp_path, shared_data):
+    """{prompt, context, answer} records (Dolly-style names) through the `alpaca` and `dolly`
+    converters give the rows the original Alpaca records give."""
+    originals = records(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz")[:60]
+    renamed = [
+        {"prompt": r["instruction"], "context": r["input"], "answer": r["output"], "topic": i}
+        for i, r in enumerate(originals)
+    ]
+    write_jsonl(tmp_path / "alpaca.jsonl", originals)
+    write_jsonl(tmp_path / "renamed.jsonl", renamed)
+    curate(tmp_path / "alpaca.jsonl", tmp_path / "plain", *KEEP, "input.records=alpaca")
+    expected = read_dataset(tmp_path / "plain").column("messages").to_pylist()
+    for converter, fields in [
+        ("alpaca", "input.fields={instruction: prompt, input: context, output: answer}"),
+        ("dolly", "input.fields=[instruction:prompt,response:answer]"),
+    ]:
+        out = tmp_path / converter
+        manifest = curate(tmp_path / "renamed.jsonl", out, *KEEP, f"input.records={converter}", fields)
+        assert manifest.rows == 60 and manifest.quarantined == 0
+        table = read_dataset(out)
+        assert table.column("messages").to_pylist() == expected
+        metas = [json.loads(m) for m in table.column("meta").to_pylist()]
+        assert [m["topic"] for m in metas] == list(range(60))  # the unmapped field stays in meta
+        assert all("prompt" not in m and "answer" not in m for m in metas)  # mapped fields are not repeated
+        assert [m["instruction"] for m in metas] == [r["instruction"].strip() for r in originals]
+
+
+def test_field_mapping_errors_name_the_inputs_field(tmp_path):
+    rows = [
+        {"question": "Say hi", "reply": "hi"},
+        {"question": "Say hi"},  # no reply
+        {"question": "Say hi", "reply": "hi", "output": "hello"},  # two values for `output`
+        {"data": {"question": "Name a colour", "lang": "en"}, "reply": "Blue"},  # nested
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    manifest = curate(
+        tmp_path / "in.jsonl",
+        tmp_path / "out",
+        *KEEP,
+        "input.records=alpaca",
+        "input.fields={instruction: question, output: reply}",
+    )
+    assert manifest.rows == 1 and manifest.quarantined == 3
+    bad = {q["position"]: q for q in read_dataset(tmp_path / "out", "quarantine").to_pylist()}
+    assert bad[2]["field"] == "reply" and bad[2]["error"] == "missing (read as 'output', input.fields)"
+    assert bad[3]["field"] == "reply" and "has 'output' as well" in bad[3]["error"]
+    assert bad[4]["field"] == "question"  # a dotted path is needed for the nested field
+    manifest = curate(
+        tmp_path / "in.jsonl",
+        tmp_path / "nested",
+        *KEEP,
+        "input.records=alpaca",
+        "input.fields={instruction: data.question, output: reply}",
+    )
+    row = read_dataset(tmp_path / "nested").to_pylist()[-1]
+    assert row["messages"][0]["content"] == "Name a colour"
+    assert json.loads(row["meta"])["data"] == {"lang": "en"}  # the rest of the nested object is kept
+
+
+def test_strip_alpaca_template_from_user_turns(tmp_path, shared_data):
+    """Real Alpaca records rendered through Stanford Alpaca's prompt template, as prompt/completion
+    and as trl preference pairs: stripping the template gives back the instruction and its input."""
+    originals = records(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz")[:80]
+    assert any(r["input"] for r in originals) and any(not r["input"] for r in originals)
+    rendered = [(ALPACA_INPUT if r["input"] else ALPACA_NO_INPUT).format(**r) for r in originals]
+    write_jsonl(tmp_path / "alpaca.jsonl", originals)
+    write_jsonl(tmp_path / "pc.jsonl", [{"prompt": p, "completion": r["output"]} for p, r in zip(rendered, originals)])
+    write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [{"prompt": p, "chosen": r["output"], "rejected": "I don't know."} for p, r in zip(rendered, originals)],
+    )
+    curate(tmp_path / "alpaca.jsonl", tmp_path / "plain", *KEEP, "input.records=alpaca")
+    expected = read_dataset(tmp_path / "plain").column("messages").to_pylist()
+
+    curate(tmp_path / "pc.jsonl", tmp_path / "kept", *KEEP, "input.records=prompt_completion")
+    assert read_dataset(tmp_path / "kept").column("messages").to_pylist()[0][0]["content"] == rendered[0]
+    manifest = curate(
+        tmp_path / "pc.jsonl", tmp_path / "pc", *KEEP, "input.records=prompt_completion", "input.strip_template=alpaca"
+    )
+    assert manifest.rows == 80 and manifest.quarantined == 0
+    assert read_dataset(tmp_path / "pc").column("messages").to_pylist() == expected
+
+    manifest = curate(
+        tmp_path / "pairs.jsonl", tmp_path / "dpo", *KEEP, "input.records=dpo", "input.strip_template=alpaca"
+    )
+    assert manifest.kind == "preference" and manifest.rows == 80
+    prompts = read_dataset(tmp_path / "dpo").column("prompt").to_pylist()
+    assert prompts == [m[:1] for m in expected]
+
+
+@pytest.mark.parametrize(
+    "template, text, system, prompt",
+    [
+        (
+            "alpaca",
+            "Below is an instruction that describes a task. Write a response that appropriately completes "
+            "the request.\n\n### Instruction:\nList three primes.\n\nInput:\nunder 10\n\n### Response:\n",
+            "",
+            "List three primes.\n\nunder 10",
+        ),  # Dolly's variant: "Input:" without ###
+        (
+            "vicuna",
+            "A chat between a curious user and an artificial intelligence assistant. The assistant gives "
+            "helpful, detailed, and polite answers to the user's questions. USER: What is 2+2? ASSISTANT:",
+            "",
+            "What is 2+2?",
+        ),
+        (
+            "llama2",
+            "<s>[INST] <<SYS>>\nAnswer in French.\n<</SYS>>\n\nHow are you? [/INST]",
+            "Answer in French.",
+            "How are you?",
+        ),
+        (
+            "chatml",
+            "<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\nName a fruit.<|im_end|>\n"
+            "<|im_start|>assistant\n",
+            "Be terse.",
+            "Name a fruit.",
+        ),
+    ],
+)
+def test_known_templates_are_stripped(template, text, system, prompt):
+    from curate.converters.templates import strip_template
+
+    turns = [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]
+    stripped, found = strip_template(turns, template)
+    assert found is not None
+    assert stripped == ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": "ok"},
+    ]
+    # A turn that only quotes the template, or another template, is left as it is.
+    for other in (f"Explain this prompt:\n{text}", "Just a question?"):
+        assert strip_template([{"role": "user", "content": other}], template) == (
+            [{"role": "user", "content": other}],
+            None,
+        )
+
+
+def test_input_mapping_options_are_checked(tmp_path):
+    from test_config import one_line_error
+
+    data = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "hi", "answer": "hello"}])
+    base = [f"input.paths=[{data}]", f"output.dir={tmp_path / 'o'}", "pipeline=convert"]
+    assert one_line_error(tmp_path, *base, "input.records=alpaca", "input.fields={instructions: prompt}") == (
+        "error: input.fields.instructions: the 'alpaca' converter reads no field 'instructions'; it reads: "
+        "instruction, input, output, system, history (and the id from input.id_field)"
+    )
+    assert one_line_error(tmp_path, *base, "input.fields={text: prompt}").startswith(
+        "error: input.fields: input.records=documents takes input.text_field"
+    )
+    assert one_line_error(tmp_path, *base, "input.records=alpaca", "input.strip_template=alpacca") == (
+        "error: input.strip_template: 'alpacca' is not one of: alpaca, vicuna, llama2, chatml"
+    )
+    assert one_line_error(tmp_path, *base, "input.strip_template=alpaca").startswith(
+        "error: input.strip_template: input.records=documents makes documents rows"
+    )
+    assert not (tmp_path / "o").exists()

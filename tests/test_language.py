@@ -35,16 +35,16 @@ def udhr(request) -> dict[str, list[str]]:
     return texts
 
 
-@pytest.mark.parametrize("backend", ["lingua", "langid"])
+@pytest.mark.parametrize("backend", ["cld3", "lingua", "langid"])
 def test_identifies_and_keeps_the_languages_asked_for(udhr, backend):
     docs = [" ".join(udhr[lang][5:9]) for lang in UDHR]
-    reasons, scores = run(LanguageID(backend=backend), docs)
+    reasons, scores = run(LanguageID(backend=backend, fallback=None), docs)
     assert scores["lang"] == list(UDHR)
     assert all(score > 0.9 for score in scores["lang_score"])
     assert reasons == [None, "lang_other", "lang_other", "lang_other", "lang_other"]
-    reasons, _ = run(LanguageID(backend=backend, languages=["fr", "de"]), docs)
+    reasons, _ = run(LanguageID(backend=backend, fallback=None, languages=["fr", "de"]), docs)
     assert reasons == ["lang_other", None, None, "lang_other", "lang_other"]
-    reasons, _ = run(LanguageID(backend=backend, languages=[]), docs)  # any language, confidently
+    reasons, _ = run(LanguageID(backend=backend, fallback=None, languages=[]), docs)  # any language, confidently
     assert reasons == [None] * 5
 
 
@@ -86,11 +86,15 @@ def test_fasttext_backend_with_a_model_trained_here(udhr, tmp_path):
 
 def test_invalid_options():
     with pytest.raises(ValueError, match="backend"):
-        LanguageID(backend="cld3").validate()
+        LanguageID(backend="cld2").validate()
+    with pytest.raises(ValueError, match="fallback"):
+        LanguageID(fallback="lingva").validate()
+    with pytest.raises(ValueError, match="candidates: only lingua and langid"):
+        LanguageID(candidates=["en", "fr"]).validate()
     with pytest.raises(ValueError, match="model_path"):
         LanguageID(backend="fasttext").validate()
     with pytest.raises(ValueError, match="candidates"):
-        LanguageID(candidates=["xx"]).validate()
+        LanguageID(backend="lingua", candidates=["xx"]).validate()
 
 
 def test_reads_only_the_first_characters():
@@ -100,3 +104,26 @@ def test_reads_only_the_first_characters():
     german = "Dies ist eindeutig ein deutscher Satz über das Wetter. " * 20
     result = stage.process(batch_of([english + german]))
     assert result.kept.column("lang")[0].as_py() == "en"
+
+
+def test_default_backend_decides_as_lingua_on_real_pages_and_asks_it_when_unsure(shared_data):
+    """CLD3 (the default) keeps and drops exactly the real web pages lingua keeps and drops, and
+    hands the texts it is not sure of (short messages) to lingua, counting them."""
+    import gzip
+    import json
+
+    from curate.stats import StageStats
+
+    with gzip.open(shared_data / "c4_sample/c4_demo.jsonl.gz", "rt") as handle:
+        pages = [json.loads(line)["text"] for line in handle]
+    default, lingua = LanguageID(), LanguageID(backend="lingua", fallback=None)
+    assert default.backend == "cld3" and default.fallback == "lingua"
+    reasons, scores = run(default, pages)
+    assert reasons == run(lingua, pages)[0]
+    assert sum(r is None for r in reasons) > 290 and set(scores["lang"]) >= {"en"}
+
+    short = ["ok", "Bonjour mon ami, hello my friend", "see you later alligator"]
+    default.bind_stats(stats := StageStats())
+    _, scores = run(default, short)
+    assert stats.counters["fallback"] == 2  # CLD3 is unsure of the first two
+    assert scores["lang"][2] == "en" and scores["lang"][:2] == run(lingua, short[:2])[1]["lang"]

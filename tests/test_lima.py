@@ -67,10 +67,15 @@ def test_sft_lima_beats_random_and_longest(pools, tmp_path):
     assert "Selection — lima_select" in html and "nearest-neighbour similarity" in html
 
 
-def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
+@pytest.mark.parametrize("embedder", ["minilm", "model2vec"])
+def test_embedders_reject_near_duplicates(tmp_path, shared_data, embedder):
     records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]
     copies = [dict(r, instruction=r["instruction"] + " ", output=r["output"] + " ") for r in records[:15]]
     write_jsonl(tmp_path / "pool.jsonl", records + copies)
+    options = []  # minilm: the default
+    if embedder == "model2vec":
+        model = tiny_model2vec(tmp_path / "m2v", [r["instruction"] + " " + r["output"] for r in records])
+        options = ["stages.lima_select.embedder=model2vec", f"stages.lima_select.model2vec_path={model}"]
     manifest = curate(
         tmp_path / "pool.jsonl",
         tmp_path / "out",
@@ -79,10 +84,11 @@ def test_minilm_rejects_near_duplicates(tmp_path, shared_data):
         "stages.lima_select.n=50",
         "stages.lima_select.method=deita",
         "~stages.lima_select.quotas",
+        *options,
     )
     stage = manifest.stages[0]
     assert manifest.rows == 50 and stage.dropped.get("redundant", 0) >= 1
-    assert stage.details["embedder"] == "minilm"
+    assert stage.details["embedder"] == embedder
     kept = read_dataset(tmp_path / "out").to_pylist()
     prompts = [r["messages"][0]["content"].strip() for r in kept]
     assert len(set(prompts)) == len(prompts)  # never an example and its copy
@@ -161,3 +167,57 @@ def test_reward_model_and_lm_scores_enter_quality(tmp_path, shared_data):
     assert pool["reward"]["p10"] < 0.2 and pool["reward"]["p90"] > 0.8  # percentile ranks of the model scores
     assert abs(pool["reward"]["mean"] - 0.5) < 1e-3
     assert pool["lm"] is not None and manifest.rows == 5
+
+
+def tiny_model2vec(folder, texts: list[str]):
+    """A model2vec folder distilled (by model2vec itself) from a tiny BERT built from a config, with a
+    WordPiece tokenizer trained here on `texts`: the model2vec path without MiniLM's distillation."""
+    import torch
+    from model2vec.distill import distill_from_model
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=fast.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    distill_from_model(model=BertModel(config), tokenizer=fast, pca_dims=16).save_pretrained(str(folder))
+    return folder
+
+
+def test_minilm_in_bfloat16_gives_float32s_vectors(shared_data):
+    from curate.sft.embed import MiniLM
+
+    records = json.loads(gzip.open(shared_data / "lima/lima.json.gz").read())[:8]
+    texts = [r["instruction"] + "\n\n" + r["output"] for r in records]
+    exact = MiniLM(128, precision="float32").encode(texts)
+    fast = MiniLM(128, precision="bfloat16").encode(texts)
+    assert (exact * fast).sum(axis=1).min() > 0.99  # cosine similarity of unit vectors
+
+
+@pytest.mark.slow
+def test_model2vec_is_distilled_from_the_bundled_minilm_once(tmp_path, monkeypatch):
+    """No model2vec model ships in a package: the default distils one from the bundled MiniLM
+    (minutes, once), then loads it from the cache."""
+    from curate.sft.embed import Model2Vec, model2vec_cache
+
+    monkeypatch.setenv("THRESHER_CACHE", str(tmp_path / "cache"))
+    first = Model2Vec()
+    assert (model2vec_cache() / "config.json").is_file() and first.dim == 256
+    vectors = Model2Vec().encode(["How do hops change a beer's taste?", "What gives beer its bitterness?", "Stake ADA"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # the two beer questions are closer

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -179,3 +180,17 @@ def test_ids_are_stable_across_runs(tmp_path, unit):
     curate(tmp_path / "t.txt", tmp_path / "a", *KEEP_ALL, f"input.text_unit={unit}")
     curate(tmp_path / "t.txt", tmp_path / "b", *KEEP_ALL, f"input.text_unit={unit}")
     assert read_dataset(tmp_path / "a").column("id") == read_dataset(tmp_path / "b").column("id")
+
+
+def test_input_include_picks_files_by_name_in_folders_and_globs(tmp_path):
+    write_jsonl(tmp_path / "in" / "keep-1.jsonl", [{"text": "one"}])
+    write_jsonl(tmp_path / "in" / "sub" / "keep-2.jsonl", [{"text": "two"}])
+    write_jsonl(tmp_path / "in" / "other.jsonl", [{"text": "three"}])
+    manifest = curate(tmp_path / "in", tmp_path / "out", "pipeline=clean", "input.include=[keep-*]")
+    assert manifest.rows_in == 2
+    assert [(Path(f.path).name, f.skipped) for f in manifest.input_files(tmp_path / "out") if f.skipped] == [
+        ("other.jsonl", "not matched by input.include (keep-*)")
+    ]
+    # a file named on its own is read whatever its name
+    manifest = curate(tmp_path / "in" / "other.jsonl", tmp_path / "one", "pipeline=clean", "input.include=[keep-*]")
+    assert manifest.rows_in == 1 and manifest.inputs.skipped == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from conftest import curate, read_dataset
@@ -69,11 +70,35 @@ def test_real_dumps_join_questions_with_their_best_answer(tmp_path, shared_data)
     )  # rejects keep the posts
 
 
-def test_two_dumps_with_the_same_name_are_refused(tmp_path, shared_data):
+def test_a_site_folder_reads_its_posts_and_is_named_by_the_folder(tmp_path, shared_data):
+    """The recipe alone on a whole dump folder (Posts, Comments, Votes, Tags, Users): only Posts.xml
+    is read, the other tables are listed as skipped, and the site is the folder's name."""
+    folder = shared_data / "stackexchange_cardano"
+    manifest = curate(folder, tmp_path / "out", "pipeline=stackexchange_qa")
+    assert manifest.rows_in == 2630 and manifest.quarantined == 0 and manifest.rows > 700
+    skipped = {Path(f.path).name: f.skipped for f in manifest.input_files(tmp_path / "out") if f.skipped}
+    assert set(skipped) == {"Comments.xml.gz", "Votes.xml.gz", "Tags.xml.gz", "Users.xml.gz"}
+    assert set(skipped.values()) == {"not matched by input.include (Posts.xml*)"}
+    rows = read_dataset(tmp_path / "out").to_pylist()
+    assert {json.loads(r["meta"])["site"] for r in rows} == {"stackexchange_cardano"}
+    assert rows[0]["id"].startswith("stackexchange_cardano/stackexchange_cardano/")  # source / site / question
+
+    # Site folders given one by one (or their files) join each within its own site.
+    both = curate(
+        [shared_data / "stackexchange_beer/Posts.xml.gz", folder], tmp_path / "both", "pipeline=stackexchange_qa"
+    )
+    sites = Counter(json.loads(r["meta"])["site"] for r in read_dataset(tmp_path / "both").to_pylist())
+    assert set(sites) == {"stackexchange_beer", "stackexchange_cardano"}
+    assert sites["stackexchange_cardano"] == manifest.rows and both.quarantined == 0
+
+
+def test_two_dumps_with_the_same_name_are_refused(tmp_path):
     from curate.errors import ConfigError
 
-    paths = [shared_data / "stackexchange_beer/Posts.xml.gz", shared_data / "stackexchange_cardano/Posts.xml.gz"]
-    with pytest.raises(ConfigError, match="appears twice in 'Posts.xml.gz'"):
+    for site in ("x", "y"):
+        dump(tmp_path / site / "data" / "Posts.xml", [post(Id=1, PostTypeId=1, Score=1, Title="Q")])
+    paths = [tmp_path / "x" / "data" / "Posts.xml", tmp_path / "y" / "data" / "Posts.xml"]
+    with pytest.raises(ConfigError, match="appears twice in 'data/Posts.xml'.*folder named after the site"):
         curate(paths, tmp_path / "out", *SE)
 
 

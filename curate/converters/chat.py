@@ -20,6 +20,7 @@ the bare `instruction` and `input` in meta: selection and generation stages read
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from curate.converters.common import ConverterMapper, check_turns, message, parse_messages, text_field
 from curate.mapping import FieldError
@@ -60,6 +61,8 @@ def system_turn(record: dict) -> list[dict]:
 class AlpacaMapper(ConverterMapper):
     """Alpaca / LLaMA-Factory alpaca format (instruction, input, output, optional system and history)."""
 
+    record_fields: ClassVar[tuple[str, ...]] = ("instruction", "input", "output", "system", "history")
+
     def convert(self, record: dict) -> list[dict]:
         instruction = text_field(record, "instruction")
         extra = text_field(record, "input", required=False)
@@ -86,6 +89,8 @@ class LimaMapper(ConverterMapper):
     """LIMA: GAIR's format (conversations: alternating user/assistant strings, source), or the
     alpaca-style conversion LLaMA-Factory ships (instruction, output, history)."""
 
+    record_fields: ClassVar[tuple[str, ...]] = ("conversations", *AlpacaMapper.record_fields)
+
     def map(self, record: dict, default_id: str, source: str) -> dict:
         if "conversations" not in record and "instruction" in record:
             return AlpacaMapper(max_doc_chars=self.max_doc_chars, id_field=self.id_field).map(
@@ -108,6 +113,8 @@ class LimaMapper(ConverterMapper):
 @dataclass
 class ShareGPTMapper(ConverterMapper):
     """ShareGPT: conversations [{from: human|gpt|system, value}], optional top-level system."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ("conversations", "system")
 
     field_name: str = "conversations"
     role_key: str = "from"
@@ -133,6 +140,8 @@ class ShareGPTMapper(ConverterMapper):
 class MessagesMapper(ShareGPTMapper):
     """OpenAI / trl conversational records: messages [{role, content}]."""
 
+    record_fields: ClassVar[tuple[str, ...]] = ("messages", "system")
+
     field_name: str = "messages"
     role_key: str = "role"
     content_key: str = "content"
@@ -141,6 +150,8 @@ class MessagesMapper(ShareGPTMapper):
 @dataclass
 class DollyMapper(ConverterMapper):
     """databricks-dolly-15k: instruction, context (optional), response, category (kept in meta)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ("instruction", "context", "response")
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         instruction = text_field(record, "instruction")
@@ -170,6 +181,8 @@ class PromptCompletionMapper(ConverterMapper):
     """prompt / completion string pairs (GPT-3 fine-tuning files, T0 templates): one user turn and
     one assistant turn; a trailing end-of-text marker (`<|endoftext|>`, `</s>`, ...) is removed."""
 
+    record_fields: ClassVar[tuple[str, ...]] = ("prompt", "completion")
+
     def map(self, record: dict, default_id: str, source: str) -> dict:
         prompt = text_field(record, "prompt")
         completion = strip_end_marker(text_field(record, "completion"))
@@ -191,6 +204,8 @@ class SelfInstructSeedMapper(ConverterMapper):
 
     The row's messages are the first instance; `meta` keeps the instruction, every instance and
     `is_classification` (the self_instruct stage uses them as in-context examples)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ("instruction", "instances", "is_classification")
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         instruction = text_field(record, "instruction")
@@ -237,6 +252,8 @@ class ResponsesMapper(ConverterMapper):
     answer) and score. Several records with the same prompt are the candidates the
     preference_pairs stage ranks and pairs. The response may be empty: that is a model's
     answer, judged (and dropped, with its reason) by the stages, not malformed input."""
+
+    record_fields: ClassVar[tuple[str, ...]] = ("instruction", "input", "prompt", "response", "target", "score")
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         if "instruction" in record:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from curate.converters.chat import join_prompt
 from curate.converters.common import ConverterMapper, check_turns, message, parse_messages, text_field
@@ -57,6 +57,8 @@ def split_shared_prompt(chosen: list[dict], rejected: list[dict]) -> tuple[list[
 class HHRLHFMapper(ConverterMapper):
     """Anthropic HH-RLHF pairs: two full transcripts that differ in the final assistant turn(s)."""
 
+    record_fields: ClassVar[tuple[str, ...]] = ("chosen", "rejected")
+
     kind: str = "preference"
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
@@ -92,6 +94,10 @@ def response_turns(value: Any, where: str) -> list[dict]:
     raise FieldError(where, "missing" if value is None else f"is {type(value).__name__}, expected a string or messages")
 
 
+# The fields `prompt_turns` reads the prompt from, whichever the record has.
+PROMPT_FIELDS = ("conversations", "messages", "prompt", "instruction", "input", "system")
+
+
 def prompt_turns(record: dict) -> tuple[list[dict], tuple[str, ...]]:
     """The prompt of a record (ending with a user turn) and the fields it used."""
     if "conversations" in record:
@@ -120,6 +126,8 @@ def prompt_turns(record: dict) -> tuple[list[dict], tuple[str, ...]]:
 class DPOPairMapper(ConverterMapper):
     """Ready-made preference pairs: LLaMA-Factory's sharegpt or alpaca styles, or trl's
     prompt / chosen / rejected (strings or conversational)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = PROMPT_FIELDS + ("chosen", "rejected")
 
     kind: str = "preference"
 
@@ -164,6 +172,8 @@ def candidate(value: Any, index: int, where: str) -> dict:
 @dataclass
 class RankedResponsesMapper(ConverterMapper):
     """k responses to one prompt in one record (UltraFeedback-like, best-of-n dumps)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = PROMPT_FIELDS + ("responses", "completions")
 
     def map(self, record: dict, default_id: str, source: str) -> dict:
         prompt, used = prompt_turns(record)

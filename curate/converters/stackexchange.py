@@ -13,8 +13,9 @@ global stage (recipe `stackexchange_qa`), which turns these rows into `chat` row
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
@@ -89,9 +90,21 @@ def parse_tags(value: str | None) -> list[str]:
 @dataclass
 class StackExchangePostsMapper(RecordMapper):
     """Posts.xml rows → `documents` rows with post_type, parent_id, accepted_answer_id, score,
-    view_count, answer_count, title, tags, and `dump` (the file's label: a site's dump)."""
+    view_count, answer_count, title, tags, and `dump`: the file's label under its input entry, with
+    the folder holding it when the label has none (a site's folder given as the entry: the site is
+    named by its folder, `beer.stackexchange.com/Posts.xml`)."""
+
+    record_fields: ClassVar[tuple[str, ...]] = USED
 
     kind: str = "documents"
+    folder: str = ""  # the name of the folder holding the file being read (set by `for_file`)
+
+    def for_file(self, path: Path) -> StackExchangePostsMapper:
+        return replace(self, folder=path.absolute().parent.name)
+
+    def dump_of(self, default_id: str) -> str:
+        label = default_id.rsplit(":", 1)[0]
+        return label if "/" in label or not self.folder else f"{self.folder}/{label}"
 
     def schema(self) -> pa.Schema:
         schema = KINDS["documents"]
@@ -117,7 +130,7 @@ class StackExchangePostsMapper(RecordMapper):
             "answer_count": integer(record, "AnswerCount"),
             "title": record.get("Title"),
             "tags": parse_tags(record.get("Tags")),
-            "dump": default_id.rsplit(":", 1)[0],
+            "dump": self.dump_of(default_id),
         }
         if row["post_type"] == 2 and row["parent_id"] is None:
             raise FieldError("ParentId", "missing on an answer (PostTypeId 2)")

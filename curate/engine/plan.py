@@ -8,7 +8,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from curate.compose import resolved_dict
-from curate.config import column_types, validate
+from curate.config import column_types, input_fields, validate
+from curate.converters.input_mapping import MappedInput
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
@@ -57,7 +58,11 @@ def make_mapper(cfg: DictConfig) -> RecordMapper:
         )
     elif "id_field" in {f.name for f in fields(factory)}:  # converters take the record's id from input.id_field
         options["id_field"] = cfg.input.id_field
-    return factory(**options)
+    mapper = factory(**options)
+    renamed = input_fields(cfg.input.fields)
+    if renamed or cfg.input.strip_template:
+        return MappedInput(mapper, renamed, cfg.input.strip_template)
+    return mapper
 
 
 def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list[list[InputFile]]:
@@ -83,7 +88,7 @@ def run_config(cfg: DictConfig) -> dict[str, Any]:
 
 def make_plan(cfg: DictConfig) -> Plan:
     validate(cfg)
-    files, skipped = expand_paths(list(cfg.input.paths), cfg.input.format, cfg.input.source)
+    files, skipped = expand_paths(list(cfg.input.paths), cfg.input.format, cfg.input.source, list(cfg.input.include))
     mapper = make_mapper(cfg)
     if cfg.input.records == "documents" and any(f.format in ("code", "tar") for f in files):
         # Source files carry their path and language as typed columns.

@@ -109,6 +109,7 @@ def read_file(
             yield batch
         stats.bytes, stats.sha256 = file.size, file.sha256
         return
+    mapper = mapper.for_file(file.path)
     schema = mapper.schema()
     builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
     display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,12 @@ def source_name(entry: str) -> str:
 
 
 def expand_paths(
-    entries: list[str], forced_format: str = "auto", source: str | None = None
+    entries: list[str], forced_format: str = "auto", source: str | None = None, include: Sequence[str] = ()
 ) -> tuple[list[InputFile], list[dict]]:
     """Resolve `input.paths` entries (files, folders, globs) into input files, in a stable order.
 
-    Returns the files and the ones skipped (unknown format, found while walking a folder).
+    Returns the files and the ones skipped (found in a folder or by a glob: an unknown format, or a
+    name that matches none of the `include` patterns; a file named on its own is always read).
     A path that does not exist, or a glob matching nothing, is a ConfigError before any work.
     """
     files: list[InputFile] = []
@@ -87,6 +89,9 @@ def expand_paths(
             if resolved in seen:
                 continue
             seen.add(resolved)
+            if include and not explicit and not any(fnmatch.fnmatch(path.name, p) for p in include):
+                skipped.append({"path": str(path), "reason": f"not matched by input.include ({', '.join(include)})"})
+                continue
             fmt = "dataset" if path.suffix == ".arrow" and (root / "manifest.json").is_file() else None
             fmt = fmt or detect_format(path.name, forced_format)
             if fmt is None:

@@ -4,7 +4,8 @@ Each folder is a dataset (manifest.json) or a training run (run.json, from `thre
 A training run brings its held-out and final loss and its loss curve, and the dataset it trained
 on through its lineage. For each dataset: rows, text bytes, composition by source (from the
 shards' `source` column, or the realised mix of a `mix` stage for token datasets), the funnel per
-stage, and the options that differ between the runs (what the ablation changed).
+stage, the options that differ between the runs (what the ablation changed) and the input files
+that differ (read by some runs only, or with other content).
 """
 
 from __future__ import annotations
@@ -120,6 +121,14 @@ def differing_options(entries: list[Entry]) -> list[str]:
     ]
 
 
+def differing_inputs(entries: list[Entry]) -> list[dict]:
+    """Input files not read alike by every dataset (absent from some, or with other content): the
+    path and, per dataset, the sha256 it read (None: not read)."""
+    read = [{f.path: f.sha256 for f in e.manifest.inputs} if e.manifest else {} for e in entries]
+    paths = sorted(set().union(*read))
+    return [{"path": p, "sha256": [r.get(p) for r in read]} for p in paths if len({r.get(p) for r in read}) > 1]
+
+
 def composition_plot(labels: list[str], compositions: list[dict]) -> str | None:
     import matplotlib
 
@@ -193,6 +202,7 @@ def write_comparison(folders: list[str | Path], out: str | Path | None = None) -
         .render(
             runs=rows,
             options=options,
+            inputs=differing_inputs(entries),
             sources=sorted(set().union(*compositions)),
             plot=composition_plot([e.label for e in entries], compositions),
             losses=loss_plot(entries),

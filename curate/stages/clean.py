@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.stages.base import FilterStage, MapStage
+from curate.stages.rules import Rule, first_broken
 
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TRAILING_SPACES = re.compile(r"[ \t]+$", re.MULTILINE)
@@ -82,6 +83,7 @@ class LengthFilter(FilterStage):
         return {"n_chars": pc.utf8_length(batch.column("text")).cast(pa.int64())}
 
     def decide(self, batch: pa.RecordBatch) -> pa.Array:
-        n = batch.column("n_chars")
-        short, long = pc.less(n, self.min_chars), pc.greater(n, self.max_chars)
-        return pc.if_else(short, "too_short", pc.if_else(long, "too_long", pa.scalar(None, pa.string())))
+        return first_broken(batch, self.rules())
+
+    def rules(self) -> list[Rule]:
+        return [Rule("too_short", "n_chars", "<", self.min_chars), Rule("too_long", "n_chars", ">", self.max_chars)]

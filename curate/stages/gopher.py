@@ -9,6 +9,7 @@ and reports the first it breaks.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
@@ -97,18 +98,24 @@ class GopherQuality(RuleFilter):
     def document_stats(self, text: str) -> tuple:
         words = words_of(text)
         n_tokens = len(words)
-        word_lengths = [len(w) for w in words if w.strip(PUNCTUATION_CHARS)]
-        n_words = len(word_lengths)
+        # each distinct token once (counted in C): text repeats its words
+        n_words = word_chars = alpha_words = 0
+        for word, times in Counter(words).items():
+            if word.strip(PUNCTUATION_CHARS):
+                n_words += times
+                word_chars += times * len(word)
+            if has_letter(word):
+                alpha_words += times
         lines = text.splitlines() or [""]
         per_token = 1.0 / n_tokens if n_tokens else 0.0
         return (
             n_words,
-            sum(word_lengths) / n_words if n_words else 0.0,
+            word_chars / n_words if n_words else 0.0,
             text.count("#") * per_token,
             (text.count("...") + text.count("…")) * per_token,
             sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines),
             sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines),
-            sum(1 for w in words if has_letter(w)) * per_token,
+            alpha_words * per_token,
             len(self._stop_words.intersection(words)),
         )
 

@@ -115,8 +115,8 @@ class StackExchangeQA(GlobalStage):
             dump = repeated["dump"][0]
             raise ConfigError(
                 f"stages.{self.name}: post id {repeated['post_id'][0]} appears twice in '{dump}': two dumps with the "
-                "same file name in one run (post ids repeat across sites); pass their folders "
-                "(input.paths=[dumps/]) so each keeps its own name, or run one site at a time"
+                "same folder and file name in one run (post ids repeat across sites); keep each site's dump in a "
+                "folder named after the site (dumps/<site>/Posts.xml), or run one site at a time"
             )
         posts = scanned.lazy()
         questions = posts.filter(pl.col("post_type") == QUESTION).select(
