@@ -19,10 +19,19 @@ from curate.schema import TYPE_NAMES
 
 
 @dataclass
+class WarcInputConfig:
+    """Which records of WARC, WET and ARC files become rows (null: the format's default)."""
+
+    record_types: Optional[list[str]] = None  # WARC-Type values; default: response (WET: conversion)
+    http_status: Optional[list[int]] = None  # default: [200] (WET: any); [] keeps any status
+    mime_types: Optional[list[str]] = None  # default: text/html, application/xhtml+xml (WET: text/plain); "text/*"
+
+
+@dataclass
 class InputConfig:
     paths: list[str] = MISSING  # files, folders and globs
     format: str = "auto"  # auto (from the extension) or a reader: jsonl, json, parquet, arrow, text, code, tar,
-    # xml, fasta, genbank, swissprot, smiles (curate.readers.formats.FORMATS)
+    # xml, fasta, genbank, swissprot, smiles, warc, wet, arc (curate.readers.formats.FORMATS)
     records: str = "documents"  # how a raw record becomes a row (see curate.records.MAPPERS)
     text_field: str = "text"  # dotted paths reach nested fields ("metadata.text")
     id_field: str = "id"  # a record without one gets "<file>:<position>"
@@ -31,6 +40,7 @@ class InputConfig:
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
     max_doc_mb: float = 64.0  # larger documents are bad input
+    warc: WarcInputConfig = field(default_factory=WarcInputConfig)  # web archives (curate.readers.crawl)
 
 
 @dataclass

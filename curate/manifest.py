@@ -47,13 +47,15 @@ class FileRecord:
 
 @dataclass
 class InputRecord:
-    """One input file: rows read (good and bad), rows quarantined, bytes and sha256 as read."""
+    """One input file: rows read (good and bad), rows quarantined, bytes and sha256 as read, and
+    records passed over on purpose by reason (web archives: request records, 404s, images)."""
 
     path: str
     rows: int = 0
     quarantined: int = 0
     bytes: int = 0
     sha256: str = ""
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

@@ -111,7 +111,7 @@ def test_cli_errors(tmp_path):
     assert (
         one_line_error(tmp_path, *base, "input.pathz=[x]")
         == "error: input.pathz: unknown option; valid: paths, format, records, text_field, id_field, text_unit, "
-        "columns, source, on_error, max_doc_mb"
+        "columns, source, on_error, max_doc_mb, warc"
     )
     assert (
         one_line_error(tmp_path, *base, "stages.length_filter.min_char=3")

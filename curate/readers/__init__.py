@@ -9,6 +9,7 @@ row goes to the `Quarantine` with its file, position, field and raw bytes — or
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,9 +19,10 @@ import pyarrow as pa
 from curate.arrow_io import iter_batches, read_schema
 from curate.errors import ConfigError, InputError
 from curate.mapping import FieldError, RecordMapper
+from curate.readers.crawl import WarcSelection
 from curate.readers.files import HashingReader, open_decompressed, truncated
-from curate.readers.formats import FORMATS
-from curate.readers.items import Problem
+from curate.readers.formats import FORMATS, SELF_DECOMPRESSING
+from curate.readers.items import Problem, Skip
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 
@@ -32,6 +34,7 @@ class ReadOptions:
     on_error: str = "quarantine"
     batch_rows: int = 1000
     batch_bytes: int = 32 << 20
+    warc: WarcSelection = field(default_factory=WarcSelection)  # which web-archive records become rows
 
 
 @dataclass
@@ -43,6 +46,7 @@ class FileStats:
     quarantined: int = 0
     bytes: int = 0
     sha256: str = ""
+    skipped: dict[str, int] = field(default_factory=dict)  # records passed over on purpose, by reason
 
 
 class Quarantine:
@@ -106,15 +110,23 @@ def read_file(
     display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""
     with open(file.path, "rb") as handle:
         raw = HashingReader(handle)
-        stream = open_decompressed(raw, file.path.name)
+        stream: io.BufferedReader = (
+            io.BufferedReader(raw, buffer_size=1 << 20)  # web archives: their own codecs, compressed offsets
+            if file.format in SELF_DECOMPRESSING
+            else open_decompressed(raw, file.path.name)
+        )
         items = FORMATS[file.format](
             stream,
             file.label,
             text_unit=options.text_unit,
             batch_rows=options.batch_rows,
             forced_format=options.format,
+            warc=options.warc,
         )
         for item in items:
+            if isinstance(item, Skip):
+                stats.skipped[item.reason] = stats.skipped.get(item.reason, 0) + 1
+                continue
             stats.rows += 1
             if isinstance(item, Problem):
                 stats.quarantined += 1

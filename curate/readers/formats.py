@@ -8,14 +8,15 @@ names every format, the scientific ones (`readers.science`) included.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.readers.crawl import web_archive
 from curate.readers.files import code_language, detect_format, iter_tar, open_decompressed, split_compression
-from curate.readers.items import Item, Problem, decode_utf8, raw_lines
+from curate.readers.items import Item, Problem, Skip, decode_utf8, raw_lines
 from curate.readers.science import fasta, genbank, smiles_table, swissprot
 
 
@@ -162,7 +163,9 @@ def arrow(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
     yield from columnar_batches(batches, label)
 
 
-def tar(stream: io.BufferedIOBase, label: str, forced_format: str = "auto", **options) -> Iterator[Item | Problem]:
+def tar(
+    stream: io.BufferedIOBase, label: str, forced_format: str = "auto", **options
+) -> Iterator[Item | Problem | Skip]:
     """A tar archive: each member is read by the format its name implies (unknown names are skipped)."""
     import tarfile
 
@@ -203,7 +206,9 @@ def xml_rows(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Prob
         yield Problem(position + 1, label, f"malformed or truncated XML: {error}")
 
 
-FORMATS = {
+# A format: (stream, label, **options) -> records, bad input and records passed over, in order.
+Format = Callable[..., Iterator[Item | Problem | Skip]]
+FORMATS: dict[str, Format] = {
     "jsonl": jsonl,
     "json": json_file,
     "text": text,
@@ -216,4 +221,10 @@ FORMATS = {
     "genbank": genbank,
     "swissprot": swissprot,
     "smiles": smiles_table,
+    "warc": web_archive("warc"),
+    "wet": web_archive("wet"),
+    "arc": web_archive("arc"),
 }
+# Formats handed the file's raw bytes: they tell the compression from the content and report
+# offsets in the compressed file (what Common Crawl's index gives).
+SELF_DECOMPRESSING = ("warc", "wet", "arc")

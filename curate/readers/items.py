@@ -1,5 +1,6 @@
-"""What container formats yield: `Item`s (a raw record with its position) and `Problem`s (bad
-input found while parsing, quarantined with file and position), and the line helpers they share."""
+"""What container formats yield: `Item`s (a raw record with its position), `Problem`s (bad
+input found while parsing, quarantined with file and position) and `Skip`s (records a format
+passes over on purpose, counted by reason), and the line helpers they share."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ class Problem:
     error: str
     raw: bytes = b""
     field: str | None = None
+
+
+@dataclass
+class Skip:
+    """A record passed over on purpose (a WARC request record, a 404 response): not a row, not bad
+    input; counted by reason in the manifest's `inputs[].skipped`."""
+
+    reason: str
 
 
 def decode_utf8(data: bytes) -> str:
