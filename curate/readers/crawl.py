@@ -21,9 +21,10 @@ charset detected by resiliparse (uchardet), then cp1252 (HTML5's default) — ea
 Bad records are `Problem`s with the record's byte offset in the file (the gzip member's offset for
 per-record gzip, Common Crawl's layout, so `offset` is what the CC index calls it): a payload
 shorter than its Content-Length (a clipped record, a file cut short), a binary payload under a text
-type, undecodable text or encodings. A stream that cannot be parsed further (corrupt gzip data, an
-invalid WARC header) ends the file with a Problem naming where it broke; the records before it are
-kept.
+type, undecodable text or encodings. Where the stream itself breaks (corrupt gzip data, an invalid
+WARC header), the bytes up to the next record start (the next gzip member, or `WARC/1.` in an
+uncompressed file) are quarantined and reading goes on from there: a bad member costs one record,
+not the rest of the file. ARC files: the records before the break are kept.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ BINARY_SAMPLE = 4096
 MAX_CONTROL_BYTES = 0.05  # share of control bytes in the first BINARY_SAMPLE above which a payload is binary
 CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"
 
-MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
+MAGIC = {b"\x1f\x8b\x08": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
+RESYNC_WINDOW = 16 << 20  # bytes kept behind the read position, to restart after a corrupt record
+MAX_QUARANTINED_BYTES = 1 << 20  # of the skipped bytes, this much is kept in the quarantine
 
 
 @dataclass(frozen=True)
@@ -292,18 +295,36 @@ def charset_candidates(payload: bytes, declared: str | None) -> Iterator[str]:
 # --- WARC and WET: fastwarc --------------------------------------------------------------------
 
 
-class PositionReader:
-    """A forward-only stream that knows its position: what fastwarc needs (`read`, `tell`) of a
-    Python stream, over the engine's hashing reader (which cannot seek)."""
+class RewindableReader:
+    """A forward-only stream that knows its position and keeps its last `window` bytes, so that
+    reading can restart a little further on after a corrupt record without seeking the file (the
+    engine's hashing reader cannot seek). It is what fastwarc needs of a Python stream: `read`
+    and `tell` (fastwarc reports record offsets from `tell`)."""
 
-    def __init__(self, stream: io.BufferedIOBase):
+    def __init__(self, stream: io.BufferedIOBase, window: int = RESYNC_WINDOW):
         self.stream = stream
-        self.position = 0
+        self.window = window
+        self.position = 0  # offset of the next byte `read` returns
+        self.chunks: list[tuple[int, bytes]] = []  # (offset, bytes) read lately, in order
+        self.kept = 0
+        self.pending = b""  # bytes to return again after a rewind, before the stream's
 
     def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+        if self.pending:
+            data = self.pending if size < 0 else self.pending[:size]
+            self.pending = self.pending[len(data) :]
+        else:
+            data = self.stream.read(size)
+            self.remember(self.position, data)
         self.position += len(data)
         return data
+
+    def remember(self, offset: int, data: bytes) -> None:
+        if data:
+            self.chunks.append((offset, data))
+            self.kept += len(data)
+        while self.chunks and self.kept - len(self.chunks[0][1]) >= self.window:
+            self.kept -= len(self.chunks.pop(0)[1])
 
     def tell(self) -> int:
         return self.position
@@ -316,43 +337,80 @@ class PositionReader:
     def close(self) -> None:  # the engine closes the file
         pass
 
+    def resync(self, after: int, magic: bytes) -> tuple[int, bytes] | None:
+        """Rewind to the first occurrence of `magic` after offset `after`; return its offset and the
+        bytes skipped before it (as far as the window kept them), or None at the end of the file."""
+        kept = [(offset, data) for offset, data in self.chunks if offset + len(data) > after]
+        if not kept or kept[0][0] > after + 1:
+            return None  # the failure is further back than the window reaches
+        base = kept[0][0]
+        buffer = b"".join(data for _, data in kept) + self.pending
+        self.pending = b""
+        searched = after + 1 - base
+        while True:
+            found = buffer.find(magic, searched)
+            if found >= 0:
+                resume = base + found
+                self.pending = buffer[found:]
+                self.position = resume
+                return resume, buffer[after - base : found][:MAX_QUARANTINED_BYTES]
+            searched = max(searched, len(buffer) - len(magic) + 1)
+            more = self.stream.read(1 << 20)
+            if not more:
+                return None
+            self.remember(base + len(buffer), more)
+            buffer += more
+            if len(buffer) > 2 * self.window:  # skip far ahead without holding it all
+                drop = len(buffer) - self.window
+                buffer, base, searched = buffer[drop:], base + drop, max(0, searched - drop)
+
 
 def head_bytes(stream: io.BufferedIOBase, n: int) -> bytes:
     return stream.peek(n)[:n] if isinstance(stream, io.BufferedReader) else b""
 
 
-def open_archive_stream(stream: io.BufferedIOBase) -> Any:
-    """A fastwarc reader over `stream`, decompressing what its first bytes say it is."""
+def archive_codec(stream: io.BufferedIOBase) -> str | None:
+    """gzip, zstd or lz4 by the first bytes of `stream`, or None (uncompressed)."""
+    head = head_bytes(stream, 4)
+    return next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
+
+
+def decompressing(codec: str | None, reader: RewindableReader) -> Any:
+    """A fastwarc reader of `reader` for its codec (None: the reader itself)."""
     from fastwarc.stream_io import GzipReader, Lz4Reader, ZstdReader
 
-    head = head_bytes(stream, 4)
-    codec = next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
-    readers = {"gzip": GzipReader, "zstd": ZstdReader, "lz4": Lz4Reader}
-    return readers[codec](PositionReader(stream)) if codec else PositionReader(stream)
+    return {"gzip": GzipReader, "zstd": ZstdReader, "lz4": Lz4Reader}[codec](reader) if codec else reader
 
 
 def warc_records(stream: io.BufferedIOBase, label: str) -> Iterator[ArchiveRecord | Problem]:
+    """The records of a WARC or WET file. Where the stream breaks (corrupt compressed data, an
+    invalid WARC header), the bytes up to the next record start (the next gzip member or
+    compressed frame, or `WARC/1.` for an uncompressed file) are quarantined and reading goes on."""
     from fastwarc.warc import ArchiveIterator
 
-    reader = open_archive_stream(stream)
-    records = iter(ArchiveIterator(reader, parse_http=True, stream_detect=False, auto_decode="none"))
-    last_offset = -1
+    codec = archive_codec(stream)
+    magic = next((m for m, name in MAGIC.items() if name == codec), b"WARC/1.")
+    reader = RewindableReader(stream)
     while True:
+        source = decompressing(codec, reader)
+        last = reader.tell() - 1
         try:
-            record = next(records)
-        except StopIteration:
+            for record in ArchiveIterator(source, parse_http=True, stream_detect=False, auto_decode="none"):
+                last = record.stream_pos
+                yield fastwarc_record(record)
             return
         except OSError as error:
-            frame = reader.frame_start_position() if hasattr(reader, "frame_start_position") else None
-            offset = frame if frame is not None and frame > last_offset else last_offset + 1
-            yield Problem(
-                offset,
-                label,
-                f"unreadable from byte {offset} on ({error}); the rest of the file is not read",
-            )
-            return
-        last_offset = record.stream_pos
-        yield fastwarc_record(record)
+            frame = source.frame_start_position() if codec else None
+            if frame is not None and frame > last:  # a compressed member or frame: its start is known
+                broken, where = frame, f"bytes from {frame}"
+            else:  # somewhere after the last good record (uncompressed: no boundary to tell)
+                broken, where = last + 1, f"data after the record at byte {last}" if last >= 0 else "data"
+            found = reader.resync(broken, magic)
+            if found is None:
+                yield Problem(broken, label, f"unreadable {where} to the end of the file ({error})")
+                return
+            resume, skipped = found
+            yield Problem(broken, label, f"unreadable {where} to byte {resume} ({error}); read on from there", skipped)
 
 
 def fastwarc_record(record: Any) -> ArchiveRecord:
@@ -360,9 +418,9 @@ def fastwarc_record(record: Any) -> ArchiveRecord:
     http = record.is_http and record.http_headers.status_code is not None
     http_headers = record.http_headers if http else None
     identified = mime_of(headers.get("WARC-Identified-Payload-Type"))
-    declared = mime_of(http_headers.get("Content-Type")) if http_headers else mime_of(headers.get("Content-Type"))
+    declared = mime_of((http_headers if http_headers is not None else headers).get("Content-Type"))
     encodings: tuple[str, ...] = ()
-    if http_headers:
+    if http_headers is not None:
         transfer = [e.strip().lower() for e in (http_headers.get("Transfer-Encoding") or "").split(",") if e.strip()]
         content = [e.strip().lower() for e in (http_headers.get("Content-Encoding") or "").split(",") if e.strip()]
         encodings = (*transfer[::-1], *content[::-1])  # undone last-applied first
@@ -377,7 +435,7 @@ def fastwarc_record(record: Any) -> ArchiveRecord:
         record_id=headers.get("WARC-Record-ID"),
         url=target_uri(headers.get("WARC-Target-URI")),
         date=headers.get("WARC-Date"),
-        status=http_headers.status_code if http_headers else None,
+        status=http_headers.status_code if http_headers is not None else None,
         mime=identified or declared,
         charset=record.http_charset if http else None,
         encodings=encodings,
@@ -399,8 +457,8 @@ def target_uri(uri: str | None) -> str | None:
 
 def arc_records(stream: io.BufferedIOBase, label: str) -> Iterator[ArchiveRecord | Problem]:
     """ARC records through warcio (which presents them as WARC `response` records). warcio reads
-    only per-record gzip: a whole-file gzip is decompressed here first. ARC has no record ids
-    (warcio would invent random ones): rows get `<file>:<offset>`."""
+    only per-record gzip, so gzip is decompressed here first: ARC offsets are in the decompressed
+    stream. ARC has no record ids (warcio would invent random ones): rows get `<file>:<offset>`."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -408,33 +466,30 @@ def arc_records(stream: io.BufferedIOBase, label: str) -> Iterator[ArchiveRecord
     if head_bytes(stream, 2) == b"\x1f\x8b":
         from fastwarc.stream_io import GzipReader
 
-        source = GzipReader(PositionReader(stream))
-    records = ArchiveIterator(source, arc2warc=True, ensure_http_headers=False)
+        source = GzipReader(RewindableReader(stream, window=0))
+    records = ArchiveIterator(source, arc2warc=True)
     iterator = iter(records)
     offset = 0
     while True:
         try:
             record = next(iterator)
+            # the payload first: warcio finds a record's offset by reading it to its end
+            payload = record.content_stream().read()  # chunked and content encodings undone
+            missing = max(0, int(getattr(record.raw_stream, "limit", 0)))
+            offset = records.get_record_offset()
         except StopIteration:
             return
         except (ArchiveLoadFailed, OSError, EOFError, ValueError) as error:
             yield Problem(offset, label, f"unreadable after byte {offset} ({error}); the rest of the file is not read")
             return
-        offset = records.get_record_offset()
-        yield warcio_record(record, offset)
+        yield warcio_record(record, offset, payload, missing)
 
 
-def warcio_record(record: Any, offset: int) -> ArchiveRecord:
+def warcio_record(record: Any, offset: int, payload: bytes, missing: int) -> ArchiveRecord:
     http_headers = record.http_headers
     status = http_headers.get_statuscode() if http_headers is not None else None
     content_type = http_headers.get_header("Content-Type") if http_headers is not None else None
     content_type = content_type or record.rec_headers.get_header("Content-Type")
-
-    def read_payload() -> tuple[bytes, int]:
-        payload = record.content_stream().read()  # warcio undoes chunked and content encodings
-        missing = getattr(record.raw_stream, "limit", 0)
-        return payload, max(0, int(missing))
-
     charset = None
     for part in (content_type or "").split(";")[1:]:
         key, _, value = part.partition("=")
@@ -452,5 +507,5 @@ def warcio_record(record: Any, offset: int) -> ArchiveRecord:
         encodings=(),
         truncated=None,
         languages=None,
-        read_payload=read_payload,
+        read_payload=lambda: (payload, missing),
     )
