@@ -98,6 +98,12 @@ class Extract(RowStage):
     (`extract_error`). Dropped rows keep an empty `text`; their `id` and `meta.offset` find the
     record in its WARC file. The HTML is not carried on unless `keep_html` (then in `html`, for
     kept and dropped rows).
+
+    trafilatura's `deduplicate` remembers text segments across pages (a per-process cache of 4096
+    segments; one seen more than twice is left out), so a page's text depends on the pages read
+    before it. The cache is cleared at the start of every task: a page's text then depends only
+    on the pages before it in its task, which the task plan fixes — the same with any number of
+    workers (datatrove keeps the cache over a task too).
     """
 
     config_name: ClassVar[str] = "extract"
@@ -147,6 +153,12 @@ class Extract(RowStage):
         if not limited:
             logger.warning("extract: not in the main thread, so pages run without the CPU-time limit")
         self.stat_set(time_limit="cpu time (SIGPROF)" if limited else "none (not the main thread)")
+
+    def start_task(self, task: int) -> None:
+        if self.backend == "trafilatura":  # its `deduplicate` memory starts afresh with each task
+            from trafilatura.meta import reset_caches
+
+            reset_caches()
 
     def teardown(self) -> None:
         if self._limit is not None:
