@@ -87,8 +87,10 @@ class Extract(RowStage):
       `include_tables`, `include_links`, `deduplicate`. Defaults: FineWeb's (datatrove's
       Trafilatura step: favor_precision, no comments, deduplicate), the library's for the rest.
     - resiliparse (`extract_plain_text`): `main_content`, `comments`, `links`, `alt_texts`,
-      `list_bullets`, `preserve_formatting`. Defaults: the library's, with `main_content=true`
-      (DCLM).
+      `list_bullets`, `preserve_formatting`. Defaults: the library's, but `main_content=true`
+      (DCLM), no comments (as the trafilatura defaults) and no image alt texts (descriptions of
+      pictures, not running text): F1 0.934 on the Article Extraction Benchmark's pages here,
+      against 0.904 with the library's own defaults.
 
     A page is dropped when nothing is extracted (`extract_empty`), when its extraction takes
     more than `cpu_timeout_s` seconds of CPU time (`extract_timeout`; datatrove's default limit,
@@ -119,9 +121,9 @@ class Extract(RowStage):
     deduplicate: bool = True
     # resiliparse's options
     main_content: bool = True
-    comments: bool = True
+    comments: bool = False
     links: bool = False
-    alt_texts: bool = True
+    alt_texts: bool = False
     list_bullets: bool = True
     preserve_formatting: bool = True
     # both

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
-import xxhash
 
 from curate.stages.rules import Rule, RuleFilter
 
@@ -35,21 +35,51 @@ def list_entries(paths: Iterable[str]) -> Iterator[str]:
 
 
 class HashSet:
-    """A set of strings kept as sorted 64-bit xxh3 hashes: 8 bytes an entry, so UT1's 4.5 million
-    blocked domains take 36 MB per worker instead of ~400 MB as a Python set (a false match needs
-    a 64-bit collision: about 1 in 4e12 lookups against 4.5 million entries)."""
+    """A set of strings kept as their sorted 64-bit hashes (polars' string hash, computed in bulk
+    when the lists are loaded and per document when they are looked up, in the same process): 8
+    bytes an entry, so UT1's 4.5 million blocked domains take 36 MB per worker instead of ~400 MB
+    as a Python set, and load in about a second (a false match needs a 64-bit collision: about 1
+    in 4e12 lookups against 4.5 million entries)."""
 
-    def __init__(self, entries: Iterable[str]):
-        hashes = np.fromiter((xxhash.xxh3_64_intdigest(e.encode()) for e in entries), dtype=np.uint64)
-        self.hashes = np.unique(hashes)
+    def __init__(self, hashes: np.ndarray):
+        hashes = np.sort(hashes)
+        # sort and drop repeats: numpy 2.4's np.unique takes minutes on millions of integers
+        self.hashes = hashes[np.concatenate(([True], hashes[1:] != hashes[:-1]))] if len(hashes) else hashes
+
+    @classmethod
+    def of(cls, entries: list[str]) -> HashSet:
+        return cls(pl.Series(entries, dtype=pl.String).hash(seed=0).to_numpy())
+
+    @classmethod
+    def of_domain_lists(cls, paths: list[str]) -> HashSet:
+        """The lines of domain lists (lower case, without `#` comments), streamed by polars."""
+        line = pl.col("line").str.strip_chars().str.to_lowercase().str.strip_chars_end(".")
+        hashes = [np.zeros(0, dtype=np.uint64)]
+        for path in paths:
+            if Path(path).stat().st_size == 0:
+                continue
+            lines = pl.scan_csv(
+                path,
+                has_header=False,
+                new_columns=["line"],
+                separator="\x1f",  # no such character in a list: each line is one field
+                quote_char=None,
+                comment_prefix="#",
+                schema_overrides={"line": pl.String},
+            )
+            hashed = lines.select(line).filter(pl.col("line") != "").select(pl.col("line").hash(seed=0))
+            hashes.append(hashed.collect(engine="streaming")["line"].to_numpy())
+        return cls(np.concatenate(hashes))
 
     def __len__(self) -> int:
         return len(self.hashes)
 
-    def __contains__(self, entry: str) -> bool:
-        value = np.uint64(xxhash.xxh3_64_intdigest(entry.encode()))
-        index = int(np.searchsorted(self.hashes, value))
-        return index < len(self.hashes) and self.hashes[index] == value
+    def contains(self, entries: list[str]) -> np.ndarray:
+        """Whether each entry is in the set (hashed together: a batch's URLs at once)."""
+        if not entries or not len(self.hashes):
+            return np.zeros(len(entries), dtype=bool)
+        values = pl.Series(entries, dtype=pl.String).hash(seed=0).to_numpy()
+        return self.hashes[np.searchsorted(self.hashes, values).clip(max=len(self.hashes) - 1)] == values
 
 
 def host_of(url: str) -> str:
@@ -87,7 +117,7 @@ class URLFilter(RuleFilter):
     used the UT1 blocklist (https://dsi.ut-capitole.fr/blacklists/: its `domains` and `urls` files
     fit `blocked_domains_files` / `blocked_urls_files`) and its own word lists; datatrove's
     package carries its versions of all five (`datatrove/assets`). Domain and URL lists are held
-    as 64-bit hashes (36 MB for UT1's 4.5 million domains). Defaults: datatrove's
+    as 64-bit hashes (36 MB and about a second to load for UT1's 4.5 million domains). Defaults: datatrove's
     URLFilter, `soft_word_threshold=2`. A document without a URL is kept. Score columns:
     url_domain (the registered domain), url_block (which list matched), url_soft_words.
     """
@@ -131,8 +161,8 @@ class URLFilter(RuleFilter):
         words = lambda paths: {w for w in map(normalize_word, list_entries(paths)) if w}  # noqa: E731
         subwords = sorted(words(self.banned_subwords_files), key=len, reverse=True)
         self._lists = {
-            "domains": HashSet(e.lower().rstrip(".") for e in list_entries(self.blocked_domains_files)),
-            "urls": HashSet(url_key(e) for e in list_entries(self.blocked_urls_files)),
+            "domains": HashSet.of_domain_lists(self.blocked_domains_files),
+            "urls": HashSet.of([url_key(entry) for entry in list_entries(self.blocked_urls_files)]),
             "banned": words(self.banned_words_files),
             "soft": words(self.soft_banned_words_files),
             "subwords": re.compile("|".join(map(re.escape, subwords))) if subwords else None,
@@ -144,26 +174,40 @@ class URLFilter(RuleFilter):
     def teardown(self) -> None:
         self._lists = {}
 
-    def document_stats(self, url: str | None) -> tuple:
-        if not url:
-            return None, None, 0
+    def score(self, batch: pa.RecordBatch) -> dict[str, list]:
+        """The batch's URLs are looked up in the domain and URL lists together (one hashing each),
+        then each URL's words are checked."""
         lists = self._lists
-        host = host_of(url)
-        domain = lists["tld"](url).top_domain_under_public_suffix or host
+        urls = [url or "" for url in batch.column("url").to_pylist()]
+        hosts = [host_of(url) if url else "" for url in urls]
+        domains = [
+            (lists["tld"](url).top_domain_under_public_suffix or host) if url else "" for url, host in zip(urls, hosts)
+        ]
+        domain_listed = lists["domains"].contains(domains)
+        hosts_between = [list(subdomains(host, domain)) for host, domain in zip(hosts, domains)]
+        listed = iter(lists["domains"].contains([name for names in hosts_between for name in names]).tolist())
+        subdomain_listed = [any([next(listed) for _ in names]) for names in hosts_between]
+        url_listed = lists["urls"].contains([url_key(url) if url else "" for url in urls])
+        rows = []
+        for url, domain, *found in zip(urls, domains, domain_listed, subdomain_listed, url_listed):
+            rows.append(self.url_stats(url, domain, *found) if url else (None, None, 0))
+        return self.score_columns(rows)
+
+    def url_stats(self, url: str, domain: str, domain_listed: bool, subdomain_listed: bool, url_listed: bool) -> tuple:
+        lists = self._lists
         words = set(NON_ALPHANUMERIC.split(url.lower()))
-        soft = len(words & lists["soft"])
         block = None
-        if domain and domain in lists["domains"]:
+        if domain_listed and domain:
             block = "domain"
-        elif any(sub in lists["domains"] for sub in subdomains(host, domain)):
+        elif subdomain_listed:
             block = "subdomain"
-        elif url_key(url) in lists["urls"]:
+        elif url_listed:
             block = "url"
         elif not words.isdisjoint(lists["banned"]):
             block = "banned_word"
         elif lists["subwords"] is not None and lists["subwords"].search(normalize_word(url)):
             block = "banned_subword"
-        return domain or None, block, soft
+        return domain or None, block, len(words & lists["soft"])
 
     def rules(self) -> list[Rule]:
         return [
