@@ -10,7 +10,8 @@ WarcReader + Trafilatura + the same filters, on real WARC files, 2 workers, in o
    request, response and metadata records, one gzip member each, redirects and images among them)
    from real HTML: the article-extraction pages, the pages of the shared WARC files, and the Q&A
    pages of two Stack Exchange sites (each question with its answers, the posts' real HTML bodies,
-   in a page template). Both systems run URL filter (datatrove's lists: UT1 domains and URLs, its
+   in a page template), and the mdBook pages of the Rust documentation a rustup toolchain installs
+   (where the machine has one: this project's machines do). Both systems run URL filter (datatrove's lists: UT1 domains and URLs, its
    word lists) -> extraction -> Gopher repetition -> Gopher quality -> C4 (FineWeb's options) ->
    FineWeb -> PII, 2 workers, one task per file. Language ID is left out of the comparison
    (datatrove's model is downloaded from the Hub at run time; this machine is offline) and so is
@@ -224,6 +225,35 @@ def qa_pages() -> list[tuple[str, bytes]]:
     return pages
 
 
+# mdBook documentation installed with a Rust toolchain (rustup): real prose pages with large
+# navigation sidebars, when the machine has them (this project's machines do).
+RUST_BOOKS = (
+    "book",
+    "rust-by-example",
+    "reference",
+    "nomicon",
+    "cargo",
+    "rustc",
+    "edition-guide",
+    "embedded-book",
+    "error_codes",
+    "unstable-book",
+)
+
+
+def rust_doc_pages() -> list[tuple[str, bytes]]:
+    roots = sorted(Path.home().glob(".rustup/toolchains/stable-*/share/doc/rust/html"))
+    if not roots:
+        return []
+    pages = []
+    for book in RUST_BOOKS:
+        for path in sorted((roots[0] / book).rglob("*.html")):
+            html = path.read_bytes()
+            if len(html) > 2048 and b"<main>" in html:  # content pages, not redirects or print-all pages
+                pages.append((f"https://doc.rust-lang.org/{path.relative_to(roots[0])}", html))
+    return [page for page in pages if not page[0].endswith("/print.html")]
+
+
 def build_corpus() -> tuple[Path, dict]:
     """The larger crawl (written once, then reused) beside copies of the shared WARC files."""
     from warcio.statusandheaders import StatusAndHeaders
@@ -236,7 +266,8 @@ def build_corpus() -> tuple[Path, dict]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     shared = shared_pages()
-    pages = article_pages() + shared + qa_pages()
+    rust = rust_doc_pages()
+    pages = article_pages() + shared + qa_pages() + rust
     random.Random(0).shuffle(pages)
     handles = [open(folder / f"crawl-{i:02d}.warc.gz", "wb") for i in range(FILES)]
     writers = [WARCWriter(handle, gzip=True) for handle in handles]
@@ -322,6 +353,7 @@ def build_corpus() -> tuple[Path, dict]:
             "dolma_test_data",
             "stackexchange_beer",
             "stackexchange_cardano",
+            f"Rust documentation, mdBook pages: {len(rust)}",
         ],
     }
     marker.write_text(json.dumps(info, indent=1))

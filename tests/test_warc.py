@@ -258,3 +258,14 @@ def test_warc_inside_a_tar_archive(shared_data, tmp_path):
     manifest = curate(tmp_path / "crawl.tar", tmp_path / "out", *RAW)
     (row,) = rows(tmp_path / "out")
     assert manifest.rows == 1 and json.loads(row["meta"])["url"] == "https://an.wikipedia.org/wiki/Escopete"
+
+
+def test_a_run_that_selects_nothing_fails(shared_data, tmp_path):
+    # a WAT file (metadata records) named like a WARC file: nothing is a response
+    wat = write(
+        tmp_path / "meta.warc.gz", (shared_data / "commoncrawl_whirlwind" / "whirlwind.warc.wat.gz").read_bytes()
+    )
+    with pytest.raises(
+        InputError, match="no record was selected; passed over: record_type:warcinfo 1, record_type:metadata 1"
+    ):
+        curate(wat, tmp_path / "out", *RAW)

@@ -9,6 +9,7 @@ import time
 
 from curate.compose import resolved_dict
 from curate.engine.folder import Layout
+from curate.errors import InputError
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
 from curate.manifest import FileRecord, InputRecord, Manifest, StageRecord, Timings, code_version
@@ -55,6 +56,8 @@ def finalize(
     files = [InputRecord(**f) for task in sorted(results[0]) for f in results[0][task].files]
     rows_in = sum(f.rows for f in files)
     quarantined = sum(f.quarantined for f in files)
+    if rows_in == 0 and any(f.skipped for f in files):  # e.g. WAT files, or a selection that matches nothing
+        raise InputError(f"input.paths: no record was selected; passed over: {skipped_summary(files)}")
     rows_out = sum(s.rows for s in shards)
     check_accounting(pipeline, stats, rows_in - quarantined, rows_out)
     seconds = time.time() - started
@@ -112,6 +115,15 @@ def finalize(
     if not plan.cfg.output.keep_work:
         shutil.rmtree(layout.work, ignore_errors=True)
     return manifest
+
+
+def skipped_summary(files: list[InputRecord]) -> str:
+    """Records passed over on purpose, by reason, over every input file (largest first)."""
+    totals: dict[str, int] = {}
+    for file in files:
+        for reason, count in file.skipped.items():
+            totals[reason] = totals.get(reason, 0) + count
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(totals.items(), key=lambda item: -item[1]))
 
 
 def check_listed_files(layout: Layout, manifest: Manifest) -> None:
