@@ -9,9 +9,9 @@ import time
 
 from curate.compose import resolved_dict
 from curate.engine.folder import Layout
-from curate.errors import InputError
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
+from curate.errors import InputError
 from curate.manifest import FileRecord, InputRecord, Manifest, StageRecord, Timings, code_version
 from curate.pipeline import Pipeline
 from curate.schema import schema_to_json
