@@ -337,3 +337,22 @@ def test_fineweb_from_wet_recipe(shared_data, tmp_path):
     )
     assert manifest.rows_in == 1 and "extract" not in [s.name for s in manifest.stages]
     check_accounting(manifest)
+
+
+def test_a_page_text_depends_only_on_its_task(tmp_path):
+    # trafilatura's deduplication remembers the segments a process saw (one seen more than twice
+    # is left out): the stage clears that memory per task, so a file's pages extract the same
+    # whether other tasks ran before them in the worker or not
+    page = article("Same", SENTENCES).encode()
+    first = write(
+        tmp_path / "in" / "a.warc.gz", warc_bytes([response(f"https://a.example/{i}", page) for i in range(2)])
+    )
+    second = write(
+        tmp_path / "in" / "b.warc.gz", warc_bytes([response(f"https://b.example/{i}", page) for i in range(2)])
+    )
+    options = ["pipeline=clean", "+stage@stages.extract=extract", "~stages.normalize", "executor.workers=1"]
+    together = curate([first, second], tmp_path / "together", *options, "executor.task_mb=0.001")
+    alone = curate([second], tmp_path / "alone", *options)
+    assert together.tasks == 2 and together.rows == 4 and alone.rows == 2
+    texts = read_dataset(tmp_path / "together").column("text").to_pylist()
+    assert texts[2:] == read_dataset(tmp_path / "alone").column("text").to_pylist() == texts[:2]
