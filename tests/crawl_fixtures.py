@@ -27,9 +27,10 @@ def response(
     status: str = "200 OK",
     record_id: str | None = None,
     extra_headers: list[tuple[str, str]] | None = None,
+    warc_headers: dict[str, str] | None = None,
 ) -> tuple:
     headers = [("Content-Type", content_type)] if content_type else []
-    return ("response", url, body, status, headers + (extra_headers or []), record_id)
+    return ("response", url, body, status, headers + (extra_headers or []), record_id, warc_headers or {})
 
 
 def warc_bytes(records: list[tuple], compress: bool = True, with_requests: bool = True) -> bytes:
@@ -38,9 +39,10 @@ def warc_bytes(records: list[tuple], compress: bool = True, with_requests: bool 
     out = io.BytesIO()
     writer = WARCWriter(out, gzip=compress)
     writer.write_record(writer.create_warcinfo_record("test.warc.gz", {"software": "thresher tests"}))
-    for number, (rec_type, url, body, status, headers, record_id) in enumerate(records):
+    for number, (rec_type, url, body, status, headers, record_id, *more) in enumerate(records):
         warc_headers = {"WARC-Record-ID": record_id or f"<urn:uuid:00000000-0000-0000-0000-{number:012d}>"}
         warc_headers["WARC-Date"] = "2024-05-18T01:58:10Z"
+        warc_headers.update(more[0] if more else {})
         if with_requests and rec_type == "response":
             request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "example.com")], is_http_request=True)
             writer.write_record(writer.create_warc_record(url, "request", http_headers=request))

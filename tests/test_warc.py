@@ -269,3 +269,31 @@ def test_a_run_that_selects_nothing_fails(shared_data, tmp_path):
         InputError, match="no record was selected; passed over: record_type:warcinfo 1, record_type:metadata 1"
     ):
         curate(wat, tmp_path / "out", *RAW)
+
+
+def test_records_the_crawler_truncated_are_kept_and_marked(tmp_path):
+    page = response(
+        "https://example.com/long", article("Long", SENTENCES).encode(), warc_headers={"WARC-Truncated": "length"}
+    )
+    manifest = curate(write(tmp_path / "a.warc.gz", warc_bytes([page])), tmp_path / "out", *RAW)
+    (row,) = rows(tmp_path / "out")
+    assert manifest.quarantined == 0 and json.loads(row["meta"])["warc_truncated"] == "length"
+
+
+def test_truncated_wet_file(shared_data, tmp_path):
+    data = (shared_data / "commoncrawl_whirlwind" / "whirlwind.warc.wet.gz").read_bytes()
+    manifest = curate(write(tmp_path / "cut.warc.wet.gz", data[:-200]), tmp_path / "out", *RAW)
+    (bad,) = quarantine(tmp_path / "out")
+    assert manifest.rows == 0 and bad["position"] == 466 and "clipped" in bad["error"]
+
+
+def test_clipped_arc_record(tmp_path):
+    records = [
+        ("http://www.example.com/a", "text/html", http_response(article("A", SENTENCES).encode())),
+        ("http://www.example.com/b", "text/html", http_response(article("B", SENTENCES).encode())),
+    ]
+    data = arc_bytes(records)
+    manifest = curate(write(tmp_path / "cut.arc", data[:-100]), tmp_path / "out", *RAW)
+    assert [row["url"] for row in rows(tmp_path / "out")] == ["http://www.example.com/a"]
+    (bad,) = quarantine(tmp_path / "out")
+    assert manifest.quarantined == 1 and "clipped" in bad["error"]
