@@ -54,7 +54,7 @@ CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f
 
 MAGIC = {b"\x1f\x8b\x08": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
 RESYNC_WINDOW = 16 << 20  # bytes kept behind the read position, to restart after a corrupt record
-MAX_QUARANTINED_BYTES = 1 << 20  # of the skipped bytes, this much is kept in the quarantine
+MAX_QUARANTINED_BYTES = 1 << 20  # of a bad record's (or skipped region's) bytes, this much is quarantined
 
 
 @dataclass(frozen=True)
@@ -131,29 +131,30 @@ def to_item(record: ArchiveRecord, label: str, selection: RecordFilter) -> Item 
         return Skip(f"record_type:{record.record_type}")
     if selection.http_status and record.status is not None and record.status not in selection.http_status:
         return Skip(f"http_status:{record.status}")
+    if record.mime is not None and not selection.mime_matches(record.mime):  # passed over unread
+        return Skip(f"mime_type:{record.mime}")
     where = f"record at byte {record.offset}"
     try:
         payload, missing = record.read_payload()
     except OSError as error:  # the stream broke inside this record
         return Problem(record.offset, label, f"{where}: unreadable payload: {error}")
+    kept = payload[:MAX_QUARANTINED_BYTES]
     if missing:
-        return Problem(
-            record.offset, label, f"{where}: clipped: {missing} bytes missing of its declared length", payload[:4096]
-        )
+        return Problem(record.offset, label, f"{where}: clipped: {missing} bytes missing of its declared length", kept)
     try:
         payload = undo_encodings(payload, record.encodings)
     except (OSError, zlib.error, ValueError) as error:
-        return Problem(record.offset, label, f"{where}: {error}", payload[:4096])
+        return Problem(record.offset, label, f"{where}: {error}", kept)
     if not payload.strip():
         return Skip("empty_payload")
     mime = record.mime or sniff_mime(payload)
     if not selection.mime_matches(mime):
         return Skip(f"mime_type:{mime}")
     if is_binary(payload, record.charset):
-        return Problem(record.offset, label, f"{where}: binary payload declared as {mime}", payload[:4096])
+        return Problem(record.offset, label, f"{where}: binary payload declared as {mime}", kept)
     decoded = decode_text(payload, record.charset)
     if isinstance(decoded, str):
-        return Problem(record.offset, label, f"{where}: {decoded}", payload[:4096])
+        return Problem(record.offset, label, f"{where}: {decoded}", kept)
     text, charset = decoded
     row: dict[str, Any] = {
         "id": record.record_id or f"{label}:{record.offset}",
