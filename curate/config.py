@@ -19,10 +19,19 @@ from curate.schema import TYPE_NAMES
 
 
 @dataclass
+class WarcInputConfig:
+    """Which records of WARC, WET and ARC files become rows (null: the format's default)."""
+
+    record_types: Optional[list[str]] = None  # WARC-Type values; default: response (WET: conversion)
+    http_status: Optional[list[int]] = None  # default: [200] (WET: any); [] keeps any status
+    mime_types: Optional[list[str]] = None  # default: text/html, application/xhtml+xml (WET: text/plain); "text/*"
+
+
+@dataclass
 class InputConfig:
     paths: list[str] = MISSING  # files, folders and globs
     format: str = "auto"  # auto (from the extension) or a reader: jsonl, json, parquet, arrow, text, code, tar,
-    # xml, fasta, genbank, swissprot, smiles (curate.readers.formats.FORMATS)
+    # xml, fasta, genbank, swissprot, smiles, warc, wet, arc (curate.readers.formats.FORMATS)
     records: str = "documents"  # how a raw record becomes a row (see curate.records.MAPPERS)
     # converters: the fields the converter reads, from fields of other names: {instruction: prompt} or
     # [instruction:prompt] (typed Any: Hydra cannot replace a typed empty dict from the command line)
@@ -38,6 +47,7 @@ class InputConfig:
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
     max_doc_mb: float = 64.0  # larger documents (a text field, a line, a one-document file) are bad input
     max_inflate_ratio: float = 100.0  # compressed input inflating more (a bomb) is bad input; 0: no limit
+    warc: WarcInputConfig = field(default_factory=WarcInputConfig)  # web archives (curate.readers.crawl)
 
 
 @dataclass

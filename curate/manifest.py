@@ -55,7 +55,8 @@ class FileRecord:
 @dataclass
 class InputRecord:
     """One input file (a row of the dataset's `inputs.arrow`): rows read (good and bad), rows
-    quarantined, bytes and hashes as read; or a file found but not read, with the reason."""
+    quarantined, bytes and hashes as read, and records passed over on purpose by reason (web
+    archives: request records, 404s, images); or a file found but not read, with the reason."""
 
     path: str
     rows: int = 0
@@ -64,6 +65,7 @@ class InputRecord:
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read (empty for a dataset's shard: its sha256 is checked)
     skipped: str | None = None  # why the file was not read (unknown format), None if it was
+    passed_over: dict[str, int] = field(default_factory=dict)  # records not made rows, on purpose, by reason
 
 
 INPUTS_FILE = "inputs.arrow"
@@ -76,6 +78,7 @@ INPUTS_SCHEMA = pa.schema(
         ("sha256", pa.string()),
         ("xxh3", pa.string()),
         ("skipped", pa.string()),
+        ("passed_over", pa.map_(pa.string(), pa.int64())),
     ]
 )
 
@@ -91,6 +94,7 @@ class Inputs:
     quarantined: int
     bytes: int
     table: FileRecord
+    passed_over: dict[str, int] = field(default_factory=dict)  # records not made rows, on purpose, by reason
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "table": self.table.to_json()}
@@ -209,7 +213,7 @@ class Manifest:
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield InputRecord(**row)
+                yield InputRecord(**{**row, "passed_over": dict(row["passed_over"] or [])})
 
     def tokenizer(self) -> dict[str, Any] | None:
         """The tokenizer a `tokens` dataset was made with (the `tokenizer` detail of the stage that

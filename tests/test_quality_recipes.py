@@ -52,7 +52,11 @@ def test_web_recipe_identifies_language_first(tmp_path, shared_data):
         ],
     )
     out = tmp_path / "web"
-    manifest = curate([shared_data / "dolma_test_data", foreign], out, "pipeline=web")
+    dolma = [
+        shared_data / "dolma_test_data" / name
+        for name in ("cc_en_head-0091.jsonl.gz", "provided_documents_000.json.gz")
+    ]
+    manifest = curate([*dolma, foreign], out, "pipeline=web")  # the text files (the folder's WARC files hold HTML)
     language = manifest.stages[0]
     assert language.name == "language" and language.dropped == {"lang_other": 2}
     rejects = read_dataset(out, "rejects")

@@ -16,6 +16,7 @@ from curate.compose import resolved_dict
 from curate.engine.folder import Layout
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
+from curate.errors import InputError
 from curate.manifest import INPUTS_FILE, INPUTS_SCHEMA, FileRecord, Inputs, Manifest, StageRecord, Timings, code_version
 from curate.pipeline import Pipeline
 from curate.redact import redacted
@@ -61,6 +62,8 @@ def finalize(
     everything = [result for by_task in results for _, result in sorted(by_task.items())]
     stats = merged_stats(pipeline, results, resolved)
     inputs = write_inputs(plan, layout)
+    if inputs.rows == 0 and inputs.passed_over:  # e.g. WAT files, or a selection that matches nothing
+        raise InputError(f"input.paths: no record was selected; passed over: {passed_over_summary(inputs.passed_over)}")
     rows_out = sum(s.rows for s in shards)
     seconds = time.time() - started
     manifest = Manifest(
@@ -120,6 +123,7 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
     per-file records come from the first pass's task markers, one task at a time, so the driver's
     memory does not grow with the number of input files."""
     totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0}
+    passed_over: dict[str, int] = {}
 
     def batches() -> Iterator[pa.RecordBatch]:
         for task in range(len(plan.tasks)):
@@ -127,6 +131,9 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
             for key in ("rows", "quarantined", "bytes"):
                 totals[key] += sum(f[key] for f in files)
             totals["files"] += len(files)
+            for file in files:
+                for reason, count in file.get("passed_over", {}).items():
+                    passed_over[reason] = passed_over.get(reason, 0) + count
             if files:
                 yield pa.RecordBatch.from_pylist(files, schema=INPUTS_SCHEMA)
         if plan.skipped:
@@ -135,7 +142,7 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
             )
 
     table = write_listing(layout.out / INPUTS_FILE, INPUTS_SCHEMA, batches(), layout.out)
-    return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), **totals)
+    return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), passed_over=passed_over, **totals)
 
 
 def write_report_safely(out: Path, manifest: Manifest) -> None:
@@ -145,6 +152,11 @@ def write_report_safely(out: Path, manifest: Manifest) -> None:
         write_report(out, manifest)
     except Exception:  # the data is complete; a report failure must not lose it (a rerun tries again)
         logger.warning("report.html not written", exc_info=True)
+
+
+def passed_over_summary(passed_over: dict[str, int]) -> str:
+    """Records passed over on purpose, by reason (largest first)."""
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(passed_over.items(), key=lambda item: -item[1]))
 
 
 def check_listed_files(layout: Layout, manifest: Manifest) -> None:

@@ -13,6 +13,8 @@ from curate.converters.input_mapping import MappedInput
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
+from curate.readers.crawl import CRAWL_COLUMNS, WarcSelection
+from curate.readers.formats import SELF_DECOMPRESSING
 from curate.readers.sources import InputFile, expand_paths
 from curate.records import MAPPERS
 from curate.redact import redacted
@@ -65,6 +67,14 @@ def make_mapper(cfg: DictConfig) -> RecordMapper:
     return mapper
 
 
+def warc_selection(cfg: DictConfig) -> WarcSelection:
+    """`input.warc` as the web-archive readers take it (None: the format's default)."""
+    warc = cfg.input.warc
+    return WarcSelection(
+        *(None if value is None else tuple(value) for value in (warc.record_types, warc.http_status, warc.mime_types))
+    )
+
+
 def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list[list[InputFile]]:
     """Group files, in order, into tasks of about `task_bytes` and at most `task_files` files (a
     larger file is a task of its own). Depends on the inputs and options only: never on the
@@ -93,6 +103,9 @@ def make_plan(cfg: DictConfig) -> Plan:
     if cfg.input.records == "documents" and any(f.format in ("code", "tar") for f in files):
         # Source files carry their path and language as typed columns.
         mapper.columns = {"path": "string", "language": "string", **mapper.columns}  # type: ignore[attr-defined]
+    if cfg.input.records == "documents" and any(f.format in SELF_DECOMPRESSING for f in files):
+        # Web-archive records carry their URL, date, record id, type and charset as typed columns.
+        mapper.columns = {**CRAWL_COLUMNS, **mapper.columns}  # type: ignore[attr-defined]
     schema, kind = input_schema(files, mapper)
     pipeline = build_pipeline(cfg.stages, schema, kind)
     options = ReadOptions(
@@ -103,6 +116,7 @@ def make_plan(cfg: DictConfig) -> Plan:
         mb(cfg.executor.batch_mb),
         mb(cfg.input.max_doc_mb),
         cfg.input.max_inflate_ratio,
+        warc_selection(cfg),
     )
     tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
     config = run_config(cfg)

@@ -21,9 +21,10 @@ import pyarrow as pa
 from curate.arrow_io import iter_batches, read_schema
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
+from curate.readers.crawl import WarcSelection
 from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
-from curate.readers.formats import FORMATS, raw_json
-from curate.readers.items import Item, Problem
+from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, raw_json
+from curate.readers.items import Item, Problem, Skip
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 
@@ -39,6 +40,7 @@ class ReadOptions:
     batch_bytes: int = 32 << 20
     max_doc_bytes: int = 64 << 20  # a longer line, or a larger one-document file, is bad input
     max_inflate_ratio: float = MAX_INFLATE_RATIO  # more decompressed bytes per compressed byte is bad input
+    warc: WarcSelection = field(default_factory=WarcSelection)  # which web-archive records become rows
 
 
 @dataclass
@@ -51,6 +53,7 @@ class FileStats:
     bytes: int = 0
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read: what a rerun checks the file against (quicker than sha256)
+    passed_over: dict[str, int] = field(default_factory=dict)  # records passed over on purpose, by reason
 
 
 class Quarantine:
@@ -115,7 +118,11 @@ def read_file(
     display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""
     with open(file.path, "rb") as handle:
         raw = HashingReader(handle)
-        stream = open_decompressed(raw, file.path.name, options.max_inflate_ratio)
+        stream: io.BufferedReader = (
+            io.BufferedReader(raw, buffer_size=1 << 20)  # web archives: their own codecs, compressed offsets
+            if file.format in SELF_DECOMPRESSING
+            else open_decompressed(raw, file.path.name, options.max_inflate_ratio)
+        )
         items = FORMATS[file.format](
             stream,
             file.label,
@@ -125,8 +132,12 @@ def read_file(
             max_bytes=options.max_doc_bytes,
             max_inflate_ratio=options.max_inflate_ratio,
             reopen=partial(reopen, file, options),
+            warc=options.warc,
         )
         for item in guarded(items, file):
+            if isinstance(item, Skip):
+                stats.passed_over[item.reason] = stats.passed_over.get(item.reason, 0) + 1
+                continue
             stats.rows += 1
             if isinstance(item, Problem):
                 stats.quarantined += 1
@@ -160,13 +171,14 @@ def read_file(
     stats.bytes, stats.sha256, stats.xxh3 = raw.bytes_read, raw.sha256.hexdigest(), raw.xxh3.hexdigest()
 
 
-def guarded(items: Iterator[Item | Problem], file: InputFile) -> Iterator[Item | Problem]:
+def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator[Item | Problem | Skip]:
     """A format's items; if its parser fails on hostile input in a way it does not report as a
     Problem, the rest of the file becomes one Problem (the traceback goes to the task's log)."""
     position = 0
     try:
         for item in items:
-            position = item.position
+            if not isinstance(item, Skip):
+                position = item.position
             yield item
     except (ThresherError, MemoryError):
         raise

@@ -23,6 +23,9 @@ except ImportError:
 
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.zst")
+# Web archives compressed with a codec the other formats do not read (the crawl readers tell it
+# from the content): `.warc.lz4` and friends.
+ARCHIVE_SUFFIXES = {".warc.lz4": "warc", ".wet.lz4": "wet"}
 
 # Source-code extensions → language (as in The Stack / StarCoder's language list, the common subset).
 CODE_LANGUAGES: dict[str, str] = {
@@ -120,6 +123,10 @@ FORMAT_BY_SUFFIX = {
     ".swiss": "swissprot",
     ".smi": "smiles",
     ".smiles": "smiles",
+    # Web archives: WARC, WET (Common Crawl's `.warc.wet.gz`), ARC (readers.crawl).
+    ".warc": "warc",
+    ".wet": "wet",
+    ".arc": "arc",
 }
 SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv", ".tox"}
 
@@ -139,6 +146,9 @@ def detect_format(name: str, forced: str = "auto") -> str | None:
     lower = name.lower()
     if lower.endswith(TAR_SUFFIXES):
         return "tar"
+    for suffix, fmt in ARCHIVE_SUFFIXES.items():
+        if lower.endswith(suffix):
+            return fmt
     base, _ = split_compression(name)
     base_name = os.path.basename(base)
     suffix = os.path.splitext(base_name)[1].lower()

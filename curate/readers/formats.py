@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.readers.crawl import web_archive
 from curate.readers.files import (
     MAX_INFLATE_RATIO,
     InflateLimit,
@@ -27,7 +28,7 @@ from curate.readers.files import (
     open_decompressed,
     split_compression,
 )
-from curate.readers.items import RAW_KEPT, Item, Problem, decode_utf8, raw_lines, read_whole
+from curate.readers.items import RAW_KEPT, Item, Problem, Skip, decode_utf8, raw_lines, read_whole
 from curate.readers.science import fasta, genbank, smiles_table, swissprot
 
 
@@ -222,7 +223,7 @@ def tar(
     forced_format: str = "auto",
     reopen: Callable[[], AbstractContextManager[io.BufferedIOBase]] | None = None,
     **options,
-) -> Iterator[Item | Problem]:
+) -> Iterator[Item | Problem | Skip]:
     """A tar archive: each member is read by the format its name implies (unknown names are skipped).
 
     Links (hard and symbolic) to a file in the archive are read as that file, under the link's
@@ -277,7 +278,7 @@ def tar_members(
         yield Problem(0, label, message)
 
 
-def read_member(member: Member | Problem, inner_format: str, options: dict) -> Iterator[Item | Problem]:
+def read_member(member: Member | Problem, inner_format: str, options: dict) -> Iterator[Item | Problem | Skip]:
     if isinstance(member, Problem):
         yield member
         return
@@ -332,7 +333,9 @@ def xml_rows(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Prob
         yield Problem(position + 1, label, f"malformed or truncated XML: {error}")
 
 
-FORMATS = {
+# A format: (stream, label, **options) -> records, bad input and records passed over, in order.
+Format = Callable[..., Iterator[Item | Problem | Skip]]
+FORMATS: dict[str, Format] = {
     "jsonl": jsonl,
     "json": json_file,
     "text": text,
@@ -345,4 +348,10 @@ FORMATS = {
     "genbank": genbank,
     "swissprot": swissprot,
     "smiles": smiles_table,
+    "warc": web_archive("warc"),
+    "wet": web_archive("wet"),
+    "arc": web_archive("arc"),
 }
+# Formats handed the file's raw bytes: they tell the compression from the content and report
+# offsets in the compressed file (what Common Crawl's index gives).
+SELF_DECOMPRESSING = ("warc", "wet", "arc")

@@ -1,5 +1,6 @@
-"""What container formats yield: `Item`s (a raw record with its position) and `Problem`s (bad
-input found while parsing, quarantined with file and position), and the line helpers they share."""
+"""What container formats yield: `Item`s (a raw record with its position), `Problem`s (bad
+input found while parsing, quarantined with file and position) and `Skip`s (records a format
+passes over on purpose, counted by reason), and the line helpers they share."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ class Problem:
 
 BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark: some editors and exporters start files with it
 RAW_KEPT = 1 << 16  # bytes of an oversized line or file kept in the quarantine (its file and position find the rest)
+
+
+@dataclass
+class Skip:
+    """A record passed over on purpose (a WARC request record, a 404 response): not a row, not bad
+    input; counted by reason in the dataset's `inputs.arrow` (`passed_over`)."""
+
+    reason: str
 
 
 def decode_utf8(data: bytes) -> str:

@@ -30,7 +30,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     from curate.mapping import get_field
     from curate.readers.files import open_decompressed
     from curate.readers.formats import FORMATS
-    from curate.readers.items import Problem
+    from curate.readers.items import Problem, Skip
     from curate.readers.sources import expand_paths
 
     files, _ = expand_paths(paths)
@@ -40,8 +40,8 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
         with open(file.path, "rb") as handle:
             stream = open_decompressed(handle, file.path.name)
             for item in FORMATS[file.format](stream, file.label, text_unit="line"):
-                if isinstance(item, Problem):
-                    continue  # a malformed evaluation record cannot contaminate anything
+                if isinstance(item, (Problem, Skip)):
+                    continue  # a malformed (or passed-over) evaluation record cannot contaminate anything
                 seen.update(item.record)
                 for name in fields:
                     try:
