@@ -287,7 +287,7 @@ def test_one_line_errors(inputs, tmp_path, capsys):
     assert "trainer.max_stepz: unknown option; valid: max_steps" in composition_error(
         "task=pretrain", f"data={inputs.tokens}", "trainer.max_stepz=3"
     )
-    assert "task: 'sfft' is not one of: dpo, pretrain, reward, rlhf, sft" in composition_error("task=sfft")
+    assert "task: 'sfft' is not one of: dpo, ppo, pretrain, reward, rlhf, sft" in composition_error("task=sfft")
     assert "data: required value is missing" in run_error("task=pretrain")
     assert "holds a 'chat' dataset; this task reads tokens" in run_error(
         "task=pretrain", f"data={inputs.chat}", f"output.dir={tmp_path / 'a'}"

@@ -21,33 +21,37 @@ class RewardModelScorer:
     """A sequence-classification reward model with one output (as trl's RewardTrainer trains):
     the score of each whole conversation (prompt and response)."""
 
-    def __init__(self, model: str, batch_size: int = 8, max_length: int = 1024, threads: int = 1):
+    def __init__(self, model: str, batch_size: int = 8, max_length: int = 1024, threads: int = 1, device: str = "cpu"):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if threads:
             torch.set_num_threads(threads)
         path = model_path(model)
-        self.torch = torch
+        self.torch, self.device = torch, device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        self.model.to(device)
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
         self.batch_size, self.max_length = batch_size, max_length
 
-    def score(self, conversations: list[list[dict]]) -> np.ndarray:
-        scores = []
+    def logits(self, conversations: list[list[dict]]) -> np.ndarray:
+        """The model's outputs for each whole conversation: (conversations, labels)."""
+        out = []
         for start in range(0, len(conversations), self.batch_size):
             texts = [conversation_text(self.tokenizer, c) for c in conversations[start : start + self.batch_size]]
             encoded = self.tokenizer(
                 texts, return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
-            )
+            ).to(self.device)
             with self.torch.inference_mode():
-                logits = self.model(**encoded).logits
-            scores.append(logits[:, 0].float().numpy())
-        return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+                out.append(self.model(**encoded).logits.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.model.config.num_labels), np.float32)
+
+    def score(self, conversations: list[list[dict]]) -> np.ndarray:
+        return self.logits(conversations)[:, 0]
 
 
 class LMLikelihoodScorer:
