@@ -12,10 +12,6 @@ def letter_e(prompts: list[list[dict]], completions: list[str]) -> list[float]:
     return out
 
 
-def letter_e_x10(prompts: list[list[dict]], completions: list[str]) -> list[float]:
-    return [10 * r for r in letter_e(prompts, completions)]
-
-
 def e_rich(prompts: list[list[dict]], completions: list[str]) -> list[float]:
     """5 x min(share of "e" / 0.25, 1): saturates once a quarter of the letters are "e"."""
     return [5 * min(r / 0.25, 1.0) for r in letter_e(prompts, completions)]
