@@ -78,15 +78,15 @@ class AlignmentServer(Server):
         self.counts = threading.Lock()
 
     def answer(self, handler, body: dict) -> None:
-        if self.delay:
-            time.sleep(self.delay)
         prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
         found = RESPONSE.search(prompt)
-        with self.counts:
+        with self.counts:  # counted on arrival: a request of a killed client counts before the kill
             if found:
                 self.judge_calls += 1
             else:
                 self.policy_calls += 1
+        if self.delay:
+            time.sleep(self.delay)
         if found:
             return self.completion(handler, body, judge_answer(aspect_of(prompt), found.group(1)))
         return self.completion(handler, body, policy_sample(prompt, int(body.get("seed") or 0)))

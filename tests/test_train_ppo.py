@@ -17,8 +17,7 @@ import torch
 
 from curate.errors import ConfigError
 from curate.manifest import Manifest
-from tests.conftest import SHARED_DATA
-from tests.train_fixtures import build_inputs, metrics, pretrained_model, train, trained_reward_model
+from tests.train_fixtures import metrics, pretrained_model, train, trained_reward_model
 
 # The scripted reward: 5 x the share of "e" among a completion's letters, saturating at a quarter.
 E_RICH = "task.reward_function=tests.ppo_rewards:e_rich"
@@ -33,13 +32,6 @@ GEOMETRY = [
 # Measured on 2 CPU cores over seeds 0-2 (40 steps): with ptx.coef=0.3 the pre-training loss rose
 # by at most 0.13 nats and the KL per sequence stayed under 4.4; with ptx.coef=0 it rose by 0.46-0.62.
 PTX_MARGIN = 0.25  # nats: how far the pre-training loss may move from its start with the mix on
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not available")
-    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,10 @@ import pytest
 import torch
 
 from curate.manifest import Manifest
-from tests.conftest import REPO, SHARED_DATA
-from tests.train_fixtures import build_inputs, metrics, train
+from tests.conftest import REPO
+from tests.train_fixtures import metrics, train
 
 TINY = ["trainer.micro_batch_size=4", "log.every=1", "optim.warmup_steps=2", "optim.lr=3e-3"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not available")
-    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
 
 
 def cli(*args: str) -> list[str]:

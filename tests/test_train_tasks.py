@@ -17,17 +17,10 @@ import torch
 
 from curate.errors import ConfigError
 from curate.manifest import Manifest
-from tests.conftest import REPO, SHARED_DATA
-from tests.train_fixtures import build_inputs, metrics, pretrained_model, train, trained_reward_model
+from tests.conftest import REPO
+from tests.train_fixtures import metrics, pretrained_model, train, trained_reward_model
 
 STEPS = ["log.every=1", "checkpoint.every=2", "optim.warmup_steps=0"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not available")
-    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
 
 
 @pytest.fixture(scope="module")
