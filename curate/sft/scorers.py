@@ -218,7 +218,7 @@ class Scorer:
         if self.judge is not None:
             return {**described, **self.judge.describe()}
         lineage = read_model_lineage(config.model)
-        described["model"] = str(model_path(config.model))
+        described["model"] = str(model_path(config.model).resolve())
         if lineage:
             described["lineage"] = {"task": lineage.get("task"), "fingerprint": lineage.get("fingerprint")}
         return described
