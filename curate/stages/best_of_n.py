@@ -39,7 +39,18 @@ PROMPTS = pa.schema(
         ("problem", pa.string()),  # why the row has no prompt to sample from (null: it has one)
     ]
 )
-SAMPLE_COLUMNS = ("position", "id", "sample", "text", "finish_reason", "rank_score", "problem", "chosen", "rejected")
+SAMPLE_COLUMNS = (
+    "position",
+    "id",
+    "sample",
+    "text",
+    "finish_reason",
+    "rank_score",
+    "problem",
+    "chosen",
+    "rejected",
+    "notes",
+)
 
 
 def prompt_of(messages: list[dict]) -> list[dict]:
@@ -160,6 +171,9 @@ class BestOfN(GlobalStage):
     Resumable at the prompt level: samples and scores are appended to a checkpoint every
     `chunk_prompts` (16) prompts; a killed run, rerun with the same command, replays them.
     Memory: the driver holds the prompts and one chunk of samples; workers memory-map the decisions.
+
+    Defaults: `n=4` (UltraFeedback's 4 completions per prompt), pure sampling at temperature 1
+    (Llama 2's rejection sampling), `output=chat`, no margin; no scorer (give at least one).
     """
 
     config_name: ClassVar[str] = "best_of_n"
@@ -254,7 +268,8 @@ class BestOfN(GlobalStage):
         state = read_frame(ctx.scan_files, PROMPTS).sort("position")
         run = SamplingRun(self, ctx)
         counts: dict[str, int] = {}
-        lift: dict[str, list[list[float]]] = {s.name: [[], []] for s in self.scorers}  # all, chosen
+        # per scorer: sum and count of the scores of all samples, then of the chosen ones
+        lift = {s.name: np.zeros(4) for s in self.scorers}
         ctx.keep_dir.mkdir(parents=True, exist_ok=True)
         try:
             with (
@@ -268,11 +283,9 @@ class BestOfN(GlobalStage):
                     for row in decision_rows:
                         counts[row["reason"] or "kept"] = counts.get(row["reason"] or "kept", 0) + 1
                     for row in sample_rows:
-                        for name in lift:
+                        for name, sums in lift.items():
                             if row[name] is not None:
-                                lift[name][0].append(row[name])
-                                if row["chosen"]:
-                                    lift[name][1].append(row[name])
+                                sums += [row[name], 1, row[name] * row["chosen"], row["chosen"]]
                     samples.write(pa.Table.from_pylist(sample_rows, schema=self.samples_schema()))
                     decisions.write(pa.Table.from_pylist(decision_rows, schema=self.decisions_schema()))
                     if chunk % 10 == 9:
@@ -288,10 +301,10 @@ class BestOfN(GlobalStage):
             dropped=dict(sorted(counts.items())),
             scores={
                 name: {
-                    "mean_of_samples": round(float(np.mean(values[0])), 4) if values[0] else None,
-                    "mean_of_chosen": round(float(np.mean(values[1])), 4) if values[1] else None,
+                    "mean_of_samples": round(float(sums[0] / sums[1]), 4) if sums[1] else None,
+                    "mean_of_chosen": round(float(sums[2] / sums[3]), 4) if sums[3] else None,
                 }
-                for name, values in lift.items()
+                for name, sums in lift.items()
             },
             policy=policy_lineage(self.llm),
             scorers=run.scorer_descriptions(),

@@ -247,7 +247,8 @@ class Tulu3Decontaminate(Decontaminate):
     with it (`match=coverage`, `ngram=8`, `coverage_threshold=0.5`); `decontaminate` with those
     options. Words are the normalised words of `decontaminate` (NFKC, lowercase, punctuation and
     symbols removed); an evaluation item shorter than 8 words is covered only by all of its words.
-    Score columns: `contaminated_ngrams`, `contamination_coverage`.
+    Score columns: `contaminated_ngrams`, `contamination_coverage`. Defaults: Tülu 3's (8-grams,
+    threshold 0.5); the other options are `decontaminate`'s.
     """
 
     config_name: ClassVar[str] = "decontaminate_tulu3"
