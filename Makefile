@@ -23,11 +23,11 @@ install: $(VENV)/.installed
 
 # The main job, end to end on sample data (a few minutes on 2 cores): curate text -> train a
 # tokenizer -> token shards -> pre-train a tiny model -> LIMA-select SFT data -> SFT -> reward
-# model -> RLHF and DPO. Rerunning resumes or skips finished steps.
+# model -> RLHF, PPO-ptx, best-of-N on-policy pairs, DPO. Rerunning resumes or skips finished steps.
 demo: install
 	PYTHON=$(abspath $(PY)) SHARED=$(SHARED) OUT=$(DEMO_OUT) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 scripts/demo.sh
 	$(VENV)/bin/thresher inspect $(DEMO_OUT)/documents --rows 1
-	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,dpo}"
+	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,ppo,dpo}"
 
 # The habits CI holds the code to: style (ruff lint + format), types (mypy over curate/ and train/),
 # and the architecture's layering (import-linter contracts in pyproject.toml).

@@ -9,7 +9,7 @@ USAGE = """usage: thresher <command> [arguments]
 
 commands:
   curate pipeline=<recipe> input.paths=[...] output.dir=<dir> [overrides]   run a curation recipe
-  train task=<pretrain|sft|reward|rlhf|dpo> data=<dataset dir> [overrides]  train on curated shards
+  train task=<pretrain|sft|reward|rlhf|ppo|dpo> data=<dataset dir> [overrides]  train on curated shards
   inspect <dataset dir> [--rows N]                                          summarise a dataset
   report <dataset dir> [--compare <dir> ...] [--out FILE]                   HTML report; side by side
   stages [--package PKG --conf-dir DIR --docs FILE]                         list stages; write a package's configs

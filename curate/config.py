@@ -8,6 +8,7 @@ read, and every failure is one line naming the key and the valid choices.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -97,7 +98,8 @@ def validate(cfg: DictConfig) -> None:
 
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
     if missing:
-        raise ConfigError(f"{missing[0]}: required value is missing (set {missing[0]}=...)")
+        key = re.sub(r"\[(\d+)\]", r".\1", missing[0])  # list items as the command line names them: scorers.0.model
+        raise ConfigError(f"{key}: required value is missing (set {key}=...)")
     from curate.readers.sources import format_names
 
     for key, allowed in {**CHOICES, "input.format": ("auto", *format_names())}.items():

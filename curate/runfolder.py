@@ -62,6 +62,17 @@ def lock_holders(path: Path) -> list[int]:
     return sorted(set(pids) - {os.getpid()})
 
 
+# A model folder written by a training run holds a copy of that run's record (train.lineage): the
+# curate app reads it to record which model generated or scored its rows.
+MODEL_LINEAGE = "thresher_lineage.json"
+
+
+def read_model_lineage(folder: str | Path) -> dict[str, Any] | None:
+    """The training record a model folder carries (None for a model from elsewhere)."""
+    file = Path(folder) / MODEL_LINEAGE
+    return json.loads(file.read_text()) if file.is_file() else None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with naming(path), open(tmp, "w") as handle:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo, on 2 CPU cores in minutes: curate sample text -> train a tokenizer ->
 # token shards -> pre-train a tiny model -> LIMA-select SFT data -> SFT -> reward model on
-# preference pairs -> RLHF (RLOO, with InstructGPT's pre-training mix) and DPO.
+# preference pairs -> best-of-N on-policy pairs from the SFT model, mixed 1:1 with the off-policy
+# pairs -> RLHF (RLOO, with InstructGPT's pre-training mix), PPO-ptx and DPO.
 #
 #   scripts/demo.sh                            # everything, into out/demo (what `make demo` runs)
 #   OUT=out/demo2 SHARED=../shared/data scripts/demo.sh   (paths relative to the repository)
@@ -79,8 +80,24 @@ $THRESHER train task=rlhf data="$PREFS" model.path="$OUT/sft/model" task.reward_
   output.dir="$OUT/rlhf" trainer.max_steps=10 trainer.micro_batch_size=8 task.num_generations=4 \
   task.max_completion_length=48 optim.lr=1e-5 ptx.data="$TOKENS" ptx.coef=0.5 "${TRAIN_COMMON[@]}"
 
-step "train: DPO (from the SFT model)"
-$THRESHER train task=dpo data="$PREFS" model.path="$OUT/sft/model" output.dir="$OUT/dpo" \
+step "train: PPO-ptx (value head, KL penalty to the SFT model, pre-training mix; alignment tax measured on the token shards)"
+$THRESHER train task=ppo data="$PREFS" model.path="$OUT/sft/model" task.reward_model="$OUT/reward/model" \
+  output.dir="$OUT/ppo" trainer.max_steps=8 task.rollout_batch_size=16 trainer.micro_batch_size=8 \
+  trainer.grad_accum_steps=2 task.max_completion_length=32 task.max_prompt_tokens=256 optim.lr=1e-5 \
+  ptx.data="$TOKENS" ptx.coef=0.5 task.eval_data="$TOKENS" task.eval_rows=64 "${TRAIN_COMMON[@]}"
+
+step "curate: best-of-N on-policy pairs (4 samples per Self-Instruct seed prompt from the SFT model, best vs worst under the reward model)"
+$THRESHER curate pipeline=on_policy_pairs "input.paths=[$SHARED/stanford_alpaca/seed_tasks.jsonl.gz]" \
+  input.records=self_instruct_seeds output.dir="$OUT/on_policy" stages.best_of_n.llm.model="$OUT/sft/model" \
+  stages.best_of_n.scorers.0.model="$OUT/reward/model" stages.best_of_n.max_new_tokens=32 \
+  stages.best_of_n.llm.batch_size=16 stages.best_of_n.llm.threads="$THREADS"
+
+step "curate: on- and off-policy pairs mixed 1:1 (Tülu 3)"
+$THRESHER curate pipeline=preferences "input.paths=[$OUT/on_policy,$PREFS]" output.dir="$OUT/prefs_mixed" \
+  stages.preference_pairs.on_policy_fraction=0.5
+
+step "train: DPO on the mixed pairs (from the SFT model, which sampled the on-policy ones)"
+$THRESHER train task=dpo data="$OUT/prefs_mixed" model.path="$OUT/sft/model" output.dir="$OUT/dpo" \
   trainer.max_steps=20 trainer.micro_batch_size=4 task.max_length=512 optim.lr=1e-5 "${TRAIN_COMMON[@]}"
 
-step "done: models in $OUT/{pretrain,sft,reward,rlhf,dpo}/model; lineage in each run.json"
+step "done: models in $OUT/{pretrain,sft,reward,rlhf,ppo,dpo}/model; lineage in each run.json"

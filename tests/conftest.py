@@ -94,23 +94,40 @@ def start_curate(inputs, out: Path, options: list[str], **popen) -> subprocess.P
     )
 
 
+def kill_when(process: subprocess.Popen, ready, timeout: float = 300, poll: float = 0.002) -> None:
+    """SIGKILL `process` and its workers as soon as `ready()` is true (or after `timeout` seconds)."""
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None and not ready():
+        time.sleep(poll)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def kill_after_tasks(
     inputs: Path, out: Path, options: list[str], pass_index: int, tasks: int, timeout: float = 300
 ) -> int:
     """Start `thresher curate` on `inputs` in a subprocess, SIGKILL it (and its workers) once `tasks`
     tasks of pass `pass_index` are done; return how many were done. Fails if the run finished first."""
-    import signal
-    import time
-
-    process = start_curate(inputs, out, options)
     markers = Path(out) / "_work" / f"pass-{pass_index}"
-    deadline = time.time() + timeout
-    while time.time() < deadline and len(list(markers.glob("task-*.json"))) < tasks:
-        time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    process = start_curate(inputs, out, options)
+    kill_when(process, lambda: len(list(markers.glob("task-*.json"))) >= tasks, timeout)
     assert not (Path(out) / "manifest.json").exists(), "the run finished before it could be killed"
     return len(list(markers.glob("task-*.json")))
+
+
+def kill_at_checkpoint(inputs: Path, out: Path, options: list[str], checkpoint: Path, lines: int) -> int:
+    """Start `thresher curate` on `inputs` in a subprocess, SIGKILL it once `checkpoint` (a generating
+    stage's JSON-lines checkpoint) holds `lines` lines; return how many it holds then."""
+
+    def written() -> int:
+        return checkpoint.read_bytes().count(b"\n") if checkpoint.is_file() else 0
+
+    kill_when(start_curate(inputs, out, options), lambda: written() >= lines, poll=0.02)
+    assert not (Path(out) / "manifest.json").exists(), "the run finished before it could be killed"
+    return written()
 
 
 def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
@@ -140,3 +157,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not available")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory):
+    """The tokenizer and the datasets the trainer and alignment tests read (tests/train_fixtures.py),
+    built by the curate app's recipes once per test process."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not available")
+    from tests.train_fixtures import build_inputs
+
+    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)

@@ -107,7 +107,9 @@ def test_cli_errors(tmp_path):
         == "error: stages.length_filter.min_chars: must be >= 0 and <= max_chars"
     )
     # Composition errors (Hydra's) are turned into one line with the valid choices too.
-    assert one_line_error(tmp_path, *base, "pipeline=nope").startswith("error: pipeline: 'nope' is not one of: clean")
+    assert one_line_error(tmp_path, *base, "pipeline=nope").startswith(
+        "error: pipeline: 'nope' is not one of: best_of_n, clean"
+    )
     assert (
         one_line_error(tmp_path, *base, "input.pathz=[x]")
         == "error: input.pathz: unknown option; valid: paths, format, records, fields, strip_template, text_field, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 
+import decontamination_set
 import pytest
 from conftest import curate, read_dataset, write_jsonl
 from test_dedup import base_texts
@@ -104,3 +105,66 @@ def test_plain_text_evaluation_files_and_missing_options(tmp_path, benchmark):
         ConfigError, match=r"eval_fields: none of questoin holds text .*\(fields found: answer, question\)"
     ):
         run(tmp_path, "typo", benchmark[0], data, "stages.decontaminate.eval_fields=[questoin]")
+
+
+def test_tulu3_rule_needs_more_than_half_of_an_items_words(tmp_path):
+    item = " ".join(f"word{i}" for i in range(20))  # an evaluation item of 20 words
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", [{"text": item}])
+    words = item.split()
+    filler = base_texts(2, words=60, seed=5)
+    rows = [
+        {"id": "half", "text": filler[0] + " " + " ".join(words[:10]) + " " + filler[1]},  # 10 of 20: not more
+        {"id": "more", "text": filler[0] + " " + " ".join(words[:11]) + " " + filler[1]},  # 11 of 20
+        {"id": "two_pieces", "text": " ".join(words[:8]) + " " + filler[0] + " " + " ".join(words[12:20])},
+    ]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    curate(
+        data,
+        tmp_path / "out",
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        "+stage@stages.decontaminate=decontaminate_tulu3",
+        f"stages.decontaminate.eval_paths=[{eval_file}]",
+        "stages.decontaminate.action=flag",
+    )
+    coverage = {r["id"]: r["contamination_coverage"] for r in read_dataset(tmp_path / "out").to_pylist()}
+    assert coverage == {"half": 0.5, "more": pytest.approx(0.55), "two_pieces": pytest.approx(0.8)}
+    with pytest.raises(ConfigError, match="action: cut removes matching spans; with match=coverage"):
+        run(tmp_path, "cut", eval_file, data, "stages.decontaminate.match=coverage", "stages.decontaminate.action=cut")
+
+
+def flagged_by(tmp_path, shared_data, stage: str) -> dict[str, float]:
+    """Each planted-set document's share of flagged, per variant, by `stage` (recall and false positives)."""
+    evaluation, training = decontamination_set.build(shared_data)
+    eval_file = write_jsonl(tmp_path / "eval.jsonl", evaluation)
+    data = write_jsonl(tmp_path / "train.jsonl", training)
+    curate(
+        data,
+        tmp_path / stage,
+        "pipeline=clean",
+        "~stages.normalize",
+        "~stages.length_filter",
+        f"+stage@stages.decontaminate={stage}",
+        f"stages.decontaminate.eval_paths=[{eval_file}]",
+        "stages.decontaminate.action=flag",
+    )
+    rows = read_dataset(tmp_path / stage).to_pylist()
+    if stage == "decontaminate_tulu3":
+        marks = {r["id"]: r["contamination_coverage"] > 0.5 for r in rows}
+    else:
+        marks = {r["id"]: r["contaminated_ngrams"] > 0 for r in rows}
+    return decontamination_set.rates(marks, training)
+
+
+def test_recall_of_each_rule_on_planted_evaluation_items(tmp_path, shared_data):
+    """The figures of docs/dedup.md (benchmarks/decontamination_recall.py writes them)."""
+    tulu = flagged_by(tmp_path, shared_data, "decontaminate_tulu3")
+    ngram13 = flagged_by(tmp_path, shared_data, "decontaminate")
+    assert tulu["verbatim"] == ngram13["verbatim"] == 1.0
+    for variant in ("embedded", "rewrapped", "paraphrased"):  # normalisation undoes case, punctuation, line breaks
+        assert tulu[variant] == tulu["embedded"] >= 0.99 and ngram13[variant] == ngram13["embedded"] >= 0.93
+    assert tulu["partial"] >= 0.93 and ngram13["partial"] >= 0.8
+    assert all(tulu[v] >= ngram13[v] for v in decontamination_set.POSITIVE)  # 8-grams find shorter items
+    assert tulu["fragment"] == ngram13["fragment"] == 0.0  # a quoted phrase of 10 words is not the item
+    assert tulu["clean"] == tulu["neighbours"] == ngram13["clean"] == ngram13["neighbours"] == 0.0

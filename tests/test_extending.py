@@ -117,7 +117,9 @@ def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
         [f"hydra.searchpath=[file://{conf}]"],
     ):
         precheck("curate", [*flags, RECIPE, *base])  # composes: no error, no exit
-        assert error(*flags, "pipeline=web_quite").startswith("error: pipeline: 'web_quite' is not one of: clean,")
+        assert error(*flags, "pipeline=web_quite").startswith(
+            "error: pipeline: 'web_quite' is not one of: best_of_n, clean,"
+        )
         assert error(*flags, "pipeline=web_quite").endswith(", web, web_heuristics, web_quiet")
     assert (
         error("-cd", str(conf), RECIPE, "stages.shouting.max_upper_ratioo=1")
@@ -128,7 +130,9 @@ def test_config_dir_errors_are_one_line(example, tmp_path, capsys):
         error("--config-dir", str(tmp_path / "nowhere"), RECIPE)
         == f"error: --config-dir: no such folder: {tmp_path / 'nowhere'}"
     )
-    assert error(RECIPE).startswith("error: pipeline: 'web_quiet' is not one of: clean,")  # without the folder
+    assert error(RECIPE).startswith(
+        "error: pipeline: 'web_quiet' is not one of: best_of_n, clean,"
+    )  # without the folder
 
 
 def test_config_dirs_keep_a_single_searchpath_entry_whole(tmp_path):

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, curate, read_dataset
+from conftest import curate, kill_at_checkpoint, read_dataset
 from rouge_score import rouge_scorer
 
 from curate.manifest import Manifest
@@ -178,32 +173,9 @@ def test_generates_and_filters_from_the_175_seeds(uninterrupted, shared_data):
 def test_killed_run_resumes_from_its_checkpoint(uninterrupted, shared_data, tmp_path):
     whole, _ = uninterrupted
     out = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-m",
-        "curate",
-        f"input.paths=[{shared_data / 'self_instruct/seed_tasks.jsonl.gz'}]",
-        f"output.dir={out}",
-        "executor.progress=false",
-        *GENERATION,
-    ]
-    process = subprocess.Popen(
-        args,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
     checkpoint = out / "_work" / "stage-self_instruct" / "instructions.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if checkpoint.is_file() and checkpoint.read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert checkpoint.is_file() and not (out / "manifest.json").exists()
+    kill_at_checkpoint(shared_data / "self_instruct/seed_tasks.jsonl.gz", out, list(GENERATION), checkpoint, 1)
+    assert checkpoint.is_file()
     lines_before = checkpoint.read_bytes().count(b"\n")
     with open(checkpoint, "ab") as handle:  # a batch torn by the kill
         handle.write(b'{"batch": 99, "prompts": ["tor')

@@ -20,17 +20,10 @@ import pytest
 import torch
 
 from curate.manifest import Manifest
-from tests.conftest import REPO, SHARED_DATA
-from tests.train_fixtures import build_inputs, metrics, train
+from tests.conftest import REPO
+from tests.train_fixtures import metrics, train
 
 TINY = ["trainer.micro_batch_size=4", "log.every=1", "optim.warmup_steps=2", "optim.lr=3e-3"]
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not available")
-    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
 
 
 def cli(*args: str) -> list[str]:
@@ -287,7 +280,7 @@ def test_one_line_errors(inputs, tmp_path, capsys):
     assert "trainer.max_stepz: unknown option; valid: max_steps" in composition_error(
         "task=pretrain", f"data={inputs.tokens}", "trainer.max_stepz=3"
     )
-    assert "task: 'sfft' is not one of: dpo, pretrain, reward, rlhf, sft" in composition_error("task=sfft")
+    assert "task: 'sfft' is not one of: dpo, ppo, pretrain, reward, rlhf, sft" in composition_error("task=sfft")
     assert "data: required value is missing" in run_error("task=pretrain")
     assert "holds a 'chat' dataset; this task reads tokens" in run_error(
         "task=pretrain", f"data={inputs.chat}", f"output.dir={tmp_path / 'a'}"

@@ -17,49 +17,21 @@ import torch
 
 from curate.errors import ConfigError
 from curate.manifest import Manifest
-from tests.conftest import REPO, SHARED_DATA
-from tests.train_fixtures import build_inputs, metrics, train
+from tests.conftest import REPO
+from tests.train_fixtures import metrics, pretrained_model, train, trained_reward_model
 
 STEPS = ["log.every=1", "checkpoint.every=2", "optim.warmup_steps=0"]
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not available")
-    return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
-
-
-@pytest.fixture(scope="module")
 def base(inputs, tmp_path_factory) -> Path:
     """A tiny model pre-trained for a few steps: the starting point of every trl task here."""
-    run_dir = tmp_path_factory.mktemp("base")
-    train(
-        "task=pretrain",
-        f"data={inputs.tokens}",
-        f"output.dir={run_dir}",
-        "trainer.max_steps=10",
-        "trainer.micro_batch_size=8",
-        "optim.lr=3e-3",
-        "optim.warmup_steps=2",
-    )
-    return run_dir / "model"
+    return pretrained_model(tmp_path_factory.mktemp("base"), inputs.tokens)
 
 
 @pytest.fixture(scope="module")
 def reward_model(inputs, base, tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("reward")
-    train(
-        "task=reward",
-        f"data={inputs.preference}",
-        f"model.path={base}",
-        f"output.dir={run_dir}",
-        "trainer.max_steps=2",
-        "trainer.micro_batch_size=4",
-        "task.max_length=512",
-        *STEPS,
-    )
-    return run_dir / "model"
+    return trained_reward_model(tmp_path_factory.mktemp("reward"), inputs.preference, base)
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -124,3 +124,35 @@ def build_inputs(root: Path, shared_data: Path) -> Inputs:
             preference=preference_dataset(root / "preference", shared_data),
         )
     return _INPUTS[root]
+
+
+def pretrained_model(run_dir: Path, tokens: Path, steps: int = 10, micro_batch_size: int = 8) -> Path:
+    """A tiny Llama pre-trained on `tokens` for `steps` steps: the starting point of the alignment tests."""
+    train(
+        "task=pretrain",
+        f"data={tokens}",
+        f"output.dir={run_dir}",
+        f"trainer.max_steps={steps}",
+        f"trainer.micro_batch_size={micro_batch_size}",
+        "optim.lr=3e-3",
+        f"optim.warmup_steps={max(2, steps // 30)}",
+        "checkpoint.every=1000",
+    )
+    return run_dir / "model"
+
+
+def trained_reward_model(run_dir: Path, preference: Path, base: Path) -> Path:
+    """A reward model trained for two steps from `base` on `preference` pairs (trl's RewardTrainer)."""
+    train(
+        "task=reward",
+        f"data={preference}",
+        f"model.path={base}",
+        f"output.dir={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.micro_batch_size=4",
+        "task.max_length=512",
+        "log.every=1",
+        "checkpoint.every=2",
+        "optim.warmup_steps=0",
+    )
+    return run_dir / "model"

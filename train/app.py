@@ -1,4 +1,4 @@
-"""The train app (Hydra): `thresher train task=<pretrain|sft|reward|rlhf|dpo> data=<dataset dir> [overrides]`.
+"""The train app (Hydra): `thresher train task=<pretrain|sft|reward|rlhf|dpo|ppo> data=<dataset dir> [overrides]`.
 
 Composes `conf/train.yaml` with a `task/` and a `model/` file, validates the result, and runs the
 task's module. Every error a user can cause (a bad option, a missing or modified shard, a dataset
@@ -27,6 +27,7 @@ TASK_MODULES = {
     "reward": "train.reward",
     "rlhf": "train.rlhf",
     "dpo": "train.dpo",
+    "ppo": "train.ppo",
 }
 
 

@@ -13,6 +13,8 @@ checked against the trl class's fields before the run starts.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -184,7 +186,43 @@ class RLHFTask:
     args: dict[str, Any] = field(default_factory=dict)  # more trl RLOOConfig / GRPOConfig options
 
 
-TASK_SCHEMAS = {"pretrain": PretrainTask, "sft": SFTTask, "reward": RewardTask, "dpo": DPOTask, "rlhf": RLHFTask}
+@dataclass
+class PPOTask:
+    """InstructGPT's PPO (train/ppo.py): a value head, GAE, clipped policy and value losses, a KL
+    penalty to the starting model; `ptx.data` + `ptx.coef` add the pre-training mix (PPO-ptx).
+    Defaults: trl 0.x's PPOConfig (4 epochs per rollout, clip 0.2 for policy and value, vf_coef 0.1,
+    gamma 1, lambda 0.95, KL coefficient 0.2 adapted toward 6 nats per sequence over a horizon of
+    10,000 samples, as Ziegler et al. 2019)."""
+
+    name: str = "ppo"
+    reward_model: Optional[str] = None  # a task=reward run's model folder (<reward run>/model)
+    reward_function: Optional[str] = None  # or "module:function", called as f(prompts, completions) -> rewards
+    rollout_batch_size: int = 64  # prompts per PPO step per process (one completion each)
+    num_ppo_epochs: int = 4  # passes over each rollout
+    max_completion_length: int = 64  # new tokens per completion
+    max_prompt_tokens: int = 512  # longer prompts (chat-templated) are skipped; 0 = keep all
+    temperature: float = 1.0  # sampling temperature (the log-probs use the same)
+    kl_coef: float = 0.2  # KL penalty coefficient (the starting value when kl_target is set)
+    kl_target: Optional[float] = 6.0  # KL per sequence the coefficient adapts toward; null: fixed kl_coef
+    kl_horizon: float = 10000.0  # samples over which the coefficient moves by at most 20% of the error
+    gamma: float = 1.0  # discount over completion tokens
+    lam: float = 0.95  # GAE lambda
+    cliprange: float = 0.2  # policy ratio clip
+    cliprange_value: float = 0.2  # value clip around the rollout's values
+    vf_coef: float = 0.1  # weight of the value loss
+    eval_data: Optional[str] = None  # a held-out `tokens` dataset: its LM loss (eval_loss) measures the alignment tax
+    eval_every: int = 0  # measure it every N steps as well as before the first and after the last (0: those two)
+    eval_rows: int = 0  # on its first N rows (0: all of them)
+
+
+TASK_SCHEMAS = {
+    "pretrain": PretrainTask,
+    "sft": SFTTask,
+    "reward": RewardTask,
+    "dpo": DPOTask,
+    "rlhf": RLHFTask,
+    "ppo": PPOTask,
+}
 
 
 @dataclass
@@ -226,7 +264,7 @@ POSITIVE = (
     "distributed.timeout_minutes",
 )
 NON_NEGATIVE = ("optim.warmup_steps", "optim.weight_decay", "optim.grad_clip", "ptx.coef")
-PTX_TASKS = ("sft", "dpo", "rlhf")  # trainers whose model is a causal LM that can take an LM loss
+PTX_TASKS = ("sft", "dpo", "rlhf", "ppo")  # trainers whose model is a causal LM that can take an LM loss
 
 
 def validate(cfg: DictConfig) -> None:
@@ -270,5 +308,54 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 "task.num_generations: must be >= 2 (the baseline is computed across a prompt's completions)"
             )
+    if cfg.task.name == "ppo":
+        validate_ppo(cfg)
     if cfg.task.name != "pretrain" and cfg.tokenizer is None and cfg.model.path is None:
         raise ConfigError(f"tokenizer: required for task={cfg.task.name} unless model.path holds one")
+
+
+def validate_ppo(cfg: DictConfig) -> None:
+    task = cfg.task
+    if (task.reward_model is None) == (task.reward_function is None):
+        raise ConfigError(
+            "task.reward_model: set either task.reward_model (a reward run's model folder) or task.reward_function"
+        )
+    if task.reward_function is not None:
+        load_reward_function(task.reward_function)
+    if task.reward_model is not None and not Path(task.reward_model).is_dir():
+        raise ConfigError(
+            f"task.reward_model: '{task.reward_model}' is not a model folder (train one with task=reward)"
+        )
+    for key in ("rollout_batch_size", "num_ppo_epochs", "max_completion_length", "temperature", "kl_horizon"):
+        if not task[key] > 0:
+            raise ConfigError(f"task.{key}: must be > 0")
+    for key in ("kl_coef", "cliprange", "cliprange_value", "vf_coef", "eval_every", "eval_rows", "max_prompt_tokens"):
+        if task[key] < 0:
+            raise ConfigError(f"task.{key}: must be >= 0")
+    if task.kl_target is not None and task.kl_target <= 0:
+        raise ConfigError("task.kl_target: must be > 0 (or null for a fixed task.kl_coef)")
+    if not (0 <= task.gamma <= 1 and 0 <= task.lam <= 1):
+        raise ConfigError("task.gamma: gamma and lam must be within [0, 1]")
+    per_update = cfg.trainer.micro_batch_size * cfg.trainer.grad_accum_steps
+    if task.rollout_batch_size % per_update:
+        raise ConfigError(
+            f"task.rollout_batch_size: {task.rollout_batch_size} is not a multiple of "
+            f"trainer.micro_batch_size x trainer.grad_accum_steps ({per_update})"
+        )
+    if task.eval_data is not None and not Path(task.eval_data).exists():
+        raise ConfigError(f"task.eval_data: '{task.eval_data}' does not exist")
+
+
+def load_reward_function(spec: str) -> Callable:
+    """`task.reward_function`: 'module:function' in an importable module, called as
+    function(prompts, completions) -> one reward per completion (prompts are conversations)."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigError(f"task.reward_function: '{spec}' is not 'module:function'")
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"task.reward_function: cannot load '{spec}' ({error})") from None
+    if not callable(function):
+        raise ConfigError(f"task.reward_function: '{spec}' is not callable")
+    return function

@@ -5,9 +5,11 @@
   mismatch stops the run with one line, before any training).
 - `TokenRows`: the rows of a `tokens` dataset as zero-copy (rows, seq_len) int32 views over the
   memory-mapped Arrow shards; nothing is loaded into memory until a batch is gathered.
-- `TokenBatches`: the order the pre-training loop (and the ptx mix-in) visit those rows. Micro-batch
-  `i` of rank `r` is a pure function of (seed, i, r, world size), so the data position of a run is
-  one integer and a resumed run reads exactly the batches an uninterrupted run would have read.
+- `RowOrder`: the order a loop visits rows in (token rows, PPO's prompts). Batch `i` of rank `r`
+  is a pure function of (seed, i, r, world size), so the data position of a run is one integer and
+  a resumed run reads exactly the batches an uninterrupted run would have read.
+- `TokenBatches`: micro-batches of token rows in that order, for the pre-training loop and the
+  ptx mix-in.
 - `hf_dataset`: `chat` / `preference` shards as one memory-mapped `datasets.Dataset` for trl.
 """
 
@@ -36,6 +38,7 @@ TASK_KINDS: dict[str, tuple[str, ...]] = {
     "reward": ("preference",),
     "dpo": ("preference",),
     "rlhf": ("preference", "chat"),  # the prompts
+    "ppo": ("preference", "chat"),  # the prompts
 }
 
 
@@ -168,12 +171,61 @@ class TokenRows:
         return int(max(block.max() for block in self.blocks))
 
 
-class TokenBatches:
-    """Deterministic, resumable, rank-sharded micro-batches of token rows, ready for a causal LM.
+class RowOrder:
+    """The deterministic, resumable, rank-sharded order in which a loop visits `n` rows.
 
     Every epoch visits each row at most once, in a seeded permutation (or in order without
-    `shuffle`); the last partial global batch of an epoch is skipped. A global micro-batch holds
-    `micro_batch_size x world_size` rows; rank `r` takes its `r`-th slice, so ranks never share rows.
+    `shuffle`); the last partial global batch of an epoch is skipped. A global batch holds
+    `batch_size x world_size` rows; rank `r` takes its `r`-th slice, so ranks never share rows.
+    Batch `i` of rank `r` is a pure function of (seed, i, r, world size): the data position of a
+    run is one integer.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        batch_option: str = "trainer.micro_batch_size",
+    ):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
+        self.global_batch = batch_size * world_size
+        self.per_epoch = n // self.global_batch
+        if self.per_epoch == 0:
+            raise ConfigError(
+                f"data: {n} rows cannot fill one global batch of {self.global_batch} ({batch_option} x devices)"
+            )
+        self._epoch = -1
+        self._order: np.ndarray | None = None
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The row order of an epoch (cached for the current epoch)."""
+        if self._order is None or epoch != self._epoch:
+            if self.shuffle:
+                self._order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            else:
+                self._order = np.arange(self.n)
+            self._epoch = epoch
+        return self._order
+
+    def position(self, index: int) -> tuple[int, int]:
+        """(epoch, batch within the epoch) of global batch `index`."""
+        return divmod(index, self.per_epoch)
+
+    def indices(self, index: int) -> np.ndarray:
+        """The rows of this rank's share of global batch `index`."""
+        epoch, within = self.position(index)
+        start = within * self.global_batch + self.rank * self.batch_size
+        return self.order(epoch)[start : start + self.batch_size]
+
+
+class TokenBatches(RowOrder):
+    """Deterministic, resumable, rank-sharded micro-batches of token rows, ready for a causal LM
+    (the order is `RowOrder`'s).
 
     A batch is `input_ids` and `labels` (the same ids; padding, when the tokenizer's pad id is
     not also its EOS, is left out of the loss as -100), plus `position_ids` restarting at every
@@ -192,37 +244,8 @@ class TokenBatches:
         pad_id: int | None = None,
         doc_mask: bool = False,
     ):
-        self.rows, self.micro_batch_size, self.seed = rows, micro_batch_size, seed
-        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
-        self.pad_id, self.doc_mask = pad_id, doc_mask
-        self.global_batch = micro_batch_size * world_size
-        self.per_epoch = len(rows) // self.global_batch
-        if self.per_epoch == 0:
-            raise ConfigError(
-                f"data: {len(rows)} rows cannot fill one global micro-batch of {self.global_batch} "
-                f"(trainer.micro_batch_size x devices)"
-            )
-        self._epoch = -1
-        self._order: np.ndarray | None = None
-
-    def order(self, epoch: int) -> np.ndarray:
-        """The row order of an epoch (cached for the current epoch)."""
-        if self._order is None or epoch != self._epoch:
-            if self.shuffle:
-                self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
-            else:
-                self._order = np.arange(len(self.rows))
-            self._epoch = epoch
-        return self._order
-
-    def position(self, index: int) -> tuple[int, int]:
-        """(epoch, micro-batch within the epoch) of global micro-batch `index`."""
-        return divmod(index, self.per_epoch)
-
-    def indices(self, index: int) -> np.ndarray:
-        epoch, within = self.position(index)
-        start = within * self.global_batch + self.rank * self.micro_batch_size
-        return self.order(epoch)[start : start + self.micro_batch_size]
+        super().__init__(len(rows), micro_batch_size, seed, rank, world_size, shuffle)
+        self.rows, self.pad_id, self.doc_mask = rows, pad_id, doc_mask
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         """Micro-batch `index` of this rank: int64 (micro_batch_size, seq_len) tensors for the model."""

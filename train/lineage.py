@@ -28,10 +28,17 @@ from omegaconf import DictConfig, OmegaConf
 from curate.compose import resolved_dict
 from curate.manifest import code_version
 from curate.redact import redacted
-from curate.runfolder import RunFolder, RunRecord, fingerprint, without_keys, write_json_atomic
+from curate.runfolder import (
+    MODEL_LINEAGE,
+    RunFolder,
+    RunRecord,
+    fingerprint,
+    read_model_lineage,
+    without_keys,
+    write_json_atomic,
+)
 
 RUN_FILE = "run.json"
-MODEL_LINEAGE = "thresher_lineage.json"
 # Options that change how a run is carried out or reported, not what it computes.
 VOLATILE_KEYS = ("output.overwrite", "resume", "log.report_to", "checkpoint.keep", "trainer.cpu_threads")
 
@@ -56,9 +63,7 @@ def model_lineage(path: str | Path | None) -> dict[str, Any] | None:
     """The lineage of a model folder written by a Thresher run (None for a folder from elsewhere)."""
     if path is None:
         return None
-    file = Path(path) / MODEL_LINEAGE
-    lineage = json.loads(file.read_text()) if file.is_file() else None
-    return {"path": str(Path(path).resolve()), "lineage": lineage}
+    return {"path": str(Path(path).resolve()), "lineage": read_model_lineage(path)}
 
 
 class RunDir(RunFolder):

@@ -93,14 +93,17 @@ def make_optimizer(model: torch.nn.Module, cfg: DictConfig) -> torch.optim.Optim
     )
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup, then cosine decay to `min_lr_ratio` x lr at `max_steps` (transformers' schedule)."""
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: DictConfig, total_steps: int | None = None
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine decay to `min_lr_ratio` x lr at `total_steps` optimizer steps
+    (default `trainer.max_steps`), transformers' schedule."""
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     return get_cosine_with_min_lr_schedule_with_warmup(
         optimizer,
         num_warmup_steps=cfg.optim.warmup_steps,
-        num_training_steps=cfg.trainer.max_steps,
+        num_training_steps=total_steps or cfg.trainer.max_steps,
         min_lr_rate=cfg.optim.min_lr_ratio,
     )
 

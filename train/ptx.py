@@ -59,27 +59,33 @@ def with_ptx(trainer_cls: type) -> type:
     return type(f"Ptx{trainer_cls.__name__}", (PtxMixin, trainer_cls), {})
 
 
-def attach_ptx(trainer, cfg, folders: dict) -> None:
-    """Turn the mix on for `trainer` when `ptx.data` is set: rows of that `tokens` dataset, weighted by `ptx.coef`."""
+def ptx_batches(folder, model, tokenizer, batch_size: int, seed: int, rank: int, world_size: int) -> TokenBatches:
+    """The pre-training rows of `folder` (a `tokens` dataset) as micro-batches for `model`, after
+    checking that they fit it (token ids inside its vocabulary, rows within its context)."""
     from curate.errors import ConfigError
     from train.data import TokenRows, loss_pad_id
 
-    if "ptx" not in folders:
-        return
-    rows = TokenRows(folders["ptx"].shard_paths)
-    model = trainer.accelerator.unwrap_model(trainer.model)
+    rows = TokenRows(folder.shard_paths)
     vocab = model.get_input_embeddings().num_embeddings
     if rows.max_token_id() >= vocab:
         raise ConfigError(f"ptx.data: token id {rows.max_token_id()} is outside the policy's vocabulary ({vocab})")
     context = getattr(model.config, "max_position_embeddings", None)
     if context is not None and rows.seq_len > context:
         raise ConfigError(f"ptx.data: rows of {rows.seq_len} tokens exceed the policy's context ({context})")
-    trainer.ptx_batches = TokenBatches(
-        rows,
+    return TokenBatches(rows, batch_size, seed, rank, world_size, pad_id=loss_pad_id(tokenizer))
+
+
+def attach_ptx(trainer, cfg, folders: dict) -> None:
+    """Turn the mix on for `trainer` when `ptx.data` is set: rows of that `tokens` dataset, weighted by `ptx.coef`."""
+    if "ptx" not in folders:
+        return
+    trainer.ptx_batches = ptx_batches(
+        folders["ptx"],
+        trainer.accelerator.unwrap_model(trainer.model),
+        trainer.processing_class,
         cfg.ptx.micro_batch_size or cfg.trainer.micro_batch_size,
         cfg.seed,
         trainer.accelerator.process_index,
         trainer.accelerator.num_processes,
-        pad_id=loss_pad_id(trainer.processing_class),
     )
     trainer.ptx_coef = cfg.ptx.coef

@@ -46,7 +46,7 @@ def short_prompts(prompts: datasets.Dataset, tokenizer, max_tokens: int) -> data
         return len(encoded["input_ids"]) <= max_tokens
 
     kept = prompts.filter(fits)
-    print(f"rlhf: {len(kept):,} of {len(prompts):,} prompts within task.max_prompt_tokens={max_tokens}", flush=True)
+    print(f"{len(kept):,} of {len(prompts):,} prompts within task.max_prompt_tokens={max_tokens}", flush=True)
     if len(kept) == 0:
         from curate.errors import ConfigError
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from curate.sft import templates
+from curate.sft.templates import render
 
-PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 TEMPLATE_FILES = ("instructions.j2", "is_classification.j2", "instances_input_first.j2", "instances_output_first.j2")
 
 # Self-Instruct's keyword filter (bootstrap_instructions.py): tasks a text-only model cannot do.
@@ -60,28 +59,9 @@ class SeedTask:
 # Templates
 
 
-@lru_cache(maxsize=8)
-def template_environment(folder: str) -> SandboxedEnvironment:
-    # Sandboxed: a prompt folder is configuration, and must not reach Python internals through the template.
-    return SandboxedEnvironment(
-        loader=FileSystemLoader(folder), undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
-
-
 def template_folder(name: str) -> Path:
-    """A template set: a folder under curate/prompts/ by name, or a folder path."""
-    folder = PROMPTS_DIR / name if (PROMPTS_DIR / name).is_dir() else Path(name).expanduser()
-    missing = [f for f in TEMPLATE_FILES if not (folder / f).is_file()]
-    if missing:
-        raise ValueError(
-            f"templates: '{name}' is not a prompt folder with {', '.join(TEMPLATE_FILES)} "
-            f"(missing: {', '.join(missing)})"
-        )
-    return folder
-
-
-def render(folder: Path, template: str, **variables) -> str:
-    return template_environment(str(folder)).get_template(template).render(**variables)
+    """Self-Instruct's template set: a folder under curate/prompts/ by name, or a folder path."""
+    return templates.template_folder(name, TEMPLATE_FILES)
 
 
 def one_line(text: str) -> str:

@@ -4,6 +4,11 @@ Evaluation files are read once per worker (`setup`) with Thresher's own readers 
 parquet, arrow, text: one example per line, compressed or not); the word n-grams of the chosen
 fields are hashed (64-bit) into a sorted table. Each batch's documents are normalised and cut
 into n-grams the same way, and looked up in the table with one vectorised search.
+
+Two rules: `any_ngram` (GPT-3, datatrove, NeMo Curator: one shared n-gram contaminates) and
+`coverage` (Tülu 3: an evaluation item is contaminated by a training item that covers more than
+half of its tokens with shared n-grams). For `coverage` the table also knows, for each n-gram,
+the evaluation item and the word it starts at, so the covered words of each item can be counted.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from curate.errors import ConfigError
 from curate.stages.base import FilterStage, RowResult, split_by_reason, with_columns
 
 ACTIONS = ("drop", "flag", "cut")
+MATCHES = ("any_ngram", "coverage")
 RAW_TOKEN = re.compile(r"\S+")
 
 
@@ -53,13 +59,26 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     return texts, seen
 
 
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The integers of [start, start + length) for each pair, concatenated."""
+    lengths = lengths.astype(np.int64)
+    ends = np.cumsum(lengths)
+    return np.repeat(starts.astype(np.int64), lengths) + (
+        np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths, lengths)
+    )
+
+
 @dataclass
 class Decontaminate(TextNormalization, FilterStage):
     """Drop (or flag, or cut) documents sharing a word n-gram with evaluation sets given as files.
 
     Defaults: 13-grams (GPT-3, Brown et al. 2020; NeMo Curator's `max_ngram_size`; datatrove
     uses 12) over text normalised as for `minhash_dedup` (NFKC, lowercase, punctuation and
-    symbols removed). An evaluation example shorter than `ngram` words is matched as a whole
+    symbols removed); `match=any_ngram`: one shared n-gram contaminates. `match=coverage` is
+    Tülu 3's rule (Lambert et al. 2024; with 8-grams: the `decontaminate_tulu3` stage): a document
+    is contaminated when, for some evaluation item, more than `coverage_threshold` (0.5) of the
+    item's words lie in n-grams the document shares with it; score column
+    `contamination_coverage`, the largest such share (only `drop` and `flag` apply). An evaluation example shorter than `ngram` words is matched as a whole
     (only by a document made of exactly those words). `eval_fields` are the fields of each
     evaluation record to take n-grams from (`text` for plain text files, one example per line).
     Score column: `contaminated_ngrams`, the number of the document's n-grams found in the
@@ -76,6 +95,8 @@ class Decontaminate(TextNormalization, FilterStage):
     eval_paths: list[str] = field(kw_only=True)  # evaluation files, folders or globs (required)
     eval_fields: list[str] = field(default_factory=lambda: ["text"])
     ngram: int = 13
+    match: str = "any_ngram"  # any_ngram | coverage
+    coverage_threshold: float = 0.5  # coverage: the share of an evaluation item's words that contaminates
     action: str = "drop"  # drop | flag | cut
     min_doc_chars: int = 200  # cut: pieces shorter than this are discarded
     cut_margin_chars: int = 200  # cut: characters removed on each side of a matching span
@@ -89,6 +110,12 @@ class Decontaminate(TextNormalization, FilterStage):
             raise ValueError(f"action: must be one of {', '.join(ACTIONS)}")
         if self.ngram < 1:
             raise ValueError("ngram: must be >= 1")
+        if self.match not in MATCHES:
+            raise ValueError(f"match: must be one of {', '.join(MATCHES)}")
+        if self.match == "coverage" and self.action == "cut":
+            raise ValueError("action: cut removes matching spans; with match=coverage use drop or flag")
+        if not 0 <= self.coverage_threshold < 1:
+            raise ValueError("coverage_threshold: a share of an item's words, within [0, 1)")
         if not self.eval_paths:
             raise ValueError("eval_paths: give at least one evaluation file")
         if not self.eval_fields:
@@ -107,10 +134,41 @@ class Decontaminate(TextNormalization, FilterStage):
                 f"files (fields found: {', '.join(sorted(seen)) or 'none'})"
             )
 
+    def provided_columns(self) -> dict[str, pa.DataType]:
+        if self.match == "coverage":
+            return {**self.provides, "contamination_coverage": pa.float32()}
+        return dict(self.provides)
+
     def setup(self) -> None:
         texts, _ = eval_texts(list(self.eval_paths), list(self.eval_fields))
-        shingles = word_shingles(self.normalize(pa.array(texts, pa.string()), split_words=True), self.ngram)
-        self._table = np.sort(shingles.hashes)  # duplicates are harmless to the search
+        words, word_offsets = split_words(self.normalize(pa.array(texts, pa.string()), split_words=True))
+        shingles = ngram_hashes(hash_strings(words), word_offsets, self.ngram)
+        order = np.argsort(shingles.hashes, kind="stable")
+        self._table = shingles.hashes[order]  # duplicates are harmless to the search
+        if self.match == "coverage":
+            # for each n-gram of the table: its item, the first word it covers (as a global word
+            # index) and how many words it covers (n, or the whole of a shorter item)
+            item_words = np.diff(word_offsets)
+            per_item = np.diff(shingles.offsets)
+            items = np.repeat(np.arange(len(texts)), per_item)
+            within = np.arange(len(items)) - np.repeat(shingles.offsets[:-1], per_item)
+            self._item = items[order]
+            self._first_word = (word_offsets[:-1][items] + within)[order]
+            self._span = np.minimum(self.ngram, item_words[items])[order]
+            self._item_words = item_words
+            self._word_item = np.repeat(np.arange(len(texts)), item_words)
+
+    def coverage(self, hashes: np.ndarray) -> float:
+        """The largest share of an evaluation item's words covered by n-grams in `hashes` (one document's)."""
+        unique = np.unique(hashes)
+        lo = np.searchsorted(self._table, unique, side="left")
+        entries = ranges(lo, np.searchsorted(self._table, unique, side="right") - lo)
+        if len(entries) == 0:
+            return 0.0
+        spans = self._span[entries]
+        words = ranges(self._first_word[entries], spans)
+        covered = np.bincount(self._word_item[np.unique(words)], minlength=len(self._item_words))
+        return float((covered / np.maximum(self._item_words, 1)).max())
 
     def matches(self, hashes: np.ndarray) -> np.ndarray:
         """Whether each n-gram hash is one of the evaluation sets'."""
@@ -122,13 +180,24 @@ class Decontaminate(TextNormalization, FilterStage):
     def score(self, batch: pa.RecordBatch) -> dict[str, Any]:
         shingles = word_shingles(self.normalize(batch.column("text"), split_words=True), self.ngram)
         doc = np.repeat(np.arange(batch.num_rows), shingles.counts)
-        found = np.bincount(doc, weights=self.matches(shingles.hashes), minlength=batch.num_rows)
-        return {"contaminated_ngrams": found.astype(np.int32)}
+        matched = self.matches(shingles.hashes)
+        found = np.bincount(doc, weights=matched, minlength=batch.num_rows)
+        columns: dict[str, Any] = {"contaminated_ngrams": found.astype(np.int32)}
+        if self.match == "coverage":
+            coverage = np.zeros(batch.num_rows, np.float32)
+            for row in np.flatnonzero(found).tolist():  # only documents sharing an n-gram can cover an item
+                start, end = shingles.offsets[row], shingles.offsets[row + 1]
+                coverage[row] = self.coverage(shingles.hashes[start:end][matched[start:end]])
+            columns["contamination_coverage"] = coverage
+        return columns
 
     def decide(self, batch: pa.RecordBatch) -> pa.Array:
         if self.action == "flag":
             return pa.nulls(batch.num_rows, pa.string())
-        found = pc.greater(batch.column("contaminated_ngrams"), 0)
+        if self.match == "coverage":
+            found = pc.greater(batch.column("contamination_coverage"), self.coverage_threshold)
+        else:
+            found = pc.greater(batch.column("contaminated_ngrams"), 0)
         return pc.if_else(found, pa.scalar("contaminated"), pa.scalar(None, pa.string()))
 
     def process(self, batch: pa.RecordBatch) -> RowResult:
@@ -169,3 +238,20 @@ class Decontaminate(TextNormalization, FilterStage):
         pieces = [text[bounds[i] : bounds[i + 1]].strip() for i in range(0, len(bounds), 2)]
         kept = [piece for piece in pieces if len(piece) >= self.min_doc_chars]
         return ("\n\n".join(kept), None) if kept else (text, "contaminated")
+
+
+@dataclass
+class Tulu3Decontaminate(Decontaminate):
+    """Tülu 3's prompt decontamination (Lambert et al. 2024): a training prompt is dropped when, for
+    some evaluation item, more than half of the item's tokens lie in 8-grams the prompt shares
+    with it (`match=coverage`, `ngram=8`, `coverage_threshold=0.5`); `decontaminate` with those
+    options. Words are the normalised words of `decontaminate` (NFKC, lowercase, punctuation and
+    symbols removed); an evaluation item shorter than 8 words is covered only by all of its words.
+    Score columns: `contaminated_ngrams`, `contamination_coverage`. Defaults: Tülu 3's (8-grams,
+    threshold 0.5); the other options are `decontaminate`'s.
+    """
+
+    config_name: ClassVar[str] = "decontaminate_tulu3"
+
+    ngram: int = 8
+    match: str = "coverage"

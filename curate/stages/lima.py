@@ -17,7 +17,7 @@ from curate.sft.quality import LanguageScorer, format_score, length_score, perce
 from curate.sft.select import choose, describe_set, group_of, kmeans, redundant_rows, stats
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
 
-COMPONENTS = ("votes", "length", "format", "language", "reward", "lm")
+COMPONENTS = ("votes", "length", "format", "language", "reward", "lm", "column")
 EMBEDDERS = ("minilm", "model2vec", "tfidf")
 TFIDF_DIMS = 512
 
@@ -43,8 +43,9 @@ class LimaSelect(GlobalStage):
     person, no references to other answers, links or HTML: LIMA's filters), the response
     `language` (lingua; "" turns it off), and optionally a reward model's score (`reward_model`,
     a local sequence-classification model) and a small LM's mean log-likelihood of the response
-    (`lm_model`, a local causal LM or smollm2-135m-instruct); model scores and votes enter as
-    percentiles within the pool; rows without votes (Alpaca-style data) count as the median voted
+    (`lm_model`, a local causal LM or smollm2-135m-instruct), and a typed score column of the rows
+    (`score_column`, e.g. the `judge` stage's `judge_score`; weight `weight_column`); model scores,
+    column scores and votes enter as percentiles within the pool; rows without votes (Alpaca-style data) count as the median voted
     row, so quality compares across sources.
 
     Diversity: each row is embedded (`embedder`: minilm = all-MiniLM-L6-v2, shipped in the
@@ -92,12 +93,17 @@ class LimaSelect(GlobalStage):
     weight_language: float = 1.0
     weight_reward: float = 1.0
     weight_lm: float = 1.0
+    weight_column: float = 1.0
     length_min_chars: int = 1200
     length_max_chars: int = 4096
     language: str = "en"
     reward_model: str = ""
     lm_model: str = ""
+    score_column: str = ""
     report_clusters: int = 50
+
+    def required_columns(self) -> tuple[str, ...]:
+        return self.requires + ((self.score_column,) if self.score_column else ())
 
     def validate(self) -> None:
         if self.n < 1:
@@ -172,6 +178,9 @@ class LimaSelect(GlobalStage):
                 self.lm_scorer.score([r["messages"] for r in rows]).tolist() if self.lm_scorer else [None] * n,
                 pa.float64(),
             ),
+            "column": batch.column(self.score_column).cast(pa.float64())
+            if self.score_column
+            else pa.nulls(n, pa.float64()),
         }
         texts = [f"{prompt}\n\n{response}" for prompt, response in parts]
         if self.encoder is not None:
@@ -200,6 +209,7 @@ class LimaSelect(GlobalStage):
             "language": state["language"].fill_null(np.nan).to_numpy(),
             "reward": percentile_ranks(state["reward"].fill_null(np.nan).to_numpy()),
             "lm": percentile_ranks(state["lm"].fill_null(np.nan).to_numpy()),
+            "column": percentile_ranks(state["column"].fill_null(np.nan).to_numpy()),
         }
         quality = weighted_quality(neutral_votes(components), {c: getattr(self, f"weight_{c}") for c in COMPONENTS})
         sources = state["source"].to_numpy()

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Optional, cast
 
 import numpy as np
 import orjson
@@ -20,7 +20,7 @@ from curate.schema import KINDS
 from curate.stages.base import GlobalContext, GlobalStage, RowResult
 from curate.stages.generated import emit
 
-RANK_BY = ("score", "rank", "reference_rouge", "source_order", "reward_model")
+RANK_BY = ("score", "rank", "reference_rouge", "source_order", "reward_model", "column")
 PAIRING = ("all", "best_vs_worst")
 CANDIDATES = pa.schema(
     [
@@ -42,6 +42,7 @@ PAIRS = pa.schema(
         ("reason", pa.string()),
         ("chosen_score", pa.float64()),
         ("rejected_score", pa.float64()),
+        ("on_policy", pa.bool_()),
     ]
 )
 REJECTED_PAIRS = KINDS["preference"].append(pa.field("drop_reason", pa.string()))
@@ -68,8 +69,9 @@ class PreferencePairs(GlobalStage):
     candidate gets a score by `rank_by`: `score` (meta[`score_field`], higher is better; a
     candidate's own score in meta.responses), `rank` (lower is better), `reference_rouge`
     (ROUGE-L F with meta.reference, e.g. Self-Instruct's expert answers), `source_order`
-    (position of the row's source in `source_order`, best first) or `reward_model` (a local
-    sequence-classification model, `reward_model`). `pairing=all` makes every pair of
+    (position of the row's source in `source_order`, best first), `reward_model` (a local
+    sequence-classification model, `reward_model`) or `column` (a typed score column of the rows,
+    `score_column`, e.g. the `judge` stage's `judge_score`). `pairing=all` makes every pair of
     differently scored candidates (chosen = higher score); `best_vs_worst` one pair per prompt.
     Candidates whose scores differ by at most `min_score_gap` are ties: no pair. Rows that went
     into a pair are merged into it; the others are dropped with a reason (`no_pair`,
@@ -82,10 +84,16 @@ class PreferencePairs(GlobalStage):
     (`reward_disagrees`). Scores and margins are kept in meta; the schema is trl's conversational
     preference format (prompt, chosen, rejected).
 
+    On- and off-policy pairs (ready-made pairs): a pair whose meta has `policy` was sampled by
+    `best_of_n` from a model (`pipeline=on_policy_pairs`), the others are off-policy.
+    `on_policy_fraction` keeps the largest mix with that share of on-policy pairs (Tülu 3 mixed
+    on-policy pairs from its own models with off-policy ones), the pairs left out of the larger
+    side dropped as `mix_ratio` in a seeded random order.
+
     Defaults: every pair (`all`: k responses give up to k(k-1)/2 pairs; `best_vs_worst` gives one
     pair per prompt, with the largest margin), ranked by meta.score, any score difference counts,
-    responses of 1..20,000 characters, no length-ratio cap and no reward model (both opt-in:
-    they need a judgement of your data).
+    responses of 1..20,000 characters, no length-ratio cap, no reward model (both opt-in:
+    they need a judgement of your data) and no on/off-policy ratio (every pair kept).
     """
 
     config_name: ClassVar[str] = "preference_pairs"
@@ -93,6 +101,7 @@ class PreferencePairs(GlobalStage):
 
     rank_by: str = "score"
     score_field: str = "score"
+    score_column: str = "judge_score"
     source_order: list[str] = field(default_factory=list)
     pairing: str = "all"
     min_score_gap: float = 0.0
@@ -101,6 +110,10 @@ class PreferencePairs(GlobalStage):
     max_length_ratio: float = 0.0
     reward_model: str = ""
     min_reward_margin: float = 0.0
+    on_policy_fraction: Optional[float] = None
+
+    def required_columns(self) -> tuple[str, ...]:
+        return self.requires + ((self.score_column,) if self.rank_by == "column" else ())
 
     def validate(self) -> None:
         if self.rank_by not in RANK_BY:
@@ -115,6 +128,8 @@ class PreferencePairs(GlobalStage):
             raise ValueError("min_response_chars: must be >= 0 and <= max_response_chars")
         if self.max_length_ratio and self.max_length_ratio < 1:
             raise ValueError("max_length_ratio: 0 (off) or >= 1")
+        if self.on_policy_fraction is not None and not 0 <= self.on_policy_fraction <= 1:
+            raise ValueError("on_policy_fraction: a share of the pairs, within [0, 1] (null: no ratio)")
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         if "chosen" in schema.names and "rejected" in schema.names:
@@ -175,9 +190,10 @@ class PreferencePairs(GlobalStage):
 
     def scan_pairs(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
         rows = batch.select(["prompt", "chosen", "rejected"]).to_pylist()
+        metas = batch.column("meta").to_pylist()
         scores = self.margins([r["prompt"] for r in rows], [r["chosen"] for r in rows], [r["rejected"] for r in rows])
         out = []
-        for position, row, score in zip(positions.tolist(), rows, scores):
+        for position, row, score, meta in zip(positions.tolist(), rows, scores, metas):
             reason = self.pair_problem(text_of(row["chosen"]), text_of(row["rejected"]))
             if reason is None and score is not None and score[0] - score[1] < self.min_reward_margin:
                 reason = "reward_disagrees"
@@ -188,12 +204,14 @@ class PreferencePairs(GlobalStage):
                     "reason": reason,
                     "chosen_score": score[0] if score else None,
                     "rejected_score": score[1] if score else None,
+                    "on_policy": "policy" in (orjson.loads(meta) if meta else {}),
                 }
             )
         return pa.RecordBatch.from_pylist(out, schema=PAIRS)
 
     def scan_candidates(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
-        rows = batch.select(["id", "source", "messages", "meta"]).to_pylist()
+        score_columns = [self.score_column] if self.rank_by == "column" else []
+        rows = batch.select(["id", "source", "messages", "meta", *score_columns]).to_pylist()
         out = []
         for position, row in zip(positions.tolist(), rows):
             messages, meta = row["messages"], orjson.loads(row["meta"]) if row["meta"] else {}
@@ -258,6 +276,8 @@ class PreferencePairs(GlobalStage):
             value = self.rouge.score(reference, response)["rougeL"].fmeasure if isinstance(reference, str) else None
         elif self.rank_by == "source_order":
             value = -self.source_order.index(row["source"]) if row["source"] in self.source_order else None
+        elif self.rank_by == "column":
+            value = own if own is not None else row[self.score_column]
         else:
             value = None  # reward model: scored per batch
         return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -267,6 +287,10 @@ class PreferencePairs(GlobalStage):
         state = read_frame(ctx.scan_files, PAIRS).sort("position")  # nothing scanned: no pairs to check
         if "key" in state.columns:
             self.stat_set(**self.resolve_pairs(ctx, state))
+        elif self.on_policy_fraction is not None:
+            raise ConfigError(
+                f"stages.{self.name}.on_policy_fraction: mixes ready-made pairs; the input holds candidate responses"
+            )
         else:
             self.stat_set(**self.resolve_candidates(ctx, state))
 
@@ -279,6 +303,9 @@ class PreferencePairs(GlobalStage):
             .then(pl.lit("duplicate"))
             .otherwise(pl.lit(None, pl.String))
         )
+        mix: dict[str, Any] = {}
+        if self.on_policy_fraction is not None:
+            decided, mix = self.mix(decided, ctx.seed)
         write_table(
             ctx.work_dir / "decisions.arrow",
             decided.select("position", "reason", "chosen_score", "rejected_score").to_arrow(),
@@ -290,6 +317,35 @@ class PreferencePairs(GlobalStage):
             "kept": int(decided["reason"].is_null().sum()),
             "dropped": dict(sorted(decided["reason"].drop_nulls().value_counts().iter_rows())),
             **({"reward_margin": describe(margins)} if len(margins) else {}),
+            **({"mix": mix} if mix else {}),
+        }
+
+    def mix(self, decided: pl.DataFrame, seed: int) -> tuple[pl.DataFrame, dict[str, Any]]:
+        """Keep the largest set of the kept pairs with `on_policy_fraction` of on-policy ones; the
+        rest of the larger side is dropped as `mix_ratio`, in a seeded random order."""
+        fraction = cast(float, self.on_policy_fraction)
+        kept = decided.filter(pl.col("reason").is_null())
+        on, off = int(kept["on_policy"].sum()), int((~kept["on_policy"]).sum())
+        total = on + off if fraction in (0.0, 1.0) else int(min(on / fraction, off / (1 - fraction)))
+        keep_on = on if fraction == 1.0 else min(on, round(fraction * total))
+        keep_off = off if fraction == 0.0 else min(off, total - keep_on)
+        if fraction == 0.0:
+            keep_on = 0
+        if fraction == 1.0:
+            keep_off = 0
+        order = pl.Series([int(digest([seed, key])[:15], 16) for key in decided["key"].to_list()])
+        ranked = decided.with_columns(order=order).with_columns(
+            nth=pl.col("order").rank("ordinal").over(["on_policy", pl.col("reason").is_null()]) - 1
+        )
+        over = pl.col("reason").is_null() & (
+            (pl.col("on_policy") & (pl.col("nth") >= keep_on)) | (~pl.col("on_policy") & (pl.col("nth") >= keep_off))
+        )
+        decided = ranked.with_columns(reason=pl.when(over).then(pl.lit("mix_ratio")).otherwise(pl.col("reason")))
+        return decided.drop("order", "nth"), {
+            "on_policy_fraction": fraction,
+            "on_policy": keep_on,
+            "off_policy": keep_off,
+            "available": {"on_policy": on, "off_policy": off},
         }
 
     def resolve_candidates(self, ctx: GlobalContext, state: pl.DataFrame) -> dict[str, Any]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import random
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import orjson
@@ -19,6 +18,7 @@ from curate.arrow_io import read_frame, write_table
 from curate.converters.chat import join_prompt
 from curate.errors import ConfigError
 from curate.llm import LLM, GenerationRequest, LLMConfig, make_llm
+from curate.llm.base import derived_seed
 from curate.mapping import to_json
 from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
@@ -51,11 +51,6 @@ SEED_STATE = pa.schema(
     ]
 )
 REJECTED_SCHEMA = KINDS["chat"].append(pa.field("drop_reason", pa.string()))
-
-
-def derived_seed(*parts: Any) -> int:
-    """A 31-bit seed from the run seed and a request's place in the run (stable across resumes)."""
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:4], "little") >> 1
 
 
 @dataclass
