@@ -190,13 +190,13 @@ def test_memorization_agrees_with_greedy_decoding(memorizer):
     prompt, continuation = 8, 12
     record = run_eval(
         f"model_dir={run}",
-        f"memorization.data={mixed}",
+        f"memorization.sets=[documents:{mixed}]",
         f"memorization.prompt_tokens={prompt}",
         f"memorization.continuation_tokens={continuation}",
         "memorization.samples=0",
         "context=32",
     )
-    result = record["memorization"]
+    result = record["memorization"]["documents"]
     model = AutoModelForCausalLM.from_pretrained(run / "model", dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
     exact = 0

@@ -105,6 +105,7 @@ class OutputSpec:
 @dataclass
 class AblationConfig:
     name: str = MISSING
+    inputs_dir: Optional[str] = None  # where the experiment's inputs are: its paths say ${inputs_dir}/...
     task: str = "pretrain"  # pretrain (arms are documents) or sft (arms are chat datasets)
     arms: dict[str, ArmSpec] = field(default_factory=dict)
     baseline: Optional[str] = None  # the arm the others are compared with (default: the first)
@@ -172,11 +173,24 @@ def curation_overrides(cfg: DictConfig, recipe: str, overrides: list[str]) -> li
     return [f"pipeline={recipe}", *cfg.curate, *overrides, f"output.overwrite={str(cfg.output.overwrite).lower()}"]
 
 
+def checked_compose(overrides: list[str], app: str, config_dirs: list[str], what: str) -> DictConfig:
+    """Compose an app's config as its command line would; a mistake is a ConfigError naming the
+    part of the ablation it is in and the key (with the valid choices, as the apps say it)."""
+    from curate.app import composition_error
+
+    try:
+        return compose(overrides, app, config_dirs)
+    except ConfigError as error:
+        raise ConfigError(f"{what}: {error}") from None
+    except Exception as error:  # Hydra raises several types; each becomes one line
+        raise ConfigError(f"{what}: {composition_error(error, list(overrides), app)}") from None
+
+
 def steps_for(
     cfg: DictConfig, train: list[str], budget: int, row_tokens: int, config_dirs: list[str]
 ) -> tuple[int, int]:
     """(optimizer steps, tokens per step) that spend `budget` tokens with the composed batch geometry."""
-    composed = compose([f"data={cfg.output.dir}", *train], "train", config_dirs)
+    composed = checked_compose([f"data={cfg.output.dir}", *train], "train", config_dirs, "train")
     per_step = composed.trainer.micro_batch_size * composed.trainer.grad_accum_steps * row_tokens
     return max(1, math.ceil(budget / per_step)), per_step
 
@@ -292,7 +306,7 @@ def make_plan(cfg: DictConfig, config_dirs: list[str] | None = None) -> Plan:
         else:
             data = arm_data[name]
             train = ["task=sft", f"model.path={base_model}", *cfg.train, *arm.train]
-            composed = compose([f"data={data}", *train], "train", dirs)
+            composed = checked_compose([f"data={data}", *train], "train", dirs, f"arms.{name}.train")
             steps, per_step = steps_for(cfg, train, cfg.budget_tokens, composed.task.max_length, dirs)
         for seed in cfg.seeds:
             run_dir = root / "runs" / f"{name}-seed{seed}"
@@ -308,11 +322,13 @@ def make_plan(cfg: DictConfig, config_dirs: list[str] | None = None) -> Plan:
             evaluation = [f"model_dir={run_dir}", *cfg.eval, f"cpu_threads={cfg.executor.cpus_per_run}"]
             jobs.append(Job(f"{name}-seed{seed}", name, seed, run_dir, overrides, evaluation, steps, per_step, dirs))
     for curation in curations:  # composed now: an unknown recipe or option fails before any work
-        compose([*curation.overrides, "input.paths=[x]", f"output.dir={curation.out}"], config_dirs=dirs)
+        checked_compose(
+            [*curation.overrides, "input.paths=[x]", f"output.dir={curation.out}"], "curate", dirs, curation.what
+        )
     for job in [*([base] if base else []), *jobs]:
-        compose(job.train, "train", dirs)
+        checked_compose(job.train, "train", dirs, f"train ({job.name})")
         if job.eval is not None:
-            compose(job.eval, "eval", dirs)
+            checked_compose(job.eval, "eval", dirs, "eval")
     return Plan(curations, base, jobs, dirs)
 
 
@@ -357,7 +373,11 @@ def run_curation(curation: Curation, config_dirs: list[str]) -> None:
     if not curation.inputs:
         raise ConfigError(f"{curation.what}: no inputs")
     print(f"ablate: curate {curation.what} -> {curation.out}", flush=True)
-    run_recipe(curation.inputs, curation.out, *curation.overrides, config_dirs=config_dirs)
+    try:
+        run_recipe(curation.inputs, curation.out, *curation.overrides, config_dirs=config_dirs)
+    except ConfigError as error:
+        hint = "; set tokenizer.inputs (one schema) or tokenizer.path" if curation.what == "tokenizer" else ""
+        raise ConfigError(f"{curation.what}: {error}{hint}") from None
 
 
 def train_and_evaluate(job: Job) -> dict[str, Any]:
@@ -366,6 +386,7 @@ def train_and_evaluate(job: Job) -> dict[str, Any]:
     app's own)."""
     from contextlib import redirect_stderr, redirect_stdout
 
+    started, cpu = time.perf_counter(), time.process_time()
     logs = job.run_dir.parent.parent / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with open(logs / f"{job.name}.log", "a") as log, redirect_stdout(log), redirect_stderr(log):
@@ -376,7 +397,8 @@ def train_and_evaluate(job: Job) -> dict[str, Any]:
         if not finished_as_planned(job.run_dir, cfg):
             train(cfg)
         record = evaluate(compose(job.eval, "eval", job.config_dirs)) if job.eval is not None else None
-    return {"name": job.name, "eval": record}
+    seconds = {"wall": round(time.perf_counter() - started, 1), "cpu": round(time.process_time() - cpu, 1)}
+    return {"name": job.name, "eval": record, "seconds": seconds}
 
 
 def finished_as_planned(run_dir: Path, cfg: DictConfig) -> bool:
@@ -477,21 +499,55 @@ class AblationFolder(RunFolder):
 
 def run(cfg: DictConfig, config_dirs: list[str] | None = None) -> dict[str, Any]:
     """Plan, curate, train, evaluate, compare; returns what ablation.json holds."""
-    started, load_before = time.perf_counter(), os.getloadavg()
+    clock = Clock()
     plan = make_plan(cfg, config_dirs)
     root = Path(cfg.output.dir)
     with AblationFolder(root):
         (root / "ablation.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         for curation in plan.curations:
             run_curation(curation, plan.config_dirs)
+        clock.mark("curation")
         if plan.base is not None:
             print(f"ablate: pre-train the base model -> {plan.base.run_dir}", flush=True)
-            run_jobs([plan.base], cfg.executor)
+            clock.jobs += run_jobs([plan.base], cfg.executor)
         print(f"ablate: {len(plan.jobs)} runs ({len(cfg.arms)} arms x {len(cfg.seeds)} seeds)", flush=True)
-        run_jobs(plan.jobs, cfg.executor)
-        summary = write_summary(cfg, plan, started, load_before)
+        clock.jobs += run_jobs(plan.jobs, cfg.executor)
+        clock.mark("training and evaluation")
+        summary = write_summary(cfg, plan, clock)
     print(f"ablate: comparison in {root / 'report.html'}; figures in {root / 'summary.md'}", flush=True)
     return summary
+
+
+class Clock:
+    """Wall time and CPU time of this invocation. The machine is often shared: the CPU seconds
+    (this process and every child process it waited for; not Ray's workers) say what the work
+    costs, the wall time what it took here, the load average how busy the machine was."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.load = [round(x, 2) for x in os.getloadavg()]
+        self.phases: dict[str, float] = {}
+        self.jobs: list[dict[str, Any]] = []
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = round(now - self.last, 1)
+        self.last = now
+
+    def record(self) -> dict[str, Any]:
+        import resource
+
+        cpu = sum(
+            usage.ru_utime + usage.ru_stime
+            for usage in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+        )
+        return {
+            "wall_seconds": round(time.perf_counter() - self.started, 1),
+            "cpu_seconds": round(cpu, 1),
+            "phases_wall_seconds": self.phases,
+            "load_average": {"start": self.load, "end": [round(x, 2) for x in os.getloadavg()]},
+            "runs": {job["name"]: job["seconds"] for job in self.jobs},
+        }
 
 
 # -- the comparison -----------------------------------------------------------------------------------
@@ -503,7 +559,7 @@ def ordered_jobs(cfg: DictConfig, plan: Plan) -> list[Job]:
     return sorted(plan.jobs, key=lambda job: job.arm != baseline)
 
 
-def write_summary(cfg: DictConfig, plan: Plan, started: float, load_before: tuple[float, ...]) -> dict[str, Any]:
+def write_summary(cfg: DictConfig, plan: Plan, clock: Clock) -> dict[str, Any]:
     from curate.report.compare import arm_figure, arm_summary, arms_of, load_entry, write_comparison
 
     root = Path(cfg.output.dir)
@@ -524,8 +580,7 @@ def write_summary(cfg: DictConfig, plan: Plan, started: float, load_before: tupl
         "name": cfg.name,
         "task": cfg.task,
         "version": code_version(),
-        "seconds": round(time.perf_counter() - started, 1),
-        "load_average": {"start": [round(x, 2) for x in load_before], "end": [round(x, 2) for x in os.getloadavg()]},
+        "time": clock.record(),
         "budget_tokens": cfg.budget_tokens,
         "arms": {
             name: {
@@ -585,10 +640,13 @@ def markdown(record: dict[str, Any]) -> str:
             lines.append(
                 f"| {arm} | {seeds} | **{s['mean']:.4f}** | {s['std']:.4f} | {s['min']:.4f} – {s['max']:.4f} | {versus} | {overlap} |"
             )
-    load = record["load_average"]
+    spent = record["time"]
+    load = spent["load_average"]
     lines += [
         "",
-        f"{record['seconds'] / 60:.1f} minutes; load average {load['start'][0]} at the start, {load['end'][0]} at the end.",
+        f"{spent['wall_seconds'] / 60:.1f} minutes here (load average {load['start'][0]} at the start, "
+        f"{load['end'][0]} at the end); {spent['cpu_seconds'] / 60:.1f} CPU-minutes, "
+        f"{spent['cpu_seconds'] / 120:.1f} minutes of 2 dedicated cores.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,7 @@
 """`thresher eval`: held-out measurements of a model folder, written to `eval.json`.
 
     thresher eval model_dir=<run dir or model folder> sets=[encyclopaedia:<documents dataset>,code:<...>] \
-        [answers=<chat dataset>] [memorization.data=<documents dataset>] \
+        [answers=<chat dataset>] [memorization.sets=[repeated:<documents dataset>,...]] \
         [win_rate.reference=<model> win_rate.reward_model=<model> win_rate.prompts=<chat|preference dataset>]
 
 - `sets`: bits per byte on each held-out `documents` dataset, one figure per domain (Paloma's
@@ -56,10 +56,12 @@ EVAL_FILE = "eval.json"
 class MemorizationConfig:
     """Verbatim memorisation (Lee et al. 2022): prompts from documents the model trained on."""
 
-    data: Optional[str] = None  # a `documents` dataset of training documents; None: not measured
+    sets: list[str] = field(
+        default_factory=list
+    )  # training documents: "name:folder" (or a folder), e.g. the repeated ones
     prompt_tokens: int = 50  # Lee et al. 2022 / Carlini et al. 2023: 50
     continuation_tokens: int = 50  # ... and 50; shorter suits a tiny model (say so with the result)
-    samples: int = 1000  # documents drawn (seeded) from `data`; 0: all
+    samples: int = 1000  # documents drawn (seeded) from each set; 0: all
 
 
 @dataclass
@@ -148,15 +150,15 @@ class ModelFolder:
         return None
 
 
-def named_sets(entries: list[str]) -> dict[str, str]:
-    """`sets` entries ("domain:folder" or a folder, named after it) as domain -> folder."""
+def named_sets(entries: list[str], key: str = "sets") -> dict[str, str]:
+    """Dataset entries ("name:folder" or a folder, named after it) as name -> folder."""
     sets: dict[str, str] = {}
     for entry in entries:
         name, sep, folder = str(entry).partition(":")
         if not sep or "/" in name or not name:
             name, folder = Path(str(entry)).name, str(entry)
         if name in sets:
-            raise ConfigError(f"sets: the domain '{name}' is given twice")
+            raise ConfigError(f"{key}: the name '{name}' is given twice")
         sets[name] = folder
     return sets
 
@@ -167,8 +169,8 @@ def validate(cfg: DictConfig) -> None:
     if missing:
         raise ConfigError(f"{missing[0]}: required value is missing (set {missing[0]}=...)")
     win = cfg.win_rate
-    if not (cfg.sets or cfg.answers or cfg.memorization.data or win.prompts):
-        raise ConfigError("sets: nothing to evaluate (give sets, answers, memorization.data or win_rate.prompts)")
+    if not (cfg.sets or cfg.answers or cfg.memorization.sets or win.prompts):
+        raise ConfigError("sets: nothing to evaluate (give sets, answers, memorization.sets or win_rate.prompts)")
     if cfg.document_start not in ("eos", "bos"):
         raise ConfigError(f"document_start: '{cfg.document_start}' is not one of: eos, bos")
     for key in ("batch_size", "memorization.prompt_tokens", "memorization.continuation_tokens"):
@@ -184,8 +186,9 @@ def validate(cfg: DictConfig) -> None:
     given = [win.reference, win.reward_model, win.prompts]
     if any(given) and not all(given):
         raise ConfigError("win_rate: set reference, reward_model and prompts together")
-    named_sets(list(cfg.sets))
-    for key in ("model_dir", "answers", "memorization.data", "win_rate.reference", "win_rate.reward_model"):
+    named_sets(list(cfg.sets), "sets")
+    named_sets(list(cfg.memorization.sets), "memorization.sets")
+    for key in ("model_dir", "answers", "win_rate.reference", "win_rate.reward_model"):
         value = OmegaConf.select(cfg, key)
         if value is not None and not Path(value).exists():
             raise ConfigError(f"{key}: '{value}' does not exist")
@@ -307,9 +310,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     folder = ModelFolder.find(cfg.model_dir)
     sets = {name: open_dataset(path, ("documents",), f"sets.{name}") for name, path in named_sets(cfg.sets).items()}
     answers = open_dataset(cfg.answers, ("chat",), "answers") if cfg.answers else None
-    memorized = (
-        open_dataset(cfg.memorization.data, ("documents",), "memorization.data") if cfg.memorization.data else None
-    )
+    memorized = {
+        name: open_dataset(path, ("documents",), f"memorization.sets.{name}")
+        for name, path in named_sets(cfg.memorization.sets, "memorization.sets").items()
+    }
     prompts = (
         open_dataset(cfg.win_rate.prompts, ("chat", "preference"), "win_rate.prompts") if cfg.win_rate.prompts else None
     )
@@ -317,7 +321,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     identity = {
         "weights": folder.weights_sha256(),
         "sets": {name: dataset_identity(d) for name, d in sets.items()},
-        **{key: dataset_identity(d) for key, d in (("answers", answers), ("memorization", memorized)) if d},
+        **({"answers": dataset_identity(answers)} if answers else {}),
+        **({"memorization": {name: dataset_identity(d) for name, d in memorized.items()}} if memorized else {}),
         **({"prompts": dataset_identity(prompts)} if prompts else {}),
     }
     out = output_file(cfg, folder)
@@ -368,17 +373,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 f"answers: no conversation of '{answers.path}' fits {context} tokens ({result['skipped']})"
             )
         print(f"eval: answers: loss {result['loss']:.4f} per token over {result['conversations']:,} conversations")
-    if memorized is not None:
-        memo = cfg.memorization
-        if memo.prompt_tokens + memo.continuation_tokens + 1 > context:
-            raise ConfigError("memorization: prompt_tokens + continuation_tokens + 1 must fit the context")
-        texts = drawn_rows(memorized, "text", cfg.seed, limit_rows=memo.samples)
+    memo = cfg.memorization
+    if memorized and memo.prompt_tokens + memo.continuation_tokens + 1 > context:
+        raise ConfigError("memorization: prompt_tokens + continuation_tokens + 1 must fit the context")
+    for name, dataset in memorized.items():
+        texts = drawn_rows(dataset, "text", cfg.seed, limit_rows=memo.samples)
         result = eval_metrics.memorization(
             model, tokenizer, texts, start_id, memo.prompt_tokens, memo.continuation_tokens, cfg.batch_size
         )
-        record["memorization"] = {"path": str(memorized.path), **result}
+        record.setdefault("memorization", {})[name] = {"path": str(dataset.path), **result}
         if result["exact_share"] is not None:
-            print(f"eval: memorization: {result['exact_share']:.1%} of {result['prompts']:,} prompts continued exactly")
+            print(
+                f"eval: memorization ({name}): {result['exact_share']:.1%} of {result['prompts']:,} prompts continued exactly"
+            )
     if prompts is not None:
         record["win_rate"] = judge(cfg, model, tokenizer, prompts)
     record["seconds"] = round(time.perf_counter() - started, 2)

@@ -97,8 +97,9 @@ def eval_scores(record: dict | None) -> dict[str, float]:
     answers, memo, win = record.get("answers"), record.get("memorization"), record.get("win_rate")
     if answers:
         scores.update({"answer loss": answers["loss"], "answer bits/byte": answers["bits_per_byte"]})
-    if memo:
-        scores.update({"memorized share": memo["exact_share"], "memorized token accuracy": memo["token_accuracy"]})
+    for name, result in (memo or {}).items():
+        scores[f"{name} memorized share"] = result["exact_share"]
+        scores[f"{name} memorized token accuracy"] = result["token_accuracy"]
     if win:
         scores["win rate"] = win["win_rate"]
     return {name: float(value) for name, value in scores.items() if value is not None}
