@@ -201,3 +201,24 @@ def test_mistakes_are_one_line_before_any_work(tmp_path):
         assert result.returncode == 2, (override, result.stderr)
         assert message in result.stderr and result.stderr.count("\n") == 1, (override, result.stderr)
     assert not (tmp_path / "out").exists()  # nothing curated or trained
+
+
+def test_the_documented_example_and_the_shipped_experiments_plan(tmp_path):
+    """docs/ablations.md's example, as written there, and conf/ablation/*.yaml compose into plans
+    (every curation, train and eval config checked) with the token budget turned into steps."""
+    import re
+
+    from train.ablation import compose_ablation, make_plan
+
+    page = (REPO / "docs" / "ablations.md").read_text()
+    example = re.search(r"```yaml\n(# @package _global_\nname: min_words\n.*?)```", page, re.S).group(1)
+    conf = write_experiment(tmp_path / "conf", "min_words", example)
+    plan = make_plan(compose_ablation(["ablation=min_words"], [str(conf)]), [str(conf)])
+    assert [job.name for job in plan.jobs] == [f"words_{n}-seed{s}" for n in (50, 200) for s in (0, 1, 2)]
+    assert {job.steps for job in plan.jobs} == {489}  # ceil(2,000,000 / (16 rows x 256 tokens))
+    assert "stages.gopher_quality.min_doc_words=200" in plan.curations[2].overrides
+
+    for name, runs in (("curated_vs_raw", 6), ("dedup_vs_duplicated", 6), ("lima_selection", 9)):
+        plan = make_plan(compose_ablation([f"ablation={name}", f"output.dir={tmp_path / name}"]))
+        assert len(plan.jobs) == runs and all(job.eval for job in plan.jobs)
+    assert plan.base is not None and plan.jobs[0].train[:2] == ["task=sft", f"model.path={tmp_path}/lima_selection/base/model"]
