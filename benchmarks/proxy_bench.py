@@ -20,36 +20,22 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from train_bench import make_model  # noqa: E402  (the benchmarks share their model builder)
+
 CANDIDATES = {  # name: (hidden, layers, heads, kv heads); `tiny` is conf/model/tiny.yaml
     "tiny (64 x 2)": (64, 2, 4, 2),
     "128 x 4": (128, 4, 4, 2),
     "192 x 4": (192, 4, 6, 2),
     "256 x 4": (256, 4, 8, 4),
 }
-
-
-def make_model(hidden: int, layers: int, heads: int, kv_heads: int, vocab: int, context: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=hidden,
-            intermediate_size=hidden * 11 // 4,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            num_key_value_heads=kv_heads,
-            max_position_embeddings=context,
-            tie_word_embeddings=True,
-        )
-    )
 
 
 def main() -> None:
@@ -65,7 +51,8 @@ def main() -> None:
     batch = torch.randint(0, args.vocab, (args.batch, args.seq_len))
     setups = {}
     for name, shape in CANDIDATES.items():
-        model = make_model(*shape, args.vocab, args.seq_len)
+        hidden, layers, heads, kv_heads = shape
+        model = make_model(hidden, layers, args.vocab, args.seq_len, heads, kv_heads)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         for _ in range(2):  # warm-up
             model(input_ids=batch, labels=batch).loss.backward()

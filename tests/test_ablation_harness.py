@@ -221,4 +221,7 @@ def test_the_documented_example_and_the_shipped_experiments_plan(tmp_path):
     for name, runs in (("curated_vs_raw", 6), ("dedup_vs_duplicated", 6), ("lima_selection", 9)):
         plan = make_plan(compose_ablation([f"ablation={name}", f"output.dir={tmp_path / name}"]))
         assert len(plan.jobs) == runs and all(job.eval for job in plan.jobs)
-    assert plan.base is not None and plan.jobs[0].train[:2] == ["task=sft", f"model.path={tmp_path}/lima_selection/base/model"]
+    assert plan.base is not None and plan.jobs[0].train[:2] == [
+        "task=sft",
+        f"model.path={tmp_path}/lima_selection/base/model",
+    ]

@@ -15,7 +15,7 @@ import torch
 from conftest import SHARED_DATA, read_dataset, thresher, write_jsonl
 
 from curate.api import run_recipe
-from tests.train_fixtures import build_inputs, train
+from tests.train_fixtures import build_inputs, tiny_reward_model, train
 from train.eval import compose_eval, evaluate
 
 KEEP_TEXT = ("pipeline=clean", "~stages.normalize", "~stages.length_filter")
@@ -216,25 +216,11 @@ def test_memorization_agrees_with_greedy_decoding(memorizer):
 
 
 def test_win_rate_against_a_reference_under_a_reward_model(pretrained, memorizer, inputs, tmp_path):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(pretrained / "model")
-    torch.manual_seed(0)
-    judge = LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_labels=1,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    judge.save_pretrained(tmp_path / "judge")
-    tokenizer.save_pretrained(tmp_path / "judge")
+    judge = tiny_reward_model(tmp_path / "judge", AutoTokenizer.from_pretrained(pretrained / "model"))
     common = [
-        f"win_rate.reward_model={tmp_path / 'judge'}",
+        f"win_rate.reward_model={judge}",
         f"win_rate.prompts={inputs.preference}",
         "win_rate.samples=6",
         "win_rate.max_new_tokens=8",
