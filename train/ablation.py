@@ -460,13 +460,13 @@ def run_on_ray(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, 
 def run_locally(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, Any]], None]) -> None:
     """`executor.workers` processes, each a fresh interpreter per job (no state shared between runs)."""
     import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(executor.workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = {pool.submit(train_and_evaluate, job) for job in jobs}
         while futures:
-            finished, futures = wait(futures, return_when=FIRST_EXCEPTION)
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
                 error = future.exception()
                 if error is not None:
@@ -604,12 +604,15 @@ def write_summary(cfg: DictConfig, plan: Plan, clock: Clock) -> dict[str, Any]:
 
 
 def data_tokens(root: Path, arm: str, cfg: DictConfig) -> dict[str, Any]:
-    """How much data an arm has and how often the budget repeats it (pre-training ablations)."""
+    """How much data an arm has (pre-training: tokens, and how often the budget repeats them; SFT:
+    examples)."""
+    if cfg.task == "sft":
+        folder = Path(cfg.arms[arm].data or root / "arms" / arm)
+        return {"data_examples": Manifest.read(folder).rows} if (folder / MANIFEST).is_file() else {}
     folder = root / "tokens" / arm
-    if cfg.task != "pretrain" or not (folder / MANIFEST).is_file():
+    if not (folder / MANIFEST).is_file():
         return {}
-    manifest = Manifest.read(folder)
-    tokens = manifest.rows * cfg.seq_len
+    tokens = Manifest.read(folder).rows * cfg.seq_len
     return {"data_tokens": tokens, "epochs": round(cfg.budget_tokens / tokens, 2) if tokens else None}
 
 
@@ -617,10 +620,14 @@ def markdown(record: dict[str, Any]) -> str:
     """The comparison as Markdown tables: one per figure, one row per arm."""
     summary = record["comparison"]
     lines = [f"# Ablation `{record['name']}`", ""]
-    lines.append("| arm | steps | training tokens | data tokens | epochs |")
+    lines.append("| arm | steps | training tokens | data | epochs |")
     lines.append("|---|---|---|---|---|")
     for name, arm in record["arms"].items():
-        data = f"{arm['data_tokens']:,}" if "data_tokens" in arm else "-"
+        data = (
+            f"{arm['data_tokens']:,} tokens"
+            if "data_tokens" in arm
+            else (f"{arm['data_examples']:,} examples" if "data_examples" in arm else "-")
+        )
         lines.append(f"| {name} | {arm['steps']:,} | {arm['tokens']:,} | {data} | {arm.get('epochs', '-')} |")
     for metric in summary["metrics"]:
         lines += ["", f"**{metric}** (baseline: {summary['baseline']})", ""]
