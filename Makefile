@@ -8,7 +8,7 @@ DEMO_OUT ?= out/demo
 CONSTRAINTS ?= constraints/tested.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: install demo check test conf constraints bench clean
+.PHONY: install demo check test conf constraints bench clean ablate
 
 # torch first, from the local CPU wheel: otherwise pip resolves a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml setup.py $(CONSTRAINTS)
@@ -28,6 +28,16 @@ demo: install
 	PYTHON=$(abspath $(PY)) SHARED=$(SHARED) OUT=$(DEMO_OUT) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 scripts/demo.sh
 	$(VENV)/bin/thresher inspect $(DEMO_OUT)/documents --rows 1
 	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,ppo,dpo}"
+
+# The three data-effect experiments (docs/benchmarks/data_effect.md), each one `thresher ablate`
+# command, each under 45 minutes of 2 dedicated cores: curated vs raw web text, deduplicated vs
+# duplicated, LIMA-style SFT selection vs random vs longest. Results: out/ablations/<name>/
+# (report.html, summary.md, ablation.json). Rerunning resumes or skips finished work.
+ABLATIONS ?= curated_vs_raw dedup_vs_duplicated lima_selection
+ablate: install
+	for name in $(ABLATIONS); do \
+	  THRESHER_SHARED_DATA=$(SHARED) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/thresher ablate ablation=$$name || exit 1; \
+	done
 
 # The habits CI holds the code to: style (ruff lint + format), types (mypy over curate/ and train/),
 # and the architecture's layering (import-linter contracts in pyproject.toml).

@@ -55,7 +55,8 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def make_model(hidden: int, layers: int, vocab: int, context: int):
+def make_model(hidden: int, layers: int, vocab: int, context: int, heads: int = 0, kv_heads: int | None = None):
+    """A seeded Llama of that shape (heads: hidden / 32 unless given; kv_heads: all heads)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
@@ -65,7 +66,8 @@ def make_model(hidden: int, layers: int, vocab: int, context: int):
             hidden_size=hidden,
             intermediate_size=hidden * 11 // 4,
             num_hidden_layers=layers,
-            num_attention_heads=max(hidden // 32, 2),
+            num_attention_heads=heads or max(hidden // 32, 2),
+            num_key_value_heads=kv_heads,
             max_position_embeddings=context,
             tie_word_embeddings=True,
         )

@@ -1,35 +1,55 @@
-"""The `thresher` command: curate | train | inspect | report | stages."""
+"""The `thresher` command: curate | train | eval | ablate | inspect | report | stages."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 USAGE = """usage: thresher <command> [arguments]
 
 commands:
   curate pipeline=<recipe> input.paths=[...] output.dir=<dir> [overrides]   run a curation recipe
   train task=<pretrain|sft|reward|rlhf|ppo|dpo> data=<dataset dir> [overrides]  train on curated shards
+  eval model_dir=<run dir> sets=[domain:<dataset dir>,...] [overrides]          held-out bits per byte, answers, memorisation
+  ablate ablation=<experiment> [overrides]                                  curate, train and evaluate arms x seeds; compare
   inspect <dataset dir> [--rows N]                                          summarise a dataset
   report <dataset dir> [--compare <dir> ...] [--out FILE]                   HTML report; side by side
   stages [--package PKG --conf-dir DIR --docs FILE]                         list stages; write a package's configs
 
-`thresher curate --help` and `thresher train --help` list the config groups and options (Hydra);
+`thresher curate --help` (train, eval, ablate likewise) list the config groups and options (Hydra);
 `--config-dir <dir>` adds a folder of your own recipes and stage configs (docs/extending.md).
 """
 
 
+def train_side_app(module: str) -> Callable[[], None]:
+    """The entry point of an app of the train package (train, eval, ablate)."""
+    if module == "train":
+        from train.app import main as train_main
+
+        return train_main
+    if module == "eval":
+        from train.eval import main as eval_main
+
+        return eval_main
+    from train.ablation import main as ablate_main
+
+    return ablate_main
+
+
 def hydra_app(module: str, argv: list[str]) -> None:
-    """Run a Hydra app with `argv` as its command line."""
+    """Run a Hydra app with `argv` as its command line (train, eval and ablate need the train extra)."""
     sys.argv = [f"thresher {module}"] + argv
     if module == "curate":
-        from curate.app import main as app
-    else:
-        try:
-            from train.app import main as app
-        except ImportError as error:
-            print(f"error: the train app cannot be loaded ({error}); install with `make install`", file=sys.stderr)
-            sys.exit(2)
+        from curate.app import main as curate_main
+
+        curate_main()
+        return
+    try:
+        app = train_side_app(module)
+    except ImportError as error:
+        print(f"error: the {module} app cannot be loaded ({error}); install with `make install`", file=sys.stderr)
+        sys.exit(2)
     app()
 
 
@@ -39,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         sys.exit(0 if argv else 2)
     command, rest = argv[0], argv[1:]
-    if command in ("curate", "train"):
+    if command in ("curate", "train", "eval", "ablate"):
         hydra_app(command, rest)
         return
     from curate.errors import user_errors_as_one_line

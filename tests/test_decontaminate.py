@@ -97,6 +97,11 @@ def test_plain_text_evaluation_files_and_missing_options(tmp_path, benchmark):
     data, _, _ = training_corpus(tmp_path, rows[7]["question"])
     run(tmp_path, "text", text_file, data, "stages.decontaminate.eval_fields=[text]")
     assert sorted(read_dataset(tmp_path / "text").column("id").to_pylist()) == ["clean", "near-miss"]
+    # a held-out set curated by Thresher itself (a dataset folder) is an evaluation set too
+    held = tmp_path / "held"
+    curate(text_file, held, "pipeline=clean", "input.text_unit=line", "~stages.length_filter")
+    run(tmp_path, "dataset", held, data, "stages.decontaminate.eval_fields=[text]")
+    assert sorted(read_dataset(tmp_path / "dataset").column("id").to_pylist()) == ["clean", "near-miss"]
     with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: required value is missing"):
         curate(data, tmp_path / "missing", "+stage@stages.decontaminate=decontaminate")
     with pytest.raises(ConfigError, match="stages.decontaminate.eval_paths: '.*nowhere.jsonl' does not exist"):

@@ -67,6 +67,29 @@ def test_sft_lima_beats_random_and_longest(pools, tmp_path):
     assert "Selection — lima_select" in html and "nearest-neighbour similarity" in html
 
 
+@pytest.mark.parametrize("method", ["random", "longest"])
+def test_baseline_methods_choose_the_reports_baseline_sets(pools, tmp_path, method):
+    """method=random / longest (the arms an ablation compares LIMA selection with) keep exactly the
+    set the report describes as that baseline: no quotas, no similarity rejection."""
+    manifest = curate(
+        [pools / "se", pools / "alpaca"],
+        tmp_path / "out",
+        "pipeline=sft_lima",
+        f"stages.lima_select.method={method}",
+        "stages.lima_select.embedder=tfidf",
+    )
+    details = manifest.stages[0].details
+    assert manifest.rows == 1000 and set(manifest.stages[0].dropped) == {"not_selected"}
+    assert details["sets"]["selected"] == details["sets"][method]
+    kept = pa.ipc.open_stream(tmp_path / "out" / "stages" / "lima_select" / "scores.arrow").read_all()
+    chars = np.array(kept.column("response_chars").to_pylist())
+    chosen = np.array(kept.column("selected").to_pylist())
+    if method == "longest":
+        assert chars[chosen].min() >= chars[~chosen].max()
+    else:
+        assert chars[chosen].min() < chars[~chosen].max()  # a random set is not the longest
+
+
 @pytest.mark.parametrize("embedder", ["minilm", "model2vec"])
 def test_embedders_reject_near_duplicates(tmp_path, shared_data, embedder):
     records = json.loads(gzip.open(shared_data / "alpaca_en_demo/alpaca_en_demo.json.gz").read())[:60]

@@ -69,6 +69,27 @@ def preference_dataset(folder: Path, shared_data: Path) -> Path:
     return folder
 
 
+def tiny_reward_model(folder: Path, tokenizer) -> Path:
+    """A randomly initialised one-layer Llama sequence classifier (one output) saved with
+    `tokenizer`: a real reward model's interface, for plumbing tests (its verdicts mean nothing)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 # --------------------------------------------------------------------------------------------
 # Running the train app in-process, and the inputs every trainer test shares
 

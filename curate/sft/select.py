@@ -6,6 +6,8 @@ row already taken is above the threshold (Deita's rejection), in one of three or
 - `clusters`: round-robin over embedding clusters, best quality first within each;
 - `mmr`: Maximal Marginal Relevance (Carbonell & Goldstein 1998): at each step the row with the
   best quality - diversity_weight x (its highest similarity to the rows taken).
+The baselines a selection must beat are orders too: `baseline` gives a seeded random set and the
+longest responses ("Long Is More", Zhao et al. 2024), without quotas or similarity rejection.
 `describe_set` gives the numbers the report compares: quality, nearest-neighbour similarity
 inside the set (redundancy), cluster coverage and sources.
 """
@@ -117,6 +119,20 @@ def choose(
                 break
             selector.offer(i, ignore_quotas=True)
     return selector.choice.selected
+
+
+BASELINES = ("random", "longest")
+
+
+def baseline(method: str, n_pool: int, n: int, response_chars: np.ndarray, seed: int) -> np.ndarray:
+    """The rows of a baseline set of `n` (sorted): a seeded random sample, or the longest responses
+    (ties keep input order)."""
+    size = min(n, n_pool)
+    if method == "random":
+        return np.sort(np.random.default_rng(seed).choice(n_pool, size=size, replace=False))
+    if method == "longest":
+        return np.sort(np.argsort(-response_chars, kind="stable")[:size])
+    raise ValueError(f"method: '{method}' is not one of: {', '.join(BASELINES)}")
 
 
 def choose_mmr(

@@ -1,7 +1,7 @@
 """Decontamination: find training documents that contain long n-grams of evaluation sets.
 
 Evaluation files are read once per worker (`setup`) with Thresher's own readers (jsonl, json,
-parquet, arrow, text: one example per line, compressed or not); the word n-grams of the chosen
+parquet, arrow, text: one example per line, compressed or not; a dataset folder Thresher wrote); the word n-grams of the chosen
 fields are hashed (64-bit) into a sorted table. Each batch's documents are normalised and cut
 into n-grams the same way, and looked up in the table with one vectorised search.
 
@@ -43,9 +43,10 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     texts: list[str] = []
     seen: set[str] = set()
     for file in files:
+        reader = FORMATS["arrow" if file.format == "dataset" else file.format]  # a Thresher dataset's shards
         with open(file.path, "rb") as handle:
             stream = open_decompressed(handle, file.path.name)
-            for item in FORMATS[file.format](stream, file.label, text_unit="line"):
+            for item in reader(stream, file.label, text_unit="line"):
                 if isinstance(item, (Problem, Skip)):
                     continue  # a malformed (or passed-over) evaluation record cannot contaminate anything
                 seen.update(item.record)

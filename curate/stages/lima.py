@@ -14,7 +14,7 @@ import pyarrow as pa
 from curate.arrow_io import read_frame, write_table
 from curate.sft.embed import MiniLM, Model2Vec, hashed_terms, sketch, tfidf_matrix
 from curate.sft.quality import LanguageScorer, format_score, length_score, percentile_ranks
-from curate.sft.select import choose, describe_set, group_of, kmeans, redundant_rows, stats
+from curate.sft.select import BASELINES, baseline, choose, describe_set, group_of, kmeans, redundant_rows, stats
 from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
 
 COMPONENTS = ("votes", "length", "format", "language", "reward", "lm", "column")
@@ -59,7 +59,9 @@ class LimaSelect(GlobalStage):
     `method=mmr` (Maximal Marginal Relevance, Carbonell & Goldstein 1998) takes, step by step,
     the row with the best quality - `diversity_weight` x (its highest similarity to the rows
     taken), among the `mmr_pool` x n best-quality rows, with the same τ rejection: quality-first
-    selection concentrates on the densest topics, MMR spreads the set.
+    selection concentrates on the densest topics, MMR spreads the set. `method=random` and
+    `method=longest` choose the baselines instead (a seeded random `n`, the `n` longest
+    responses; no quotas, no similarity rejection), e.g. as the arms of an ablation.
     `quotas` caps rows per source pattern (fnmatch on `source`, first match wins; e.g.
     {"*stackexchange*": 750, "*": 250} for LIMA's split); with `fill_quotas`, places a quota
     cannot fill go to the best remaining rows. Rows not chosen are dropped as `redundant` (too
@@ -108,8 +110,8 @@ class LimaSelect(GlobalStage):
     def validate(self) -> None:
         if self.n < 1:
             raise ValueError("n: must be >= 1")
-        if self.method not in ("deita", "clusters", "mmr"):
-            raise ValueError("method: must be deita, clusters or mmr")
+        if self.method not in ("deita", "clusters", "mmr", *BASELINES):
+            raise ValueError(f"method: must be deita, clusters, mmr, {' or '.join(BASELINES)}")
         if self.diversity_weight < 0 or self.mmr_pool < 1:
             raise ValueError("diversity_weight: must be >= 0 (and mmr_pool >= 1)")
         if self.embedder not in EMBEDDERS:
@@ -217,23 +219,27 @@ class LimaSelect(GlobalStage):
         groups = np.array([group_of(s, patterns) for s in sources.tolist()], np.int64)
         k = self.clusters or max(1, round(np.sqrt(self.n)))
         clusters = kmeans(embeddings, k, ctx.seed) if self.method == "clusters" else None
-        chosen = choose(
-            quality,
-            embeddings,
-            groups,
-            [self.quotas[p] for p in patterns],
-            self.n,
-            self.similarity_threshold,
-            self.method,
-            clusters,
-            self.fill_quotas,
-            self.diversity_weight,
-            self.mmr_pool,
-        )
-        selected = np.array(sorted(chosen), np.int64)
-        reasons = np.where(
-            redundant_rows(embeddings, chosen, self.similarity_threshold), "redundant", "not_selected"
-        ).astype(object)
+        if self.method in BASELINES:
+            selected = baseline(self.method, len(state), self.n, state["response_chars"].to_numpy(), ctx.seed)
+            reasons = np.full(len(state), "not_selected", dtype=object)
+        else:
+            chosen = choose(
+                quality,
+                embeddings,
+                groups,
+                [self.quotas[p] for p in patterns],
+                self.n,
+                self.similarity_threshold,
+                self.method,
+                clusters,
+                self.fill_quotas,
+                self.diversity_weight,
+                self.mmr_pool,
+            )
+            selected = np.array(sorted(chosen), np.int64)
+            reasons = np.where(
+                redundant_rows(embeddings, chosen, self.similarity_threshold), "redundant", "not_selected"
+            ).astype(object)
         reasons[selected] = None
         positions = state["position"].to_numpy()
         write_table(
@@ -278,13 +284,8 @@ class LimaSelect(GlobalStage):
     ) -> dict:
         n_pool = len(state)
         size = len(selected)
-        rng = np.random.default_rng(seed)
         chars = state["response_chars"].to_numpy()
-        sets = {
-            "selected": selected,
-            "random": np.sort(rng.choice(n_pool, size=size, replace=False)),
-            "longest": np.sort(np.argsort(-chars, kind="stable")[:size]),
-        }
+        sets = {"selected": selected, **{name: baseline(name, n_pool, size, chars, seed) for name in BASELINES}}
         bins = np.linspace(0.0, 1.0, 11)
         sources = state["source"].to_numpy()
         described = {
