@@ -52,7 +52,8 @@ def test_real_common_crawl_and_wget_warc_files(shared_data, tmp_path):
         "record_type:request": 1,
         "record_type:metadata": 1,
     }
-    for entry, path in zip(manifest.input_files(tmp_path / "out"), files):  # hashed as read, though fastwarc did the reading
+    # hashed as read, though fastwarc did the reading
+    for entry, path in zip(manifest.input_files(tmp_path / "out"), files):
         assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and entry.bytes == path.stat().st_size
     table = read_dataset(tmp_path / "out")
     for name in ("url", "date", "warc_record_id", "content_type", "charset"):

@@ -262,7 +262,12 @@ def differing_options(entries: list[Entry]) -> list[str]:
 def differing_inputs(entries: list[Entry]) -> list[dict]:
     """Input files not read alike by every dataset (absent from some, or with other content): the
     path and, per dataset, the sha256 it read (None: not read)."""
-    read = [{f.path: f.sha256 for f in e.manifest.inputs} if e.manifest else {} for e in entries]
+    read = [
+        {f.path: f.sha256 for f in e.manifest.input_files(e.dataset_path or e.path) if not f.skipped}
+        if e.manifest
+        else {}
+        for e in entries
+    ]
     paths = sorted(set().union(*read))
     return [{"path": p, "sha256": [r.get(p) for r in read]} for p in paths if len({r.get(p) for r in read}) > 1]
 
