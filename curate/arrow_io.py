@@ -1,6 +1,9 @@
 """Thresher's own Arrow files: shards, global stages' scanned state, decisions, generated rows and
 report samples. All are Arrow IPC *stream* files, written atomically (under a temporary name,
-renamed when complete: a file under its final name is whole) and read back memory-mapped.
+renamed when complete: a file under its final name is whole) and read back memory-mapped. A file on
+object storage is read from a local copy (`curate.fs.local_copy`: downloaded once, checked against
+the manifest's sha256 when one is given); written files reach object storage through
+`curate.fs.Mirror.publish`.
 
 Imports only pyarrow and xxhash (polars on demand): workers that apply decisions stay light. A file that is
 truncated or corrupt, or does not match the checksum its manifest records, is an `InputError`
@@ -9,7 +12,6 @@ naming it (one line), never a traceback or rows.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import xxhash
 
+from curate import fs
 from curate.errors import InputError, naming
 
 if TYPE_CHECKING:
@@ -82,28 +84,35 @@ def write_table(path: Path, table: pa.Table) -> None:
         out.write(table)
 
 
-def file_digest(path: Path, algorithm: str = "sha256", block: int = 1 << 22) -> str:
+def file_digest(path: Path | str, algorithm: str = "sha256") -> str:
     """A file's sha256 (or xxh3-128, as the readers record for input files) hex digest, read in
-    blocks (memory stays at one block)."""
-    digest = hashlib.sha256() if algorithm == "sha256" else xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
+    blocks (memory stays at one block); local or remote."""
+    return fs.digest(path, algorithm)
 
 
-def verify_file(path: Path, sha256: str, size: int | None = None) -> None:
+def verify_file(path: Path | str, sha256: str, size: int | None = None) -> None:
     """Raise InputError (one line, naming the file) unless `path` has the recorded size and sha256."""
-    if not Path(path).is_file():
+    if not fs.is_file(path):
         raise InputError(f"{path}: listed in the manifest but missing")
-    if size is not None and Path(path).stat().st_size != size:
-        raise InputError(f"{path}: size {Path(path).stat().st_size} does not match the manifest ({size}): truncated?")
+    actual = fs.stat(path).size
+    if size is not None and actual != size:
+        raise InputError(f"{path}: size {actual} does not match the manifest ({size}): truncated?")
     if file_digest(path) != sha256:
         raise InputError(f"{path}: checksum does not match the manifest (the file was modified or corrupted)")
 
 
+def readable(path: Path | str, sha256: str | None = None) -> Path:
+    """A local path to memory-map for `path`: checked against `sha256` first when given (a remote
+    file is downloaded into the cache and checked there)."""
+    if fs.is_remote(path):
+        return fs.local_copy(path, sha256)
+    if sha256 is not None:
+        verify_file(path, sha256)
+    return fs.local_path(path)
+
+
 @contextmanager
-def unreadable_as_input_error(path: Path) -> Iterator[None]:
+def unreadable_as_input_error(path: Path | str) -> Iterator[None]:
     """A file that is not a readable Arrow stream (truncated, corrupt) is one line naming it."""
     try:
         yield
@@ -114,29 +123,28 @@ def unreadable_as_input_error(path: Path) -> Iterator[None]:
         raise InputError(f"{path}: not a readable Arrow stream, truncated or corrupt ({first})") from None
 
 
-def read_table(path: Path, columns: Sequence[str] | None = None, sha256: str | None = None) -> pa.Table:
+def read_table(path: Path | str, columns: Sequence[str] | None = None, sha256: str | None = None) -> pa.Table:
     """The rows of a stream file (memory-mapped: zero-copy, pages read on demand), `columns` only if
     given. With `sha256`, the file is checked against it first (a corrupt file is never parsed)."""
-    if sha256 is not None:
-        verify_file(path, sha256)
-    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
+    local = readable(path, sha256)
+    with unreadable_as_input_error(path), pa.memory_map(str(local)) as source:
         table = pa.ipc.open_stream(source).read_all()
     return table if columns is None else table.select(list(columns))
 
 
-def iter_batches(path: Path, sha256: str | None = None) -> Iterator[pa.RecordBatch]:
+def iter_batches(path: Path | str, sha256: str | None = None) -> Iterator[pa.RecordBatch]:
     """The record batches of a stream file, one at a time (memory-mapped). With `sha256` (a
     dataset's shard, as its manifest records it), the file is checked against it before its first
     batch is parsed: a modified or corrupt shard is an InputError naming it, never rows."""
-    if sha256 is not None:
-        verify_file(path, sha256)
-    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
+    local = readable(path, sha256)
+    with unreadable_as_input_error(path), pa.memory_map(str(local)) as source:
         yield from pa.ipc.open_stream(source)
 
 
-def read_schema(path: Path) -> pa.Schema:
+def read_schema(path: Path | str, sha256: str | None = None) -> pa.Schema:
     """The schema of a stream file (no batch is read)."""
-    with unreadable_as_input_error(path), pa.memory_map(str(path)) as source:
+    local = readable(path, sha256) if fs.is_remote(path) else fs.local_path(path)
+    with unreadable_as_input_error(path), pa.memory_map(str(local)) as source:
         return pa.ipc.open_stream(source).schema
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 from rich.table import Table
 
+from curate import fs
 from curate.arrow_io import iter_batches
 from curate.manifest import Manifest, verify_shards
 from curate.progress import summary_table
@@ -18,8 +17,9 @@ def shorten(value, limit: int = 300) -> str:
 
 
 def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) -> None:
+    """`folder` is local or on object storage (`s3://bucket/dataset`): every file is read to check it."""
     console = console or Console()
-    folder_path = Path(folder)
+    folder_path = folder.rstrip("/") if fs.is_remote(folder) else folder
     manifest = Manifest.read(folder_path)
     checked = verify_shards(folder_path, manifest, everything=True)  # InputError (one line) on a mismatch
     console.print(
@@ -40,7 +40,8 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
     console.print(schema)
     shown = 0
     for shard in manifest.shards:
-        for batch in iter_batches(folder_path / shard.path):
+        remote = fs.is_remote(folder_path)  # read from the cache, checked as it is downloaded
+        for batch in iter_batches(fs.join(folder_path, shard.path), sha256=shard.sha256 if remote else None):
             for row in batch.to_pylist():
                 if shown >= rows:
                     break
@@ -54,5 +55,5 @@ def inspect_dataset(folder: str, rows: int = 3, console: Console | None = None) 
     if manifest.quarantine:
         console.print(
             f"quarantine: {sum(s.rows for s in manifest.quarantine):,} row(s) under "
-            f"{folder_path / 'quarantine'} (file, position, field, error, raw)"
+            f"{fs.join(folder_path, 'quarantine')} (file, position, field, error, raw)"
         )

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate import __version__
+from curate import __version__, fs
 from curate.arrow_io import iter_batches, verify_file
 from curate.errors import ThresherError
 from curate.runfolder import write_json_atomic
@@ -208,7 +208,7 @@ class Manifest:
     def input_files(self, folder: str | Path, limit: int | None = None) -> Iterator[InputRecord]:
         """The input files (read, then skipped), from `inputs.arrow` (checked against its sha256)."""
         count = 0
-        for batch in iter_batches(Path(folder) / self.inputs.table.path, sha256=self.inputs.table.sha256):
+        for batch in iter_batches(fs.join(folder, self.inputs.table.path), sha256=self.inputs.table.sha256):
             for row in batch.to_pylist():
                 if limit is not None and count >= limit:
                     return
@@ -308,19 +308,26 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:
+        """The manifest of a dataset folder, local or on object storage (`curate.fs`)."""
         import json
 
-        path = Path(folder) / MANIFEST
-        if not path.is_file():
-            raise ManifestError(f"'{folder}' is not a Thresher dataset (no {MANIFEST})")
+        path = fs.join(folder, MANIFEST)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(fs.read_bytes(path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ManifestError(f"'{folder}' is not a Thresher dataset (no {MANIFEST})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ManifestError(f"{path}: not valid JSON ({error})") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(data, path)
 
     def write(self, folder: str | Path) -> None:
-        write_json_atomic(Path(folder) / MANIFEST, self.to_json())
+        """Write `manifest.json` atomically (object storage: one PUT, whole or absent)."""
+        if fs.is_remote(folder):
+            import json
+
+            fs.write_bytes(fs.join(folder, MANIFEST), json.dumps(self.to_json(), indent=2, default=str).encode())
+        else:
+            write_json_atomic(Path(folder) / MANIFEST, self.to_json())
 
 
 # Set to 1 to record the git commit of a source checkout in manifests and run records (off by
@@ -372,9 +379,8 @@ def verify_shards(folder: str | Path, manifest: Manifest | None = None, everythi
     """Check every data shard's size and sha256 against the manifest (with `everything`, the
     rejects, quarantine and inputs files too); raise InputError naming the first file that does
     not match. Returns how many files were checked."""
-    folder = Path(folder)
     manifest = manifest or Manifest.read(folder)
     records = manifest.files if everything else manifest.shards
     for record in records:
-        verify_file(folder / record.path, record.sha256, record.bytes)
+        verify_file(fs.join(folder, record.path), record.sha256, record.bytes)
     return len(records)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig
 from rich.console import Console
 
+from curate import fs
 from curate.config import workers
 from curate.engine.finalize import finalize, write_report_safely
 from curate.engine.folder import CurationFolder, Layout
@@ -32,8 +34,9 @@ logger = logging.getLogger(__name__)
 def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
     """Run a curation recipe; return its manifest. A full disk, a read-only folder or a missing
     permission is an OutputError: one line naming the path and the cause."""
+    fs.check_writable(cfg.output.dir, "output.dir")
     plan = make_plan(cfg)
-    layout = Layout(Path(cfg.output.dir))
+    layout = Layout.of(str(cfg.output.dir))
     try:
         return run_plan(plan, layout, console)
     except OSError as error:
@@ -49,11 +52,13 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
         status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
         folder.remove_temporary()
         if status == "complete":
-            manifest = Manifest.read(layout.out)
+            manifest = Manifest.read(layout.location)
             finish_interrupted_finalize(cfg, layout, manifest)
             print_summary(manifest, console, note="already complete; nothing to do")
             return manifest
-        with log_to_file(layout.logs / "run.log"):
+        if layout.mirror.exists(layout.logs / "run.log"):  # a resumed run's log goes on after the earlier one's
+            layout.mirror.fetch(layout.logs / "run.log")
+        with log_to_file(layout.logs / "run.log"), publishing(layout, layout.logs / "run.log"):
             logger.info("%s run of %d task(s), fingerprint %s", status, len(plan.tasks), plan.fingerprint)
             try:
                 manifest = execute(plan, layout, console)
@@ -77,13 +82,23 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     return manifest
 
 
+@contextmanager
+def publishing(layout: Layout, path: Path) -> Iterator[None]:
+    """Publish `path` (the run's log) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        if path.is_file():
+            layout.mirror.publish(path)
+
+
 def finish_interrupted_finalize(cfg: DictConfig, layout: Layout, manifest: Manifest) -> None:
     """What `finalize` does after writing the manifest, if a kill stopped it there: the report
     (if it is missing) and removing the work folder."""
-    if cfg.output.report and not (layout.out / "report.html").is_file():
-        write_report_safely(layout.out, manifest)
-    if not cfg.output.keep_work and layout.work.exists():
-        shutil.rmtree(layout.work, ignore_errors=True)
+    if cfg.output.report and not layout.mirror.exists(layout.out / "report.html"):
+        write_report_safely(layout, manifest)
+    if not cfg.output.keep_work:
+        layout.mirror.remove(layout.work, recursive=True)
 
 
 def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
@@ -122,10 +137,11 @@ def run_pass(
     layout.pass_dir(passage.index).mkdir(parents=True, exist_ok=True)
     done: dict[int, TaskResult] = {}
     todo: list[TaskSpec] = []
+    finished = set(layout.mirror.glob(layout.pass_dir(passage.index), "task-*.json"))
     for task in range(len(plan.tasks)):
         marker = layout.marker(passage.index, task)
-        if marker.is_file():
-            done[task] = TaskResult.from_json(json.loads(marker.read_text())).without_files()
+        if marker in finished:
+            done[task] = TaskResult.from_json(json.loads(layout.mirror.read_text(marker))).without_files()
             continue
         if passage.index == 0:
             inputs: list = plan.tasks[task]
@@ -143,10 +159,11 @@ def run_pass(
 
 def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult]) -> StageStats:
     """Resolve a global stage on the driver (once: its marker holds the statistics it reported)."""
-    marker = state.layout.resolve_marker(stage.name)
-    if marker.is_file():
-        return StageStats.from_json(json.loads(marker.read_text()))
-    scan_files = [Path(result.scan_file) for _, result in sorted(done.items()) if result.scan_file]
+    layout = state.layout
+    marker = layout.resolve_marker(stage.name)
+    if layout.mirror.exists(marker):
+        return StageStats.from_json(json.loads(layout.mirror.read_text(marker)))
+    scan_files = [layout.mirror.fetch(layout.out / r.scan_file) for _, r in sorted(done.items()) if r.scan_file]
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
@@ -154,6 +171,9 @@ def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult])
     start = time.perf_counter()
     stage.resolve(state.global_context(stage, scan_files))
     stats.seconds += time.perf_counter() - start
+    layout.mirror.publish_tree(layout.stage_dir(stage.name))  # the decisions, for the workers to fetch
+    layout.mirror.publish_tree(layout.keep_dir(stage))
     write_json_atomic(marker, stats.to_json())
+    layout.mirror.publish(marker)
     logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
     return stats

@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
+from curate import fs
 from curate.compose import resolved_dict
 from curate.engine.folder import Layout
 from curate.engine.plan import Plan
@@ -58,6 +57,7 @@ def finalize(
     shards = [FileRecord(**shard) for task in sorted(final) for shard in final[task].shards]
     if not shards:  # a dataset whose rows were all dropped still opens everywhere
         empty = ShardWriter(out / "data", "part-00000", pipeline.output_schema, 1, out).close(keep_empty=True)
+        layout.mirror.publish(*(out / shard["path"] for shard in empty))
         shards = [FileRecord(**shard) for shard in empty]
     everything = [result for by_task in results for _, result in sorted(by_task.items())]
     stats = merged_stats(pipeline, results, resolved)
@@ -111,10 +111,10 @@ def finalize(
     if problems:  # a stage (or the engine) lost or invented rows: a bug, never a dataset
         raise RuntimeError("accounting broken: " + "; ".join(problems))
     if plan.cfg.output.report:
-        write_report_safely(out, manifest)
-    manifest.write(out)
+        write_report_safely(layout, manifest)
+    manifest.write(layout.location)  # last: a folder with a manifest is a complete dataset
     if not plan.cfg.output.keep_work:
-        shutil.rmtree(layout.work, ignore_errors=True)
+        layout.mirror.remove(layout.work, recursive=True)
     return manifest
 
 
@@ -127,7 +127,7 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
 
     def batches() -> Iterator[pa.RecordBatch]:
         for task in range(len(plan.tasks)):
-            files = json.loads(layout.marker(0, task).read_text())["files"]
+            files = json.loads(layout.mirror.read_text(layout.marker(0, task)))["files"]
             for key in ("rows", "quarantined", "bytes"):
                 totals[key] += sum(f[key] for f in files)
             totals["files"] += len(files)
@@ -142,14 +142,15 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
             )
 
     table = write_listing(layout.out / INPUTS_FILE, INPUTS_SCHEMA, batches(), layout.out)
+    layout.mirror.publish(layout.out / INPUTS_FILE)
     return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), passed_over=passed_over, **totals)
 
 
-def write_report_safely(out: Path, manifest: Manifest) -> None:
+def write_report_safely(layout: Layout, manifest: Manifest) -> None:
     from curate.report import write_report
 
     try:
-        write_report(out, manifest)
+        write_report(layout.location, manifest)
     except Exception:  # the data is complete; a report failure must not lose it (a rerun tries again)
         logger.warning("report.html not written", exc_info=True)
 
@@ -162,6 +163,6 @@ def passed_over_summary(passed_over: dict[str, int]) -> str:
 def check_listed_files(layout: Layout, manifest: Manifest) -> None:
     """Every shard the manifest lists exists with its recorded size (a stat each: cheap insurance)."""
     for shard in manifest.shards + manifest.rejects + manifest.quarantine:
-        path = layout.out / shard.path
-        if not path.is_file() or path.stat().st_size != shard.bytes:
+        path = fs.join(layout.location, shard.path)
+        if not fs.is_file(path) or fs.stat(path).size != shard.bytes:
             raise RuntimeError(f"{path}: listed in the manifest but missing or of another size")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
 from omegaconf import DictConfig
 
+from curate import fs
 from curate.compose import resolved_dict
 from curate.config import column_types, input_fields, validate
 from curate.converters.input_mapping import MappedInput
@@ -120,5 +122,5 @@ def make_plan(cfg: DictConfig) -> Plan:
     )
     tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
     config = run_config(cfg)
-    inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]
+    inputs = [(f.path if fs.is_remote(f.path) else os.path.realpath(f.path), f.size, f.version) for f in files]
     return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))

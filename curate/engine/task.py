@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import traceback
 from collections import Counter
@@ -97,9 +98,12 @@ class WorkerState:
             self.ready.append(stage)
 
     def load(self, stage: GlobalStage) -> None:
-        """Load a global stage's decisions once in this process (before its `apply`)."""
+        """Load a global stage's decisions once in this process (before its `apply`); on object
+        storage, its work and keep folders are fetched to this machine first."""
         self.prepare(stage)
         if stage.name not in self.loaded:
+            self.layout.mirror.fetch_tree(self.layout.stage_dir(stage.name))
+            self.layout.mirror.fetch_tree(self.layout.keep_dir(stage))
             stage.load(self.global_context(stage))
             self.loaded.add(stage.name)
 
@@ -132,6 +136,8 @@ def init_worker(state: WorkerState) -> None:
     from multiprocessing import util
 
     global _WORKER
+    state.layout = state.layout.on_this_machine()  # an output on object storage: this machine's staging
+    state.layout.out.mkdir(parents=True, exist_ok=True)
     _WORKER = state
     if multiprocessing.parent_process() is not None:  # a process of the local pool (not inline, not Ray)
         hold_worker_lock(state.layout.out)  # a rerun waits until this process is gone
@@ -216,12 +222,13 @@ class TaskRun:
         folders = [self.data.directory] + [out / "rejects" / s.name for s in self.passage.stages]
         if self.spec.pass_index == 0:  # only the first pass reads input, so only it writes quarantine
             folders.append(out / "quarantine")
+        mirror = self.state.layout.mirror
         for folder in folders:
-            for leftover in folder.glob(f"{self.prefix}-*"):
-                leftover.unlink()
+            for leftover in {*folder.glob(f"{self.prefix}-*"), *mirror.glob(folder, f"{self.prefix}-*")}:
+                mirror.remove(leftover)
         if self.scan_path:
             for leftover in (self.scan_path, tmp_path(self.scan_path)):
-                leftover.unlink(missing_ok=True)
+                mirror.remove(leftover)
 
     def source(self) -> Iterator[pa.RecordBatch]:
         """The task's rows: its input files read (small files' rows gathered into batches of the
@@ -230,8 +237,14 @@ class TaskRun:
             options = self.state.options
             yield from coalesce(self.read_inputs(), options.batch_rows, options.batch_bytes)
         else:
+            mirror = self.state.layout.mirror
             for shard in self.spec.inputs:
-                yield from iter_batches(self.state.layout.out / shard["path"], sha256=shard["sha256"])
+                path = self.state.layout.out / shard["path"]
+                if mirror.remote is None:
+                    yield from iter_batches(path, sha256=shard["sha256"])
+                    continue
+                yield from iter_batches(mirror.fetch(path, sha256=shard["sha256"]))  # checked as fetched
+                path.unlink()  # a worker's disk holds one shard of the previous pass at a time
 
     def read_inputs(self) -> Iterator[pa.RecordBatch]:
         for file in self.spec.inputs:
@@ -344,7 +357,7 @@ class TaskRun:
         scan_file = None
         if self.scan_writer is not None:
             self.scan_writer.close()
-            scan_file = str(self.scan_writer.path)
+            scan_file = os.path.relpath(self.scan_writer.path, self.state.layout.out)
         result = TaskResult(
             pass_index=self.spec.pass_index,
             task=self.spec.task,
@@ -357,9 +370,20 @@ class TaskRun:
             files=[asdict(stats) for stats in self.files],
             scan_file=scan_file,
         )
+        self.publish(result)
         write_json_atomic(self.state.layout.marker(self.spec.pass_index, self.spec.task), result.to_json())
         logger.info("pass %d task %d: %d rows in, %.2f s", self.spec.pass_index, self.spec.task, self.rows_in, seconds)
         return result
+
+    def publish(self, result: TaskResult) -> None:
+        """On object storage: upload what the task wrote (its marker comes after its log: `run_task`)."""
+        layout = self.state.layout
+        if not layout.remote:
+            return
+        written = [*result.shards, *result.quarantine, *(shard for ss in result.rejects.values() for shard in ss)]
+        layout.mirror.publish(*(layout.out / record["path"] for record in written), keep=False)
+        if result.scan_file is not None:
+            layout.mirror.publish(layout.out / result.scan_file, keep=False)
 
 
 class TaskFailed(Exception):
@@ -377,19 +401,30 @@ class TaskFailed(Exception):
 def run_task(spec: TaskSpec) -> TaskResult:
     """Entry point in a worker process: run one task with its own log file."""
     state = worker()
-    with log_to_file(state.layout.task_log(spec.pass_index, spec.task), mode="w"):
-        try:
-            return TaskRun(state, spec).run()
-        except ThresherError:  # bad input or a config problem: one line, as the user should see it
-            raise
-        except Exception as error:
-            user_error = environment_error(error, state.layout.out)
-            if user_error is not None:  # a full disk, a read-only folder: one line naming the path
-                logger.error("pass %d task %d: %s", spec.pass_index, spec.task, user_error)
-                raise user_error from None
-            where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
-            logger.exception("pass %d task %d (%s) failed", spec.pass_index, spec.task, where)
-            raise TaskFailed(
-                f"pass {spec.pass_index} task {spec.task} ({where}) failed: {type(error).__name__}: {error}",
-                traceback.format_exc(),
-            ) from None
+    log = state.layout.task_log(spec.pass_index, spec.task)
+    try:
+        with log_to_file(log, mode="w"):
+            result = run_logged(state, spec)
+    finally:
+        state.layout.mirror.publish(log)
+    state.layout.mirror.publish(state.layout.marker(spec.pass_index, spec.task))  # last: the task is done
+    return result
+
+
+def run_logged(state: WorkerState, spec: TaskSpec) -> TaskResult:
+    """`run_task`'s task, with one-line user errors and the traceback of anything else."""
+    try:
+        return TaskRun(state, spec).run()
+    except ThresherError:  # bad input or a config problem: one line, as the user should see it
+        raise
+    except Exception as error:
+        user_error = environment_error(error, state.layout.out)
+        if user_error is not None:  # a full disk, a read-only folder: one line naming the path
+            logger.error("pass %d task %d: %s", spec.pass_index, spec.task, user_error)
+            raise user_error from None
+        where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
+        logger.exception("pass %d task %d (%s) failed", spec.pass_index, spec.task, where)
+        raise TaskFailed(
+            f"pass {spec.pass_index} task {spec.task} ({where}) failed: {type(error).__name__}: {error}",
+            traceback.format_exc(),
+        ) from None

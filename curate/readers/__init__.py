@@ -18,6 +18,7 @@ from functools import partial
 
 import pyarrow as pa
 
+from curate import fs
 from curate.arrow_io import iter_batches, read_schema
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
@@ -115,13 +116,13 @@ def read_file(
     mapper = mapper.for_file(file.path)
     schema = mapper.schema()
     builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
-    display_root = str(file.path)[: -len(file.label)] if str(file.path).endswith(file.label) else ""
-    with open(file.path, "rb") as handle:
+    display_root = file.path[: -len(file.label)] if file.path.endswith(file.label) else ""
+    with fs.open_binary(file.path) as handle:
         raw = HashingReader(handle)
         stream: io.BufferedReader = (
             io.BufferedReader(raw, buffer_size=1 << 20)  # web archives: their own codecs, compressed offsets
             if file.format in SELF_DECOMPRESSING
-            else open_decompressed(raw, file.path.name, options.max_inflate_ratio)
+            else open_decompressed(raw, file.name, options.max_inflate_ratio)
         )
         items = FORMATS[file.format](
             stream,
@@ -160,7 +161,7 @@ def read_file(
             stats.rows += 1
             stats.quarantined += 1
             quarantine.add(
-                str(file.path),
+                file.path,
                 stats.rows,
                 None,
                 "truncated or corrupt stream: compressed data ended before its end-of-stream marker",
@@ -190,8 +191,8 @@ def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator
 @contextmanager
 def reopen(file: InputFile, options: ReadOptions) -> Iterator[io.BufferedIOBase]:
     """The file's decompressed content again, for formats that need a second pass (links in a tar)."""
-    with open(file.path, "rb") as handle:
-        yield open_decompressed(handle, file.path.name, options.max_inflate_ratio)
+    with fs.open_binary(file.path) as handle:
+        yield open_decompressed(handle, file.name, options.max_inflate_ratio)
 
 
 def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:
@@ -202,17 +203,22 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
     """
     from curate.manifest import Manifest
 
-    datasets = sorted({f.path.parents[1] for f in files if f.format == "dataset"})
+    datasets = sorted({dataset_of(f) for f in files if f.format == "dataset"})
     if not datasets:
         return mapper.schema(), mapper.kind
     if any(f.format != "dataset" for f in files):
         raise ConfigError("input.paths: Thresher dataset folders cannot be mixed with raw input files in one run")
     found = {}
     for folder in datasets:
-        shard = next(f.path for f in files if f.path.parents[1] == folder)
-        found[folder] = (read_schema(shard).remove_metadata(), Manifest.read(folder).kind)
+        shard = next(f for f in files if dataset_of(f) == folder)
+        found[folder] = (read_schema(shard.path, shard.sha256).remove_metadata(), Manifest.read(folder).kind)
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:
             raise ConfigError(f"input.paths: dataset '{folder}' has a different schema or kind from '{first_folder}'")
     return first
+
+
+def dataset_of(file: InputFile) -> str:
+    """The dataset folder a shard belongs to (shards are `<folder>/data/<name>.arrow`)."""
+    return fs.parent(fs.parent(file.path))

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import xxhash
 
@@ -168,8 +168,8 @@ class HashingReader(io.RawIOBase):
     """Wraps a binary file: counts and hashes (sha256 for the manifest, xxh3-128 to check a rerun's
     input quickly) the raw bytes as they are read."""
 
-    def __init__(self, raw: io.BufferedIOBase):
-        self.raw = raw
+    def __init__(self, raw: IO[bytes]):
+        self.raw: Any = raw  # a local file or an fsspec one: both have readinto
         self.sha256 = hashlib.sha256()
         self.xxh3 = xxhash.xxh3_128()  # ~8x faster than sha256: what a rerun checks the file against
         self.bytes_read = 0
@@ -214,7 +214,7 @@ class DecompressingReader(io.RawIOBase):
 
     def __init__(
         self,
-        raw: io.RawIOBase | io.BufferedIOBase,
+        raw: IO[bytes] | io.RawIOBase | io.BufferedIOBase,
         codec: str,
         chunk: int = 1 << 16,
         max_ratio: float = MAX_INFLATE_RATIO,
@@ -272,14 +272,14 @@ class DecompressingReader(io.RawIOBase):
 
 
 def open_decompressed(
-    raw: io.RawIOBase | io.BufferedIOBase, name: str, max_ratio: float = MAX_INFLATE_RATIO
+    raw: IO[bytes] | io.RawIOBase | io.BufferedIOBase, name: str, max_ratio: float = MAX_INFLATE_RATIO
 ) -> io.BufferedReader:
     """A buffered binary stream of the decompressed content of `raw`, by the compression in `name`."""
     _, codec = split_compression(name)
     if name.lower().endswith(".tgz"):
         codec = "gzip"
     source = DecompressingReader(raw, codec, max_ratio=max_ratio) if codec else raw
-    return io.BufferedReader(source, buffer_size=1 << 20)
+    return io.BufferedReader(cast(io.RawIOBase, source), buffer_size=1 << 20)
 
 
 def truncated(stream: io.BufferedReader) -> bool:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from curate import fs
 from curate.errors import ConfigError
 from curate.readers.files import COMPRESSIONS, SKIPPED_DIRS, detect_format
 from curate.readers.formats import FORMATS
@@ -16,20 +15,24 @@ from curate.readers.formats import FORMATS
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file (or one archive) and how to read it."""
+    """One input file (or one archive) and how to read it: a local path or a URL (`curate.fs`)."""
 
-    path: Path
+    path: str
     label: str  # path relative to its input entry, used in ids and messages
     source: str  # the `source` column value for its rows
     format: str
     size: int
-    mtime_ns: int
+    version: str  # changes whenever the file is written: local mtime (ns), an object's ETag or generation
     sha256: str = ""  # a dataset's shard: the checksum its manifest records (checked before reading)
+
+    @property
+    def name(self) -> str:
+        return fs.basename(self.path)
 
     @property
     def estimated_bytes(self) -> int:
         """Uncompressed size estimate, for grouping files into tasks of similar work."""
-        return self.size * 4 if self.path.suffix in COMPRESSIONS else self.size
+        return self.size * 4 if os.path.splitext(self.name)[1] in COMPRESSIONS else self.size
 
 
 def format_names() -> list[str]:
@@ -59,67 +62,68 @@ def expand_paths(
     """
     files: list[InputFile] = []
     skipped: list[dict] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for index, entry in enumerate(entries):
         entry = str(entry)
-        checksums: dict[Path, str] = {}
+        checksums: dict[str, str] = {}
         key = f"input.paths[{index}]"
-        if any(ch in entry for ch in "*?["):
-            matches = sorted(glob.glob(entry, recursive=True))
-            if not matches:
-                raise ConfigError(f"{key}: the glob '{entry}' matches no file")
-            root = Path(entry.split("*")[0].split("?")[0].split("[")[0])
-            root = root if root.is_dir() else root.parent
-            candidates = [Path(m) for m in matches if Path(m).is_file()]
-        else:
-            path = Path(entry)
-            if not path.exists():
-                raise ConfigError(f"{key}: '{entry}' does not exist")
-            if path.is_dir() and (path / "manifest.json").is_file():
-                checksums = dataset_shards(path)
-                candidates, root = list(checksums), path
-            elif path.is_dir():
-                candidates, root = list(walk(path)), path
-            else:
-                candidates, root = [path], path.parent
+        try:
+            candidates, root, is_dataset = entry_files(entry, key)
+        except (PermissionError, FileNotFoundError) as error:
+            raise ConfigError(f"{key}: '{entry}' cannot be read ({error})") from None
+        if is_dataset:
+            checksums = dataset_shards(root)
+            candidates = list(checksums)
         src = source or source_name(entry)
-        explicit = len(candidates) == 1 and Path(entry).is_file()
+        explicit = candidates == [entry] and not any(ch in entry for ch in "*?[")
         for path in candidates:
-            resolved = path.resolve()
-            if resolved in seen:
+            identity = path if fs.is_remote(path) else os.path.realpath(path)
+            if identity in seen:
                 continue
-            seen.add(resolved)
-            if include and not explicit and not any(fnmatch.fnmatch(path.name, p) for p in include):
-                skipped.append({"path": str(path), "reason": f"not matched by input.include ({', '.join(include)})"})
+            seen.add(identity)
+            name = fs.basename(path)
+            if include and not explicit and not any(fnmatch.fnmatch(name, p) for p in include):
+                skipped.append({"path": path, "reason": f"not matched by input.include ({', '.join(include)})"})
                 continue
-            fmt = "dataset" if path.suffix == ".arrow" and (root / "manifest.json").is_file() else None
-            fmt = fmt or detect_format(path.name, forced_format)
+            fmt = "dataset" if is_dataset and name.endswith(".arrow") else detect_format(name, forced_format)
             if fmt is None:
                 if explicit:
                     raise ConfigError(
                         f"{key}: cannot tell the format of '{entry}' from its name; set input.format "
                         f"(one of: {', '.join(format_names())})"
                     )
-                skipped.append({"path": str(path), "reason": "unknown format"})
+                skipped.append({"path": path, "reason": "unknown format"})
                 continue
-            stat = path.stat()
-            label = os.path.relpath(path, root) if root != path else path.name
-            files.append(InputFile(path, label, src, fmt, stat.st_size, stat.st_mtime_ns, checksums.get(path, "")))
+            found = fs.stat(path)
+            label = fs.relative(path, root) if root != path else name
+            files.append(InputFile(path, label, src, fmt, found.size, found.version, checksums.get(path, "")))
     if not files:
         raise ConfigError(f"input.paths: no readable input file found (skipped: {len(skipped)})")
     return files, skipped
 
 
-def walk(folder: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+def entry_files(entry: str, key: str) -> tuple[list[str], str, bool]:
+    """The files an `input.paths` entry names (a file, a folder, a glob), the root their labels are
+    relative to, and whether the entry is a Thresher dataset folder (then its shards are read)."""
+    if any(ch in entry for ch in "*?["):
+        matches = fs.glob(entry)
+        if not matches:
+            raise ConfigError(f"{key}: the glob '{entry}' matches no file")
+        root = entry.split("*")[0].split("?")[0].split("[")[0]
+        root = root.rstrip("/") if root.endswith("/") or fs.is_dir(root) else fs.parent(root)
+        return [m for m in matches if fs.is_file(m)], root, False
+    if not fs.exists(entry):
+        raise ConfigError(f"{key}: '{entry}' does not exist")
+    if fs.is_dir(entry):
+        root = entry.rstrip("/")
+        if fs.is_file(fs.join(root, "manifest.json")):
+            return [], root, True
+        return list(fs.walk(root, SKIPPED_DIRS)), root, False
+    return [entry], fs.parent(entry), False
 
 
-def dataset_shards(folder: Path) -> dict[Path, str]:
+def dataset_shards(folder: str) -> dict[str, str]:
     """The data shards of a dataset folder written by Thresher, in manifest order, with their sha256."""
     from curate.manifest import Manifest
 
-    return {folder / shard.path: shard.sha256 for shard in Manifest.read(folder).shards}
+    return {fs.join(folder, shard.path): shard.sha256 for shard in Manifest.read(folder).shards}

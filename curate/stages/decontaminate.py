@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fs
 from curate.dedup.text import TextNormalization, hash_strings, ngram_hashes, split_words, word_shingles
 from curate.errors import ConfigError
 from curate.stages.base import FilterStage, RowResult, split_by_reason, with_columns
@@ -44,8 +45,8 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     seen: set[str] = set()
     for file in files:
         reader = FORMATS["arrow" if file.format == "dataset" else file.format]  # a Thresher dataset's shards
-        with open(file.path, "rb") as handle:
-            stream = open_decompressed(handle, file.path.name)
+        with fs.open_binary(file.path) as handle:  # local or remote (curate.fs)
+            stream = open_decompressed(handle, file.name)
             for item in reader(stream, file.label, text_unit="line"):
                 if isinstance(item, (Problem, Skip)):
                     continue  # a malformed (or passed-over) evaluation record cannot contaminate anything

@@ -1,0 +1,150 @@
+"""Object storage: reading inputs from S3, writing a dataset to S3 (atomic, resumable, locked by a
+lease), `thresher inspect s3://...`, a dataset on S3 as input, credentials written nowhere. Against a
+local S3-compatible server (moto, `tests/s3_server.py`) through s3fs, as a real bucket would be."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from curate.errors import ConfigError, OutputError
+from curate.manifest import Manifest
+from tests.conftest import curate, kill_when, read_dataset, start_curate, thresher
+from tests.s3_server import SECRET, s3_filesystem
+
+
+def local_corpus(folder: Path, shared: Path) -> Path:
+    """A jsonl.gz of real web text and a Parquet file of real encyclopaedia lines (several row groups)."""
+    import gzip
+
+    import pyarrow as pa
+
+    folder.mkdir(parents=True)
+    (folder / "c4.jsonl.gz").write_bytes((shared / "c4_sample" / "c4_demo.jsonl.gz").read_bytes())
+    lines = gzip.decompress((shared / "wikipedia_sample" / "wiki_demo.txt.gz").read_bytes()).decode().splitlines()
+    texts = [line for line in lines if len(line) > 200][:400]
+    table = pa.table({"id": [f"wiki-{i}" for i in range(len(texts))], "text": texts})
+    pq.write_table(table, folder / "wiki.parquet", row_group_size=50)
+    return folder
+
+
+def pieces(path: Path, count: int) -> None:
+    """Cut a jsonl.gz into `count` plain jsonl files (`<stem>-<i>.jsonl`) beside it, for more tasks."""
+    import gzip
+
+    lines = gzip.decompress(path.read_bytes()).splitlines(keepends=True)
+    stem = path.name.split(".")[0]
+    for index in range(count):
+        (path.parent / f"{stem}-{index}.jsonl").write_bytes(b"".join(lines[index::count]))
+
+
+def upload(folder: Path, url: str) -> None:
+    store = s3_filesystem()
+    for path in sorted(folder.iterdir()):
+        store.put_file(str(path), f"{url.removeprefix('s3://')}/{path.name}")
+
+
+def objects(url: str) -> dict[str, bytes]:
+    """Every object under `url`, by its path relative to `url`."""
+    store = s3_filesystem()
+    root = url.removeprefix("s3://")
+    return {path[len(root) + 1 :]: store.cat_file(path) for path in store.find(root)}
+
+
+def shard_bytes(manifest: Manifest, read) -> list[bytes]:
+    return [read(shard.path) for shard in manifest.shards]
+
+
+RECIPE = ["pipeline=near_dedup", "executor.workers=2", "executor.task_mb=0.3", "output.shard_mb=0.5"]
+
+
+def test_a_recipe_reads_from_and_writes_to_s3_as_it_does_locally(tmp_path, s3, shared_data):
+    corpus = local_corpus(tmp_path / "in", shared_data)
+    upload(corpus, f"{s3}/in")
+    local = curate([f"{corpus}/*.jsonl.gz", f"{corpus}/wiki.parquet"], tmp_path / "local", *RECIPE)
+
+    remote = curate([f"{s3}/in/*.jsonl.gz", f"{s3}/in/wiki.parquet"], f"{s3}/out", *RECIPE)
+
+    stored = objects(f"{s3}/out")
+    assert remote.rows == local.rows and remote.stage("minhash_dedup").dropped == local.stage("minhash_dedup").dropped
+    assert remote.fingerprint != local.fingerprint  # other inputs (their URLs)
+    assert shard_bytes(remote, stored.__getitem__) == shard_bytes(
+        local, lambda p: (tmp_path / "local" / p).read_bytes()
+    )
+    assert remote.inputs.files == 2 and remote.inputs.rows == local.inputs.rows
+    assert {"manifest.json", "report.html", "inputs.arrow", "logs/run.log"} <= set(stored)
+    assert not any(name.startswith("_work/") or name.endswith(".tmp") for name in stored)  # removed when done
+    assert ".lock" not in stored  # the lease is released
+    for name, data in stored.items():  # the credentials reached s3fs through the environment only
+        assert SECRET.encode() not in data, name
+    assert read_dataset(tmp_path / "local").equals(read_dataset(f"{s3}/out"))
+
+    again = curate([f"{s3}/in/*.jsonl.gz", f"{s3}/in/wiki.parquet"], f"{s3}/out", *RECIPE)
+    assert again.created == remote.created  # complete: nothing redone
+
+    shown = thresher("inspect", f"{s3}/out", "--rows", "1").stdout
+    assert f"checksums: all {len(remote.files)} files listed match the manifest" in shown
+    assert "kind=documents" in shown
+
+    copied = curate(f"{s3}/out", f"{s3}/copy", "pipeline=clean")  # a dataset on S3 as input
+    assert copied.rows_in == remote.rows
+
+
+def test_a_run_killed_on_s3_resumes_to_the_uninterrupted_result(tmp_path, s3, shared_data):
+    corpus = local_corpus(tmp_path / "in", shared_data)
+    pieces(corpus / "c4.jsonl.gz", 8)
+    upload(corpus, f"{s3}/in")
+    inputs = [f"{s3}/in/c4-*.jsonl", f"{s3}/in/wiki.parquet"]
+    options = ["pipeline=near_dedup", "executor.workers=1", "executor.task_mb=0.05", "output.shard_mb=0.2"]
+    whole = curate(inputs, f"{s3}/whole", *options)
+
+    store = s3_filesystem()
+    markers = f"{s3.removeprefix('s3://')}/killed/_work/pass-0"
+
+    def finished_tasks() -> int:
+        store.invalidate_cache()
+        return len(store.glob(f"{markers}/task-*.json"))
+
+    process = start_curate(inputs, f"{s3}/killed", options)  # type: ignore[arg-type]
+    kill_when(process, lambda: finished_tasks() >= 2, timeout=120, poll=0.05)
+    done = finished_tasks()
+    assert 2 <= done < whole.tasks, "the run finished before it could be killed"
+    assert "manifest.json" not in objects(f"{s3}/killed")  # nothing looks finished
+    lease = json.loads(objects(f"{s3}/killed")[".lock"])  # left by the killed run: its process is gone
+    assert lease["pid"] == process.pid
+
+    resumed = curate(inputs, f"{s3}/killed", *options)
+    assert shard_bytes(resumed, objects(f"{s3}/killed").__getitem__) == shard_bytes(
+        whole, objects(f"{s3}/whole").__getitem__
+    )
+    assert resumed.rows == whole.rows and resumed.stage("minhash_dedup").dropped == whole.stage("minhash_dedup").dropped
+    run_log = objects(f"{s3}/killed")["logs/run.log"].decode()
+    assert f"resume run of {whole.tasks} task(s)" in run_log
+
+
+def test_an_output_folder_leased_by_a_live_run_is_refused(tmp_path, s3):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"text": "a document long enough to be kept by the clean recipe here"}) + "\n")
+    lease = {"holder": "other-host pid 1 x", "host": "other-host", "pid": 1, "renewed": time.time(), "ttl_s": 120}
+    s3_filesystem().pipe_file(f"{s3.removeprefix('s3://')}/out/.lock", json.dumps(lease).encode())
+    with pytest.raises(OutputError, match="is in use by another run \\(other-host pid 1 x"):
+        curate(path, f"{s3}/out")
+
+    lease["renewed"] = time.time() - 600  # its run stopped renewing it: expired, taken over
+    s3_filesystem().pipe_file(f"{s3.removeprefix('s3://')}/out/.lock", json.dumps(lease).encode())
+    assert curate(path, f"{s3}/out").rows == 1
+
+
+def test_read_only_and_missing_remote_locations_are_one_line(tmp_path, s3):
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"text": "a document"}) + "\n")
+    with pytest.raises(ConfigError, match="output.dir: 'https://example.org/out' is read-only"):
+        curate(path, "https://example.org/out")
+    with pytest.raises(ConfigError, match=f"input.paths\\[0\\]: '{s3}/nothing.jsonl' does not exist"):
+        curate(f"{s3}/nothing.jsonl", tmp_path / "out")
+    with pytest.raises(ConfigError, match="matches no file"):
+        curate(f"{s3}/in/*.jsonl", tmp_path / "out")
