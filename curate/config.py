@@ -48,6 +48,11 @@ class InputConfig:
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
     max_doc_mb: float = 64.0  # larger documents (a text field, a line, a one-document file) are bad input
     max_inflate_ratio: float = 100.0  # compressed input inflating more (a bomb) is bad input; 0: no limit
+    # uncompressed JSON lines (and text read a line per document) larger than this are read in byte
+    # ranges of about executor.task_mb by several tasks; their rows' positions are byte offsets
+    # (`file.jsonl@1048576`), the same for any task_mb. 0: never split. (Parquet files larger than
+    # executor.task_mb are always read by runs of row groups; their positions stay row numbers.)
+    split_mb: float = 256.0
     warc: WarcInputConfig = field(default_factory=WarcInputConfig)  # web archives (curate.readers.crawl)
 
 
@@ -122,6 +127,8 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"{key}: must be >= 0")
     if cfg.input.max_inflate_ratio < 0:
         raise ConfigError("input.max_inflate_ratio: must be >= 0 (0: no limit)")
+    if cfg.input.split_mb < 0:
+        raise ConfigError("input.split_mb: must be >= 0 (0: never split a file)")
     for key in (
         "executor.task_mb",
         "executor.task_files",

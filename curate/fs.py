@@ -190,10 +190,15 @@ def walk(folder: str | Path, skipped_dirs: frozenset[str] | set[str] = frozenset
 
 def digest(location: str | Path, algorithm: str = "sha256") -> str:
     """A file's sha256 (or xxh3-128) hex digest, streamed (memory: one block)."""
-    hasher = hashlib.sha256() if algorithm == "sha256" else xxhash.xxh3_128()
     with open_binary(location) as handle:
-        while chunk := handle.read(BLOCK):
-            hasher.update(chunk)
+        return digest_stream(handle, algorithm)
+
+
+def digest_stream(handle: IO[bytes] | io.RawIOBase, algorithm: str = "sha256") -> str:
+    """The sha256 (or xxh3-128) hex digest of what is left to read in a binary file."""
+    hasher = hashlib.sha256() if algorithm == "sha256" else xxhash.xxh3_128()
+    while chunk := handle.read(BLOCK):
+        hasher.update(chunk)
     return hasher.hexdigest()
 
 

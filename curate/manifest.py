@@ -62,6 +62,8 @@ class InputRecord:
     rows: int = 0
     quarantined: int = 0
     bytes: int = 0
+    start: int = 0  # a part of a split file: bytes [start, end) of a line file, row groups of a Parquet file
+    end: int = 0  # (0, 0: the whole file)
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read (empty for a dataset's shard: its sha256 is checked)
     skipped: str | None = None  # why the file was not read (unknown format), None if it was
@@ -79,6 +81,8 @@ INPUTS_SCHEMA = pa.schema(
         ("xxh3", pa.string()),
         ("skipped", pa.string()),
         ("passed_over", pa.map_(pa.string(), pa.int64())),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
     ]
 )
 
@@ -213,7 +217,8 @@ class Manifest:
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield InputRecord(**{**row, "passed_over": dict(row["passed_over"] or [])})
+                parts = {"start": row.get("start") or 0, "end": row.get("end") or 0}  # absent before parts existed
+                yield InputRecord(**{**row, **parts, "passed_over": dict(row["passed_over"] or [])})
 
     def tokenizer(self) -> dict[str, Any] | None:
         """The tokenizer a `tokens` dataset was made with (the `tokenizer` detail of the stage that

@@ -148,3 +148,30 @@ def test_read_only_and_missing_remote_locations_are_one_line(tmp_path, s3):
         curate(f"{s3}/nothing.jsonl", tmp_path / "out")
     with pytest.raises(ConfigError, match="matches no file"):
         curate(f"{s3}/in/*.jsonl", tmp_path / "out")
+
+
+def test_trainers_read_a_dataset_on_s3_from_a_cache_checked_against_the_manifest(tmp_path, s3, shared_data):
+    from curate.errors import InputError
+    from curate.fs import cache_root
+    from train.data import open_dataset
+
+    corpus = local_corpus(tmp_path / "in", shared_data)
+    manifest = curate(str(corpus / "c4.jsonl.gz"), f"{s3}/docs", "pipeline=clean", "output.shard_mb=0.2")
+    folder = open_dataset(f"{s3}/docs", ("documents",))
+    assert len(folder.shard_paths) == len(manifest.shards) > 1
+    assert all(
+        path.is_relative_to(cache_root()) and path.name.startswith(s.sha256)
+        for path, s in zip(folder.shard_paths, manifest.shards)
+    )
+    assert folder.lineage()["path"] == f"{s3}/docs"
+    assert read_dataset(f"{s3}/docs").num_rows == manifest.rows
+
+    for path in folder.shard_paths:  # a cold cache: the shards are fetched again, and checked
+        path.unlink()
+    first = manifest.shards[0].path
+    store = s3_filesystem()
+    data = bytearray(store.cat_file(f"{s3.removeprefix('s3://')}/docs/{first}"))
+    data[-100] ^= 0xFF
+    store.pipe_file(f"{s3.removeprefix('s3://')}/docs/{first}", bytes(data))
+    with pytest.raises(InputError, match=f"{first}: checksum does not match the manifest"):
+        open_dataset(f"{s3}/docs", ("documents",))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from curate import fs
 from curate.arrow_io import iter_batches
 from curate.errors import ConfigError
 from curate.manifest import Manifest, verify_shards
@@ -48,6 +49,10 @@ class DatasetFolder:
 
     path: Path
     manifest: Manifest
+    # A dataset on object storage: its URL, and its shards' local copies (the cache of curate.fs:
+    # downloaded once, keyed by their sha256 and checked as they arrive; bounded by THRESHER_CACHE_GB)
+    location: str | None = None
+    local_shards: list[Path] | None = None
 
     @property
     def kind(self) -> str:
@@ -59,6 +64,8 @@ class DatasetFolder:
 
     @property
     def shard_paths(self) -> list[Path]:
+        if self.local_shards is not None:
+            return self.local_shards
         return [self.path / shard.path for shard in self.manifest.shards]
 
     def lineage(self) -> dict[str, Any]:
@@ -66,7 +73,7 @@ class DatasetFolder:
         manifest = self.manifest
         tokenizer = manifest.tokenizer()
         return {
-            "path": str(self.path.resolve()),
+            "path": self.location or str(self.path.resolve()),
             "kind": self.kind,
             "rows": self.rows,
             "fingerprint": manifest.fingerprint,
@@ -89,8 +96,9 @@ def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", veri
     Raises ConfigError for a folder of the wrong kind or schema, ThresherError (from
     `curate.manifest`) for an unreadable manifest or a missing or modified shard.
     """
+    location = str(path)
     path = Path(path)
-    manifest = Manifest.read(path)
+    manifest = Manifest.read(location)
     kind = manifest.kind
     if kind not in kinds:
         raise ConfigError(f"{key}: '{path}' holds a '{kind}' dataset; this task reads {' or '.join(kinds)}")
@@ -103,6 +111,9 @@ def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", veri
             )
     if manifest.rows == 0:
         raise ConfigError(f"{key}: '{path}' has no rows")
+    if fs.is_remote(location):  # memory-mapped training reads local copies, checked as they are fetched
+        copies = [fs.local_copy(fs.join(location, shard.path), shard.sha256) for shard in manifest.shards]
+        return DatasetFolder(path, manifest, location.rstrip("/"), copies)
     if verify:
         verify_shards(path, manifest)
     return DatasetFolder(path, manifest)

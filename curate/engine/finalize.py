@@ -130,7 +130,7 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
             files = json.loads(layout.mirror.read_text(layout.marker(0, task)))["files"]
             for key in ("rows", "quarantined", "bytes"):
                 totals[key] += sum(f[key] for f in files)
-            totals["files"] += len(files)
+            totals["files"] += sum(1 for f in files if not f.get("start"))  # a split file counts once
             for file in files:
                 for reason, count in file.get("passed_over", {}).items():
                     passed_over[reason] = passed_over.get(reason, 0) + count

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from curate import fs
-from curate.arrow_io import TMP_SUFFIX, file_digest
+from curate.arrow_io import TMP_SUFFIX
 from curate.engine.plan import VOLATILE_KEYS
 from curate.manifest import MANIFEST, InputRecord, Manifest, ManifestError
-from curate.readers.sources import InputFile
+from curate.readers.sources import InputFile, content_digest
 from curate.runfolder import RunFolder, RunRecord, without_keys, write_json_atomic
 from curate.stages.base import GlobalStage
 
@@ -133,15 +133,15 @@ class CurationFolder(RunFolder):
                 yield InputRecord(**record)
 
     def changed_input(self) -> str | None:
-        current = {file.path: file for file in self.files}
+        current = {(file.path, *file.span): file for file in self.files}
         for record in self.read_inputs():
-            file = current.get(record.path)
+            file = current.get((record.path, record.start, record.end))
             if file is None or record.skipped:
                 continue
             if not fs.is_file(file.path):
                 return f"'{file.path}' is gone"
             expected, algorithm = (record.xxh3, "xxh3") if record.xxh3 else (record.sha256, "sha256")
-            if expected and file_digest(file.path, algorithm) != expected:
+            if expected and content_digest(file, algorithm) != expected:
                 return f"the content of '{file.path}' differs from what the run read"
         return None
 

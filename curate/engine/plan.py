@@ -17,7 +17,7 @@ from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.crawl import CRAWL_COLUMNS, WarcSelection
 from curate.readers.formats import SELF_DECOMPRESSING
-from curate.readers.sources import InputFile, expand_paths
+from curate.readers.sources import InputFile, expand_paths, split_large_files
 from curate.records import MAPPERS
 from curate.redact import redacted
 from curate.runfolder import fingerprint, without_keys
@@ -120,7 +120,10 @@ def make_plan(cfg: DictConfig) -> Plan:
         cfg.input.max_inflate_ratio,
         warc_selection(cfg),
     )
-    tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
-    config = run_config(cfg)
     inputs = [(f.path if fs.is_remote(f.path) else os.path.realpath(f.path), f.size, f.version) for f in files]
+    task_bytes = mb(cfg.executor.task_mb)
+    split_bytes = int(cfg.input.split_mb * (1 << 20))
+    files = split_large_files(files, task_bytes, split_bytes, cfg.input.text_unit)
+    tasks = plan_tasks(files, task_bytes, cfg.executor.task_files)
+    config = run_config(cfg)
     return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))

@@ -248,7 +248,7 @@ class TaskRun:
 
     def read_inputs(self) -> Iterator[pa.RecordBatch]:
         for file in self.spec.inputs:
-            stats = FileStats(str(file.path))
+            stats = FileStats(file.path, *file.span)
             self.files.append(stats)
             for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
                 self.write_quarantine()

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import pyarrow as pa
 
@@ -23,8 +24,16 @@ from curate.arrow_io import iter_batches, read_schema
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
 from curate.readers.crawl import WarcSelection
-from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
-from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, raw_json
+from curate.readers.files import (
+    MAX_INFLATE_RATIO,
+    HashingReader,
+    SpanFile,
+    line_range,
+    open_decompressed,
+    parquet_span,
+    truncated,
+)
+from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, columnar_batches, raw_json
 from curate.readers.items import Item, Problem, Skip
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
@@ -49,6 +58,8 @@ class FileStats:
     """What one input file gave: for the manifest's inputs and the accounting."""
 
     path: str
+    start: int = 0  # a part of a split file (bytes or row groups [start, end)); 0, 0: the whole file
+    end: int = 0
     rows: int = 0  # rows read, good and bad
     quarantined: int = 0
     bytes: int = 0
@@ -117,24 +128,35 @@ def read_file(
     schema = mapper.schema()
     builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
     display_root = file.path[: -len(file.label)] if file.path.endswith(file.label) else ""
+    separator = "@" if file.byte_positions else ":"  # a split line file's positions are byte offsets
     with fs.open_binary(file.path) as handle:
-        raw = HashingReader(handle)
+        source: Any = handle
+        byte_offset = None
+        if file.byte_positions and file.part is not None:
+            start, end = line_range(handle, *file.part, file.size)
+            source, byte_offset = fs.RangeReader(handle, start, end), start
+        raw = HashingReader(source)
         stream: io.BufferedReader = (
             io.BufferedReader(raw, buffer_size=1 << 20)  # web archives: their own codecs, compressed offsets
             if file.format in SELF_DECOMPRESSING
             else open_decompressed(raw, file.name, options.max_inflate_ratio)
         )
-        items = FORMATS[file.format](
-            stream,
-            file.label,
-            text_unit=options.text_unit,
-            batch_rows=options.batch_rows,
-            forced_format=options.format,
-            max_bytes=options.max_doc_bytes,
-            max_inflate_ratio=options.max_inflate_ratio,
-            reopen=partial(reopen, file, options),
-            warc=options.warc,
-        )
+        items: Iterator[Item | Problem | Skip]
+        if file.format == "parquet" and file.part is not None:
+            items = parquet_part(handle, raw, file, options.batch_rows)
+        else:
+            items = FORMATS[file.format](
+                stream,
+                file.label,
+                text_unit=options.text_unit,
+                batch_rows=options.batch_rows,
+                forced_format=options.format,
+                max_bytes=options.max_doc_bytes,
+                max_inflate_ratio=options.max_inflate_ratio,
+                reopen=partial(reopen, file, options),
+                warc=options.warc,
+                byte_offset=byte_offset,
+            )
         for item in guarded(items, file):
             if isinstance(item, Skip):
                 stats.passed_over[item.reason] = stats.passed_over.get(item.reason, 0) + 1
@@ -145,7 +167,7 @@ def read_file(
                 quarantine.add(display_root + item.label, item.position, item.field, item.error, item.raw)
                 continue
             try:
-                row = mapper.map(item.record, f"{item.label}:{item.position}", file.source)
+                row = mapper.map(item.record, f"{item.label}{separator}{item.position}", file.source)
             except FieldError as error:
                 stats.quarantined += 1
                 raw_bytes = item.raw if item.raw is not None else raw_json(item.record)
@@ -167,9 +189,31 @@ def read_file(
                 "truncated or corrupt stream: compressed data ended before its end-of-stream marker",
                 b"",
             )
-        while raw.read(1 << 20):  # hash whatever the format did not need to read
+        while not (file.format == "parquet" and file.part) and raw.read(
+            1 << 20
+        ):  # hash whatever the format did not need to read
             pass
     stats.bytes, stats.sha256, stats.xxh3 = raw.bytes_read, raw.sha256.hexdigest(), raw.xxh3.hexdigest()
+
+
+def parquet_part(handle: Any, raw: HashingReader, file: InputFile, batch_rows: int) -> Iterator[Item | Problem]:
+    """The rows of row groups [start, end) of a Parquet file: their bytes are read once, through
+    `raw` (hashed: what a rerun checks), and parsed with the footer's metadata."""
+    import pyarrow.parquet as pq
+
+    assert file.part is not None
+    first, last = file.part
+    try:
+        metadata = pq.read_metadata(handle)
+        start, end = parquet_span(metadata, first, last)
+        handle.seek(start)
+        data = raw.read(end - start)
+        parquet = pq.ParquetFile(SpanFile(handle, data, start, file.size), metadata=metadata)
+        batches = parquet.iter_batches(batch_size=batch_rows, row_groups=range(first, last))
+    except (OSError, pa.ArrowInvalid, EOFError) as error:
+        yield Problem(file.first_row + 1, file.label, f"not a readable Parquet file: {error}")
+        return
+    yield from columnar_batches(batches, file.label, file.first_row)
 
 
 def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator[Item | Problem | Skip]:

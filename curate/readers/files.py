@@ -326,3 +326,77 @@ def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member | Link]:
             handle = archive.extractfile(info)
             if handle is not None:  # an ExFileObject, an io.BufferedReader (typeshed says IO[bytes])
                 yield Member(info.name, f"{label}/{info.name}", cast(io.BufferedReader, handle))
+
+
+def line_start(handle: IO[bytes], offset: int) -> int:
+    """The offset of the first line that starts at or after `offset` in a seekable file (a line
+    starts at 0 or after a newline); the file's size if none does."""
+    if offset == 0:
+        return 0
+    handle.seek(offset - 1)
+    position = offset - 1
+    while True:
+        chunk = handle.readline(1 << 20)
+        position += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return position
+
+
+def line_range(handle: IO[bytes], start: int, end: int, size: int) -> tuple[int, int]:
+    """Bytes [start, end) of a line file, aligned to whole lines: from the first line starting in the
+    range to the first line starting after it. Consecutive ranges read every line exactly once."""
+    return line_start(handle, start), size if end >= size else line_start(handle, end)
+
+
+class SpanFile(io.RawIOBase):
+    """A seekable file whose bytes [offset, offset + len(data)) are served from `data` (what was read
+    once, and hashed) and the rest from `handle`: Parquet row groups read with the footer's
+    metadata, without reading them twice."""
+
+    def __init__(self, handle: IO[bytes], data: bytes, offset: int, size: int):
+        self.handle, self.data, self.offset, self.size = handle, memoryview(data), offset, size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.size - self.position)
+        if want <= 0:
+            return 0
+        inside = self.position - self.offset
+        if 0 <= inside and inside + want <= len(self.data):
+            buffer[:want] = self.data[inside : inside + want]
+        else:
+            self.handle.seek(self.position)
+            data = self.handle.read(want)
+            want = len(data)
+            buffer[:want] = data
+        self.position += want
+        return want
+
+
+def parquet_span(metadata: Any, first: int, last: int) -> tuple[int, int]:
+    """The bytes [start, end) holding row groups [first, last) of a Parquet file (every column
+    chunk, dictionary pages included)."""
+    starts, ends = [], []
+    for index in range(first, last):
+        group = metadata.row_group(index)
+        for column in range(group.num_columns):
+            chunk = group.column(column)
+            offsets = (chunk.dictionary_page_offset, chunk.data_page_offset)
+            begin = min(offset for offset in offsets if offset is not None and offset > 0)
+            starts.append(begin)
+            ends.append(begin + chunk.total_compressed_size)
+    return min(starts), max(ends)

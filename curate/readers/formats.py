@@ -11,6 +11,7 @@ import io
 import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import cast
 
 import orjson
 import pyarrow as pa
@@ -28,12 +29,15 @@ from curate.readers.files import (
     open_decompressed,
     split_compression,
 )
-from curate.readers.items import RAW_KEPT, Item, Problem, Skip, decode_utf8, raw_lines, read_whole
+from curate.readers.items import BOM, RAW_KEPT, Item, Problem, Skip, decode_utf8, raw_lines, read_whole, stream_problem
 from curate.readers.science import fasta, genbank, smiles_table, swissprot
 
 
-def jsonl(stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, **_) -> Iterator[Item | Problem]:
-    for entry in raw_lines(stream, label, max_bytes):
+def jsonl(
+    stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, byte_offset: int | None = None, **_
+) -> Iterator[Item | Problem]:
+    """JSON lines, one record per line (`byte_offset`: the stream is a part of a split file)."""
+    for entry in raw_lines(stream, label, max_bytes, byte_offset):
         if isinstance(entry, Problem):
             yield entry
             if entry.raw:  # an oversized line: skipped, the next one is read
@@ -59,33 +63,55 @@ def jsonl(stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, **_)
 
 
 def json_file(stream: io.BufferedIOBase, label: str, **options) -> Iterator[Item | Problem]:
-    """A .json file: a JSON array of objects (one record each), a single JSON object (one record),
-    or JSON lines (a file of several objects, one per line). The file is read whole."""
+    """A .json file: a JSON array of objects (one record each, streamed with ijson: memory holds one
+    item, never the whole array), a single JSON object (one record), or JSON lines (several objects,
+    one per line)."""
+    import ijson
+
+    buffered = cast(io.BufferedReader, stream)  # readers hand formats buffered streams (peek)
+    if buffered.peek(3)[:3] == BOM:
+        stream.read(3)
+    if (
+        buffered.peek(64)[:64].lstrip()[:1] != b"["
+    ):  # one object, or JSON lines under a .json name (the line reader bounds each)
+        yield from one_object_or_lines(stream, label, **options)
+        return
+    position = 0
+    try:
+        for record in ijson.items(stream, "item", use_float=True):
+            position += 1
+            if isinstance(record, dict):
+                yield Item(position, record, label)
+            else:
+                yield Problem(
+                    position, label, f"item is a JSON {type(record).__name__}, expected an object", raw_json(record)
+                )
+    except ijson.JSONError as error:
+        yield Problem(position + 1, label, f"malformed JSON after item {position}: {error}")
+    except (EOFError, OSError) as error:
+        yield stream_problem(position + 1, label, error)
+
+
+def one_object_or_lines(stream: io.BufferedIOBase, label: str, **options) -> Iterator[Item | Problem]:
+    """A .json file that is not an array: one JSON object (read whole), or JSON lines."""
     data = read_whole(stream, label)
     if isinstance(data, Problem):
         yield data
         return
     try:
-        items = orjson.loads(data)
+        record = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         if data.lstrip()[:1] == b"{":  # several objects: JSON lines under a .json name
             yield from jsonl(io.BufferedReader(io.BytesIO(data)), label, **options)
         else:
             yield Problem(1, label, f"malformed JSON: {error}", data[:RAW_KEPT])
         return
-    if isinstance(items, dict):
-        yield Item(1, items, label, data)
-        return
-    if not isinstance(items, list):
-        yield Problem(1, label, f"file is a JSON {type(items).__name__}, expected an array of objects", data[:RAW_KEPT])
-        return
-    for position, record in enumerate(items, 1):
-        if isinstance(record, dict):
-            yield Item(position, record, label)
-        else:
-            yield Problem(
-                position, label, f"item is a JSON {type(record).__name__}, expected an object", raw_json(record)
-            )
+    if isinstance(record, dict):
+        yield Item(1, record, label, data)
+    else:
+        yield Problem(
+            1, label, f"file is a JSON {type(record).__name__}, expected an array of objects", data[:RAW_KEPT]
+        )
 
 
 def raw_json(record: object) -> bytes:
@@ -109,7 +135,12 @@ def read_all(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None
 
 
 def text(
-    stream: io.BufferedIOBase, label: str, text_unit: str = "file", max_bytes: int = 64 << 20, **_
+    stream: io.BufferedIOBase,
+    label: str,
+    text_unit: str = "file",
+    max_bytes: int = 64 << 20,
+    byte_offset: int | None = None,
+    **_,
 ) -> Iterator[Item | Problem]:
     """Plain text: the whole file is one document, or one per line, or one per blank-line paragraph
     (lines and paragraphs are streamed: memory holds one paragraph, at most `max_bytes`)."""
@@ -122,7 +153,7 @@ def text(
         return
     start, size, skipping = 1, 0, False
     block: list[str] = []
-    for entry in raw_lines(stream, label, max_bytes):
+    for entry in raw_lines(stream, label, max_bytes, byte_offset):
         if isinstance(entry, Problem):
             yield entry
             if entry.raw:  # an oversized line: skipped
@@ -172,8 +203,9 @@ def code(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None, **
     yield Item(1, {"id": label, "text": content, "path": label, "language": code_language(label)}, label)
 
 
-def columnar_batches(batches: Iterator[pa.RecordBatch], label: str) -> Iterator[Item | Problem]:
-    position = 0
+def columnar_batches(batches: Iterator[pa.RecordBatch], label: str, first_row: int = 0) -> Iterator[Item | Problem]:
+    """The rows of record batches as records; positions count from row `first_row` of the file."""
+    position = first_row
     try:
         for batch in batches:
             for record in batch.to_pylist():

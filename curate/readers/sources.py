@@ -5,11 +5,11 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from curate import fs
 from curate.errors import ConfigError
-from curate.readers.files import COMPRESSIONS, SKIPPED_DIRS, detect_format
+from curate.readers.files import COMPRESSIONS, SKIPPED_DIRS, detect_format, line_range, parquet_span
 from curate.readers.formats import FORMATS
 
 
@@ -24,6 +24,21 @@ class InputFile:
     size: int
     version: str  # changes whenever the file is written: local mtime (ns), an object's ETag or generation
     sha256: str = ""  # a dataset's shard: the checksum its manifest records (checked before reading)
+    # A part of a large file, read by a task of its own: bytes [start, end) of a line file (from the
+    # first line starting in it to the first starting after it), or row groups [start, end) of a
+    # Parquet file, whose first row is row `first_row` of the file. None: the whole file.
+    part: tuple[int, int] | None = None
+    first_row: int = 0
+
+    @property
+    def byte_positions(self) -> bool:
+        """Whether its rows' positions are byte offsets (a line file read in parts), not line numbers."""
+        return self.part is not None and self.format != "parquet"
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The part as it is listed in `inputs.arrow` (0, 0: the whole file)."""
+        return self.part or (0, 0)
 
     @property
     def name(self) -> str:
@@ -32,6 +47,8 @@ class InputFile:
     @property
     def estimated_bytes(self) -> int:
         """Uncompressed size estimate, for grouping files into tasks of similar work."""
+        if self.part is not None and self.format != "parquet":
+            return self.part[1] - self.part[0]
         return self.size * 4 if os.path.splitext(self.name)[1] in COMPRESSIONS else self.size
 
 
@@ -127,3 +144,69 @@ def dataset_shards(folder: str) -> dict[str, str]:
     from curate.manifest import Manifest
 
     return {fs.join(folder, shard.path): shard.sha256 for shard in Manifest.read(folder).shards}
+
+
+# Formats whose records are lines: a large uncompressed file of these is read in byte ranges.
+LINE_FORMATS = ("jsonl",)
+
+
+def split_large_files(
+    files: list[InputFile], task_bytes: int, split_bytes: int, text_unit: str = "file"
+) -> list[InputFile]:
+    """Large files as several parts, each about `task_bytes` (then tasks of their own):
+    - an uncompressed JSON lines file (or a text file read a line per document) larger than
+      `split_bytes`: byte ranges, each read from the first line that starts in it (so every line
+      is read once, by the range it starts in); its rows' positions are byte offsets. Compressed
+      files cannot be read from the middle and stay whole;
+    - a Parquet file larger than `task_bytes`: runs of row groups (positions stay row numbers).
+    Depends on the files and the options only, never on the number of workers."""
+    parts: list[InputFile] = []
+    for file in files:
+        compressed = os.path.splitext(file.name)[1] in COMPRESSIONS
+        lines = file.format in LINE_FORMATS or (file.format == "text" and text_unit == "line")
+        if lines and not compressed and split_bytes and file.size > split_bytes:
+            parts += [
+                replace(file, part=(start, min(start + task_bytes, file.size)))
+                for start in range(0, file.size, task_bytes)
+            ]
+        elif file.format == "parquet" and file.size > task_bytes:
+            parts += parquet_parts(file, task_bytes)
+        else:
+            parts.append(file)
+    return parts
+
+
+def parquet_parts(file: InputFile, task_bytes: int) -> list[InputFile]:
+    """Runs of consecutive row groups of about `task_bytes` (uncompressed), from the file's footer."""
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open_binary(file.path) as handle:
+            metadata = pq.read_metadata(handle)
+    except Exception:  # not a readable Parquet file: its reader quarantines it, whole
+        return [file]
+    if metadata.num_row_groups < 2:
+        return [file]
+    parts, start, first_row, size, rows = [], 0, 0, 0, 0
+    for index in range(metadata.num_row_groups):
+        group = metadata.row_group(index)
+        size, rows = size + group.total_byte_size, rows + group.num_rows
+        if size >= task_bytes or index == metadata.num_row_groups - 1:
+            parts.append(replace(file, part=(start, index + 1), first_row=first_row))
+            start, first_row, size, rows = index + 1, first_row + rows, 0, 0
+    return parts
+
+
+def content_digest(file: InputFile, algorithm: str = "xxh3") -> str:
+    """The digest of what reading `file` hashes: the whole file, or the bytes of its part (a line
+    range aligned to whole lines, or a Parquet part's row groups)."""
+    if file.part is None:
+        return fs.digest(file.path, algorithm)
+    with fs.open_binary(file.path) as handle:
+        if file.format == "parquet":
+            import pyarrow.parquet as pq
+
+            start, end = parquet_span(pq.read_metadata(handle), *file.part)
+        else:
+            start, end = line_range(handle, *file.part, file.size)
+        return fs.digest_stream(fs.RangeReader(handle, start, end), algorithm)
