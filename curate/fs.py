@@ -27,7 +27,6 @@ import hashlib
 import io
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ BLOCK = 1 << 22  # bytes per read when hashing or copying
 READ_AHEAD = 8 << 20  # remote reads: bytes fetched per request (fewer, larger GETs)
 CACHE_ENV, CACHE_GB_ENV = "THRESHER_CACHE", "THRESHER_CACHE_GB"
 DEFAULT_CACHE_GB = 20.0
-SKIPPED_NAMES = (".", "_")  # hidden files and folders (e.g. `_SUCCESS`, `.git`) are not inputs
 
 
 def is_remote(location: str | Path) -> bool:
@@ -478,13 +476,3 @@ class Mirror:
             return sorted(basename(path) for path in fs.ls(root, detail=False))
         except FileNotFoundError:
             return []
-
-
-def wait_until(check: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
-    """Poll `check()` until it is true or `timeout_s` passed; whether it became true."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
-    return True
