@@ -43,8 +43,9 @@ def pieces(path: Path, count: int) -> None:
 
 
 def upload(folder: Path, url: str) -> None:
+    """The files of `folder` (or one file) under `url`."""
     store = s3_filesystem()
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.iterdir()) if folder.is_dir() else [folder]:
         store.put_file(str(path), f"{url.removeprefix('s3://')}/{path.name}")
 
 
@@ -175,3 +176,75 @@ def test_trainers_read_a_dataset_on_s3_from_a_cache_checked_against_the_manifest
     store.pipe_file(f"{s3.removeprefix('s3://')}/docs/{first}", bytes(data))
     with pytest.raises(InputError, match=f"{first}: checksum does not match the manifest"):
         open_dataset(f"{s3}/docs", ("documents",))
+
+
+def upload_tree(folder: Path, url: str) -> None:
+    store = s3_filesystem()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            store.put_file(str(path), f"{url.removeprefix('s3://')}/{path.relative_to(folder).as_posix()}")
+
+
+def test_models_evaluation_sets_and_tokenizers_are_read_from_s3(tmp_path, s3, shared_data):
+    """A fastText classifier, a decontamination set and a tokenizer folder on S3 give what their
+    local copies give."""
+    data = shared_data / "dclm_quality_labels"
+    trained = tmp_path / "clf"
+    curate(
+        [data],
+        trained,
+        "pipeline=train_quality_classifier",
+        "stages.train_quality_classifier.bucket=20000",
+        "stages.train_quality_classifier.dim=16",
+        "stages.train_quality_classifier.epoch=5",
+    )
+    upload_tree(trained / "stages" / "train_quality_classifier", f"{s3}/models/clf")
+    records = [json.loads(line) for line in gzip_lines(data / "majority_data.jsonl.gz")[:20]]
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps({"question": r["text"]}) + "\n" for r in records))
+    upload(tmp_path / "eval.jsonl", f"{s3}/eval")
+
+    def scored(model: str, eval_set: str, out: str) -> Manifest:
+        return curate(
+            [data],
+            tmp_path / out,
+            "pipeline=clean",
+            "~stages.normalize",
+            "~stages.length_filter",
+            "+stage@stages.decontaminate=decontaminate",
+            f"stages.decontaminate.eval_paths=[{eval_set}]",
+            "stages.decontaminate.eval_fields=[question]",
+            "+stage@stages.quality_classifier=quality_classifier",
+            f"stages.quality_classifier.model_path='{model}'",
+            "stages.quality_classifier.min_score=0.5",
+        )
+
+    local = scored(
+        str(trained / "stages" / "train_quality_classifier" / "model.bin"), str(tmp_path / "eval.jsonl"), "a"
+    )
+    remote = scored(f"{s3}/models/clf/model.bin", f"{s3}/eval/eval.jsonl", "b")
+    assert [(s.name, s.dropped) for s in remote.stages] == [(s.name, s.dropped) for s in local.stages]
+    assert remote.stage("decontaminate").dropped and remote.stage("quality_classifier").dropped
+    assert read_dataset(tmp_path / "b").equals(read_dataset(tmp_path / "a"))
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in records * 3))
+    curate(docs, tmp_path / "tok", "pipeline=train_tokenizer", "stages.train_tokenizer.vocab_size=600")
+    upload_tree(tmp_path / "tok" / "tokenizer", f"{s3}/tokenizer")
+    packed = [
+        curate(
+            docs,
+            tmp_path / name,
+            "pipeline=tokenize",
+            f"stages.tokenize_pack.tokenizer={tokenizer}",
+            "stages.tokenize_pack.seq_len=64",
+        )
+        for name, tokenizer in (("tokens-a", tmp_path / "tok" / "tokenizer"), ("tokens-b", f"{s3}/tokenizer"))
+    ]
+    assert [s.sha256 for s in packed[0].shards] == [s.sha256 for s in packed[1].shards]
+    assert packed[0].tokenizer()["fingerprint"] == packed[1].tokenizer()["fingerprint"]
+
+
+def gzip_lines(path: Path) -> list[bytes]:
+    import gzip
+
+    return gzip.decompress(path.read_bytes()).splitlines()
