@@ -36,6 +36,7 @@ from typing import IO, Any
 import xxhash
 
 from curate.errors import ConfigError, InputError
+from curate.redact import redact_text
 
 # Protocols that cannot be written to (an output there is a one-line error).
 READ_ONLY = ("http", "https")
@@ -76,7 +77,16 @@ def join(base: str | Path, *parts: str) -> str:
 
 
 def basename(location: str | Path) -> str:
-    return str(location).rstrip("/").rsplit("/", 1)[-1]
+    """The last part of a path (an http(s) URL's query string left out: `data.jsonl?sig=...`)."""
+    text = str(location)
+    if protocol(text) in READ_ONLY:
+        text = text.split("?", 1)[0]
+    return text.rstrip("/").rsplit("/", 1)[-1]
+
+
+def is_glob(location: str) -> bool:
+    """Whether an input entry is a glob pattern (an http(s) URL is not: `?` starts its query)."""
+    return protocol(location) not in READ_ONLY and any(ch in location for ch in "*?[")
 
 
 def parent(location: str | Path) -> str:
@@ -89,12 +99,20 @@ def relative(location: str, root: str) -> str:
     """`location` relative to `root` (both local, or both URLs)."""
     if not is_remote(root):
         return os.path.relpath(local_path(location), local_path(root))
+    if protocol(location) in READ_ONLY:  # an http(s) URL's query (a signature) is no part of its name
+        location = location.split("?", 1)[0]
     return location[len(root.rstrip("/")) + 1 :]
 
 
 def url_of(fs: Any, path: str) -> str:
     """A path a remote filesystem listed, as a URL again (its protocol put back)."""
     return str(fs.unstrip_protocol(path))
+
+
+def display(location: str | Path) -> str:
+    """A location as Thresher writes it anywhere (inputs.arrow, quarantine, messages): a key in the
+    URL (`https://user:KEY@host`, a signed `?X-Amz-Signature=`) masked (`curate.redact`)."""
+    return redact_text(str(location))
 
 
 def check_writable(location: str | Path, key: str) -> None:

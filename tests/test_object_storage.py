@@ -248,3 +248,30 @@ def gzip_lines(path: Path) -> list[bytes]:
     import gzip
 
     return gzip.decompress(path.read_bytes()).splitlines()
+
+
+def test_an_https_input_with_a_signed_url_is_read_and_its_signature_written_nowhere(tmp_path):
+    """http(s) inputs are read-only URLs; a presigned URL's signature is masked in everything written."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served = tmp_path / "served"
+    served.mkdir()
+    rows = [{"text": f"document number {i} served over http, long enough to be kept by clean"} for i in range(5)]
+    (served / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    signature = "X-Amz-Signature=0123456789abcdef0123456789abcdef"
+    url = f"http://127.0.0.1:{server.server_address[1]}/docs.jsonl?{signature}"
+    try:
+        manifest = curate(url, tmp_path / "out", "pipeline=clean")
+    finally:
+        server.shutdown()
+    assert manifest.rows == 5 and manifest.quarantined == 1
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert b"0123456789abcdef0123456789abcdef" not in path.read_bytes(), path
+    listed = next(Manifest.read(tmp_path / "out").input_files(tmp_path / "out"))
+    assert listed.path.endswith("docs.jsonl?X-Amz-Signature=***")

@@ -133,7 +133,7 @@ class CurationFolder(RunFolder):
                 yield InputRecord(**record)
 
     def changed_input(self) -> str | None:
-        current = {(file.path, *file.span): file for file in self.files}
+        current = {(fs.display(file.path), *file.span): file for file in self.files}
         for record in self.read_inputs():
             file = current.get((record.path, record.start, record.end))
             if file is None or record.skipped:

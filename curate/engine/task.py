@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fs
 from curate.arrow_io import StreamFile, concat_batches, iter_batches, tmp_path
 from curate.engine.folder import Layout
 from curate.errors import ThresherError, environment_error
@@ -248,7 +249,7 @@ class TaskRun:
 
     def read_inputs(self) -> Iterator[pa.RecordBatch]:
         for file in self.spec.inputs:
-            stats = FileStats(file.path, *file.span)
+            stats = FileStats(fs.display(file.path), *file.span)
             self.files.append(stats)
             for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
                 self.write_quarantine()

@@ -127,7 +127,8 @@ def read_file(
     mapper = mapper.for_file(file.path)
     schema = mapper.schema()
     builder = BatchBuilder(schema, options.batch_rows, options.batch_bytes)
-    display_root = file.path[: -len(file.label)] if file.path.endswith(file.label) else ""
+    path = fs.display(file.path)  # what is written of it: a key in its URL masked
+    display_root = path[: -len(file.label)] if path.endswith(file.label) else ""
     separator = "@" if file.byte_positions else ":"  # a split line file's positions are byte offsets
     with fs.open_binary(file.path) as handle:
         source: Any = handle
@@ -183,7 +184,7 @@ def read_file(
             stats.rows += 1
             stats.quarantined += 1
             quarantine.add(
-                file.path,
+                path,
                 stats.rows,
                 None,
                 "truncated or corrupt stream: compressed data ended before its end-of-stream marker",

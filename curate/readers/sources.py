@@ -92,7 +92,7 @@ def expand_paths(
             checksums = dataset_shards(root)
             candidates = list(checksums)
         src = source or source_name(entry)
-        explicit = candidates == [entry] and not any(ch in entry for ch in "*?[")
+        explicit = candidates == [entry] and not fs.is_glob(entry)
         for path in candidates:
             identity = path if fs.is_remote(path) else os.path.realpath(path)
             if identity in seen:
@@ -100,7 +100,9 @@ def expand_paths(
             seen.add(identity)
             name = fs.basename(path)
             if include and not explicit and not any(fnmatch.fnmatch(name, p) for p in include):
-                skipped.append({"path": path, "reason": f"not matched by input.include ({', '.join(include)})"})
+                skipped.append(
+                    {"path": fs.display(path), "reason": f"not matched by input.include ({', '.join(include)})"}
+                )
                 continue
             fmt = "dataset" if is_dataset and name.endswith(".arrow") else detect_format(name, forced_format)
             if fmt is None:
@@ -109,7 +111,7 @@ def expand_paths(
                         f"{key}: cannot tell the format of '{entry}' from its name; set input.format "
                         f"(one of: {', '.join(format_names())})"
                     )
-                skipped.append({"path": path, "reason": "unknown format"})
+                skipped.append({"path": fs.display(path), "reason": "unknown format"})
                 continue
             found = fs.stat(path)
             label = fs.relative(path, root) if root != path else name
@@ -122,7 +124,7 @@ def expand_paths(
 def entry_files(entry: str, key: str) -> tuple[list[str], str, bool]:
     """The files an `input.paths` entry names (a file, a folder, a glob), the root their labels are
     relative to, and whether the entry is a Thresher dataset folder (then its shards are read)."""
-    if any(ch in entry for ch in "*?["):
+    if fs.is_glob(entry):
         matches = fs.glob(entry)
         if not matches:
             raise ConfigError(f"{key}: the glob '{entry}' matches no file")
