@@ -321,6 +321,7 @@ class RunFolder:
         if self.lease is not None:
             self.lease.release()
             self.lease = None
+            fs.remove(self.root, recursive=True)  # the staging folder: everything in it is published
         if self.handle is not None:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()

@@ -18,13 +18,19 @@ from tests.s3_server import SECRET, s3_filesystem
 
 
 def local_corpus(folder: Path, shared: Path) -> Path:
-    """A jsonl.gz of real web text and a Parquet file of real encyclopaedia lines (several row groups)."""
+    """A jsonl.gz of real web text, with near-duplicates of its first ten documents (a word changed),
+    and a Parquet file of real encyclopaedia lines (several row groups)."""
     import gzip
 
     import pyarrow as pa
 
     folder.mkdir(parents=True)
-    (folder / "c4.jsonl.gz").write_bytes((shared / "c4_sample" / "c4_demo.jsonl.gz").read_bytes())
+    lines = gzip.decompress((shared / "c4_sample" / "c4_demo.jsonl.gz").read_bytes()).splitlines()
+    copies = [json.loads(line) for line in lines[:10]]
+    for copy in copies:
+        copy["text"] = copy["text"].replace(" the ", " a ", 1)
+    near = [json.dumps(copy).encode() for copy in copies]
+    (folder / "c4.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines + near) + b"\n", mtime=0))
     lines = gzip.decompress((shared / "wikipedia_sample" / "wiki_demo.txt.gz").read_bytes()).decode().splitlines()
     texts = [line for line in lines if len(line) > 200][:400]
     table = pa.table({"id": [f"wiki-{i}" for i in range(len(texts))], "text": texts})
@@ -83,6 +89,10 @@ def test_a_recipe_reads_from_and_writes_to_s3_as_it_does_locally(tmp_path, s3, s
     for name, data in stored.items():  # the credentials reached s3fs through the environment only
         assert SECRET.encode() not in data, name
     assert read_dataset(tmp_path / "local").equals(read_dataset(f"{s3}/out"))
+    assert remote.stage("minhash_dedup").dropped["near_duplicate"] >= 5
+    artifacts = {p.relative_to(tmp_path / "local").as_posix() for p in (tmp_path / "local" / "stages").rglob("*.arrow")}
+    assert any("/samples/" in name for name in artifacts)  # written by the workers as they apply
+    assert {name: stored[name] for name in artifacts} == {n: (tmp_path / "local" / n).read_bytes() for n in artifacts}
 
     again = curate([f"{s3}/in/*.jsonl.gz", f"{s3}/in/wiki.parquet"], f"{s3}/out", *RECIPE)
     assert again.created == remote.created  # complete: nothing redone

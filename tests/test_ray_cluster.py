@@ -5,6 +5,8 @@ equals a local run's, byte for byte."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from curate.fs import staging_folder
@@ -51,6 +53,8 @@ def test_three_nodes_without_a_shared_filesystem_equal_a_local_run(tmp_path, s3,
     assert [(s.name, s.dropped) for s in remote.stages] == [(s.name, s.dropped) for s in local.stages]
     stored = s3_filesystem().find(out.removeprefix("s3://"))
     assert sum("/logs/pass-" in path for path in stored) == 3 * remote.tasks  # every task's log, from every node
-    nodes = [p.name for p in staging_folder(out).iterdir() if p.name.startswith("node-")]
+    logs = [s3_filesystem().cat_file(path).decode() for path in stored if "/logs/pass-" in path]
+    nodes = {re.search(r"/(node-[0-9a-f]+)-\d+", log)[1] for log in logs}  # type: ignore[index]
     assert len(nodes) == 3  # each node wrote through its own staging folder
+    assert not staging_folder(out).exists() or not any(staging_folder(out).iterdir())  # all removed when done
     assert Manifest.read(out).rows == local.rows

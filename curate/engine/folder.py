@@ -59,10 +59,11 @@ class Layout:
         return cls(location, mirror)
 
     def on_this_machine(self) -> Layout:
-        """This layout with the staging folder of a worker on this machine (remote outputs)."""
+        """This layout with this worker process's own staging folder (remote outputs): processes
+        never share a staging folder, so each publishes exactly what it wrote and removes it when done."""
         if self.mirror.remote is None:
             return self
-        return Layout.of(self.location, os.environ.get(STAGING_ROLE_ENV, "workers"))
+        return Layout.of(self.location, f"{os.environ.get(STAGING_ROLE_ENV, 'workers')}-{os.getpid()}")
 
     @property
     def out(self) -> Path:

@@ -91,6 +91,9 @@ class WorkerState:
     tasks: int
     ready: list[Stage] = field(default_factory=list)  # stages set up in this process
     loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
+    # Object storage: the files of stage folders this process fetched or already published (a
+    # global stage's `apply` may add files there, e.g. dedup's sample clusters: those are published)
+    known: set[tuple[Path, int]] = field(default_factory=set)
 
     def prepare(self, stage: Stage) -> None:
         """Set `stage` up once in this process."""
@@ -103,10 +106,30 @@ class WorkerState:
         storage, its work and keep folders are fetched to this machine first."""
         self.prepare(stage)
         if stage.name not in self.loaded:
-            self.layout.mirror.fetch_tree(self.layout.stage_dir(stage.name))
-            self.layout.mirror.fetch_tree(self.layout.keep_dir(stage))
+            for folder in self.stage_folders(stage):
+                self.layout.mirror.fetch_tree(folder)
+                self.known.update(files_in(folder))
             stage.load(self.global_context(stage))
             self.loaded.add(stage.name)
+
+    def stage_folders(self, stage: GlobalStage) -> tuple[Path, Path]:
+        return self.layout.stage_dir(stage.name), self.layout.keep_dir(stage)
+
+    def publish_stage_files(self, stage: GlobalStage) -> None:
+        """On object storage: publish what this process added to a global stage's folders."""
+        if not self.layout.remote:
+            return
+        for folder in self.stage_folders(stage):
+            for entry in sorted(files_in(folder) - self.known):
+                self.layout.mirror.publish(entry[0])
+                self.known.add(entry)
+
+    def release(self) -> None:
+        """At the end of a worker process (or of a Ray pass): tear the stages down, and remove this
+        process's staging folder (an output on object storage: everything it wrote is published)."""
+        self.teardown()
+        if self.layout.remote:
+            fs.remove(self.layout.out, recursive=True)
 
     def teardown(self) -> None:
         """Tear down every stage this process set up, last first."""
@@ -142,19 +165,26 @@ def init_worker(state: WorkerState) -> None:
     _WORKER = state
     if multiprocessing.parent_process() is not None:  # a process of the local pool (not inline, not Ray)
         hold_worker_lock(state.layout.out)  # a rerun waits until this process is gone
-    util.Finalize(state, state.teardown, exitpriority=10)
+    util.Finalize(state, state.release, exitpriority=10)
 
 
 def teardown_worker() -> None:
     """Tear down the stages this worker process set up (Ray: when a pass's actors are released)."""
     if _WORKER is not None:
-        _WORKER.teardown()
+        _WORKER.release()
 
 
 def worker() -> WorkerState:
     if _WORKER is None:
         raise RuntimeError("run_task called in a process that init_worker did not initialise")
     return _WORKER
+
+
+def files_in(folder: Path) -> set[tuple[Path, int]]:
+    """The finished files under `folder`, with their modification times."""
+    if not folder.is_dir():
+        return set()
+    return {(path, path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file() and path.suffix != ".tmp"}
 
 
 def text_bytes(batch: pa.RecordBatch) -> int:
@@ -317,6 +347,10 @@ class TaskRun:
         self.data.write(batch)
 
     def run(self) -> TaskResult:
+        if self.state.layout.remote:
+            logger.info(
+                "pass %d task %d: staging folder %s", self.spec.pass_index, self.spec.task, self.state.layout.out
+            )
         self.clean_previous_attempt()
         passage, state = self.passage, self.state
         for stage in self.stages:
@@ -385,6 +419,8 @@ class TaskRun:
         layout.mirror.publish(*(layout.out / record["path"] for record in written), keep=False)
         if result.scan_file is not None:
             layout.mirror.publish(layout.out / result.scan_file, keep=False)
+        if self.passage.apply is not None:
+            self.state.publish_stage_files(self.passage.apply)
 
 
 class TaskFailed(Exception):
