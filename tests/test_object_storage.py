@@ -285,3 +285,13 @@ def test_an_https_input_with_a_signed_url_is_read_and_its_signature_written_nowh
             assert b"0123456789abcdef0123456789abcdef" not in path.read_bytes(), path
     listed = next(Manifest.read(tmp_path / "out").input_files(tmp_path / "out"))
     assert listed.path.endswith("docs.jsonl?X-Amz-Signature=***")
+
+
+def test_a_dataset_larger_than_the_cache_bound_is_refused_before_training(tmp_path, s3, shared_data, monkeypatch):
+    from curate.errors import ConfigError
+    from train.data import open_dataset
+
+    curate(str(local_corpus(tmp_path / "in", shared_data) / "c4.jsonl.gz"), f"{s3}/docs", "pipeline=clean")
+    monkeypatch.setenv("THRESHER_CACHE_GB", "0.0001")
+    with pytest.raises(ConfigError, match="MiB of shards, more than the local cache may hold \\(0.1 MiB: THRESHER_CACHE_GB\\)"):
+        open_dataset(f"{s3}/docs", ("documents",))

@@ -112,6 +112,11 @@ def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", veri
     if manifest.rows == 0:
         raise ConfigError(f"{key}: '{path}' has no rows")
     if fs.is_remote(location):  # memory-mapped training reads local copies, checked as they are fetched
+        if manifest.data_bytes > fs.cache_limit():  # every shard stays mapped for the whole run
+            raise ConfigError(
+                f"{key}: '{location}' holds {manifest.data_bytes / 2**20:,.1f} MiB of shards, more than the local cache "
+                f"may hold ({fs.cache_limit() / 2**20:,.1f} MiB: {fs.CACHE_GB_ENV}); raise it, or copy the dataset locally"
+            )
         copies = [fs.local_copy(fs.join(location, shard.path), shard.sha256) for shard in manifest.shards]
         return DatasetFolder(path, manifest, location.rstrip("/"), copies)
     if verify:
