@@ -40,6 +40,8 @@ from curate.redact import redact_text
 
 # Protocols that cannot be written to (an output there is a one-line error).
 READ_ONLY = ("http", "https")
+NO_OUTPUT = (*READ_ONLY, "hf")  # the Hub commits file by file: no place for a run's output folder
+CONDITIONAL_PUT = ("s3", "s3a")  # stores whose fsspec backend creates a file only if absent (mode="create")
 BLOCK = 1 << 22  # bytes per read when hashing or copying
 READ_AHEAD = 8 << 20  # remote reads: bytes fetched per request (fewer, larger GETs)
 CACHE_ENV, CACHE_GB_ENV = "THRESHER_CACHE", "THRESHER_CACHE_GB"
@@ -116,8 +118,11 @@ def display(location: str | Path) -> str:
 
 
 def check_writable(location: str | Path, key: str) -> None:
-    if protocol(location) in READ_ONLY:
-        raise ConfigError(f"{key}: '{location}' is read-only ({protocol(location)}:// cannot be written)")
+    """A ConfigError unless an output folder can live at `location`."""
+    if protocol(location) in NO_OUTPUT:
+        raise ConfigError(
+            f"{key}: '{display(location)}' is read-only for Thresher ({protocol(location)}:// cannot hold an output folder)"
+        )
 
 
 # -- reading
@@ -287,9 +292,9 @@ def write_bytes(location: str, data: bytes) -> None:
 def create_exclusive(location: str, data: bytes) -> bool:
     """Create a file holding `data` only if none exists; False if one does.
 
-    S3 (and S3-compatible stores) refuse the PUT with `If-None-Match: *` (s3fs `mode="create"`),
-    GCS with `ifGenerationMatch=0`; other remote backends fall back to check-then-write, which two
-    runs starting in the same second could both pass (documented in docs/scaling.md)."""
+    S3 (and S3-compatible stores) refuse the PUT with `If-None-Match: *` (s3fs `mode="create"`);
+    other remote backends (GCS included, for now) fall back to check-then-write, which two runs
+    starting in the same second could both pass (documented in docs/scaling.md)."""
     if not is_remote(location):
         target = local_path(location)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -301,16 +306,16 @@ def create_exclusive(location: str, data: bytes) -> bool:
             handle.write(data)
         return True
     fs, path = filesystem(location)
-    try:
-        fs.pipe_file(path, data, mode="create")
-        return True
-    except FileExistsError:
-        return False
-    except TypeError:  # a backend without conditional writes
-        if fs.exists(path):
+    if protocol(location) in CONDITIONAL_PUT:
+        try:
+            fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
             return False
-        fs.pipe_file(path, data)
-        return True
+    if fs.exists(path):  # no conditional write: check, then write
+        return False
+    fs.pipe_file(path, data)
+    return True
 
 
 def remove(location: str | Path, recursive: bool = False) -> None:
@@ -463,7 +468,9 @@ class Mirror:
     def exists(self, path: Path) -> bool:
         if self.remote is None:
             return path.exists()
-        return is_file(self.url(path))
+        fs, key = filesystem(self.url(path))
+        fs.invalidate_cache(key)  # other processes write here: never trust an earlier listing
+        return bool(fs.isfile(key))
 
     def read_text(self, path: Path) -> str:
         if self.remote is None or path.is_file():

@@ -328,7 +328,14 @@ class RunFolder:
             self.handle = None
 
     def is_empty(self) -> bool:
-        return not any(name not in (LOCK_FILE, WORKERS_LOCK_FILE) for name in self.mirror.children())
+        """Whether the folder holds nothing but its locks, temporary files and empty folders (what a
+        run killed while writing its first file leaves: `_work/run.json.tmp`)."""
+        if self.mirror.remote is not None:  # an object store has no temporary names, nor empty folders
+            return not any(name not in (LOCK_FILE, WORKERS_LOCK_FILE) for name in self.mirror.children())
+        return not any(
+            path.name not in (LOCK_FILE, WORKERS_LOCK_FILE) and not path.name.endswith(".tmp") and not path.is_dir()
+            for path in self.root.rglob("*")
+        )
 
     def clear(self) -> None:
         """Remove everything in the folder but its locks."""

@@ -155,6 +155,8 @@ def test_read_only_and_missing_remote_locations_are_one_line(tmp_path, s3):
     path.write_text(json.dumps({"text": "a document"}) + "\n")
     with pytest.raises(ConfigError, match="output.dir: 'https://example.org/out' is read-only"):
         curate(path, "https://example.org/out")
+    with pytest.raises(ConfigError, match="hf:// cannot hold an output folder"):
+        curate(path, "hf://datasets/someone/somewhere")
     with pytest.raises(ConfigError, match=f"input.paths\\[0\\]: '{s3}/nothing.jsonl' does not exist"):
         curate(f"{s3}/nothing.jsonl", tmp_path / "out")
     with pytest.raises(ConfigError, match="matches no file"):
@@ -293,5 +295,7 @@ def test_a_dataset_larger_than_the_cache_bound_is_refused_before_training(tmp_pa
 
     curate(str(local_corpus(tmp_path / "in", shared_data) / "c4.jsonl.gz"), f"{s3}/docs", "pipeline=clean")
     monkeypatch.setenv("THRESHER_CACHE_GB", "0.0001")
-    with pytest.raises(ConfigError, match="MiB of shards, more than the local cache may hold \\(0.1 MiB: THRESHER_CACHE_GB\\)"):
+    with pytest.raises(
+        ConfigError, match="MiB of shards, more than the local cache may hold \\(0.1 MiB: THRESHER_CACHE_GB\\)"
+    ):
         open_dataset(f"{s3}/docs", ("documents",))
