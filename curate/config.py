@@ -46,6 +46,7 @@ class InputConfig:
     columns: list[str] = field(default_factory=list)  # fields kept as typed columns: "name" or "name:type"
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
+    max_quarantine_frac: float = 0.5  # the run fails when a larger share of the rows read is quarantined
     max_doc_mb: float = 64.0  # larger documents (a text field, a line, a one-document file) are bad input
     max_inflate_ratio: float = 100.0  # compressed input inflating more (a bomb) is bad input; 0: no limit
     warc: WarcInputConfig = field(default_factory=WarcInputConfig)  # web archives (curate.readers.crawl)
@@ -54,6 +55,7 @@ class InputConfig:
 @dataclass
 class OutputConfig:
     dir: str = MISSING
+    format: str = "arrow"  # data shards: arrow (IPC stream), parquet or jsonl; token datasets are always arrow
     shard_mb: float = 256.0  # a data shard rolls over to the next file past this size
     overwrite: bool = False  # replace a different finished/unfinished run in `dir`
     keep_work: bool = False  # keep intermediate shards of multi-pass recipes after success
@@ -89,6 +91,7 @@ CHOICES = {
     "input.text_unit": ("file", "line", "paragraph"),
     "input.on_error": ("quarantine", "fail"),
     "executor.name": ("local", "ray"),
+    "output.format": ("arrow", "parquet", "jsonl"),  # curate.writers.OUTPUT_FORMATS
 }
 
 
@@ -120,6 +123,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("executor.workers",):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0")
+    if not 0 <= cfg.input.max_quarantine_frac <= 1:
+        raise ConfigError("input.max_quarantine_frac: a share of the rows read, within [0, 1] (1: never fail)")
     if cfg.input.max_inflate_ratio < 0:
         raise ConfigError("input.max_inflate_ratio: must be >= 0 (0: no limit)")
     for key in (

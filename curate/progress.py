@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich import progress as rp
 from rich.console import Console
 from rich.table import Table
 
 from curate.manifest import Manifest
+from curate.quarantine import quarantine_reasons
 
 
 class Progress:
@@ -61,10 +64,37 @@ def summary_table(manifest: Manifest) -> Table:
     return table
 
 
-def print_summary(manifest: Manifest, console: Console | None = None, note: str = "") -> None:
+def top_drops(manifest: Manifest, top: int = 5) -> list[str]:
+    """`stage: reason count` of the most frequent drop reasons over every stage, largest first."""
+    drops = [(count, stage.name, reason) for stage in manifest.stages for reason, count in stage.dropped.items()]
+    return [f"{name}: {reason} {count:,}" for count, name, reason in sorted(drops, key=lambda d: (-d[0], d[1:]))[:top]]
+
+
+def reasons_lines(manifest: Manifest, folder: Path | None) -> list[str]:
+    """What the summary says beyond the table: the top drop and quarantine reasons (with an example
+    row each), and a warning when no row was kept."""
+    lines = []
+    if manifest.dropped:
+        lines.append("top drop reasons: " + " · ".join(top_drops(manifest)))
+    if manifest.quarantined and folder is not None:
+        reasons = quarantine_reasons(folder / record.path for record in manifest.quarantine)
+        lines.append(f"top quarantine reasons ({folder / 'quarantine'}):")
+        lines += [f"  {reason.line()}" for reason in reasons]
+    return lines
+
+
+def print_summary(
+    manifest: Manifest, console: Console | None = None, note: str = "", folder: str | Path | None = None
+) -> None:
+    """The per-stage table, the top drop and quarantine reasons, and one closing line. A run that
+    kept no row (and consumed none, as a tokenizer's training does) says so instead of 'done'."""
     console = console or Console(stderr=True)
     console.print(summary_table(manifest))
+    for line in reasons_lines(manifest, Path(folder) if folder is not None else None):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     timings = manifest.timings
+    if not note and manifest.rows == 0 and not manifest.consumed:
+        note = "[bold yellow]no rows kept[/bold yellow]: every row read was dropped or quarantined (reasons above)"
     console.print(
         f"quarantined {manifest.quarantined:,} · dropped {manifest.dropped:,} · "
         f"{len(manifest.shards)} shard(s) · {timings.seconds:.1f} s "

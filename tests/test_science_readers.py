@@ -149,7 +149,7 @@ def test_fasta_bad_utf8_and_foreign_characters(tmp_path):
         b">ok1 first\nACGTACGTAC\nGTACGT\n>bad1\nACGT\xff\xfeACGT\n>bad2 letters\nMKV!!QRT\n>ok2\nMKVLAAGIVALLLAAGC\n>empty\n"
     )
     out = tmp_path / "out"
-    manifest = curate(path, out, *PASS_THROUGH)
+    manifest = curate(path, out, *PASS_THROUGH, "input.max_quarantine_frac=1")
     rows = read_dataset(out).to_pylist()
     assert [r["id"] for r in rows] == ["ok1", "ok2"]  # bad1 has an undecodable line: quarantined whole
     assert rows[0]["text"] == "ACGTACGTACGTACGT" and json.loads(rows[0]["meta"])["alphabet"] == "dna"

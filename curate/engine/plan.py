@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+import pyarrow as pa
 from omegaconf import DictConfig
 
 from curate.compose import resolved_dict
 from curate.config import column_types, input_fields, validate
 from curate.converters.input_mapping import MappedInput
+from curate.errors import ConfigError
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
@@ -29,6 +31,7 @@ VOLATILE_KEYS = (
     "output.overwrite",
     "output.keep_work",
     "output.report",
+    "input.max_quarantine_frac",  # a check of what was read, not a change to it
 )
 
 
@@ -90,6 +93,21 @@ def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list
     return tasks
 
 
+def check_output_format(fmt: str, pipeline: Pipeline) -> None:
+    """Token datasets stay Arrow streams (the pre-training loop memory-maps them); JSON lines hold no bytes."""
+    if fmt == "arrow":
+        return
+    if pipeline.kind == "tokens":
+        raise ConfigError(
+            f"output.format: token datasets are written as Arrow streams (the trainers memory-map them), not {fmt}"
+        )
+    binary = [f.name for f in pipeline.output_schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if fmt == "jsonl" and binary:
+        raise ConfigError(
+            f"output.format: column '{binary[0]}' holds bytes, which JSON lines cannot; use parquet or arrow"
+        )
+
+
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a run computes: its resolved config without the volatile keys, credentials masked (a
     key in a URL changes who may call a service, not what the run computes)."""
@@ -108,6 +126,7 @@ def make_plan(cfg: DictConfig) -> Plan:
         mapper.columns = {**CRAWL_COLUMNS, **mapper.columns}  # type: ignore[attr-defined]
     schema, kind = input_schema(files, mapper)
     pipeline = build_pipeline(cfg.stages, schema, kind)
+    check_output_format(cfg.output.format, pipeline)
     options = ReadOptions(
         cfg.input.format,
         cfg.input.text_unit,

@@ -87,6 +87,7 @@ class WorkerState:
     workers: int
     seed: int
     tasks: int
+    output_format: str = "arrow"  # the data shards' (the last pass's); everything else is an Arrow stream
     ready: list[Stage] = field(default_factory=list)  # stages set up in this process
     loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
 
@@ -180,7 +181,8 @@ class TaskRun:
         self.last = spec.pass_index == len(state.pipeline.passes) - 1
         layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
         self.prefix = prefix
-        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out)
+        data_format = state.output_format if self.last else "arrow"
+        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out, data_format)
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
         self.quarantine_writer = self.writer(out / "quarantine", QUARANTINE)
@@ -193,7 +195,7 @@ class TaskRun:
         self.apply_offset = 0
         self.scan_offset = 0
 
-    def writer(self, directory: Path, schema: pa.Schema) -> ShardWriter:
+    def writer(self, directory: Path, schema: pa.Schema, fmt: str = "arrow") -> ShardWriter:
         options = self.state.options
         return ShardWriter(
             directory,
@@ -203,6 +205,7 @@ class TaskRun:
             self.state.layout.out,
             options.batch_rows,
             options.batch_bytes,
+            fmt,
         )
 
     @property

@@ -14,11 +14,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 
 import pyarrow as pa
 
-from curate.arrow_io import iter_batches, read_schema
+from curate.arrow_io import iter_batches
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
 from curate.readers.crawl import WarcSelection
@@ -107,7 +108,7 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one input file as record batches of `mapper.schema()`."""
     if file.format == "dataset":  # a shard of a dataset written by Thresher: checked, rows already typed
-        for batch in iter_batches(file.path, sha256=file.sha256 or None):
+        for batch in iter_batches(file.path, sha256=file.sha256 or None, schema=dataset_schema(file.path.parents[1])):
             stats.rows += batch.num_rows
             yield batch
         stats.bytes, stats.sha256 = file.size, file.sha256
@@ -194,6 +195,22 @@ def reopen(file: InputFile, options: ReadOptions) -> Iterator[io.BufferedIOBase]
         yield open_decompressed(handle, file.path.name, options.max_inflate_ratio)
 
 
+def dataset_schema(folder: Path) -> pa.Schema:
+    """The data schema of a dataset folder Thresher wrote (its shards may be Parquet or JSON lines);
+    read once per process and manifest version (every batch of its shards asks)."""
+    from curate.manifest import MANIFEST
+
+    stat = (Path(folder) / MANIFEST).stat()
+    return manifest_schema(Path(folder), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def manifest_schema(folder: Path, mtime_ns: int, size: int) -> pa.Schema:
+    from curate.manifest import Manifest
+
+    return Manifest.read(folder).data_schema(folder).remove_metadata()
+
+
 def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:
     """The declared schema (and kind) of the rows the inputs give.
 
@@ -207,10 +224,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
         return mapper.schema(), mapper.kind
     if any(f.format != "dataset" for f in files):
         raise ConfigError("input.paths: Thresher dataset folders cannot be mixed with raw input files in one run")
-    found = {}
-    for folder in datasets:
-        shard = next(f.path for f in files if f.path.parents[1] == folder)
-        found[folder] = (read_schema(shard).remove_metadata(), Manifest.read(folder).kind)
+    found = {folder: (dataset_schema(folder), Manifest.read(folder).kind) for folder in datasets}
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:

@@ -33,6 +33,7 @@ RAW_TOKEN = re.compile(r"\S+")
 def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]]:
     """Every string found under `fields` in the records of the evaluation files (lists are
     flattened), and the top-level fields the records have."""
+    from curate.arrow_io import shard_format, verify_file
     from curate.mapping import get_field
     from curate.readers.files import open_decompressed
     from curate.readers.formats import FORMATS
@@ -43,7 +44,11 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     texts: list[str] = []
     seen: set[str] = set()
     for file in files:
-        reader = FORMATS["arrow" if file.format == "dataset" else file.format]  # a Thresher dataset's shards
+        fmt = file.format
+        if fmt == "dataset":  # a Thresher dataset's shard (Arrow, Parquet or JSON lines), checked first
+            verify_file(file.path, file.sha256)
+            fmt = shard_format(file.path)
+        reader = FORMATS[fmt]
         with open(file.path, "rb") as handle:
             stream = open_decompressed(handle, file.path.name)
             for item in reader(stream, file.label, text_unit="line"):
