@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from curate.errors import ConfigError
 from curate.markup import smiles
 from tests.conftest import curate, read_dataset
 
@@ -166,3 +167,73 @@ def test_smiles_syntax_check():
     for bad in ("C1CC", "C(C", "C)", "(C)", "C==", "[Xx]", "CC>", "the", "=C"):
         assert smiles.check(bad) is not None, bad
     assert smiles.is_isomeric("F/C=C/F") and smiles.is_isomeric("[13CH4]") and not smiles.is_isomeric("CCO")
+
+
+def real_smiles(shared_data, n: int) -> list[str]:
+    """The first `n` SMILES of RDKit's ZINC natural products (real molecules)."""
+    with gzip.open(shared_data / "smiles_rdkit" / "znp.50k.smi.gz", "rt") as handle:
+        return [handle.readline().split()[0] for _ in range(n)]
+
+
+def test_rdkit_qed_and_rtecs_layouts_read_without_quarantine(shared_data, tmp_path):
+    """RDKit's `Chem/test_data/QED/NCI_5000_qed.csv` (a '#' comment line, then 'SMILES,QED' rows, no
+    header) and `Code/GraphMol/Wrap/test_data/rtecs_smiles.5000.txt` ('CAS-number SMILES' lines):
+    neither file is in the shared data, so both are built here with exactly those layouts from real
+    SMILES. Both read with no option but input.format=smiles, the columns found from the content."""
+    molecules = real_smiles(shared_data, 40)
+    qed = tmp_path / "NCI_5000_qed.csv"
+    qed.write_text(
+        "# Test data for QED descriptor\n" + "".join(f"{s},{0.1 + i / 97:.17g}\n" for i, s in enumerate(molecules))
+    )
+    rtecs = tmp_path / "rtecs_smiles.5000.txt"
+    rtecs.write_text("".join(f"{100 + i}-{i % 90:02d}-{i % 9} {s}\n" for i, s in enumerate(molecules)))
+    for path in (qed, rtecs):
+        out = tmp_path / path.stem
+        manifest = curate(path, out, *PASS_THROUGH, "input.format=smiles")
+        assert manifest.quarantined == 0 and manifest.rows == len(molecules), path.name
+        rows = read_dataset(out).to_pylist()
+        assert [r["text"] for r in rows] == molecules
+    meta = json.loads(read_dataset(tmp_path / "NCI_5000_qed").to_pylist()[2]["meta"])
+    assert meta["value"] == pytest.approx(0.1 + 2 / 97) and "name" not in meta
+    meta = json.loads(read_dataset(tmp_path / "rtecs_smiles.5000").to_pylist()[2]["meta"])
+    assert meta["name"] == "102-02-2" and "value" not in meta
+
+
+def test_smiles_columns_by_name_or_index_header_and_comments(shared_data, tmp_path):
+    molecules = real_smiles(shared_data, 6)
+    table = tmp_path / "assay.tsv"
+    table.write_text(
+        "% exported 2024-01-01\n"
+        + "compound\tmolecule\tactivity\tnotes\n"
+        + "".join(f"cpd-{i}\t{s}\t{i * 1.5}\tok\n" for i, s in enumerate(molecules))
+    )
+    common = (*PASS_THROUGH, "input.format=smiles", "input.table.comment=%")
+    by_name = curate(
+        table,
+        tmp_path / "by_name",
+        *common,
+        "input.table.smiles_column=molecule",
+        "input.table.name_column=compound",
+        "input.table.value_column=activity",
+    )
+    assert by_name.quarantined == 0 and by_name.rows == 6
+    rows = read_dataset(tmp_path / "by_name").to_pylist()
+    meta = json.loads(rows[1]["meta"])
+    assert rows[1]["text"] == molecules[1] and meta["name"] == "cpd-1" and meta["value"] == 1.5
+    assert meta["notes"] == "ok" and "compound" not in meta  # the header names the other columns
+    by_index = curate(table, tmp_path / "by_index", *common, "input.table.smiles_column=1", "input.table.header=true")
+    assert by_index.quarantined == 0 and [r["text"] for r in read_dataset(tmp_path / "by_index").to_pylist()] == (
+        molecules
+    )
+    wrong = curate(
+        table,
+        tmp_path / "wrong",
+        *common,
+        "input.table.smiles_column=structure",
+        "input.max_quarantine_frac=1",
+    )
+    assert wrong.rows == 0 and wrong.quarantined == 7  # the first row is data when nothing names it a header
+    error = quarantined(tmp_path / "wrong")[0]["error"]
+    assert error == "input.table.smiles_column: no column named 'structure' (the file has no header row naming it)"
+    with pytest.raises(ConfigError, match="input.table.delimiter: 'ab' is not tab, comma, whitespace"):
+        curate(table, tmp_path / "x", *common, "input.table.delimiter=ab")

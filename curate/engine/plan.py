@@ -17,6 +17,7 @@ from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.crawl import CRAWL_COLUMNS, WarcSelection
 from curate.readers.formats import SELF_DECOMPRESSING
+from curate.readers.science import TableLayout
 from curate.readers.sources import InputFile, expand_paths
 from curate.records import MAPPERS
 from curate.redact import redacted
@@ -78,6 +79,14 @@ def warc_selection(cfg: DictConfig) -> WarcSelection:
     )
 
 
+def table_layout(cfg: DictConfig) -> TableLayout:
+    """`input.table` as the SMILES reader takes it."""
+    table = cfg.input.table
+    return TableLayout(
+        table.smiles_column, table.name_column, table.value_column, table.header, table.comment, table.delimiter
+    )
+
+
 def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list[list[InputFile]]:
     """Group files, in order, into tasks of about `task_bytes` and at most `task_files` files (a
     larger file is a task of its own). Depends on the inputs and options only: never on the
@@ -136,6 +145,7 @@ def make_plan(cfg: DictConfig) -> Plan:
         mb(cfg.input.max_doc_mb),
         cfg.input.max_inflate_ratio,
         warc_selection(cfg),
+        table_layout(cfg),
     )
     tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
     config = run_config(cfg)

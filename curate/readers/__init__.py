@@ -26,6 +26,7 @@ from curate.readers.crawl import WarcSelection
 from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
 from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, raw_json
 from curate.readers.items import Item, Problem, Skip
+from curate.readers.science import TableLayout
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 
@@ -42,6 +43,7 @@ class ReadOptions:
     max_doc_bytes: int = 64 << 20  # a longer line, or a larger one-document file, is bad input
     max_inflate_ratio: float = MAX_INFLATE_RATIO  # more decompressed bytes per compressed byte is bad input
     warc: WarcSelection = field(default_factory=WarcSelection)  # which web-archive records become rows
+    table: TableLayout = field(default_factory=TableLayout)  # how SMILES tables are laid out
 
 
 @dataclass
@@ -134,6 +136,7 @@ def read_file(
             max_inflate_ratio=options.max_inflate_ratio,
             reopen=partial(reopen, file, options),
             warc=options.warc,
+            table=options.table,
         )
         for item in guarded(items, file):
             if isinstance(item, Skip):
