@@ -4,7 +4,6 @@ its rejects or its quarantine); for a folder whose run did not finish, what it h
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,9 +52,8 @@ def inspect_dataset(
         f"quarantined {manifest.quarantined:,} · {manifest.timings.seconds:.1f} s"
     )
     console.print(summary_table(manifest))
-    for line in reasons_lines(manifest, folder_path):
+    for line in reasons_lines(manifest, folder_path, skipped_listed=SKIPPED_LISTED):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    print_skipped(folder_path, manifest, console)
     schema = Table(title="schema")
     schema.add_column("column")
     schema.add_column("type")
@@ -95,24 +93,6 @@ def print_rows(found: Iterator[dict], rows: int, title: str, console: Console) -
         for key, value in row.items():
             console.print(f"  {key}: {shorten(value)}", markup=False, highlight=False, soft_wrap=True)
         shown += 1
-
-
-def print_skipped(folder: Path, manifest: Manifest, console: Console) -> None:
-    """Input files found but not read (archive members too), by reason, the first few named."""
-    if not manifest.inputs.skipped:
-        return
-    skipped = [record for record in manifest.input_files(folder) if record.skipped]
-    reasons = Counter(record.skipped for record in skipped)
-    console.print(
-        f"skipped {len(skipped):,} input file(s): "
-        + " · ".join(f"{reason} {count:,}" for reason, count in reasons.most_common()),
-        markup=False,
-        highlight=False,
-    )
-    for record in skipped[:SKIPPED_LISTED]:
-        console.print(f"  {record.path} ({record.skipped})", markup=False, highlight=False, soft_wrap=True)
-    if len(skipped) > SKIPPED_LISTED:
-        console.print(f"  … and {len(skipped) - SKIPPED_LISTED:,} more in {folder / manifest.inputs.table.path}")
 
 
 def inspect_unfinished(folder: Path, rows: int, console: Console, quarantine: bool) -> None:

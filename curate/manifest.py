@@ -89,7 +89,7 @@ class Inputs:
     dataset's `inputs.arrow`: the manifest's size does not grow with the number of input files."""
 
     files: int  # files read
-    skipped: int  # files found but not read (unknown format)
+    skipped: int  # files found but not read (unknown format, not included), archive members too
     rows: int
     quarantined: int
     bytes: int

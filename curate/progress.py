@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from rich import progress as rp
@@ -70,16 +71,28 @@ def top_drops(manifest: Manifest, top: int = 5) -> list[str]:
     return [f"{name}: {reason} {count:,}" for count, name, reason in sorted(drops, key=lambda d: (-d[0], d[1:]))[:top]]
 
 
-def reasons_lines(manifest: Manifest, folder: Path | None) -> list[str]:
+def reasons_lines(manifest: Manifest, folder: Path | None, skipped_listed: int = 5) -> list[str]:
     """What the summary says beyond the table: the top drop and quarantine reasons (with an example
-    row each), and a warning when no row was kept."""
+    row each), and the input files found but not read (archive members too), the first few named."""
     lines = []
     if manifest.dropped:
         lines.append("top drop reasons: " + " · ".join(top_drops(manifest)))
-    if manifest.quarantined and folder is not None:
-        reasons = quarantine_reasons(folder / record.path for record in manifest.quarantine)
+    if folder is None:
+        return lines
+    if manifest.quarantined:
+        groups = quarantine_reasons(folder / record.path for record in manifest.quarantine)
         lines.append(f"top quarantine reasons ({folder / 'quarantine'}):")
-        lines += [f"  {reason.line()}" for reason in reasons]
+        lines += [f"  {group.line()}" for group in groups]
+    if manifest.inputs.skipped:
+        skipped = [record for record in manifest.input_files(folder) if record.skipped]
+        reasons = Counter(record.skipped for record in skipped)
+        lines.append(
+            f"skipped {len(skipped):,} input file(s): "
+            + " · ".join(f"{reason} {count:,}" for reason, count in reasons.most_common())
+        )
+        lines += [f"  {record.path} ({record.skipped})" for record in skipped[:skipped_listed]]
+        if len(skipped) > skipped_listed:
+            lines.append(f"  … and {len(skipped) - skipped_listed:,} more in {folder / manifest.inputs.table.path}")
     return lines
 
 

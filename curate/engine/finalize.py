@@ -126,11 +126,15 @@ def finalize(
 
 
 def write_inputs(plan: Plan, layout: Layout) -> Inputs:
-    """Write `inputs.arrow` (one row per input file, then per skipped file) and sum it up. The
+    """Write `inputs.arrow` (one row per input file, each archive's members not read after it, then
+    the files skipped in folders) and sum it up. The
     per-file records come from the first pass's task markers, one task at a time, so the driver's
     memory does not grow with the number of input files."""
-    totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0}
+    totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0, "skipped": len(plan.skipped)}
     passed_over: dict[str, int] = {}
+
+    def skipped(found: list[dict]) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pylist([{"path": f["path"], "skipped": f["reason"]} for f in found], INPUTS_SCHEMA)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for task in range(len(plan.tasks)):
@@ -143,13 +147,15 @@ def write_inputs(plan: Plan, layout: Layout) -> Inputs:
                     passed_over[reason] = passed_over.get(reason, 0) + count
             if files:
                 yield pa.RecordBatch.from_pylist(files, schema=INPUTS_SCHEMA)
+            members = [member for file in files for member in file.get("skipped_members", [])]
+            if members:  # archive members not read, after their archive
+                totals["skipped"] += len(members)
+                yield skipped(members)
         if plan.skipped:
-            yield pa.RecordBatch.from_pylist(
-                [{"path": f["path"], "skipped": f["reason"]} for f in plan.skipped], schema=INPUTS_SCHEMA
-            )
+            yield skipped(plan.skipped)
 
     table = write_listing(layout.out / INPUTS_FILE, INPUTS_SCHEMA, batches(), layout.out)
-    return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), passed_over=passed_over, **totals)
+    return Inputs(table=FileRecord(**table), passed_over=passed_over, **totals)
 
 
 def write_report_safely(out: Path, manifest: Manifest) -> None:

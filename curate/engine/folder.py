@@ -90,6 +90,7 @@ class CurationFolder(RunFolder):
             return
         for marker in sorted(self.layout.pass_dir(0).glob("task-*.json")):
             for record in json.loads(marker.read_text())["files"]:
+                record.pop("skipped_members", None)  # archive members not read: nothing to check
                 yield InputRecord(**record)
 
     def changed_input(self) -> str | None:

@@ -25,7 +25,7 @@ from curate.mapping import FieldError, RecordMapper
 from curate.readers.crawl import WarcSelection
 from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
 from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, raw_json
-from curate.readers.items import Item, Problem, Skip
+from curate.readers.items import Item, Problem, Skip, SkippedFile
 from curate.readers.science import TableLayout
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
@@ -57,6 +57,7 @@ class FileStats:
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read: what a rerun checks the file against (quicker than sha256)
     passed_over: dict[str, int] = field(default_factory=dict)  # records passed over on purpose, by reason
+    skipped_members: list[dict] = field(default_factory=list)  # archive members not read: {path, reason}
 
 
 class Quarantine:
@@ -142,6 +143,9 @@ def read_file(
             if isinstance(item, Skip):
                 stats.passed_over[item.reason] = stats.passed_over.get(item.reason, 0) + 1
                 continue
+            if isinstance(item, SkippedFile):
+                stats.skipped_members.append({"path": display_root + item.label, "reason": item.reason})
+                continue
             stats.rows += 1
             if isinstance(item, Problem):
                 stats.quarantined += 1
@@ -175,13 +179,15 @@ def read_file(
     stats.bytes, stats.sha256, stats.xxh3 = raw.bytes_read, raw.sha256.hexdigest(), raw.xxh3.hexdigest()
 
 
-def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator[Item | Problem | Skip]:
+def guarded(
+    items: Iterator[Item | Problem | Skip | SkippedFile], file: InputFile
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
     """A format's items; if its parser fails on hostile input in a way it does not report as a
     Problem, the rest of the file becomes one Problem (the traceback goes to the task's log)."""
     position = 0
     try:
         for item in items:
-            if not isinstance(item, Skip):
+            if isinstance(item, (Item, Problem)):
                 position = item.position
             yield item
     except (ThresherError, MemoryError):

@@ -1,10 +1,11 @@
-"""Scientific formats: FASTA, GenBank, SwissProt and SMILES tables.
+"""Scientific formats: FASTA, FASTQ, GenBank, EMBL, SwissProt and SMILES tables.
 
 Each yields records whose `text` is the sequence or the SMILES string, with `record_type`
 ('sequence' or 'molecule') and the record's annotations as other fields (they land in `meta`),
 so `science_markup` can render them into Galactica-style documents. A bad record (unparsable,
 no sequence, characters outside the alphabet, malformed SMILES) is a `Problem` with its position:
-the file goes on. GenBank and SwissProt are parsed by Biopython, one record at a time.
+the file goes on. GenBank, EMBL, SwissProt and FASTQ records are parsed by Biopython, one record
+at a time.
 """
 
 from __future__ import annotations
@@ -202,7 +203,17 @@ def sequence_text(record) -> str | None:
 
 def genbank(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
     """GenBank / GenPept flat files: one record per LOCUS ... //, parsed by Biopython."""
-    for entry in biopython_records(stream, label, "genbank"):
+    yield from annotated_records(stream, label, "genbank")
+
+
+def embl(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+    """EMBL flat files (ENA): one record per ID ... //, parsed by Biopython; as GenBank records."""
+    yield from annotated_records(stream, label, "embl")
+
+
+def annotated_records(stream: io.BufferedIOBase, label: str, biopython_format: str) -> Iterator[Item | Problem]:
+    """GenBank or EMBL records: the sequence, with organism, keywords and CDS products."""
+    for entry in biopython_records(stream, label, biopython_format):
         if isinstance(entry, Problem):
             yield entry
             continue
@@ -218,7 +229,7 @@ def genbank(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Probl
             record.description,
             sequence_text(record) or "",
             hint,
-            "genbank",
+            biopython_format,
             raw,
             organism=annotations.get("organism"),
             keywords=[k for k in annotations.get("keywords", []) if k],
@@ -254,6 +265,85 @@ def swissprot(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Pro
             gene=annotations.get("gene_name"),
             function=function,
         )
+
+
+def fastq(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem]:
+    """FASTQ reads: '@' header, sequence lines, '+' line, quality lines (as long as the sequence),
+    each record checked by Biopython (Sanger / Illumina 1.8+ qualities, PHRED+33). A record is a
+    read with `quality` (the quality string) and `mean_quality` (mean PHRED score); a record that
+    is cut, has no '+' line, or a quality of another length or out of range is a Problem at its
+    header line, and reading goes on at the next '@' header."""
+    for entry in fastq_records(stream, label):
+        if isinstance(entry, Problem):
+            yield entry
+            continue
+        start, text = entry
+        raw = text.encode()
+        try:
+            record = fastq_record(text)
+        except ValueError as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            yield Problem(start, label, f"malformed fastq record: {message}", raw)
+            continue
+        quality = record.letter_annotations["phred_quality"]
+        yield sequence_record(
+            start,
+            label,
+            record.id,
+            record.description.partition(" ")[2],
+            str(record.seq),
+            "dna",
+            "fastq",
+            raw,
+            quality="".join(chr(q + 33) for q in quality),
+            mean_quality=round(sum(quality) / len(quality), 2) if quality else None,
+        )
+
+
+def fastq_record(text: str) -> SeqRecord:
+    from Bio import SeqIO
+
+    return SeqIO.read(io.StringIO(text), "fastq")
+
+
+def fastq_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, str] | Problem]:
+    """(header line, text) of each FASTQ record: the quality part ends when it is as long as the
+    sequence, so a quality line starting with '@' is not taken for a header."""
+    block: list[str] = []
+    start = sequence = quality = 0
+    part = "none"  # none | sequence | quality
+    for entry in lines(stream, label):
+        if isinstance(entry, Problem):
+            yield entry
+            if block:
+                yield Problem(start, label, "record with an unreadable line", "".join(block).encode())
+            block, part = [], "none"
+            continue
+        number, line = entry
+        stripped = line.strip()
+        if part == "none" or (part == "sequence" and stripped.startswith("@")):
+            if part == "sequence":  # a header before the '+' line: the record before has none
+                yield Problem(start, label, "record has no '+' line", "".join(block).encode(), "quality")
+            if not stripped:
+                continue
+            if not stripped.startswith("@"):
+                yield Problem(number, label, "line outside a record (a record starts with '@')", line.encode())
+                continue
+            block, start, sequence, quality, part = [line], number, 0, 0, "sequence"
+        elif part == "sequence":
+            block.append(line)
+            if stripped.startswith("+"):
+                part = "quality"
+            else:
+                sequence += len(stripped)
+        else:
+            block.append(line)
+            quality += len(stripped)
+        if part == "quality" and quality >= sequence:
+            yield start, "".join(block) if block[-1].endswith("\n") else "".join(block) + "\n"
+            block, part = [], "none"
+    if block:
+        yield Problem(start, label, "record cut short (end of file)", "".join(block).encode(), "quality")
 
 
 SMILES_HEADERS = ("smiles", "canonical_smiles", "isomeric_smiles", "smiles_string")

@@ -37,7 +37,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
     from curate.mapping import get_field
     from curate.readers.files import open_decompressed
     from curate.readers.formats import FORMATS
-    from curate.readers.items import Problem, Skip
+    from curate.readers.items import Item
     from curate.readers.sources import expand_paths
 
     files, _ = expand_paths(paths)
@@ -52,7 +52,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
         with open(file.path, "rb") as handle:
             stream = open_decompressed(handle, file.path.name)
             for item in reader(stream, file.label, text_unit="line"):
-                if isinstance(item, (Problem, Skip)):
+                if not isinstance(item, Item):
                     continue  # a malformed (or passed-over) evaluation record cannot contaminate anything
                 seen.update(item.record)
                 for name in fields:
