@@ -18,6 +18,7 @@ from curate.engine.plan import Plan, make_plan, mb
 from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
 from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
+from curate.executors.counters import LiveCounters
 from curate.logs import log_to_file
 from curate.manifest import Manifest
 from curate.pipeline import Pass
@@ -105,9 +106,11 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     results: list[dict[int, TaskResult]] = []
     resolved: dict[str, StageStats] = {}
     pass_seconds: list[float] = []
-    progress = Progress(enabled=cfg.executor.progress, console=console)
+    # what the local executor's workers read, live: two slots per worker (a replaced worker needs a new one)
+    counters = LiveCounters(2 * n_workers + 1) if cfg.executor.name == "local" else None
+    progress = Progress(cfg.executor.progress, console, live=counters.totals if counters else None)
     try:
-        with make_executor(cfg, n_workers, init_worker, state, teardown_worker) as executor, progress:
+        with make_executor(cfg, n_workers, init_worker, state, teardown_worker, counters) as executor, progress:
             for passage in plan.pipeline.passes:
                 pass_start = time.time()
                 done = run_pass(plan, layout, passage, results, executor, progress)
@@ -145,10 +148,20 @@ def run_pass(
         todo.append(TaskSpec(passage.index, task, inputs))
     label = f"pass {passage.index + 1}/{len(plan.pipeline.passes)}: {passage.describe()}"
     logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))
-    bar = progress.start(label, total=len(plan.tasks), completed=len(done))
+    if passage.index == 0:  # the input's bytes, as read from disk
+        sizes = [sum(file.size for file in files) for files in plan.tasks]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_bytes=sum(sizes), done_bytes=sum(sizes[t] for t in done)
+        )
+    else:  # the previous pass's rows
+        rows = [sum(shard["rows"] for shard in results[-1][task].shards) for task in range(len(plan.tasks))]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_rows=sum(rows), done_rows=sum(rows[t] for t in done)
+        )
     for result in executor.map(run_task, todo, passage.resources()):
         done[result.task] = result.without_files()
         progress.advance(bar, rows=result.rows_in)
+    progress.finish(bar)
     return done
 
 

@@ -160,6 +160,7 @@ def read_file(
                 continue
             batch = builder.add(row)
             if batch is not None:
+                stats.bytes = raw.bytes_read  # so far: what live progress shows
                 yield batch
         rest = builder.flush()
         if rest is not None:
