@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -171,11 +171,16 @@ def flat_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, s
 
 
 def biopython_records(
-    stream: io.BufferedIOBase, label: str, biopython_format: str
+    stream: io.BufferedIOBase,
+    label: str,
+    biopython_format: str,
+    split: Callable[[io.BufferedIOBase, str], Iterator[tuple[int, str] | Problem]] | None = None,
 ) -> Iterator[tuple[int, SeqRecord, bytes] | Problem]:
+    """Each record's (first line, Biopython's parse, raw bytes), the records cut by `split`
+    ('//'-terminated flat files by default); a record Biopython refuses is a Problem."""
     from Bio import BiopythonParserWarning, SeqIO
 
-    for entry in flat_records(stream, label):
+    for entry in (split or flat_records)(stream, label):
         if isinstance(entry, Problem):
             yield entry
             continue
@@ -273,18 +278,11 @@ def fastq(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
     read with `quality` (the quality string) and `mean_quality` (mean PHRED score); a record that
     is cut, has no '+' line, or a quality of another length or out of range is a Problem at its
     header line, and reading goes on at the next '@' header."""
-    for entry in fastq_records(stream, label):
+    for entry in biopython_records(stream, label, "fastq", split=fastq_records):
         if isinstance(entry, Problem):
             yield entry
             continue
-        start, text = entry
-        raw = text.encode()
-        try:
-            record = fastq_record(text)
-        except ValueError as error:
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            yield Problem(start, label, f"malformed fastq record: {message}", raw)
-            continue
+        start, record, raw = entry
         quality = record.letter_annotations["phred_quality"]
         yield sequence_record(
             start,
@@ -298,12 +296,6 @@ def fastq(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Problem
             quality="".join(chr(q + 33) for q in quality),
             mean_quality=round(sum(quality) / len(quality), 2) if quality else None,
         )
-
-
-def fastq_record(text: str) -> SeqRecord:
-    from Bio import SeqIO
-
-    return SeqIO.read(io.StringIO(text), "fastq")
 
 
 def fastq_records(stream: io.BufferedIOBase, label: str) -> Iterator[tuple[int, str] | Problem]:
