@@ -75,6 +75,8 @@ class LocalExecutor:
     def __exit__(self, exc_type, *_) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        else:
+            attach(None)  # the tasks ran here: this process reports nowhere once they are done
 
     def map(self, fn: Callable, items: Iterable, resources: Resources | None = None) -> Iterator:
         """Yield fn(item) for each item, as they complete. The first failure is raised.
