@@ -150,3 +150,14 @@ def test_manifests_from_before_output_format_read_as_arrow(tmp_path):
     del data["format"], data["arrow_schema"]
     old = Manifest.from_json(data)
     assert old.format == "arrow" and old.data_schema(folder).names == [f["name"] for f in manifest.schema]
+
+
+def test_compare_reads_datasets_of_every_format_side_by_side(tmp_path):
+    folders = {fmt: dataset(tmp_path, "documents", fmt)[0] for fmt in FORMATS}
+    rows = Manifest.read(folders["arrow"]).rows
+    page = tmp_path / "cmp.html"
+    thresher(
+        "report", str(folders["arrow"]), "--compare", str(folders["parquet"]), str(folders["jsonl"]), "--out", str(page)
+    )
+    composition = page.read_text().split("<td>docs</td>")[1].split("</tr>")[0]
+    assert composition.count(f'<td class="n">{rows}</td>') == 3  # the rows of source `docs`, in each dataset
