@@ -12,6 +12,7 @@ from typing import Any
 
 from curate.arrow_io import TMP_SUFFIX, file_digest
 from curate.engine.plan import VOLATILE_KEYS
+from curate.errors import InputError
 from curate.manifest import MANIFEST, InputRecord, Manifest, ManifestError
 from curate.readers.sources import InputFile
 from curate.runfolder import RunFolder, RunRecord, without_keys, write_json_atomic
@@ -31,6 +32,16 @@ class Layout:
     @property
     def run_file(self) -> Path:
         return self.work / "run.json"
+
+    @property
+    def failed(self) -> Path:
+        """Written when a run stops on what it read (`input.max_quarantine_frac`): its work is not progress."""
+        return self.work / "failed.json"
+
+    def input_failure(self, message: str) -> InputError:
+        """Mark the run failed on what it read (see `failed`); the error to raise."""
+        write_json_atomic(self.failed, {"error": message, "time": time.time()})
+        return InputError(message)
 
     @property
     def logs(self) -> Path:
@@ -79,6 +90,7 @@ class CurationFolder(RunFolder):
             return
         for marker in sorted(self.layout.pass_dir(0).glob("task-*.json")):
             for record in json.loads(marker.read_text())["files"]:
+                record.pop("skipped_members", None)  # archive members not read: nothing to check
                 yield InputRecord(**record)
 
     def changed_input(self) -> str | None:
@@ -107,7 +119,11 @@ class CurationFolder(RunFolder):
         return None
 
     def has_progress(self) -> bool:
-        return (self.root / MANIFEST).is_file() or any(self.layout.work.glob("pass-*/task-*.json"))
+        """A manifest, or a finished task of a run that did not fail on its input (one that did is
+        kept for inspection, and replaced by a run with other options)."""
+        if (self.root / MANIFEST).is_file():
+            return True
+        return not self.layout.failed.is_file() and any(self.layout.work.glob("pass-*/task-*.json"))
 
     def remove_temporary(self) -> None:
         """Remove what an interrupted run left half-written: files and folders under a temporary

@@ -14,17 +14,19 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
+from pathlib import Path
 
 import pyarrow as pa
 
-from curate.arrow_io import iter_batches, read_schema
+from curate.arrow_io import iter_batches
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
 from curate.readers.crawl import WarcSelection
 from curate.readers.files import MAX_INFLATE_RATIO, HashingReader, open_decompressed, truncated
 from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, raw_json
-from curate.readers.items import Item, Problem, Skip
+from curate.readers.items import Item, Problem, Skip, SkippedFile
+from curate.readers.science import TableLayout
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 
@@ -41,6 +43,7 @@ class ReadOptions:
     max_doc_bytes: int = 64 << 20  # a longer line, or a larger one-document file, is bad input
     max_inflate_ratio: float = MAX_INFLATE_RATIO  # more decompressed bytes per compressed byte is bad input
     warc: WarcSelection = field(default_factory=WarcSelection)  # which web-archive records become rows
+    table: TableLayout = field(default_factory=TableLayout)  # how SMILES tables are laid out
 
 
 @dataclass
@@ -54,6 +57,7 @@ class FileStats:
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read: what a rerun checks the file against (quicker than sha256)
     passed_over: dict[str, int] = field(default_factory=dict)  # records passed over on purpose, by reason
+    skipped_members: list[dict] = field(default_factory=list)  # archive members not read: {path, reason}
 
 
 class Quarantine:
@@ -107,7 +111,7 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one input file as record batches of `mapper.schema()`."""
     if file.format == "dataset":  # a shard of a dataset written by Thresher: checked, rows already typed
-        for batch in iter_batches(file.path, sha256=file.sha256 or None):
+        for batch in iter_batches(file.path, sha256=file.sha256 or None, schema=dataset_schema(file.path.parents[1])):
             stats.rows += batch.num_rows
             yield batch
         stats.bytes, stats.sha256 = file.size, file.sha256
@@ -133,10 +137,14 @@ def read_file(
             max_inflate_ratio=options.max_inflate_ratio,
             reopen=partial(reopen, file, options),
             warc=options.warc,
+            table=options.table,
         )
         for item in guarded(items, file):
             if isinstance(item, Skip):
                 stats.passed_over[item.reason] = stats.passed_over.get(item.reason, 0) + 1
+                continue
+            if isinstance(item, SkippedFile):
+                stats.skipped_members.append({"path": display_root + item.label, "reason": item.reason})
                 continue
             stats.rows += 1
             if isinstance(item, Problem):
@@ -152,6 +160,7 @@ def read_file(
                 continue
             batch = builder.add(row)
             if batch is not None:
+                stats.bytes = raw.bytes_read  # so far: what live progress shows
                 yield batch
         rest = builder.flush()
         if rest is not None:
@@ -171,13 +180,15 @@ def read_file(
     stats.bytes, stats.sha256, stats.xxh3 = raw.bytes_read, raw.sha256.hexdigest(), raw.xxh3.hexdigest()
 
 
-def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator[Item | Problem | Skip]:
+def guarded(
+    items: Iterator[Item | Problem | Skip | SkippedFile], file: InputFile
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
     """A format's items; if its parser fails on hostile input in a way it does not report as a
     Problem, the rest of the file becomes one Problem (the traceback goes to the task's log)."""
     position = 0
     try:
         for item in items:
-            if not isinstance(item, Skip):
+            if isinstance(item, (Item, Problem)):
                 position = item.position
             yield item
     except (ThresherError, MemoryError):
@@ -194,6 +205,22 @@ def reopen(file: InputFile, options: ReadOptions) -> Iterator[io.BufferedIOBase]
         yield open_decompressed(handle, file.path.name, options.max_inflate_ratio)
 
 
+def dataset_schema(folder: Path) -> pa.Schema:
+    """The data schema of a dataset folder Thresher wrote (its shards may be Parquet or JSON lines);
+    read once per process and manifest version (every batch of its shards asks)."""
+    from curate.manifest import MANIFEST
+
+    stat = (Path(folder) / MANIFEST).stat()
+    return manifest_schema(Path(folder), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=64)
+def manifest_schema(folder: Path, mtime_ns: int, size: int) -> pa.Schema:
+    from curate.manifest import Manifest
+
+    return Manifest.read(folder).data_schema(folder).remove_metadata()
+
+
 def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:
     """The declared schema (and kind) of the rows the inputs give.
 
@@ -207,10 +234,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
         return mapper.schema(), mapper.kind
     if any(f.format != "dataset" for f in files):
         raise ConfigError("input.paths: Thresher dataset folders cannot be mixed with raw input files in one run")
-    found = {}
-    for folder in datasets:
-        shard = next(f.path for f in files if f.path.parents[1] == folder)
-        found[folder] = (read_schema(shard).remove_metadata(), Manifest.read(folder).kind)
+    found = {folder: (dataset_schema(folder), Manifest.read(folder).kind) for folder in datasets}
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:

@@ -92,7 +92,7 @@ def expand_paths(
             if include and not explicit and not any(fnmatch.fnmatch(path.name, p) for p in include):
                 skipped.append({"path": str(path), "reason": f"not matched by input.include ({', '.join(include)})"})
                 continue
-            fmt = "dataset" if path.suffix == ".arrow" and (root / "manifest.json").is_file() else None
+            fmt = "dataset" if path in checksums else None  # a shard of a dataset folder, in any output.format
             fmt = fmt or detect_format(path.name, forced_format)
             if fmt is None:
                 if explicit:
