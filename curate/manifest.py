@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 
 from curate import __version__, fs
-from curate.arrow_io import iter_batches, verify_file
+from curate.arrow_io import decode_schema, iter_batches, read_schema, verify_file
 from curate.errors import ThresherError
 from curate.runfolder import write_json_atomic
 from curate.stats import StageStats
@@ -93,7 +93,7 @@ class Inputs:
     dataset's `inputs.arrow`: the manifest's size does not grow with the number of input files."""
 
     files: int  # files read
-    skipped: int  # files found but not read (unknown format)
+    skipped: int  # files found but not read (unknown format, not included), archive members too
     rows: int
     quarantined: int
     bytes: int
@@ -193,6 +193,10 @@ class Manifest:
     created: str
     timings: Timings
     manifest_version: int = MANIFEST_VERSION
+    # The data shards' format (`output.format`): arrow (IPC stream), parquet or jsonl; rejects and
+    # quarantine are Arrow streams whatever it is. Absent from manifests written before it existed.
+    format: str = "arrow"
+    arrow_schema: str = ""  # the data's Arrow schema, IPC-serialised, base64: what JSON lines are read back with
 
     def stage(self, name: str) -> StageRecord:
         for stage in self.stages:
@@ -208,6 +212,31 @@ class Manifest:
     def files(self) -> list[FileRecord]:
         """Every file the manifest lists, each with its size and sha256."""
         return [*self.shards, *self.rejects, *self.quarantine, self.inputs.table]
+
+    def data_schema(self, folder: str | Path) -> pa.Schema:
+        """The Arrow schema of the data shards: recorded in the manifest, or (a manifest from before
+        it was) the first shard's own."""
+        if self.arrow_schema:
+            return decode_schema(self.arrow_schema)
+        return read_schema(fs.join(folder, self.shards[0].path), self.shards[0].sha256)
+
+    def iter_batches(
+        self, folder: str | Path, records: Iterable[FileRecord], verify: bool = False
+    ) -> Iterator[tuple[FileRecord, pa.RecordBatch]]:
+        """The record batches of files the manifest lists (data shards in the dataset's format;
+        rejects and quarantine), each with its record; with `verify`, each file is checked against
+        its sha256 first (on object storage always: the local copy is fetched by its checksum). The one
+        way code reads a dataset's rows."""
+        schema = self.data_schema(folder) if self.format == "jsonl" else None
+        checked = verify or fs.is_remote(folder)
+        for record in records:
+            for batch in iter_batches(fs.join(folder, record.path), record.sha256 if checked else None, schema=schema):
+                yield record, batch
+
+    def iter_rows(self, folder: str | Path, records: Iterable[FileRecord]) -> Iterator[dict[str, Any]]:
+        """The rows of listed files as dicts, in order (batch by batch: memory holds one batch)."""
+        for _, batch in self.iter_batches(folder, records):
+            yield from batch.to_pylist()
 
     def input_files(self, folder: str | Path, limit: int | None = None) -> Iterator[InputRecord]:
         """The input files (read, then skipped), from `inputs.arrow` (checked against its sha256)."""
@@ -295,7 +324,11 @@ class Manifest:
                 f"{MANIFEST_VERSION}: rerun the recipe that made it (into a new output.dir) with this version"
             )
         try:
-            values = {f.name: data[f.name] for f in fields(cls) if f.name != "manifest_version"}
+            values = {
+                f.name: data[f.name]
+                for f in fields(cls)
+                if f.name != "manifest_version" and (f.name in data or f.default is MISSING)
+            }
             for name in ("shards", "rejects", "quarantine"):
                 values[name] = [FileRecord(**record) for record in values[name]]
             values["inputs"] = Inputs.from_json(values["inputs"])

@@ -141,7 +141,8 @@ def read_dataset(folder: str | Path, shards_key: str = "shards") -> pa.Table:
     from curate.manifest import Manifest
 
     manifest = Manifest.read(folder)
-    tables = [read_table(join(folder, s.path)) for s in getattr(manifest, shards_key)]
+    schema = manifest.data_schema(folder) if shards_key == "shards" else None  # the data may be JSON lines
+    tables = [read_table(join(folder, s.path), schema=schema) for s in getattr(manifest, shards_key)]
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 

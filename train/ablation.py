@@ -449,7 +449,9 @@ def run_on_ray(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, 
     """One Ray task per job, each reserving `cpus_per_run` CPUs and `gpus_per_run` GPUs."""
     import ray
 
-    ray.init(address=executor.address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    ray.init(  # no address: a Ray of our own ("local"), never another process's that happens to run here
+        address=executor.address or "local", include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
+    )
     remote = ray.remote(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run)(train_and_evaluate)
     pending = [remote.remote(job) for job in jobs]
     while pending:

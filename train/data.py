@@ -10,7 +10,8 @@
   a resumed run reads exactly the batches an uninterrupted run would have read.
 - `TokenBatches`: micro-batches of token rows in that order, for the pre-training loop and the
   ptx mix-in.
-- `hf_dataset`: `chat` / `preference` shards as one memory-mapped `datasets.Dataset` for trl.
+- `hf_dataset`: `chat` / `preference` shards as one `datasets.Dataset` for trl (memory-mapped Arrow
+  shards; the columns of Parquet or JSON-lines shards read into memory).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from curate import fs
-from curate.arrow_io import iter_batches
+from curate.arrow_io import iter_batches, read_table
 from curate.errors import ConfigError
 from curate.manifest import Manifest, verify_shards
 from curate.schema import KINDS
@@ -88,6 +90,13 @@ class DatasetFolder:
     def tokenizer(self) -> dict[str, Any] | None:
         """The tokenizer a `tokens` dataset was made with, as its manifest records it."""
         return self.manifest.tokenizer()
+
+    def read_table(self, columns: Sequence[str]) -> pa.Table:
+        """`columns` of every row, through the dataset's format: Arrow shards are memory-mapped
+        (nothing is read until used); Parquet reads only those columns; JSON lines are parsed."""
+        schema = self.manifest.data_schema(self.location or self.path)
+        tables = [read_table(path, columns, schema=schema) for path in self.shard_paths]
+        return pa.concat_tables([t for t in tables if t.num_rows] or tables[:1])
 
 
 def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", verify: bool = True) -> DatasetFolder:
@@ -291,6 +300,8 @@ def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> datasets.Datase
     import datasets
 
     datasets.disable_caching()
+    if folder.manifest.format != "arrow":  # Parquet or JSON lines: the columns read into memory
+        return datasets.Dataset(folder.read_table(columns))
     parts = [datasets.Dataset.from_file(str(path)) for path in folder.shard_paths]
     parts = [part for part in parts if len(part)]
     dataset = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]

@@ -20,10 +20,12 @@ from curate.engine.plan import Plan, make_plan, mb
 from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
 from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
+from curate.executors.counters import LiveCounters
 from curate.logs import log_to_file
 from curate.manifest import Manifest
 from curate.pipeline import Pass
 from curate.progress import Progress, print_summary
+from curate.quarantine import quarantine_reasons
 from curate.runfolder import write_json_atomic
 from curate.stages.base import GlobalStage
 from curate.stats import StageStats
@@ -54,7 +56,7 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
         if status == "complete":
             manifest = Manifest.read(layout.location)
             finish_interrupted_finalize(cfg, layout, manifest)
-            print_summary(manifest, console, note="already complete; nothing to do")
+            print_summary(manifest, console, note="already complete; nothing to do", folder=layout.location)
             return manifest
         if layout.mirror.exists(layout.logs / "run.log"):  # a resumed run's log goes on after the earlier one's
             layout.mirror.fetch(layout.logs / "run.log")
@@ -78,7 +80,7 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
             except Exception:
                 logger.exception("run failed")
                 raise
-    print_summary(manifest, console)
+    print_summary(manifest, console, folder=layout.location)
     return manifest
 
 
@@ -105,19 +107,31 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     cfg = plan.cfg
     n_workers = min(workers(cfg), max(1, len(plan.tasks)))
     state = WorkerState(
-        plan.pipeline, layout, plan.mapper, plan.options, mb(cfg.output.shard_mb), n_workers, cfg.seed, len(plan.tasks)
+        plan.pipeline,
+        layout,
+        plan.mapper,
+        plan.options,
+        mb(cfg.output.shard_mb),
+        n_workers,
+        cfg.seed,
+        len(plan.tasks),
+        output_format=cfg.output.format,
     )
     started = time.time()
     results: list[dict[int, TaskResult]] = []
     resolved: dict[str, StageStats] = {}
     pass_seconds: list[float] = []
-    progress = Progress(enabled=cfg.executor.progress, console=console)
+    # what the local executor's workers read, live: two slots per worker (a replaced worker needs a new one)
+    counters = LiveCounters(2 * n_workers + 1) if cfg.executor.name == "local" else None
+    progress = Progress(cfg.executor.progress, console, live=counters.totals if counters else None)
     try:
-        with make_executor(cfg, n_workers, init_worker, state, teardown_worker) as executor, progress:
+        with make_executor(cfg, n_workers, init_worker, state, teardown_worker, counters) as executor, progress:
             for passage in plan.pipeline.passes:
                 pass_start = time.time()
                 done = run_pass(plan, layout, passage, results, executor, progress)
                 results.append(done)
+                if passage.index == 0:
+                    check_quarantine_share(plan, layout, done)
                 if passage.scan is not None:
                     resolved[passage.scan.name] = resolve(state, passage.scan, done)
                 pass_seconds.append(time.time() - pass_start)
@@ -150,11 +164,45 @@ def run_pass(
         todo.append(TaskSpec(passage.index, task, inputs))
     label = f"pass {passage.index + 1}/{len(plan.pipeline.passes)}: {passage.describe()}"
     logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))
-    bar = progress.start(label, total=len(plan.tasks), completed=len(done))
+    if passage.index == 0:  # the input's bytes, as read from disk
+        sizes = [sum(file.size for file in files) for files in plan.tasks]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_bytes=sum(sizes), done_bytes=sum(sizes[t] for t in done)
+        )
+    else:  # the previous pass's rows
+        rows = [sum(shard["rows"] for shard in results[-1][task].shards) for task in range(len(plan.tasks))]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_rows=sum(rows), done_rows=sum(rows[t] for t in done)
+        )
     for result in executor.map(run_task, todo, passage.resources()):
         done[result.task] = result.without_files()
         progress.advance(bar, rows=result.rows_in)
+    progress.finish(bar)
     return done
+
+
+def check_quarantine_share(plan: Plan, layout: Layout, done: dict[int, TaskResult]) -> None:
+    """Stop the run (InputError: the share, then the top reasons, each with an example row) when
+    more than `input.max_quarantine_frac` of the rows read were quarantined: the input options do
+    not fit the data (a wrong `input.text_field`, converter or SMILES column). What was written
+    stays for inspection and no manifest is written; the folder is marked failed, so a rerun with
+    other options replaces it (`CurationFolder.has_progress`), and the same command fails again at
+    once (a larger `input.max_quarantine_frac` goes on from here: it is not part of the fingerprint)."""
+    quarantined = sum(shard["rows"] for result in done.values() for shard in result.quarantine)
+    read = quarantined + sum(result.rows_in for result in done.values())
+    limit = float(plan.cfg.input.max_quarantine_frac)
+    if not read or quarantined <= limit * read:
+        layout.mirror.remove(layout.failed)
+        return
+    paths = [fs.join(layout.location, s["path"]) for _, result in sorted(done.items()) for s in result.quarantine]
+    reasons = "\n".join(f"  {reason.line()}" for reason in quarantine_reasons(paths))
+    message = (
+        f"input: {quarantined:,} of {read:,} rows read ({quarantined / read:.1%}) were quarantined, more than "
+        f"input.max_quarantine_frac={limit:g}: do the input options fit the data? The rows are in "
+        f"{fs.join(layout.location, 'quarantine')} (thresher inspect {layout.location}); rerun with other input options, or with "
+        f"input.max_quarantine_frac=1 to keep going. Top reasons:\n{reasons}"
+    )
+    raise layout.input_failure(message)
 
 
 def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult]) -> StageStats:

@@ -23,6 +23,7 @@ from typing import Any
 from curate import fs
 from curate.arrow_io import TMP_SUFFIX
 from curate.engine.plan import VOLATILE_KEYS
+from curate.errors import InputError
 from curate.manifest import MANIFEST, InputRecord, Manifest, ManifestError
 from curate.readers.sources import InputFile, content_digest
 from curate.runfolder import RunFolder, RunRecord, without_keys, write_json_atomic
@@ -82,6 +83,17 @@ class Layout:
         return self.work / "run.json"
 
     @property
+    def failed(self) -> Path:
+        """Written when a run stops on what it read (`input.max_quarantine_frac`): its work is not progress."""
+        return self.work / "failed.json"
+
+    def input_failure(self, message: str) -> InputError:
+        """Mark the run failed on what it read (see `failed`); the error to raise."""
+        write_json_atomic(self.failed, {"error": message, "time": time.time()})
+        self.mirror.publish(self.failed)
+        return InputError(message)
+
+    @property
     def logs(self) -> Path:
         return self.out / LOGS
 
@@ -131,6 +143,7 @@ class CurationFolder(RunFolder):
             return
         for marker in self.mirror.glob(self.layout.pass_dir(0), "task-*.json"):
             for record in json.loads(self.mirror.read_text(marker))["files"]:
+                record.pop("skipped_members", None)  # archive members not read: nothing to check
                 yield InputRecord(**record)
 
     def changed_input(self) -> str | None:
@@ -159,7 +172,13 @@ class CurationFolder(RunFolder):
         return None
 
     def has_progress(self) -> bool:
-        return self.finished() or bool(self.mirror.glob(self.layout.work, "pass-*/task-*.json"))
+        """A manifest, or a finished task of a run that did not fail on its input (one that did is
+        kept for inspection, and replaced by a run with other options)."""
+        if self.finished():
+            return True
+        return not self.mirror.exists(self.layout.failed) and bool(
+            self.mirror.glob(self.layout.work, "pass-*/task-*.json")
+        )
 
     def remove_temporary(self) -> None:
         """Remove what an interrupted run left half-written: files and folders under a temporary

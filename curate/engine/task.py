@@ -26,6 +26,7 @@ from curate import fs
 from curate.arrow_io import StreamFile, concat_batches, iter_batches, tmp_path
 from curate.engine.folder import Layout
 from curate.errors import ThresherError, environment_error
+from curate.executors import counters as live_progress
 from curate.logs import log_to_file
 from curate.mapping import RecordMapper
 from curate.pipeline import Pass, Pipeline
@@ -89,6 +90,7 @@ class WorkerState:
     workers: int
     seed: int
     tasks: int
+    output_format: str = "arrow"  # the data shards' (the last pass's); everything else is an Arrow stream
     ready: list[Stage] = field(default_factory=list)  # stages set up in this process
     loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
     # Object storage: the files of stage folders this process fetched or already published (a
@@ -217,7 +219,8 @@ class TaskRun:
         self.last = spec.pass_index == len(state.pipeline.passes) - 1
         layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
         self.prefix = prefix
-        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out)
+        data_format = state.output_format if self.last else "arrow"
+        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out, data_format)
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
         self.quarantine_writer = self.writer(out / "quarantine", QUARANTINE)
@@ -230,7 +233,7 @@ class TaskRun:
         self.apply_offset = 0
         self.scan_offset = 0
 
-    def writer(self, directory: Path, schema: pa.Schema) -> ShardWriter:
+    def writer(self, directory: Path, schema: pa.Schema, fmt: str = "arrow") -> ShardWriter:
         options = self.state.options
         return ShardWriter(
             directory,
@@ -240,6 +243,7 @@ class TaskRun:
             self.state.layout.out,
             options.batch_rows,
             options.batch_bytes,
+            fmt,
         )
 
     @property
@@ -263,7 +267,8 @@ class TaskRun:
 
     def source(self) -> Iterator[pa.RecordBatch]:
         """The task's rows: its input files read (small files' rows gathered into batches of the
-        target size), or the previous pass's shards, each checked against its sha256 first."""
+        target size), or the previous pass's shards, each checked against its sha256 first. What
+        is read is reported batch by batch to the live progress (`curate.executors.counters`)."""
         if self.spec.pass_index == 0:
             options = self.state.options
             yield from coalesce(self.read_inputs(), options.batch_rows, options.batch_bytes)
@@ -271,20 +276,34 @@ class TaskRun:
             mirror = self.state.layout.mirror
             for shard in self.spec.inputs:
                 path = self.state.layout.out / shard["path"]
-                if mirror.remote is None:
-                    yield from iter_batches(path, sha256=shard["sha256"])
-                    continue
-                yield from iter_batches(mirror.fetch(path, sha256=shard["sha256"]))  # checked as fetched
-                path.unlink()  # a worker's disk holds one shard of the previous pass at a time
+                remote = mirror.remote is not None  # fetched to this machine, checked as it arrives
+                local = mirror.fetch(path, sha256=shard["sha256"]) if remote else path
+                for batch in iter_batches(local, sha256=None if remote else shard["sha256"]):
+                    live_progress.report(batch.num_rows, 0)
+                    yield batch
+                live_progress.report(0, shard["bytes"])
+                if remote:
+                    path.unlink()  # a worker's disk holds one shard of the previous pass at a time
 
     def read_inputs(self) -> Iterator[pa.RecordBatch]:
+        reported = FileStats("")  # rows and bytes of the task's files reported so far
         for file in self.spec.inputs:
             stats = FileStats(fs.display(file.path), *file.span)
             self.files.append(stats)
+            before = (reported.rows, reported.bytes)
             for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
                 self.write_quarantine()
+                self.report_read(reported, before, stats)
                 yield batch
             self.write_quarantine()
+            self.report_read(reported, before, stats)
+
+    @staticmethod
+    def report_read(reported: FileStats, before: tuple[int, int], current: FileStats) -> None:
+        """Report the rows (good and bad) and input bytes read since the last report."""
+        rows, nbytes = before[0] + current.rows, before[1] + current.bytes
+        live_progress.report(rows - reported.rows, nbytes - reported.bytes)
+        reported.rows, reported.bytes = rows, nbytes
 
     def write_quarantine(self) -> None:
         batch = self.quarantine.drain()

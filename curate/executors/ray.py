@@ -86,9 +86,9 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, configure_logging=False)
-            else:  # a local Ray of `workers` CPUs
+            else:  # a local Ray of `workers` CPUs, our own: "local" never joins another process's Ray
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(num_cpus=self.workers, include_dashboard=False, configure_logging=False)
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False, configure_logging=False)
             self.started_ray = True
         self.payload_ref = ray.put(self.payload)  # sent to the object store once, shared by every actor
         return self

@@ -14,13 +14,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import pyarrow as pa
 
 from curate import fs
-from curate.arrow_io import iter_batches, read_schema
+from curate.arrow_io import iter_batches
 from curate.errors import ConfigError, InputError, ThresherError
 from curate.mapping import FieldError, RecordMapper
 from curate.readers.crawl import WarcSelection
@@ -34,7 +34,8 @@ from curate.readers.files import (
     truncated,
 )
 from curate.readers.formats import FORMATS, SELF_DECOMPRESSING, columnar_batches, raw_json
-from curate.readers.items import Item, Problem, Skip
+from curate.readers.items import Item, Problem, Skip, SkippedFile
+from curate.readers.science import TableLayout
 from curate.readers.sources import InputFile
 from curate.schema import QUARANTINE
 
@@ -51,6 +52,7 @@ class ReadOptions:
     max_doc_bytes: int = 64 << 20  # a longer line, or a larger one-document file, is bad input
     max_inflate_ratio: float = MAX_INFLATE_RATIO  # more decompressed bytes per compressed byte is bad input
     warc: WarcSelection = field(default_factory=WarcSelection)  # which web-archive records become rows
+    table: TableLayout = field(default_factory=TableLayout)  # how SMILES tables are laid out
 
 
 @dataclass
@@ -66,6 +68,7 @@ class FileStats:
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read: what a rerun checks the file against (quicker than sha256)
     passed_over: dict[str, int] = field(default_factory=dict)  # records passed over on purpose, by reason
+    skipped_members: list[dict] = field(default_factory=list)  # archive members not read: {path, reason}
 
 
 class Quarantine:
@@ -119,7 +122,7 @@ def read_file(
 ) -> Iterator[pa.RecordBatch]:
     """Yield the rows of one input file as record batches of `mapper.schema()`."""
     if file.format == "dataset":  # a shard of a dataset written by Thresher: checked, rows already typed
-        for batch in iter_batches(file.path, sha256=file.sha256 or None):
+        for batch in iter_batches(file.path, sha256=file.sha256 or None, schema=dataset_schema(dataset_of(file))):
             stats.rows += batch.num_rows
             yield batch
         stats.bytes, stats.sha256 = file.size, file.sha256
@@ -142,7 +145,7 @@ def read_file(
             if file.format in SELF_DECOMPRESSING
             else open_decompressed(raw, file.name, options.max_inflate_ratio)
         )
-        items: Iterator[Item | Problem | Skip]
+        items: Iterator[Item | Problem | Skip | SkippedFile]
         if file.format == "parquet" and file.part is not None:
             items = parquet_part(handle, raw, file, options.batch_rows)
         else:
@@ -156,11 +159,15 @@ def read_file(
                 max_inflate_ratio=options.max_inflate_ratio,
                 reopen=partial(reopen, file, options),
                 warc=options.warc,
+                table=options.table,
                 byte_offset=byte_offset,
             )
         for item in guarded(items, file):
             if isinstance(item, Skip):
                 stats.passed_over[item.reason] = stats.passed_over.get(item.reason, 0) + 1
+                continue
+            if isinstance(item, SkippedFile):
+                stats.skipped_members.append({"path": display_root + item.label, "reason": item.reason})
                 continue
             stats.rows += 1
             if isinstance(item, Problem):
@@ -176,6 +183,7 @@ def read_file(
                 continue
             batch = builder.add(row)
             if batch is not None:
+                stats.bytes = raw.bytes_read  # so far: what live progress shows
                 yield batch
         rest = builder.flush()
         if rest is not None:
@@ -217,13 +225,15 @@ def parquet_part(handle: Any, raw: HashingReader, file: InputFile, batch_rows: i
     yield from columnar_batches(batches, file.label, file.first_row)
 
 
-def guarded(items: Iterator[Item | Problem | Skip], file: InputFile) -> Iterator[Item | Problem | Skip]:
+def guarded(
+    items: Iterator[Item | Problem | Skip | SkippedFile], file: InputFile
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
     """A format's items; if its parser fails on hostile input in a way it does not report as a
     Problem, the rest of the file becomes one Problem (the traceback goes to the task's log)."""
     position = 0
     try:
         for item in items:
-            if not isinstance(item, Skip):
+            if isinstance(item, (Item, Problem)):
                 position = item.position
             yield item
     except (ThresherError, MemoryError):
@@ -240,6 +250,22 @@ def reopen(file: InputFile, options: ReadOptions) -> Iterator[io.BufferedIOBase]
         yield open_decompressed(handle, file.name, options.max_inflate_ratio)
 
 
+def dataset_schema(folder: str) -> pa.Schema:
+    """The data schema of a dataset folder Thresher wrote (its shards may be Parquet or JSON lines);
+    read once per process and manifest version (every batch of its shards asks). Local or remote."""
+    from curate.manifest import MANIFEST
+
+    found = fs.stat(fs.join(folder, MANIFEST))
+    return manifest_schema(folder, found.version, found.size)
+
+
+@lru_cache(maxsize=64)
+def manifest_schema(folder: str, version: str, size: int) -> pa.Schema:
+    from curate.manifest import Manifest
+
+    return Manifest.read(folder).data_schema(folder).remove_metadata()
+
+
 def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schema, str]:
     """The declared schema (and kind) of the rows the inputs give.
 
@@ -253,10 +279,7 @@ def input_schema(files: list[InputFile], mapper: RecordMapper) -> tuple[pa.Schem
         return mapper.schema(), mapper.kind
     if any(f.format != "dataset" for f in files):
         raise ConfigError("input.paths: Thresher dataset folders cannot be mixed with raw input files in one run")
-    found = {}
-    for folder in datasets:
-        shard = next(f for f in files if dataset_of(f) == folder)
-        found[folder] = (read_schema(shard.path, shard.sha256).remove_metadata(), Manifest.read(folder).kind)
+    found = {folder: (dataset_schema(folder), Manifest.read(folder).kind) for folder in datasets}
     first_folder, first = next(iter(found.items()))
     for folder, value in found.items():
         if value != first:

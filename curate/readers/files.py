@@ -1,5 +1,6 @@
 """What an input file is, from its name (format, compression, programming language), and opening
-it: decompressing and hashing as it streams, and the members of tar archives."""
+it: decompressing and hashing as it streams, and the members of tar archives (zip archives:
+`readers.formats.zip_archive`)."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ FORMAT_BY_SUFFIX = {
     ".txt": "text",
     ".text": "text",
     ".xml": "xml",
-    # Science: FASTA (NCBI and Biopython extensions), GenBank/GenPept, UniProt flat files, SMILES.
+    # Science: FASTA (NCBI and Biopython extensions), GenBank/GenPept, UniProt flat files, SMILES,
+    # FASTQ reads, EMBL flat files.
     ".fasta": "fasta",
     ".fa": "fasta",
     ".fas": "fasta",
@@ -123,6 +125,10 @@ FORMAT_BY_SUFFIX = {
     ".swiss": "swissprot",
     ".smi": "smiles",
     ".smiles": "smiles",
+    ".fastq": "fastq",
+    ".fq": "fastq",
+    ".embl": "embl",
+    ".zip": "zip",
     # Web archives: WARC, WET (Common Crawl's `.warc.wet.gz`), ARC (readers.crawl).
     ".warc": "warc",
     ".wet": "wet",

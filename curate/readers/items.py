@@ -1,6 +1,7 @@
 """What container formats yield: `Item`s (a raw record with its position), `Problem`s (bad
-input found while parsing, quarantined with file and position) and `Skip`s (records a format
-passes over on purpose, counted by reason), and the line helpers they share."""
+input found while parsing, quarantined with file and position), `Skip`s (records a format
+passes over on purpose, counted by reason) and `SkippedFile`s (archive members not read, listed
+with the input files), and the line helpers they share."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ class Skip:
     """A record passed over on purpose (a WARC request record, a 404 response): not a row, not bad
     input; counted by reason in the dataset's `inputs.arrow` (`passed_over`)."""
 
+    reason: str
+
+
+@dataclass
+class SkippedFile:
+    """A file inside an archive that is not read (a name of no known format, an archive inside the
+    archive): listed in the dataset's `inputs.arrow` as `<archive path>/<member path>` with the
+    reason, as a file found in a folder is."""
+
+    label: str  # the archive's label / the member's path in the archive
     reason: str
 
 

@@ -104,7 +104,8 @@ def expand_paths(
                     {"path": fs.display(path), "reason": f"not matched by input.include ({', '.join(include)})"}
                 )
                 continue
-            fmt = "dataset" if is_dataset and name.endswith(".arrow") else detect_format(name, forced_format)
+            fmt = "dataset" if path in checksums else None  # a shard of a dataset folder, in any output.format
+            fmt = fmt or detect_format(name, forced_format)
             if fmt is None:
                 if explicit:
                     raise ConfigError(

@@ -17,7 +17,6 @@ reasons without the text, and the text of the sampled rows only.
 from __future__ import annotations
 
 import importlib
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import islice
@@ -31,6 +30,7 @@ import pyarrow.compute as pc
 from curate import fs
 from curate.arrow_io import iter_batches
 from curate.manifest import FileRecord, InputRecord, Manifest, StageRecord, verify_shards
+from curate.quarantine import QuarantineReason, quarantine_reasons
 from curate.report.render import environment
 from curate.report.svg import KEPT_COLOR, Series, bars, histogram, stage_color
 from curate.schema import KINDS, REJECT_COLUMNS
@@ -82,14 +82,14 @@ def stage_views(manifest: Manifest) -> list[StageView]:
     return views
 
 
-def batches(folder: str, shards: list[FileRecord], limit: int | None = None):
+def batches(folder: str, manifest: Manifest, shards: list[FileRecord], limit: int | None = None):
+    """(record, batch) of the listed files (data in the dataset's format, rejects), up to about `limit` rows."""
     rows = 0
-    for shard in shards:
-        for batch in iter_batches(fs.join(folder, shard.path)):
-            yield shard, batch
-            rows += batch.num_rows
-            if limit is not None and rows >= limit:
-                return
+    for shard, batch in manifest.iter_batches(folder, shards):
+        yield shard, batch
+        rows += batch.num_rows
+        if limit is not None and rows >= limit:
+            return
 
 
 def numeric(field_type: pa.DataType) -> bool:
@@ -101,11 +101,11 @@ def score_values(folder: str, manifest: Manifest) -> tuple[dict[str, list], dict
     and dropped[stage][column], as lists of numpy arrays (text is never read)."""
     kept: dict[str, list] = defaultdict(list)
     dropped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for _, batch in batches(folder, manifest.shards, MAX_HIST_ROWS):
+    for _, batch in batches(folder, manifest, manifest.shards, MAX_HIST_ROWS):
         for f in batch.schema:
             if f.name not in CORE_COLUMNS and numeric(f.type):
                 kept[f.name].append(batch.column(f.name).drop_null().to_numpy())
-    for shard, batch in batches(folder, manifest.rejects, MAX_HIST_ROWS):
+    for shard, batch in batches(folder, manifest, manifest.rejects, MAX_HIST_ROWS):
         stage = shard.stage or ""
         for f in batch.schema:
             if f.name not in CORE_COLUMNS and numeric(f.type):
@@ -151,10 +151,10 @@ def drops_by_source(folder: str, manifest: Manifest, views: list[StageView]) -> 
     """Rows kept and dropped per source and stage (source x stage), from the `source` columns."""
     kept: Counter = Counter()
     dropped: dict[str, Counter] = defaultdict(Counter)
-    for _, batch in batches(folder, manifest.shards):
+    for _, batch in batches(folder, manifest, manifest.shards):
         if "source" in batch.schema.names:
             kept.update(batch.column("source").to_pylist())
-    for shard, batch in batches(folder, manifest.rejects):
+    for shard, batch in batches(folder, manifest, manifest.rejects):
         if "source" in batch.schema.names:
             dropped[shard.stage or ""].update(batch.column("source").to_pylist())
     sources = sorted(set(kept) | {s for c in dropped.values() for s in c}, key=lambda s: (s is None, str(s)))
@@ -169,17 +169,9 @@ def drops_by_source(folder: str, manifest: Manifest, views: list[StageView]) -> 
     return {"stages": stages, "rows": rows, "more": max(0, len(sources) - MAX_SOURCES)}
 
 
-def quarantine_reasons(folder: str, manifest: Manifest, top: int = 20) -> list[dict]:
-    """Quarantined input grouped by field and error (numbers folded), with a first example each."""
-    groups: dict[tuple, dict] = {}
-    for _, batch in batches(folder, manifest.quarantine):
-        columns = [batch.column(c).to_pylist() for c in ("file", "position", "field", "error")]
-        for file, position, field_name, error in zip(*columns):
-            key = (field_name, re.sub(r"\d+", "N", error or "")[:160])
-            group = groups.setdefault(key, {"field": field_name, "error": error, "count": 0, "file": file})
-            group["count"] += 1
-            group.setdefault("position", position)
-    return sorted(groups.values(), key=lambda g: -g["count"])[:top]
+def quarantine_groups(folder: str, manifest: Manifest, top: int = 20) -> list[QuarantineReason]:
+    """Quarantined input grouped by field and error (particulars folded), with a first example each."""
+    return quarantine_reasons((fs.join(folder, record.path) for record in manifest.quarantine), top)
 
 
 def shorten(value: Any) -> str:
@@ -215,7 +207,9 @@ def shown(row: dict) -> dict:
     return out
 
 
-def fetch(folder: str, shards: list[FileRecord], wanted: dict[tuple[int, int], Any]) -> dict[Any, dict]:
+def fetch(
+    folder: str, manifest: Manifest, shards: list[FileRecord], wanted: dict[tuple[int, int], Any]
+) -> dict[Any, dict]:
     """The rows at (shard index, row index in shard), as dicts keyed by `wanted`'s values."""
     found = {}
     by_shard: dict[int, list[int]] = defaultdict(list)
@@ -226,7 +220,7 @@ def fetch(folder: str, shards: list[FileRecord], wanted: dict[tuple[int, int], A
             continue
         offset = 0
         targets = sorted(by_shard[index])
-        for batch in iter_batches(fs.join(folder, shard.path)):
+        for _, batch in manifest.iter_batches(folder, [shard]):
             inside = [t for t in targets if offset <= t < offset + batch.num_rows]
             if inside:
                 taken = batch.take(pa.array([t - offset for t in inside])).to_pylist()
@@ -237,7 +231,7 @@ def fetch(folder: str, shards: list[FileRecord], wanted: dict[tuple[int, int], A
 
 
 def sample_places(
-    folder: str, shards: list[FileRecord], column: str, k: int, rng: np.random.Generator
+    folder: str, manifest: Manifest, shards: list[FileRecord], column: str, k: int, rng: np.random.Generator
 ) -> tuple[dict[Any, list[tuple[int, int]]], Counter]:
     """A uniform random sample of up to `k` rows for each value of `column` (bottom-k of a random
     key per row: memory stays k rows per value, whatever the size), as (shard index, row index)
@@ -246,7 +240,7 @@ def sample_places(
     counts: Counter = Counter()
     for index, shard in enumerate(shards):
         offset = 0
-        for batch in iter_batches(fs.join(folder, shard.path)):
+        for _, batch in manifest.iter_batches(folder, [shard]):
             keys = rng.random(batch.num_rows)
             if column in batch.schema.names:
                 encoded = batch.column(column).dictionary_encode()
@@ -269,9 +263,9 @@ def sample_places(
 
 def kept_samples(folder: str, manifest: Manifest, seed: int) -> list[dict]:
     """Up to PER_SOURCE kept rows per source, drawn at random (seeded): [{source, count, rows}]."""
-    places, counts = sample_places(folder, manifest.shards, "source", PER_SOURCE, np.random.default_rng(seed))
+    places, counts = sample_places(folder, manifest, manifest.shards, "source", PER_SOURCE, np.random.default_rng(seed))
     sources = sorted(places, key=lambda s: (s is None, str(s)))[:MAX_SOURCES]
-    found = fetch(folder, manifest.shards, {place: (s, place) for s in sources for place in places[s]})
+    found = fetch(folder, manifest, manifest.shards, {place: (s, place) for s in sources for place in places[s]})
     return [
         {"source": s, "count": counts[s], "rows": [shown(found[(s, place)]) for place in places[s]]} for s in sources
     ]
@@ -294,8 +288,8 @@ def rejected_samples(folder: str, manifest: Manifest, views: list[StageView], se
     rng = np.random.default_rng(seed + 1)
     for view in views:
         shards = [s for s in manifest.rejects if s.stage == view.name]
-        places, _ = sample_places(folder, shards, "drop_reason", PER_REASON, rng)
-        found = fetch(folder, shards, {p: (reason, p) for reason, ps in places.items() for p in ps})
+        places, _ = sample_places(folder, manifest, shards, "drop_reason", PER_REASON, rng)
+        found = fetch(folder, manifest, shards, {p: (reason, p) for reason, ps in places.items() for p in ps})
         groups = []
         for reason, count in view.record.dropped.items():
             rule = view.rule_for(reason)
@@ -379,7 +373,7 @@ def render_report(location: str | Path, manifest: Manifest) -> str:
             stages=views,
             drops=drop_bars(views),
             by_source=drops_by_source(folder, manifest, views),
-            quarantine=quarantine_reasons(folder, manifest),
+            quarantine=quarantine_groups(folder, manifest),
             histograms=histograms(folder, manifest, views),
             kept=kept_samples(folder, manifest, seed),
             rejected=rejected_samples(folder, manifest, views, seed),

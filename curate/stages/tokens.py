@@ -116,7 +116,8 @@ class TrainTokenizer(GlobalStage):
         limit, documents, size = self.key_limit(ctx)
         if documents == 0:
             raise ConfigError(
-                f"stages.{self.name}: the sample is empty (sample_rate={self.sample_rate}); raise sample_rate"
+                f"stages.{self.name}: the sample is empty: no row reached the stage, or none was sampled at "
+                f"sample_rate={self.sample_rate} (raise it)"
             )
         sample = {
             "documents": documents,
