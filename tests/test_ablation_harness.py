@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_DATA, thresher
+from conftest import REPO, SHARED_DATA, thresher, wait_until_gone
 
 EXPERIMENT = """\
 # @package _global_
@@ -65,7 +65,8 @@ def unfinished_with_checkpoint(runs: Path) -> Path | None:
 
 
 def kill_mid_training(command: list[str], runs: Path, timeout: float = 600) -> Path:
-    """Start the ablation, SIGKILL it (and its workers) while a run is between checkpoints."""
+    """Start the ablation and SIGKILL its main process only (as a user's `kill -9 <pid>`) while a
+    run is between checkpoints: the training workers end by themselves, no process survives."""
     process = subprocess.Popen(
         command, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -74,8 +75,9 @@ def kill_mid_training(command: list[str], runs: Path, timeout: float = 600) -> P
     while time.time() < deadline and process.poll() is None and victim is None:
         victim = unfinished_with_checkpoint(runs)
         time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
+    os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    assert wait_until_gone(process.pid, timeout=5) == [], "processes of the killed ablation survive it"
     assert victim is not None, "the ablation ended (or timed out) before a run could be killed mid-training"
     return victim
 
