@@ -220,6 +220,8 @@ def test_the_documented_example_and_the_shipped_experiments_plan(tmp_path):
     assert {job.steps for job in plan.jobs} == {489}  # ceil(2,000,000 / (16 rows x 256 tokens))
     assert "stages.gopher_quality.min_doc_words=200" in plan.curations[2].overrides
 
+    unrepeated = make_plan(compose_ablation(["ablation=curated_vs_raw_unrepeated", f"output.dir={tmp_path / 'u'}"]))
+    assert {job.steps for job in unrepeated.jobs} == {110}  # ceil(450,000 / (16 x 256)): experiment 1's options
     for name, runs in (("curated_vs_raw", 6), ("dedup_vs_duplicated", 6), ("lima_selection", 9)):
         plan = make_plan(compose_ablation([f"ablation={name}", f"output.dir={tmp_path / name}"]))
         assert len(plan.jobs) == runs and all(job.eval for job in plan.jobs)
