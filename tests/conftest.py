@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,6 +130,29 @@ def kill_at_checkpoint(inputs: Path, out: Path, options: list[str], checkpoint: 
     kill_when(start_curate(inputs, out, options), lambda: written() >= lines, poll=0.02)
     assert not (Path(out) / "manifest.json").exists(), "the run finished before it could be killed"
     return written()
+
+
+def session_processes(session: int) -> list[int]:
+    """Live processes (not zombies) of a session: a command started with start_new_session and
+    everything it spawned."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        state, _, _, sid = text[text.rindex(")") + 2 :].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_until_gone(session: int, timeout: float = 30.0) -> list[int]:
+    """Wait until no process of `session` is alive; return the survivors if some are left."""
+    deadline = time.monotonic() + timeout
+    while (alive := session_processes(session)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
 
 
 def read_dataset(folder: str | Path, shards_key: str = "shards") -> pa.Table:

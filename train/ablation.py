@@ -460,12 +460,17 @@ def run_on_ray(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, 
 
 
 def run_locally(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, Any]], None]) -> None:
-    """`executor.workers` processes, each a fresh interpreter per job (no state shared between runs)."""
+    """`executor.workers` processes, each a fresh interpreter per job (no state shared between runs),
+    each ending with this process (a `kill -9` of the ablation leaves no training behind)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from curate.executors.local import exit_with_parent
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(executor.workers, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        executor.workers, mp_context=context, max_tasks_per_child=1, initializer=exit_with_parent
+    ) as pool:
         futures = {pool.submit(train_and_evaluate, job) for job in jobs}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
