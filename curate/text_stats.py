@@ -447,11 +447,9 @@ class NGrams:
             return int(self.chars(n)[0] + n - 1)
         counts = np.bincount(ids)
         best = counts.max()
-        # first occurrence of each id; the earliest-starting id among the most frequent wins
-        first = np.full(len(counts), len(ids), np.int64)
-        np.minimum.at(first, ids, np.arange(len(ids)))
-        winner = np.flatnonzero(counts == best)
-        position = int(first[winner].min())
+        # the earliest-starting n-gram among the most frequent: the first position whose n-gram
+        # has the top count (argmax of a boolean array is its first True)
+        position = int(np.argmax(counts[ids] == best))
         return int((self.chars(n)[position] + n - 1) * best)
 
     def duplicate_chars(self, n: int) -> int:
