@@ -70,6 +70,9 @@ class ExecutorConfig:
     batch_mb: float = 32.0  # ... or fewer, to bound memory with large documents
     progress: bool = True  # progress bars (only on a terminal)
     address: Optional[str] = None  # ray: cluster address ("auto", "ray://host:10001"); None starts a local Ray
+    # partitions of a global stage's resolve (dedup, top_fraction, mix): 0 = one per partition_mb of input
+    partitions: int = 0
+    partition_mb: float = 512.0  # (uncompressed) input per partition when partitions=0
 
 
 @dataclass
@@ -117,7 +120,7 @@ def validate(cfg: DictConfig) -> None:
             )
     if not cfg.input.paths:
         raise ConfigError("input.paths: give at least one file, folder or glob")
-    for key in ("executor.workers",):
+    for key in ("executor.workers", "executor.partitions"):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0")
     if cfg.input.max_inflate_ratio < 0:
@@ -127,6 +130,7 @@ def validate(cfg: DictConfig) -> None:
         "executor.task_files",
         "executor.batch_rows",
         "executor.batch_mb",
+        "executor.partition_mb",
         "output.shard_mb",
         "input.max_doc_mb",
     ):

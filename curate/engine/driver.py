@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from rich.console import Console
@@ -15,7 +17,18 @@ from curate.config import workers
 from curate.engine.finalize import finalize, write_report_safely
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
-from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
+from curate.engine.task import (
+    PartitionResult,
+    PartitionSpec,
+    TaskFailed,
+    TaskResult,
+    TaskSpec,
+    WorkerState,
+    init_worker,
+    run_partition,
+    run_task,
+    teardown_worker,
+)
 from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
 from curate.logs import log_to_file
@@ -90,7 +103,15 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
     cfg = plan.cfg
     n_workers = min(workers(cfg), max(1, len(plan.tasks)))
     state = WorkerState(
-        plan.pipeline, layout, plan.mapper, plan.options, mb(cfg.output.shard_mb), n_workers, cfg.seed, len(plan.tasks)
+        plan.pipeline,
+        layout,
+        plan.mapper,
+        plan.options,
+        mb(cfg.output.shard_mb),
+        n_workers,
+        cfg.seed,
+        len(plan.tasks),
+        plan.partitions,
     )
     started = time.time()
     results: list[dict[int, TaskResult]] = []
@@ -104,7 +125,7 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
                 done = run_pass(plan, layout, passage, results, executor, progress)
                 results.append(done)
                 if passage.scan is not None:
-                    resolved[passage.scan.name] = resolve(state, passage.scan, done)
+                    resolved[passage.scan.name] = resolve(state, passage.scan, done, executor, progress)
                 pass_seconds.append(time.time() - pass_start)
     finally:
         state.teardown()
@@ -141,19 +162,63 @@ def run_pass(
     return done
 
 
-def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult]) -> StageStats:
-    """Resolve a global stage on the driver (once: its marker holds the statistics it reported)."""
+def resolve(
+    state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult], executor: Executor, progress: Progress
+) -> StageStats:
+    """Resolve a global stage on the driver (once: its marker holds the statistics it reported);
+    its partitioned steps run as tasks on the executor (`run_partitions`)."""
     marker = state.layout.resolve_marker(stage.name)
     if marker.is_file():
         return StageStats.from_json(json.loads(marker.read_text()))
-    scan_files = [Path(result.scan_file) for _, result in sorted(done.items()) if result.scan_file]
+    scanned = [(task, result) for task, result in sorted(done.items()) if result.scan_file]
+    scan_files = [Path(result.scan_file) for _, result in scanned if result.scan_file]
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
     state.layout.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)  # the stage's work_dir, even with no scan
+    ctx = state.global_context(stage, scan_files, [task for task, _ in scanned])
+    shuffle_files = [result.shuffle_file for _, result in sorted(done.items()) if result.shuffle_file]
+    waited = 0.0  # on partitions, whose own seconds are counted in their statistics
+
+    def runner(step: str, request: Any) -> list[Any]:
+        nonlocal waited
+        started = time.perf_counter()
+        spec = PartitionSpec(stage.name, step, 0, request, list(map(str, scan_files)), ctx.scan_tasks, shuffle_files)
+        results = run_partitions(state, stage, spec, executor, progress)
+        stage.bind_stats(stats)  # a one-worker executor resolves partitions with this very stage object
+        for result in results:
+            stats.merge(result.stats)
+        waited += time.perf_counter() - started
+        return [result.result for result in results]
+
+    ctx.runner = runner
     start = time.perf_counter()
-    stage.resolve(state.global_context(stage, scan_files))
-    stats.seconds += time.perf_counter() - start
+    stage.resolve(ctx)
+    stats.seconds += time.perf_counter() - start - waited
     write_json_atomic(marker, stats.to_json())
     logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
     return stats
+
+
+def run_partitions(
+    state: WorkerState, stage: GlobalStage, spec: PartitionSpec, executor: Executor, progress: Progress
+) -> list[PartitionResult]:
+    """Every partition of one step of `stage`'s resolve, as tasks on the executor; a partition whose
+    marker holds the same request is not run again (a rerun after a kill)."""
+    done: dict[int, PartitionResult] = {}
+    todo: list[PartitionSpec] = []
+    for partition in range(state.partitions):
+        marker = state.layout.partition_marker(stage.name, spec.step, partition)
+        if marker.is_file():
+            result = PartitionResult.from_json(json.loads(marker.read_text()))
+            if result.request == json.loads(json.dumps(spec.request)):
+                done[partition] = result
+                continue
+        todo.append(dataclasses.replace(spec, partition=partition))
+    label = f"resolve {stage.name} ({spec.step}): {state.partitions} partition(s)"
+    logger.info("%s: %d to run, %d done before", label, len(todo), len(done))
+    bar = progress.start(label, total=state.partitions, completed=len(done))
+    for result in executor.map(run_partition, todo, stage.resources):
+        done[result.partition] = result
+        progress.advance(bar, rows=0)
+    return [done[partition] for partition in range(state.partitions)]

@@ -45,6 +45,7 @@ class Plan:
     options: ReadOptions
     config: dict[str, Any]  # the resolved config without its volatile keys: what the run computes
     fingerprint: str
+    partitions: int  # of each partitioned resolve (`partition_count`)
 
 
 def mb(megabytes: float) -> int:
@@ -90,6 +91,16 @@ def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list
     return tasks
 
 
+def partition_count(cfg: DictConfig, files: list[InputFile]) -> int:
+    """Partitions of a partitioned resolve: `executor.partitions`, or one per `executor.partition_mb`
+    of (uncompressed) input. From the inputs and options only, never the number of workers: the
+    output is the same for any number of partitions, but a rerun must find the shuffle files it
+    wrote (the option is part of the run's fingerprint)."""
+    if cfg.executor.partitions:
+        return int(cfg.executor.partitions)
+    return max(1, -(-sum(f.estimated_bytes for f in files) // mb(cfg.executor.partition_mb)))
+
+
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a run computes: its resolved config without the volatile keys, credentials masked (a
     key in a URL changes who may call a service, not what the run computes)."""
@@ -121,4 +132,15 @@ def make_plan(cfg: DictConfig) -> Plan:
     tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
     config = run_config(cfg)
     inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]
-    return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))
+    return Plan(
+        cfg,
+        files,
+        skipped,
+        tasks,
+        mapper,
+        pipeline,
+        options,
+        config,
+        fingerprint(config, inputs),
+        partition_count(cfg, files),
+    )
