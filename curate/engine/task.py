@@ -495,7 +495,9 @@ def resolve_partition(state: WorkerState, spec: PartitionSpec) -> PartitionResul
     start = time.perf_counter()
     result = PartitionResult(spec.step, spec.partition, spec.request, stage.resolve_partition(ctx), stats)
     stats.seconds += time.perf_counter() - start
-    write_json_atomic(state.layout.partition_marker(spec.stage, spec.step, spec.partition), result.to_json())
+    marker = state.layout.partition_marker(spec.stage, spec.step, spec.partition)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, result.to_json())
     logger.info(
         "stage %s step %s partition %d resolved in %.2f s", spec.stage, spec.step, spec.partition, stats.seconds
     )
