@@ -73,6 +73,7 @@ class ExecutorConfig:
     # partitions of a global stage's resolve (dedup, top_fraction, mix): 0 = one per partition_mb of input
     partitions: int = 0
     partition_mb: float = 512.0  # (uncompressed) input per partition when partitions=0
+    memory_check: bool = True  # stop before reading data if the memory estimate does not fit this machine
 
 
 @dataclass
@@ -82,6 +83,7 @@ class CurateConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     stages: dict[str, Any] = field(default_factory=dict)  # ordered: the recipe's stages and options
     seed: int = 0
+    plan: bool = False  # print the plan (tasks, partitions, memory estimate) and stop: `thresher curate --plan`
 
 
 def register_configs() -> None:

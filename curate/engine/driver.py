@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from curate.config import workers
+from curate.engine.estimate import Estimate, check, estimate
 from curate.engine.finalize import finalize, write_report_safely
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
@@ -44,11 +45,14 @@ logger = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
     """Run a curation recipe; return its manifest. A full disk, a read-only folder or a missing
-    permission is an OutputError: one line naming the path and the cause."""
+    permission is an OutputError: one line naming the path and the cause. A run whose memory
+    estimate does not fit this machine stops first (a ConfigError, one line)."""
     plan = make_plan(cfg)
+    found = estimate(plan)
+    check(plan, found)
     layout = Layout(Path(cfg.output.dir))
     try:
-        return run_plan(plan, layout, console)
+        return run_plan(plan, layout, console, found)
     except OSError as error:
         user_error = environment_error(error, layout.out)
         if user_error is None:
@@ -56,7 +60,19 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
         raise user_error from None
 
 
-def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
+def show_plan(cfg: DictConfig) -> Estimate:
+    """`thresher curate --plan`: print the plan and its memory estimate; read no more than a sample
+    of the input, write nothing."""
+    plan = make_plan(cfg)
+    found = estimate(plan)
+    print("\n".join(found.lines()))
+    problem = found.problem()
+    if problem:
+        print(f"warning: {problem}")
+    return found
+
+
+def run_plan(plan: Plan, layout: Layout, console: Console | None, found: Estimate) -> Manifest:
     cfg = plan.cfg
     with CurationFolder(layout, plan.files) as folder:
         status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
@@ -68,6 +84,8 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
             return manifest
         with log_to_file(layout.logs / "run.log"):
             logger.info("%s run of %d task(s), fingerprint %s", status, len(plan.tasks), plan.fingerprint)
+            for line in found.lines():
+                logger.info("%s", line)
             try:
                 manifest = execute(plan, layout, console)
             except ThresherError as error:  # the user's to fix: one line, in the log too

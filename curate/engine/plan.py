@@ -26,6 +26,8 @@ VOLATILE_KEYS = (
     "executor.progress",
     "executor.name",
     "executor.address",
+    "executor.memory_check",
+    "plan",
     "output.overwrite",
     "output.keep_work",
     "output.report",

@@ -68,6 +68,33 @@ class Resources:
         return Resources(max(self.cpus, other.cpus), max(self.memory_gb, other.memory_gb), max(self.gpus, other.gpus))
 
 
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a run hands its stages, estimated before any data is read (`curate.engine.estimate`)."""
+
+    documents: int  # in the whole input
+    document_bytes: float  # text bytes of an average document
+    task_documents: int  # in the largest task
+    partitions: int
+    batch_bytes: int  # a record batch in flight
+    duplicates: int  # documents assumed to be in duplicate clusters (a planning figure)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A stage's estimated peak memory in bytes, beyond a process's baseline: what it holds from
+    `setup` to `teardown` in every process that runs it (models, tables), what a task running it
+    holds, what a partition task of its resolve holds, and what its resolve holds on the driver."""
+
+    setup: float = 0
+    task: float = 0
+    partition: float = 0
+    driver: float = 0
+
+
 class Stage:
     """Base of every stage. Subclasses are dataclasses; their fields are the stage's options.
 
@@ -99,6 +126,11 @@ class Stage:
     def provided_columns(self) -> dict[str, pa.DataType]:
         """The columns this stage adds (or replaces), with their types."""
         return dict(self.provides)
+
+    def memory(self, load: Load) -> Memory:
+        """The stage's estimated peak memory for `load` (from measured costs, docs/scaling.md); by
+        default what `resources.memory_gb` declares, held by every process that sets it up."""
+        return Memory(setup=self.resources.memory_gb * GIB)
 
     def setup(self) -> None:
         """Load heavy resources (models, tables); called by the engine once per process before first use."""
