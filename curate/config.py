@@ -72,7 +72,7 @@ class ExecutorConfig:
     address: Optional[str] = None  # ray: cluster address ("auto", "ray://host:10001"); None starts a local Ray
     # partitions of a global stage's resolve (dedup, top_fraction, mix): 0 = one per partition_mb of input
     partitions: int = 0
-    partition_mb: float = 512.0  # (uncompressed) input per partition when partitions=0
+    partition_mb: float = 256.0  # (uncompressed) input per partition when partitions=0
     memory_check: bool = True  # stop before reading data if the memory estimate does not fit this machine
 
 

@@ -61,7 +61,7 @@ def read_partition(
         parts.append(table.slice(start, counts[partition]).replace_schema_metadata(None))
     if not parts:
         return None
-    return pa.concat_tables(parts).combine_chunks()
+    return pa.concat_tables(parts)  # slices of the mapped files: copied only when a column is converted
 
 
 def task_of(positions: np.ndarray) -> np.ndarray:

@@ -30,6 +30,11 @@ GATHER_ROWS = 1 << 16
 BUCKETS = 1 << DIGIT_BITS
 SIGN = np.uint64(1 << 63)
 
+# Memory, in bytes: a partition's histograms per group (rows and weight per bucket), and what the
+# driver holds of a gathered row (three Python ints in a list, about 150 B).
+HISTOGRAM_BYTES = 2 * 8 * BUCKETS
+GATHERED_ROW_BYTES = 150
+
 # rows of one group in a partition: (hi, lo, weight)
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
 

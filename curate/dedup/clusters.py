@@ -1,7 +1,7 @@
 """From scanned state to duplicate clusters: candidate pairs, verification, components, decisions.
 
 What runs where (the dedup stages' partitioned resolve, `curate.stages.dedup`):
-- in partition tasks: band buckets to candidate pairs (`star_pairs`, polars), verification of
+- in partition tasks: band buckets to candidate pairs (`star_pairs`, one numpy sort), verification of
   candidate pairs by true Jaccard in bounded chunks (`verify`: shingles read from the scan files
   by position), exact-duplicate groups resolved whole (`keep_one`), counts per source;
 - on the driver: connected components over the verified edges (scipy), the kept document of each
@@ -36,20 +36,32 @@ MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and t
 VERIFY_CHUNK = 1 << 20
 
 
-def star_pairs(buckets: pa.Table) -> pl.DataFrame:
-    """Candidate pairs (a, b), unique and sorted, from rows (band, key, position) sharing a bucket
-    (band and key): every member of a bucket is paired with its first position (a star), so a
-    bucket of k documents gives k - 1 pairs."""
-    return (
-        to_frame(buckets.select(["band", "key", "position"]))
-        .lazy()
-        .with_columns(a=pl.col("position").min().over("band", "key"))
-        .filter(pl.col("position") != pl.col("a"))
-        .select(pl.col("a"), pl.col("position").alias("b"))
-        .unique()
-        .sort("a", "b")
-        .collect()
-    )
+def star_pairs(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Candidate pairs (anchor, member) of rows sharing a key, unique and sorted: every member of a
+    group of k rows is paired with the group's first position (a star: k - 1 pairs).
+
+    One stable sort of the keys; only rows of groups of two or more are gathered further, so the
+    memory is about 40 bytes a row (the keys and positions, the sort's order and sorted copies)."""
+    if not len(keys):
+        return np.zeros((0, 2), np.int64)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+    del sorted_keys
+    sizes = np.diff(np.append(starts, len(keys)))
+    shared = sizes > 1
+    rows = order[ranges(starts[shared], sizes[shared])]
+    del order
+    members = np.asarray(positions)[rows]
+    group_starts = np.concatenate([[0], np.cumsum(sizes[shared])[:-1]]).astype(np.int64)
+    anchors = np.repeat(np.minimum.reduceat(members, group_starts) if len(members) else members, sizes[shared])
+    keep = members != anchors
+    pairs = np.stack([anchors[keep], members[keep]], axis=1)
+    if not len(pairs):
+        return np.zeros((0, 2), np.int64)
+    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    first = np.concatenate([[True], (pairs[1:] != pairs[:-1]).any(axis=1)])
+    return pairs[first]
 
 
 def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -22,10 +22,11 @@ from curate.errors import ConfigError
 from curate.readers import FileStats, Quarantine, read_file
 from curate.stages.base import GlobalStage, Load
 
-# Measured on this project's machines (benchmarks/memory_costs.py, results/memory_costs.json):
-# resident memory of the driver and of a worker once Thresher's modules are imported.
-DRIVER_BASE = 260 << 20
-WORKER_BASE = 190 << 20
+# Measured on this project's machines (benchmarks/scale_bench.py --costs, results/scale.json):
+# resident memory of the driver (its largest, with polars and scipy imported for MinHash) and of a
+# worker once Thresher's modules are imported.
+DRIVER_BASE = 340 << 20
+WORKER_BASE = 220 << 20
 # A record batch in flight costs about this many times its size (its copies through the stages).
 BATCH_FACTOR = 4
 # The planning figure for duplicates: at most this share of documents in duplicate clusters.

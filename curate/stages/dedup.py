@@ -38,13 +38,31 @@ from curate.dedup.minhash import (
     signatures,
     sorted_unique,
 )
-from curate.dedup.text import TextNormalization, char_shingles, word_shingles
+from curate.dedup.text import TextNormalization, char_shingles, mix64, word_shingles
 from curate.partitions import KEY, ScanRows
-from curate.stages.base import GlobalContext, GlobalStage, PartitionContext, RowResult, split_by_reason, with_columns
+from curate.stages.base import (
+    GlobalContext,
+    GlobalStage,
+    Load,
+    Memory,
+    PartitionContext,
+    RowResult,
+    split_by_reason,
+    with_columns,
+)
 
 KEEP_POLICIES = ("first", "longest", "highest", "lowest")
 SAMPLE_TEXT_CHARS = 2000
 SIGNATURES = ("datasketch", "rensa")
+# Memory costs, measured with near_dedup on 200k and 800k documents in one partition
+# (benchmarks/scale_bench.py --costs, results/scale.json; docs/scaling.md), in bytes:
+MINHASH_PARTITION_ROW_BYTES = 51  # a band row of a partition while its buckets become pairs (868 B / 17 bands)
+EXACT_PARTITION_DOCUMENT_BYTES = 45  # a document of an exact_dedup partition, its clusters included
+DRIVER_MEMBER_BYTES = 200  # a member of a MinHash cluster on the driver (edges, components, keep choice)
+# What a task holds of the rows it routes: a row's columns (exact: two hash words and a position;
+# MinHash: a band value, its band and a position), twice while they are sorted by partition.
+EXACT_SHUFFLE_ROW_BYTES = 2 * 24
+MINHASH_SHUFFLE_ROW_BYTES = 2 * 18
 EDGES = pa.schema([("a", pa.int64()), ("b", pa.int64())])  # verified duplicate pairs, by position
 # Shingles read per chunk of candidate pairs when verifying (4 bytes each).
 VERIFY_SHINGLES = 1 << 20
@@ -218,6 +236,14 @@ class ExactDedup(TextNormalization, DuplicateStage):
         digests = [xxhash.xxh3_128_digest(text.encode("utf-8")) for text in texts]
         return {"key": pa.array(digests, pa.binary(16))}
 
+    def memory(self, load: Load) -> Memory:
+        """A task holds its routed rows (one per document); a partition its documents' groups; the
+        driver merges counts."""
+        return Memory(
+            task=load.task_documents * EXACT_SHUFFLE_ROW_BYTES,
+            partition=load.documents / load.partitions * EXACT_PARTITION_DOCUMENT_BYTES,
+        )
+
     def shuffle(self, state: pa.RecordBatch | pa.Table) -> pa.Table:
         # Routed by the first 64 bits of the 128-bit hash; grouped by both halves.
         words = digest_words(state.column("key"))
@@ -390,6 +416,16 @@ class MinHashDedup(TextNormalization, DuplicateStage):
             return np.array(matrix.to_rows(), np.uint32).reshape(len(offsets) - 1, self.num_perm)
         return signatures(values, offsets, *self._permutations)
 
+    def memory(self, load: Load) -> Memory:
+        """A task holds its routed band rows; a partition groups its share of them into pairs (and
+        verifies pairs a chunk of shingles at a time); the driver holds the clusters' members."""
+        bands = self.layout()[0]
+        return Memory(
+            task=load.task_documents * bands * MINHASH_SHUFFLE_ROW_BYTES,
+            partition=load.documents / load.partitions * bands * MINHASH_PARTITION_ROW_BYTES + VERIFY_SHINGLES * 16,
+            driver=load.duplicates * DRIVER_MEMBER_BYTES,
+        )
+
     def shuffle(self, state: pa.RecordBatch | pa.Table) -> pa.Table:
         """One row per band of each document with words: (band value, band, position)."""
         words = state.column("n_shingles").to_numpy(zero_copy_only=False) > 0
@@ -445,9 +481,15 @@ class MinHashDedup(TextNormalization, DuplicateStage):
         files, _ = ctx.scan_share()
         counts = read_tables(files, pa.schema([("n_shingles", pa.int32())]), ["n_shingles"]).column("n_shingles")
         rows = ctx.shuffled()
-        pairs = clusters.star_pairs(rows) if rows is not None else None
-        a = pairs["a"].to_numpy() if pairs is not None else np.zeros(0, np.int64)
-        b = pairs["b"].to_numpy() if pairs is not None else np.zeros(0, np.int64)
+        pairs = np.zeros((0, 2), np.int64)
+        if rows is not None:
+            # a bucket is a band's value: the band mixed into the key (64 bits, as the band hash itself)
+            band = rows.column("band").to_numpy().astype(np.uint64)
+            keys = mix64(rows.column(KEY).to_numpy() ^ (band * np.uint64(0x9E3779B97F4A7C15)))
+            positions = rows.column("position").to_numpy()
+            del rows, band
+            pairs = clusters.star_pairs(keys, positions)
+        a, b = pairs[:, 0], pairs[:, 1]
         key = a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + b.astype(np.uint64)
         ctx.write_shuffled("pairs", pa.table({KEY: key, "a": a, "b": b}))
         return {

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 from curate.arrow_io import read_table
 from curate.dedup.text import hash_strings, mix64
 from curate.errors import ThresherError
-from curate.rank_select import RankSelect, Rows, answer
-from curate.stages.base import GlobalContext, GlobalStage, PartitionContext, RowResult
+from curate.rank_select import GATHER_ROWS, GATHERED_ROW_BYTES, HISTOGRAM_BYTES, RankSelect, Rows, answer
+from curate.stages.base import GlobalContext, GlobalStage, Load, Memory, PartitionContext, RowResult
 
 NOT_SAMPLED = "mix_not_sampled"
 UNWEIGHTED = "mix_source_not_weighted"
@@ -98,6 +98,15 @@ class Mix(GlobalStage):
         if self.count_column:
             return batch.column(self.count_column).to_numpy(zero_copy_only=False).astype(np.float64)
         return pc.binary_length(batch.column("text")).to_numpy(zero_copy_only=False) / self.bytes_per_token
+
+    def memory(self, load: Load) -> Memory:
+        """As top_fraction's, per weighted source: a partition reads one task's state at a time (key,
+        position, units: 24 B a row, and its source), the driver merges a histogram per source."""
+        sources = len(self.weights)
+        return Memory(
+            partition=load.task_documents * 40 + sources * HISTOGRAM_BYTES,
+            driver=sources * (HISTOGRAM_BYTES + GATHER_ROWS * GATHERED_ROW_BYTES),
+        )
 
     def sample_keys(self, batch: pa.RecordBatch) -> np.ndarray:
         """Each document's sample key: a hash of the seed, its source and its id."""

@@ -12,8 +12,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.arrow_io import read_table
-from curate.rank_select import RankSelect, answer, descending_floats, float_of_descending
-from curate.stages.base import GlobalContext, GlobalStage, PartitionContext, RowResult, split_by_reason
+from curate.rank_select import (
+    GATHER_ROWS,
+    GATHERED_ROW_BYTES,
+    HISTOGRAM_BYTES,
+    RankSelect,
+    answer,
+    descending_floats,
+    float_of_descending,
+)
+from curate.stages.base import GlobalContext, GlobalStage, Load, Memory, PartitionContext, RowResult, split_by_reason
 
 ROWS = "rows"  # the one group of the rank selection
 
@@ -51,6 +59,11 @@ class KeepTopFraction(GlobalStage):
     def scores(self, batch: pa.RecordBatch) -> np.ndarray:
         values = batch.column(self.column).cast(pa.float64()).to_numpy(zero_copy_only=False)
         return np.where(np.isnan(values), -np.inf, values)  # nulls arrive as NaN
+
+    def memory(self, load: Load) -> Memory:
+        """A partition reads one task's scores at a time (score, position, key, weight: 32 B a row)
+        into a histogram; the driver merges histograms and sorts at most GATHER_ROWS rows."""
+        return Memory(partition=load.task_documents * 32 + HISTOGRAM_BYTES, driver=GATHER_ROWS * GATHERED_ROW_BYTES)
 
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.Table:
         return pa.table({"score": self.scores(batch), "position": pa.array(positions, pa.int64())})
