@@ -20,7 +20,7 @@ from curate.config import workers
 from curate.engine.plan import Plan, mb
 from curate.errors import ConfigError
 from curate.readers import FileStats, Quarantine, read_file
-from curate.stages.base import GlobalStage, Load
+from curate.stages.base import GIB, GlobalStage, Load
 
 # Measured on this project's machines (benchmarks/scale_bench.py --costs, results/scale.json):
 # resident memory of the driver (its largest, with polars and scipy imported for MinHash) and of a
@@ -124,7 +124,8 @@ def estimate(plan: Plan) -> Estimate:
         duplicates=int(DUPLICATE_SHARE * documents),
     )
     costs = {stage.name: stage.memory(load) for stage in plan.pipeline.stages}
-    models = sum(cost.setup for cost in costs.values())  # a worker keeps every stage it set up
+    # a worker keeps every stage it set up; what a recipe declares (`resources`) is a floor
+    models = sum(max(costs[s.name].setup, s.resources.memory_gb * GIB) for s in plan.pipeline.stages)
     phases = {"a task": BATCH_FACTOR * batch_bytes + max((c.task for c in costs.values()), default=0)}
     for stage in plan.pipeline.stages:
         if isinstance(stage, GlobalStage) and costs[stage.name].partition:
