@@ -231,6 +231,7 @@ def test_a_run_that_does_not_fit_the_machine_stops_before_reading(tmp_path):
     curate(inputs, tmp_path / "anyway", "pipeline=near_dedup", "executor.memory_check=false", huge)
 
 
+@pytest.mark.slow  # a local Ray and a pool of actors per pass and per partition step: ~50 s on 2 cores
 def test_partitions_on_ray_equal_local(tmp_path):
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
