@@ -376,11 +376,12 @@ class Monitor:
         self.thread.join()
 
 
-def timed(command: list[str], log: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+def timed(command: list[str], log: Path, repo: Path = REPO) -> dict:
+    """Run `command` from `repo` (a checkout: what `curate` imports); its time, CPU and peak memory."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
     started = time.time()
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
         monitor = Monitor(process.pid)
         code = process.wait()
         monitor.stop()

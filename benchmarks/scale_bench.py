@@ -53,7 +53,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import dedup_bench  # noqa: E402  (this folder's benchmark: real documents, edits, truth, datatrove)
-from dedup_bench import Monitor, edit, shingle_set  # noqa: E402
+from dedup_bench import edit, shingle_set, timed  # noqa: E402
 
 from curate.dedup.text import mix64  # noqa: E402
 
@@ -170,23 +170,16 @@ def truth_documents(size: int) -> set[str]:
 
 
 def run_curate(command: list[str], log: Path, repo: Path = REPO) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
-    started = time.time()
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
-        monitor = Monitor(process.pid)
-        code = process.wait()
-        monitor.stop()
-    if code != 0:
-        raise SystemExit(f"{' '.join(command[:6])}... failed (exit {code}); see {log}")
-    mb = lambda n: round(n / 2**20, 1)  # noqa: E731
+    """dedup_bench's measurement, named as this benchmark reports it: the driver is the main
+    process, a worker the largest child."""
+    found = timed(command, log, repo)
     return {
-        "seconds": round(time.time() - started, 2),
-        "cpu_seconds": round(sum(monitor.cpu.values()), 2),
-        "driver_peak_rss_mb": mb(monitor.root),
-        "worker_peak_rss_mb": mb(monitor.child),
-        "peak_anonymous_rss_one_process_mb": mb(monitor.anon),
-        "tree_peak_rss_mb": mb(monitor.total),
+        "seconds": found["seconds"],
+        "cpu_seconds": found["cpu_seconds"],
+        "driver_peak_rss_mb": found["peak_rss_main_process_mb"],
+        "worker_peak_rss_mb": found["peak_rss_largest_child_mb"],
+        "peak_anonymous_rss_one_process_mb": found["peak_anonymous_rss_one_process_mb"],
+        "tree_peak_rss_mb": found["peak_rss_mb"],
     }
 
 

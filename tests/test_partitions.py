@@ -53,6 +53,18 @@ def scored_corpus(folder: Path, count: int = 300) -> list[Path]:
     return [write_jsonl(folder / "a.jsonl", rows[:half]), write_jsonl(folder / "b.jsonl", rows[half:])]
 
 
+def copies_corpus(folder: Path, count: int, copies: int, files: int, words: int, seed: int) -> None:
+    """`count` distinct documents and near copies of the first `copies` (one word added), shuffled
+    into `files` files."""
+    texts = base_texts(count, words=words, seed=seed)
+    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
+    rows += [{"id": f"d{i}-copy", "text": t + " extra"} for i, t in enumerate(texts[:copies])]
+    random.Random(1).shuffle(rows)
+    per_file = -(-len(rows) // files)
+    for f in range(files):
+        write_jsonl(folder / f"part{f:02d}.jsonl", rows[f * per_file : (f + 1) * per_file])
+
+
 def outputs(folder: Path) -> dict:
     found = digests(folder)
     for name in ("exact_dedup", "minhash_dedup"):
@@ -116,12 +128,7 @@ def test_zero_rows_reach_partitioned_stages(tmp_path):
 
 
 def test_a_kill_during_a_partition_step_resumes_to_the_same_output(tmp_path):
-    texts = base_texts(2000, words=40, seed=2)
-    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
-    rows += [{"id": f"d{i}-copy", "text": t + " extra"} for i, t in enumerate(texts[:400])]
-    random.Random(1).shuffle(rows)
-    for f in range(40):
-        write_jsonl(tmp_path / "in" / f"part{f:02d}.jsonl", rows[f * 60 : (f + 1) * 60])
+    copies_corpus(tmp_path / "in", 2000, 400, files=40, words=40, seed=2)
     options = [
         "pipeline=near_dedup",
         "~stages.exact_dedup",
@@ -177,12 +184,7 @@ def test_driver_and_worker_memory_stay_within_the_estimate(tmp_path):
     """60,000 documents with 10% planted near-duplicates through near_dedup on 2 workers: the
     driver's and the workers' peak resident memory (psutil) are within the run's own estimate
     (generous margin: 1.5x)."""
-    texts = base_texts(54000, words=60, seed=9)
-    rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
-    rows += [{"id": f"c{i}", "text": t + " copied"} for i, t in enumerate(texts[:6000])]
-    random.Random(2).shuffle(rows)
-    for f in range(6):
-        write_jsonl(tmp_path / "in" / f"part{f}.jsonl", rows[f * 10000 : (f + 1) * 10000])
+    copies_corpus(tmp_path / "in", 54000, 6000, files=6, words=60, seed=9)
     options = ["pipeline=near_dedup", "executor.workers=2", "executor.task_mb=8", "output.report=false"]
     planned = thresher(
         "curate", "--plan", f"input.paths=[{tmp_path / 'in'}]", f"output.dir={tmp_path / 'out'}", *options

@@ -71,6 +71,17 @@ def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
 
 
+def chunks(sizes: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
+    """Consecutive [start, stop) ranges of items whose `sizes` sum to at most `limit` (at least one item each)."""
+    done = np.cumsum(sizes)
+    start = 0
+    while start < len(sizes):
+        before = done[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(done, before + limit, side="right")))
+        yield start, stop
+        start = stop
+
+
 def jaccard(values: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """True Jaccard similarity of each pair (i, j) of sets `values[offsets[i]:offsets[i+1]]`.
 
@@ -79,11 +90,7 @@ def jaccard(values: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.nd
     """
     result = np.zeros(len(pairs), np.float64)
     lengths = np.diff(offsets)
-    done = np.cumsum(lengths[pairs[:, 0]] + lengths[pairs[:, 1]])
-    start = 0
-    while start < len(pairs):
-        before = done[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(done, before + VERIFY_CHUNK, side="right")))
+    for start, stop in chunks(lengths[pairs[:, 0]] + lengths[pairs[:, 1]], VERIFY_CHUNK):
         chunk = pairs[start:stop]
         la, lb = lengths[chunk[:, 0]], lengths[chunk[:, 1]]
         tag = np.arange(len(chunk), dtype=np.uint64)
@@ -98,7 +105,6 @@ def jaccard(values: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.nd
         common = np.bincount(same.astype(np.int64), minlength=len(chunk))
         union = la + lb - common
         result[start:stop] = np.where(union > 0, common / np.maximum(union, 1), 1.0)
-        start = stop
     return result
 
 
@@ -114,17 +120,12 @@ def similarity(scan: ScanRows, pairs: np.ndarray, chunk_shingles: int) -> np.nda
     needed = sorted_unique(pairs.ravel())
     sizes = scan.take(needed, ["n_shingles"]).column("n_shingles").to_numpy().astype(np.int64)
     index = np.searchsorted(needed, pairs)
-    done = np.cumsum(sizes[index[:, 0]] + sizes[index[:, 1]])
-    start = 0
-    while start < len(pairs):
-        before = done[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(done, before + chunk_shingles, side="right")))
+    for start, stop in chunks(sizes[index[:, 0]] + sizes[index[:, 1]], chunk_shingles):
         chunk = pairs[start:stop]
         members = sorted_unique(chunk.ravel())
         lists = scan.take(members, ["shingles"]).column("shingles").combine_chunks()
         offsets = lists.offsets.to_numpy().astype(np.int64)
         result[start:stop] = jaccard(lists.flatten().to_numpy(), offsets - offsets[0], np.searchsorted(members, chunk))
-        start = stop
     return result
 
 
