@@ -18,7 +18,7 @@ import psutil
 
 from curate.config import workers
 from curate.engine.plan import Plan, mb
-from curate.errors import ConfigError
+from curate.errors import ConfigError, ThresherError
 from curate.readers import FileStats, Quarantine, read_file
 from curate.stages.base import GIB, GlobalStage, Load
 
@@ -96,12 +96,15 @@ def sampled_document_bytes(plan: Plan) -> float:
     record's Arrow size for kinds without `text`)."""
     for file in plan.files:
         rows = size = 0
-        for batch in read_file(file, plan.mapper, plan.options, Quarantine(fail=False), FileStats(str(file.path))):
-            column = batch.schema.get_field_index("text")
-            size += batch.column(column).nbytes if column >= 0 else batch.nbytes
-            rows += batch.num_rows
-            if rows >= SAMPLE_ROWS:
-                break
+        try:
+            for batch in read_file(file, plan.mapper, plan.options, Quarantine(fail=False), FileStats(str(file.path))):
+                column = batch.schema.get_field_index("text")
+                size += batch.column(column).nbytes if column >= 0 else batch.nbytes
+                rows += batch.num_rows
+                if rows >= SAMPLE_ROWS:
+                    break
+        except (ThresherError, OSError, ValueError):  # the run itself reports a bad file, with its position
+            continue
         if rows:
             return max(1.0, size / rows)
     return 1.0
