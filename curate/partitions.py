@@ -43,7 +43,11 @@ def write_partitioned(path: Path, table: pa.Table, partitions: int) -> list[int]
     order = np.argsort(part, kind="stable")
     counts = np.bincount(part, minlength=partitions).tolist()
     metadata = {**(table.schema.metadata or {}), PARTITION_ROWS: json.dumps(counts).encode()}
-    write_table(path, table.take(pa.array(order)).replace_schema_metadata(metadata))
+    rows = table.take(pa.array(order)).combine_chunks().replace_schema_metadata(metadata)
+    # One record batch per partition: a partition's reader touches its own batch's pages only.
+    starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+    batches = [rows.slice(start, stop - start) for start, stop in zip(starts, starts[1:]) if stop > start]
+    write_table(path, pa.concat_tables(batches) if batches else rows)
     return counts
 
 
