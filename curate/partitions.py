@@ -40,10 +40,11 @@ def write_partitioned(path: Path, table: pa.Table, partitions: int) -> list[int]
     """Write `table` (with a uint64 `key` column) to `path` sorted by partition (stable: rows of one
     partition keep their order); return the rows of each partition."""
     part = partition_of(table.column(KEY).to_numpy(), partitions)
-    order = np.argsort(part, kind="stable")
     counts = np.bincount(part, minlength=partitions).tolist()
+    if partitions > 1:
+        table = table.take(pa.array(np.argsort(part, kind="stable")))
     metadata = {**(table.schema.metadata or {}), PARTITION_ROWS: json.dumps(counts).encode()}
-    rows = table.take(pa.array(order)).combine_chunks().replace_schema_metadata(metadata)
+    rows = table.combine_chunks().replace_schema_metadata(metadata)
     # One record batch per partition: a partition's reader touches its own batch's pages only.
     starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
     batches = [rows.slice(start, stop - start) for start, stop in zip(starts, starts[1:]) if stop > start]

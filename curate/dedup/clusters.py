@@ -1,9 +1,8 @@
-"""From scanned state to duplicate clusters: candidate pairs, verification, components, decisions.
+"""From duplicate groups and verified pairs to clusters, decisions, counts and report samples.
 
-What runs where (the dedup stages' partitioned resolve, `curate.stages.dedup`):
-- in partition tasks: band buckets to candidate pairs (`star_pairs`, one numpy sort), verification of
-  candidate pairs by true Jaccard in bounded chunks (`verify`: shingles read from the scan files
-  by position), exact-duplicate groups resolved whole (`keep_one`), counts per source;
+What runs where (the dedup stages' partitioned resolve, `curate.stages.dedup`; candidate pairs
+and their verification are `curate.dedup.pairs`):
+- in partition tasks: exact-duplicate groups resolved whole (`keep_one`), counts per source;
 - on the driver: connected components over the verified edges (scipy), the kept document of each
   component (`keep_one`), merging counts (`merge_counts`) and picking sample clusters from the
   partitions' sorted cluster lists without loading them (`write_samples`).
@@ -22,9 +21,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from curate.arrow_io import iter_batches, read_table, to_frame, write_table
 from curate.dedup.decisions import CLUSTER_LIST, CLUSTERS_FILE, DECISIONS
@@ -32,105 +28,13 @@ from curate.dedup.minhash import sorted_unique
 from curate.partitions import ScanRows
 
 MAX_SAMPLE_MEMBERS = 4  # documents shown per sample cluster (the kept one and three dropped)
-# Shingles gathered per chunk of candidate pairs: bounds the memory of verification (~8 bytes each).
-VERIFY_CHUNK = 1 << 20
-
-
-def star_pairs(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Candidate pairs (anchor, member) of rows sharing a key, unique and sorted: every member of a
-    group of k rows is paired with the group's first position (a star: k - 1 pairs).
-
-    One stable sort of the keys; only rows of groups of two or more are gathered further, so the
-    memory is about 40 bytes a row (the keys and positions, the sort's order and sorted copies)."""
-    if not len(keys):
-        return np.zeros((0, 2), np.int64)
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-    del sorted_keys
-    sizes = np.diff(np.append(starts, len(keys)))
-    shared = sizes > 1
-    rows = order[ranges(starts[shared], sizes[shared])]
-    del order
-    members = np.asarray(positions)[rows]
-    group_starts = np.concatenate([[0], np.cumsum(sizes[shared])[:-1]]).astype(np.int64)
-    anchors = np.repeat(np.minimum.reduceat(members, group_starts) if len(members) else members, sizes[shared])
-    keep = members != anchors
-    pairs = np.stack([anchors[keep], members[keep]], axis=1)
-    if not len(pairs):
-        return np.zeros((0, 2), np.int64)
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
-    first = np.concatenate([[True], (pairs[1:] != pairs[:-1]).any(axis=1)])
-    return pairs[first]
-
-
-def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated index ranges [starts[i], starts[i] + lengths[i])."""
-    total = int(lengths.sum())
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
-
-
-def chunks(sizes: np.ndarray, limit: int) -> Iterator[tuple[int, int]]:
-    """Consecutive [start, stop) ranges of items whose `sizes` sum to at most `limit` (at least one item each)."""
-    done = np.cumsum(sizes)
-    start = 0
-    while start < len(sizes):
-        before = done[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(done, before + limit, side="right")))
-        yield start, stop
-        start = stop
-
-
-def jaccard(values: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """True Jaccard similarity of each pair (i, j) of sets `values[offsets[i]:offsets[i+1]]`.
-
-    Each set must hold distinct values. Both sets of a pair are tagged with the pair's index and
-    sorted together: a value present in both appears twice in a row.
-    """
-    result = np.zeros(len(pairs), np.float64)
-    lengths = np.diff(offsets)
-    for start, stop in chunks(lengths[pairs[:, 0]] + lengths[pairs[:, 1]], VERIFY_CHUNK):
-        chunk = pairs[start:stop]
-        la, lb = lengths[chunk[:, 0]], lengths[chunk[:, 1]]
-        tag = np.arange(len(chunk), dtype=np.uint64)
-        keys = np.concatenate(
-            [
-                (np.repeat(tag, la) << np.uint64(32)) | values[ranges(offsets[chunk[:, 0]], la)].astype(np.uint64),
-                (np.repeat(tag, lb) << np.uint64(32)) | values[ranges(offsets[chunk[:, 1]], lb)].astype(np.uint64),
-            ]
-        )
-        keys.sort()
-        same = keys[1:][keys[1:] == keys[:-1]] >> np.uint64(32)
-        common = np.bincount(same.astype(np.int64), minlength=len(chunk))
-        union = la + lb - common
-        result[start:stop] = np.where(union > 0, common / np.maximum(union, 1), 1.0)
-    return result
-
-
-def similarity(scan: ScanRows, pairs: np.ndarray, chunk_shingles: int) -> np.ndarray:
-    """True Jaccard similarity of pairs of positions, from the shingle sets in the scan files.
-
-    Pairs are checked in chunks holding at most `chunk_shingles` shingles, and only those
-    documents' shingle sets are read, so memory stays bounded however many pairs there are.
-    """
-    result = np.zeros(len(pairs))
-    if not len(pairs):
-        return result
-    needed = sorted_unique(pairs.ravel())
-    sizes = scan.take(needed, ["n_shingles"]).column("n_shingles").to_numpy().astype(np.int64)
-    index = np.searchsorted(needed, pairs)
-    for start, stop in chunks(sizes[index[:, 0]] + sizes[index[:, 1]], chunk_shingles):
-        chunk = pairs[start:stop]
-        members = sorted_unique(chunk.ravel())
-        lists = scan.take(members, ["shingles"]).column("shingles").combine_chunks()
-        offsets = lists.offsets.to_numpy().astype(np.int64)
-        result[start:stop] = jaccard(lists.flatten().to_numpy(), offsets - offsets[0], np.searchsorted(members, chunk))
-    return result
 
 
 def components(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Connected components of the pair graph: (nodes, label of each node), labels 0..k-1."""
+    from scipy.sparse import coo_matrix  # the driver's alone: workers never import scipy
+    from scipy.sparse.csgraph import connected_components
+
     if len(pairs) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     nodes = sorted_unique(pairs.ravel())
@@ -207,15 +111,6 @@ def counts(members: pl.DataFrame) -> dict[str, Any]:
         "sizes": {str(size): n for size, n in kept.group_by("size").len().iter_rows()},
         "removed_by_source": {str(source): n for source, n in dropped.group_by("source").len().iter_rows()},
     }
-
-
-def source_counts(files: Sequence[Path]) -> dict[str, int]:
-    """Documents per source in scan files, one file at a time."""
-    found: dict[str, int] = {}
-    for path in files:
-        for item in pc.value_counts(read_table(path, ["source"]).column("source")).to_pylist():
-            found[str(item["values"])] = found.get(str(item["values"]), 0) + item["counts"]
-    return found
 
 
 def add_counts(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ fit this machine's memory (the local executor) stops before reading data, with o
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import psutil
@@ -31,7 +32,7 @@ WORKER_BASE = 220 << 20
 BATCH_FACTOR = 4
 # The planning figure for duplicates: at most this share of documents in duplicate clusters.
 DUPLICATE_SHARE = 0.5
-SAMPLE_ROWS = 1000
+SAMPLE_ROWS = 200
 
 
 @dataclass
@@ -94,10 +95,11 @@ def human(n: float) -> str:
 def sampled_document_bytes(plan: Plan) -> float:
     """Average text bytes of the first documents of the first input file that has some (the whole
     record's Arrow size for kinds without `text`)."""
+    options = dataclasses.replace(plan.options, batch_rows=SAMPLE_ROWS)  # one small batch is the sample
     for file in plan.files:
         rows = size = 0
         try:
-            for batch in read_file(file, plan.mapper, plan.options, Quarantine(fail=False), FileStats(str(file.path))):
+            for batch in read_file(file, plan.mapper, options, Quarantine(fail=False), FileStats(str(file.path))):
                 column = batch.schema.get_field_index("text")
                 size += batch.column(column).nbytes if column >= 0 else batch.nbytes
                 rows += batch.num_rows

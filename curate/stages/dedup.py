@@ -263,9 +263,10 @@ class ExactDedup(TextNormalization, DuplicateStage):
         import polars as pl
 
         from curate.dedup import clusters
+        from curate.dedup.pairs import source_counts
 
         files, _ = ctx.scan_share()
-        found: dict[str, Any] = {"documents_by_source": clusters.source_counts(files)}
+        found: dict[str, Any] = {"documents_by_source": source_counts(files)}
         rows = ctx.shuffled()
         groups = pl.DataFrame(schema={"position": pl.Int64, "label": pl.Int64})
         if rows is not None:
@@ -476,7 +477,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
     def candidates(self, ctx: PartitionContext) -> dict[str, Any]:
         """This partition's band buckets as candidate pairs, routed by pair (each pair found in
         several bands is verified once, by one partition)."""
-        from curate.dedup import clusters
+        from curate.dedup import pairs as candidate
 
         files, _ = ctx.scan_share()
         counts = read_tables(files, pa.schema([("n_shingles", pa.int32())]), ["n_shingles"]).column("n_shingles")
@@ -488,28 +489,27 @@ class MinHashDedup(TextNormalization, DuplicateStage):
             keys = mix64(rows.column(KEY).to_numpy() ^ (band * np.uint64(0x9E3779B97F4A7C15)))
             positions = rows.column("position").to_numpy()
             del rows, band
-            pairs = clusters.star_pairs(keys, positions)
+            pairs = candidate.star_pairs(keys, positions)
         a, b = pairs[:, 0], pairs[:, 1]
         key = a.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + b.astype(np.uint64)
         ctx.write_shuffled("pairs", pa.table({KEY: key, "a": a, "b": b}))
         return {
-            "documents_by_source": clusters.source_counts(files),
+            "documents_by_source": candidate.source_counts(files),
             "documents_without_words": int(pc.sum(pc.equal(counts, 0)).as_py() or 0),
         }
 
     def verified(self, ctx: PartitionContext) -> dict[str, Any]:
         """This partition's candidate pairs, unique, verified by true Jaccard (in bounded chunks:
         shingles read from the scan files by position); the edges kept are written for the driver."""
-        from curate.dedup import clusters
+        from curate.dedup import pairs as candidate
 
         rows = ctx.read_shuffled("candidates", "pairs", ["a", "b"])
         pairs = np.zeros((0, 2), np.int64)
         if rows is not None and rows.num_rows:
-            frame = to_frame(rows).unique().sort("a", "b")
-            pairs = np.stack([frame["a"].to_numpy(), frame["b"].to_numpy()], axis=1)
+            pairs = candidate.unique_pairs(np.stack([rows.column("a").to_numpy(), rows.column("b").to_numpy()], axis=1))
         found: dict[str, Any] = {"candidate_pairs": len(pairs)}
         if self.verify and len(pairs):
-            pairs = pairs[clusters.similarity(ctx.scan_rows(), pairs, VERIFY_SHINGLES) >= self.threshold]
+            pairs = pairs[candidate.similarity(ctx.scan_rows(), pairs, VERIFY_SHINGLES) >= self.threshold]
             found["verified_pairs"] = len(pairs)
         write_table(ctx.output("edges"), pa.table({"a": pairs[:, 0], "b": pairs[:, 1]}).cast(EDGES))
         return found
@@ -525,8 +525,8 @@ class MinHashDedup(TextNormalization, DuplicateStage):
 
     def similarity(self, scan: ScanRows, pairs: np.ndarray) -> np.ndarray | None:
         """True Jaccard similarity of the pairs' shingle sets (None without `verify`: not stored)."""
-        from curate.dedup import clusters
+        from curate.dedup import pairs as candidate
 
         if not self.verify:
             return None
-        return clusters.similarity(scan, pairs, VERIFY_SHINGLES)
+        return candidate.similarity(scan, pairs, VERIFY_SHINGLES)
