@@ -179,6 +179,7 @@ def run_curate(command: list[str], log: Path, repo: Path = REPO) -> dict:
         "driver_peak_rss_mb": found["peak_rss_main_process_mb"],
         "worker_peak_rss_mb": found["peak_rss_largest_child_mb"],
         "peak_anonymous_rss_one_process_mb": found["peak_anonymous_rss_one_process_mb"],
+        "worker_peak_anonymous_rss_mb": found["peak_anonymous_rss_largest_child_mb"],
         "tree_peak_rss_mb": found["peak_rss_mb"],
     }
 
@@ -428,6 +429,13 @@ def labels_of(out: Path) -> tuple[dict, dict[str, str]]:
 # Plot
 
 
+def estimated_mb(row: dict, label: str) -> float:
+    """The figure of one line of the run's `--plan` estimate, in MB ("memory per worker: ~615.0 MB")."""
+    line = next(line for line in row["estimate"] if line.startswith(label))
+    value, unit = re.search(r"~([0-9.]+) (MB|GB)", line).groups()
+    return float(value) * (1024 if unit == "GB" else 1)
+
+
 def plot(results: dict) -> None:
     import matplotlib
 
@@ -447,6 +455,23 @@ def plot(results: dict) -> None:
     left.set_title("time per document")
     right.plot(sizes, [r["driver_peak_rss_mb"] for r in rows], "o-", label="driver", color="#d62728")
     right.plot(sizes, [r["worker_peak_rss_mb"] for r in rows], "s-", label="largest worker", color="#2ca02c")
+    # The run's own --plan estimate beside the measurement (an upper bound: 50% duplicates assumed).
+    right.plot(
+        sizes,
+        [estimated_mb(r, "memory on the driver") for r in rows],
+        "o--",
+        label="driver, estimate",
+        color="#d62728",
+        alpha=0.5,
+    )
+    right.plot(
+        sizes,
+        [estimated_mb(r, "memory per worker") for r in rows],
+        "s--",
+        label="worker, estimate",
+        color="#2ca02c",
+        alpha=0.5,
+    )
     right.axhline(1536, color="#d62728", linestyle=":", linewidth=1, label="1.5 GB")
     right.set_xscale("log")
     right.set_xlabel("documents (millions)")
@@ -456,6 +481,7 @@ def plot(results: dict) -> None:
     right.legend(loc="upper left", fontsize=8)
     for axis in (left, right):
         axis.set_xticks(sizes, [f"{s:g}" for s in sizes])
+        axis.minorticks_off()
         axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(PLOT, dpi=110)
