@@ -29,11 +29,11 @@ demo: install
 	$(VENV)/bin/thresher inspect $(DEMO_OUT)/documents --rows 1
 	@echo "reports: $(DEMO_OUT)/*/report.html · models and lineage: $(DEMO_OUT)/{pretrain,sft,reward,rlhf,ppo,dpo}"
 
-# The three data-effect experiments (docs/benchmarks/data_effect.md), each one `thresher ablate`
-# command, each under 45 minutes of 2 dedicated cores: curated vs raw web text, deduplicated vs
-# duplicated, LIMA-style SFT selection vs random vs longest. Results: out/ablations/<name>/
+# The data-effect experiments (docs/benchmarks/data_effect.md), each one `thresher ablate`
+# command, each under 45 minutes of 2 dedicated cores: curated vs raw web text (at 2M tokens, and
+# with no data repeated), deduplicated vs duplicated, LIMA-style SFT selection vs random vs longest. Results: out/ablations/<name>/
 # (report.html, summary.md, ablation.json). Rerunning resumes or skips finished work.
-ABLATIONS ?= curated_vs_raw dedup_vs_duplicated lima_selection
+ABLATIONS ?= curated_vs_raw curated_vs_raw_unrepeated dedup_vs_duplicated lima_selection
 ablate: install
 	for name in $(ABLATIONS); do \
 	  THRESHER_SHARED_DATA=$(SHARED) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/thresher ablate ablation=$$name || exit 1; \

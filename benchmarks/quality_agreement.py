@@ -519,6 +519,13 @@ def long_documents() -> dict:
         print(
             f"long documents {name:18s} decision {entry['decision_agreement']:.4f} reason {entry['reason_agreement']:.4f}"
         )
+    report["web_heuristics_chain"] = entry = web_heuristics_chain(docs)
+    print(f"long documents chain decision {entry['decision_agreement']:.4f} reason {entry['reason_agreement']:.4f}")
+    return report
+
+
+def web_heuristics_chain(docs: list[dict]) -> dict:
+    """The whole `web_heuristics` chain, datatrove's filters against ours, on `docs`."""
     from datatrove.pipeline.filters import (
         C4QualityFilter,
         FineWebQualityFilter,
@@ -526,14 +533,11 @@ def long_documents() -> dict:
         GopherRepetitionFilter,
     )
 
-    report["web_heuristics_chain"] = chain(
+    return chain(
         docs,
         [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()],
         [GopherRepetition(), GopherQuality(), C4Filter(), FineWebQuality()],
     )
-    entry = report["web_heuristics_chain"]
-    print(f"long documents chain decision {entry['decision_agreement']:.4f} reason {entry['reason_agreement']:.4f}")
-    return report
 
 
 def main() -> None:
@@ -565,19 +569,7 @@ def main() -> None:
                 f"{name:18s} {rule:34s} decision {entry['decision_agreement']:.4f} reason "
                 f"{entry['reason_agreement']:.4f}  dropped dt {entry['datatrove_dropped']:4d} ours {entry['ours_dropped']:4d}"
             )
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-    )
-
-    report["web_heuristics_chain"] = chain(
-        docs,
-        [GopherRepetitionFilter(), GopherQualityFilter(), C4QualityFilter(), FineWebQualityFilter()],
-        [GopherRepetition(), GopherQuality(), C4Filter(), FineWebQuality()],
-    )
-    entry = report["web_heuristics_chain"]
+    report["web_heuristics_chain"] = entry = web_heuristics_chain(docs)
     print(
         f"{'web_heuristics':18s} {'chain':34s} decision {entry['decision_agreement']:.4f} reason "
         f"{entry['reason_agreement']:.4f}  kept text identical {entry['kept_text_identical']}/{entry['kept_both']}"

@@ -14,7 +14,7 @@ commands:
   train task=<pretrain|sft|reward|rlhf|ppo|dpo> data=<dataset dir> [overrides]  train on curated shards
   eval model_dir=<run dir> sets=[domain:<dataset dir>,...] [overrides]          held-out bits per byte, answers, memorisation
   ablate ablation=<experiment> [overrides]                                  curate, train and evaluate arms x seeds; compare
-  inspect <dataset dir> [--rows N]                                          summarise a dataset
+  inspect <dataset dir> [--rows N] [--rejects [STAGE] | --quarantine]      summarise a dataset
   report <dataset dir> [--compare <dir> ...] [--out FILE]                   HTML report; side by side
   stages [--package PKG --conf-dir DIR --docs FILE]                         list stages; write a package's configs
 
@@ -72,10 +72,15 @@ def main(argv: list[str] | None = None) -> None:
             parser = argparse.ArgumentParser(prog="thresher inspect")
             parser.add_argument("dataset")
             parser.add_argument("--rows", type=int, default=3, help="sample rows to show")
+            shown = parser.add_mutually_exclusive_group()
+            shown.add_argument(
+                "--rejects", nargs="?", const="", metavar="STAGE", help="show dropped rows (of one stage) instead"
+            )
+            shown.add_argument("--quarantine", action="store_true", help="show quarantined input rows instead")
             args = parser.parse_args(rest)
             from curate.inspection import inspect_dataset
 
-            inspect_dataset(args.dataset, args.rows)
+            inspect_dataset(args.dataset, args.rows, rejects=args.rejects, quarantine=args.quarantine)
         elif command == "report":
             parser = argparse.ArgumentParser(prog="thresher report")
             parser.add_argument("dataset")

@@ -29,6 +29,19 @@ class WarcInputConfig:
 
 
 @dataclass
+class TableInputConfig:
+    """How SMILES tables are laid out (.smi, or CSV/TSV with input.format=smiles); null: found from the file."""
+
+    smiles_column: Optional[str] = None  # a header name or a 0-based index; null: named like 'smiles', else
+    # the first column whose first value is a SMILES
+    name_column: Optional[str] = None  # null (no header): the first other column not holding a measure
+    value_column: Optional[str] = None  # null (no header): the first other column holding a non-integer number
+    header: Optional[bool] = None  # null: the first row is a header if it names the SMILES column
+    comment: str = "#"  # lines starting with it are skipped; "" skips none
+    delimiter: Optional[str] = None  # tab, comma, whitespace or one character; null: from the first data line
+
+
+@dataclass
 class InputConfig:
     paths: list[str] = MISSING  # files, folders and globs
     format: str = "auto"  # auto (from the extension) or a reader: jsonl, json, parquet, arrow, text, code, tar,
@@ -46,14 +59,22 @@ class InputConfig:
     columns: list[str] = field(default_factory=list)  # fields kept as typed columns: "name" or "name:type"
     source: Optional[str] = None  # the `source` column; default: each input entry's name
     on_error: str = "quarantine"  # quarantine (keep bad rows aside, go on) or fail (stop at the first)
+    max_quarantine_frac: float = 0.5  # the run fails when a larger share of the rows read is quarantined
     max_doc_mb: float = 64.0  # larger documents (a text field, a line, a one-document file) are bad input
     max_inflate_ratio: float = 100.0  # compressed input inflating more (a bomb) is bad input; 0: no limit
+    # uncompressed JSON lines (and text read a line per document) larger than this are read in byte
+    # ranges of about executor.task_mb by several tasks; their rows' positions are byte offsets
+    # (`file.jsonl@1048576`), the same for any task_mb. 0: never split. (Parquet files larger than
+    # executor.task_mb are always read by runs of row groups; their positions stay row numbers.)
+    split_mb: float = 256.0
     warc: WarcInputConfig = field(default_factory=WarcInputConfig)  # web archives (curate.readers.crawl)
+    table: TableInputConfig = field(default_factory=TableInputConfig)  # SMILES tables (curate.readers.science)
 
 
 @dataclass
 class OutputConfig:
     dir: str = MISSING
+    format: str = "arrow"  # data shards: arrow (IPC stream), parquet or jsonl; token datasets are always arrow
     shard_mb: float = 256.0  # a data shard rolls over to the next file past this size
     overwrite: bool = False  # replace a different finished/unfinished run in `dir`
     keep_work: bool = False  # keep intermediate shards of multi-pass recipes after success
@@ -94,6 +115,7 @@ CHOICES = {
     "input.text_unit": ("file", "line", "paragraph"),
     "input.on_error": ("quarantine", "fail"),
     "executor.name": ("local", "ray"),
+    "output.format": ("arrow", "parquet", "jsonl"),  # curate.writers.OUTPUT_FORMATS
 }
 
 
@@ -125,8 +147,15 @@ def validate(cfg: DictConfig) -> None:
     for key in ("executor.workers", "executor.partitions"):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0")
+    if not 0 <= cfg.input.max_quarantine_frac <= 1:
+        raise ConfigError("input.max_quarantine_frac: a share of the rows read, within [0, 1] (1: never fail)")
+    delimiter = cfg.input.table.delimiter
+    if delimiter is not None and delimiter not in ("tab", "comma", "whitespace") and len(delimiter) != 1:
+        raise ConfigError(f"input.table.delimiter: '{delimiter}' is not tab, comma, whitespace or one character")
     if cfg.input.max_inflate_ratio < 0:
         raise ConfigError("input.max_inflate_ratio: must be >= 0 (0: no limit)")
+    if cfg.input.split_mb < 0:
+        raise ConfigError("input.split_mb: must be >= 0 (0: never split a file)")
     for key in (
         "executor.task_mb",
         "executor.task_files",

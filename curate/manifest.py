@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 
-from curate import __version__
-from curate.arrow_io import iter_batches, verify_file
+from curate import __version__, fs
+from curate.arrow_io import decode_schema, iter_batches, read_schema, verify_file
 from curate.errors import ThresherError
 from curate.runfolder import write_json_atomic
 from curate.stats import StageStats
@@ -62,6 +62,8 @@ class InputRecord:
     rows: int = 0
     quarantined: int = 0
     bytes: int = 0
+    start: int = 0  # a part of a split file: bytes [start, end) of a line file, row groups of a Parquet file
+    end: int = 0  # (0, 0: the whole file)
     sha256: str = ""
     xxh3: str = ""  # xxh3-128 of the bytes read (empty for a dataset's shard: its sha256 is checked)
     skipped: str | None = None  # why the file was not read (unknown format), None if it was
@@ -79,6 +81,8 @@ INPUTS_SCHEMA = pa.schema(
         ("xxh3", pa.string()),
         ("skipped", pa.string()),
         ("passed_over", pa.map_(pa.string(), pa.int64())),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
     ]
 )
 
@@ -89,7 +93,7 @@ class Inputs:
     dataset's `inputs.arrow`: the manifest's size does not grow with the number of input files."""
 
     files: int  # files read
-    skipped: int  # files found but not read (unknown format)
+    skipped: int  # files found but not read (unknown format, not included), archive members too
     rows: int
     quarantined: int
     bytes: int
@@ -189,6 +193,10 @@ class Manifest:
     created: str
     timings: Timings
     manifest_version: int = MANIFEST_VERSION
+    # The data shards' format (`output.format`): arrow (IPC stream), parquet or jsonl; rejects and
+    # quarantine are Arrow streams whatever it is. Absent from manifests written before it existed.
+    format: str = "arrow"
+    arrow_schema: str = ""  # the data's Arrow schema, IPC-serialised, base64: what JSON lines are read back with
 
     def stage(self, name: str) -> StageRecord:
         for stage in self.stages:
@@ -205,15 +213,41 @@ class Manifest:
         """Every file the manifest lists, each with its size and sha256."""
         return [*self.shards, *self.rejects, *self.quarantine, self.inputs.table]
 
+    def data_schema(self, folder: str | Path) -> pa.Schema:
+        """The Arrow schema of the data shards: recorded in the manifest, or (a manifest from before
+        it was) the first shard's own."""
+        if self.arrow_schema:
+            return decode_schema(self.arrow_schema)
+        return read_schema(fs.join(folder, self.shards[0].path), self.shards[0].sha256)
+
+    def iter_batches(
+        self, folder: str | Path, records: Iterable[FileRecord], verify: bool = False
+    ) -> Iterator[tuple[FileRecord, pa.RecordBatch]]:
+        """The record batches of files the manifest lists (data shards in the dataset's format;
+        rejects and quarantine), each with its record; with `verify`, each file is checked against
+        its sha256 first (on object storage always: the local copy is fetched by its checksum). The one
+        way code reads a dataset's rows."""
+        schema = self.data_schema(folder) if self.format == "jsonl" else None
+        checked = verify or fs.is_remote(folder)
+        for record in records:
+            for batch in iter_batches(fs.join(folder, record.path), record.sha256 if checked else None, schema=schema):
+                yield record, batch
+
+    def iter_rows(self, folder: str | Path, records: Iterable[FileRecord]) -> Iterator[dict[str, Any]]:
+        """The rows of listed files as dicts, in order (batch by batch: memory holds one batch)."""
+        for _, batch in self.iter_batches(folder, records):
+            yield from batch.to_pylist()
+
     def input_files(self, folder: str | Path, limit: int | None = None) -> Iterator[InputRecord]:
         """The input files (read, then skipped), from `inputs.arrow` (checked against its sha256)."""
         count = 0
-        for batch in iter_batches(Path(folder) / self.inputs.table.path, sha256=self.inputs.table.sha256):
+        for batch in iter_batches(fs.join(folder, self.inputs.table.path), sha256=self.inputs.table.sha256):
             for row in batch.to_pylist():
                 if limit is not None and count >= limit:
                     return
                 count += 1
-                yield InputRecord(**{**row, "passed_over": dict(row["passed_over"] or [])})
+                parts = {"start": row.get("start") or 0, "end": row.get("end") or 0}  # absent before parts existed
+                yield InputRecord(**{**row, **parts, "passed_over": dict(row["passed_over"] or [])})
 
     def tokenizer(self) -> dict[str, Any] | None:
         """The tokenizer a `tokens` dataset was made with (the `tokenizer` detail of the stage that
@@ -290,7 +324,11 @@ class Manifest:
                 f"{MANIFEST_VERSION}: rerun the recipe that made it (into a new output.dir) with this version"
             )
         try:
-            values = {f.name: data[f.name] for f in fields(cls) if f.name != "manifest_version"}
+            values = {
+                f.name: data[f.name]
+                for f in fields(cls)
+                if f.name != "manifest_version" and (f.name in data or f.default is MISSING)
+            }
             for name in ("shards", "rejects", "quarantine"):
                 values[name] = [FileRecord(**record) for record in values[name]]
             values["inputs"] = Inputs.from_json(values["inputs"])
@@ -308,19 +346,26 @@ class Manifest:
 
     @classmethod
     def read(cls, folder: str | Path) -> Manifest:
+        """The manifest of a dataset folder, local or on object storage (`curate.fs`)."""
         import json
 
-        path = Path(folder) / MANIFEST
-        if not path.is_file():
-            raise ManifestError(f"'{folder}' is not a Thresher dataset (no {MANIFEST})")
+        path = fs.join(folder, MANIFEST)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(fs.read_bytes(path))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ManifestError(f"'{folder}' is not a Thresher dataset (no {MANIFEST})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ManifestError(f"{path}: not valid JSON ({error})") from None
-        return cls.from_json(data, str(path))
+        return cls.from_json(data, path)
 
     def write(self, folder: str | Path) -> None:
-        write_json_atomic(Path(folder) / MANIFEST, self.to_json())
+        """Write `manifest.json` atomically (object storage: one PUT, whole or absent)."""
+        if fs.is_remote(folder):
+            import json
+
+            fs.write_bytes(fs.join(folder, MANIFEST), json.dumps(self.to_json(), indent=2, default=str).encode())
+        else:
+            write_json_atomic(Path(folder) / MANIFEST, self.to_json())
 
 
 # Set to 1 to record the git commit of a source checkout in manifests and run records (off by
@@ -372,9 +417,8 @@ def verify_shards(folder: str | Path, manifest: Manifest | None = None, everythi
     """Check every data shard's size and sha256 against the manifest (with `everything`, the
     rejects, quarantine and inputs files too); raise InputError naming the first file that does
     not match. Returns how many files were checked."""
-    folder = Path(folder)
     manifest = manifest or Manifest.read(folder)
     records = manifest.files if everything else manifest.shards
     for record in records:
-        verify_file(folder / record.path, record.sha256, record.bytes)
+        verify_file(fs.join(folder, record.path), record.sha256, record.bytes)
     return len(records)

@@ -12,7 +12,6 @@ names them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
@@ -65,7 +64,7 @@ class RecordMapper:
     def map(self, record: dict, default_id: str, source: str) -> dict:
         raise NotImplementedError
 
-    def for_file(self, path: Path) -> RecordMapper:
+    def for_file(self, path: str) -> RecordMapper:
         """The mapper for the records of the input file at `path` (a mapper whose rows depend on where
         the file is, e.g. a Stack Exchange dump named by its folder, returns a copy that knows)."""
         return self

@@ -4,7 +4,10 @@ The curation engine (`curate.engine.folder`) and the trainers (`train.lineage`) 
 folder that a rerun of the same command must finish, not redo or mix with another run:
 - `RunFolder` holds an exclusive lock (flock, released by the OS if the process is killed) for
   the whole run, waits until no worker process of an earlier (killed) run is left, and decides what to do with what the folder holds: `complete` (this run
-  finished), `resume` (this run, unfinished), or `fresh` (empty, or replaced);
+  finished), `resume` (this run, unfinished), or `fresh` (empty, or replaced). On object storage,
+  where there is no flock, the lock is a `Lease`: an object created only if none exists, naming
+  its holder and renewed by a heartbeat; a lease whose heartbeat stopped (its run was killed) is
+  taken over once it expires;
 - a run is identified by the `fingerprint` of its resolved config (without the options that
   change how it runs, not what it computes) and its inputs; a folder holding another run that
   made progress is refused unless `output.overwrite=true`, and the refusal names what differs;
@@ -21,15 +24,21 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
-import shutil
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Self
 
+from curate import fs
 from curate.errors import OutputError, naming
+
+logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 # Every worker process of a run holds a shared lock on this file for its whole life; a new run
@@ -75,6 +84,8 @@ def read_model_lineage(folder: str | Path) -> dict[str, Any] | None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     with naming(path), open(tmp, "w") as handle:
         json.dump(data, handle, indent=2, default=str)
         handle.flush()
@@ -111,6 +122,93 @@ def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
+class Lease:
+    """The lock of an output folder on object storage: the object `<folder>/.lock`, created only if
+    none exists (a conditional PUT), holding who holds it (host, pid) and when it last renewed it.
+    A thread renews it every `renew_s`. A lease is stale when it was not renewed for `ttl_s` (its
+    run died on another machine), or at once when its holder is a process of this machine that is
+    gone (a killed run, rerun here); a stale lease is taken over (replaced, then read back after a
+    second: the last writer holds it)."""
+
+    ttl_s = 120.0
+    renew_s = 20.0
+
+    def __init__(self, location: str, what: str):
+        self.location, self.what = fs.join(location, LOCK_FILE), what
+        self.id = f"{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex[:8]}"  # host, pid, this run
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def body(self) -> bytes:
+        now = time.time()
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        return json.dumps(
+            {
+                "holder": self.id,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": started,
+                "renewed": now,
+                "ttl_s": self.ttl_s,
+            }
+        ).encode()
+
+    def stale(self, held: dict[str, Any]) -> bool:
+        if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int):
+            try:
+                os.kill(held["pid"], 0)
+            except ProcessLookupError:
+                return True  # its process is gone: killed
+            except PermissionError:
+                pass  # alive, another user's
+        return time.time() - float(held.get("renewed", 0)) >= float(held.get("ttl_s", self.ttl_s))
+
+    def current(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(fs.read_bytes(self.location))
+        except FileNotFoundError:
+            return None
+        except ValueError:  # unreadable: treat as expired
+            return {"holder": "unknown", "renewed": 0.0}
+
+    def acquire(self) -> None:
+        if not fs.create_exclusive(self.location, self.body()):
+            held = self.current()
+            if held is not None and not self.stale(held):
+                raise OutputError(
+                    f"output.dir '{fs.parent(self.location)}' is in use by another {self.what} ({held.get('holder')}, "
+                    f"lease renewed {time.time() - float(held.get('renewed', 0)):.0f} s ago); wait for it to finish "
+                    "or choose another output.dir"
+                )
+            logger.warning("%s: taking over an expired lease (%s)", self.location, held)
+            fs.write_bytes(self.location, self.body())
+            time.sleep(1.0)  # another run taking it over at the same moment: the last writer wins
+            held = self.current()
+            if held is None or held.get("holder") != self.id:
+                raise OutputError(f"output.dir '{fs.parent(self.location)}' was taken by another {self.what}")
+        self.thread = threading.Thread(target=self.renew, name="lease", daemon=True)
+        self.thread.start()
+
+    def renew(self) -> None:
+        while not self.stop.wait(self.renew_s):
+            try:
+                held = self.current()
+                if held is None or held.get("holder") != self.id:
+                    logger.error("%s: the lease was taken by %s", self.location, held and held.get("holder"))
+                    return
+                fs.write_bytes(self.location, self.body())
+            except OSError:  # a network error: try again at the next beat
+                logger.warning("%s: the lease could not be renewed", self.location, exc_info=True)
+
+    def release(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+        held = self.current()
+        if held is not None and held.get("holder") == self.id:
+            fs.remove(self.location)
+
+
 @dataclass
 class RunRecord:
     """What a folder says about the run it holds."""
@@ -129,9 +227,11 @@ class RunFolder:
     what = "run"  # how error messages name the runs this folder holds
     workers_wait_s = WORKERS_WAIT_S  # how long a new run waits for an earlier run's workers to end
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, mirror: fs.Mirror | None = None):
         self.root = Path(root)
+        self.mirror = mirror or fs.Mirror(self.root)  # a folder on object storage: its local staging
         self.handle: IO[str] | None = None
+        self.lease: Lease | None = None
 
     # -- what subclasses define
 
@@ -164,7 +264,14 @@ class RunFolder:
 
     def lock(self) -> None:
         """Hold the folder's lock, then wait (at most `workers_wait_s`) until no worker process of
-        an earlier run is left in it. A folder that cannot be written is one line naming it."""
+        an earlier run is left in it. A folder that cannot be written is one line naming it. On
+        object storage: a `Lease`, and a fresh staging folder (the store holds what earlier runs did)."""
+        if self.mirror.remote is not None:
+            self.lease = Lease(self.mirror.remote, self.what)
+            self.lease.acquire()
+            fs.remove(self.root, recursive=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             handle = open(self.root / LOCK_FILE, "a+")
@@ -211,23 +318,30 @@ class RunFolder:
                     time.sleep(0.1)
 
     def unlock(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+            fs.remove(self.root, recursive=True)  # the staging folder: everything in it is published
         if self.handle is not None:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
 
     def is_empty(self) -> bool:
-        return not any(child.name not in (LOCK_FILE, WORKERS_LOCK_FILE) for child in self.root.iterdir())
+        """Whether the folder holds nothing but its locks, temporary files and empty folders (what a
+        run killed while writing its first file leaves: `_work/run.json.tmp`)."""
+        if self.mirror.remote is not None:  # an object store has no temporary names, nor empty folders
+            return not any(name not in (LOCK_FILE, WORKERS_LOCK_FILE) for name in self.mirror.children())
+        return not any(
+            path.name not in (LOCK_FILE, WORKERS_LOCK_FILE) and not path.name.endswith(".tmp") and not path.is_dir()
+            for path in self.root.rglob("*")
+        )
 
     def clear(self) -> None:
         """Remove everything in the folder but its locks."""
-        for child in self.root.iterdir():
-            if child.name in (LOCK_FILE, WORKERS_LOCK_FILE):
-                continue
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        for name in self.mirror.children():
+            if name not in (LOCK_FILE, WORKERS_LOCK_FILE):
+                self.mirror.remove(self.root / name, recursive=True)
 
     def open(self, fingerprint: str, config: dict[str, Any], overwrite: bool, resume: bool = True) -> str:
         """Decide what this run does with the folder: 'complete', 'resume' or 'fresh'.

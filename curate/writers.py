@@ -1,6 +1,11 @@
-"""Writing Arrow IPC stream shards: declared schema, size-based rollover, record batches of a target
-size, checksum while writing, and atomic completion (each shard is a `curate.arrow_io.StreamFile`: written under a temporary
-name and renamed when complete)."""
+"""Writing shards: declared schema, size-based rollover, record batches of a target size, checksum
+while writing, and atomic completion (written under a temporary name and renamed when complete).
+
+A dataset's data shards are in `output.format`: Arrow IPC streams (`curate.arrow_io.StreamFile`,
+the default: what `datasets.Dataset.from_file` and the trainers memory-map), Parquet (`ParquetShard`:
+what DuckDB, Spark, polars' and pyarrow's lazy scans read) or JSON lines (`JsonlShard`). Everything
+else Thresher writes (rejects, quarantine, scan state, intermediate passes) is an Arrow stream.
+`curate.arrow_io.iter_batches` reads each of them back."""
 
 from __future__ import annotations
 
@@ -8,11 +13,17 @@ import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
+import orjson
 import pyarrow as pa
 
-from curate.arrow_io import StreamFile, concat_batches
+from curate.arrow_io import SHARD_SUFFIXES, StreamFile, concat_batches, tmp_path
+from curate.errors import naming
 from curate.schema import conform
+
+OUTPUT_FORMATS = tuple(SHARD_SUFFIXES)  # arrow, parquet, jsonl
+PARQUET_COMPRESSION = "zstd"  # read by pyarrow, polars, DuckDB, Spark 3+ and `datasets`
 
 
 class HashingFile:
@@ -45,8 +56,75 @@ class HashingFile:
             self.closed = True
 
 
+class ShardFile(Protocol):
+    """A shard being written: batches go to a temporary file (`file` hashes and counts them), renamed
+    to `path` by `close()`."""
+
+    path: Path
+    file: HashingFile
+
+    def write(self, data: pa.RecordBatch) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ParquetShard:
+    """A Parquet shard: each write is a row group (the writer's gathered batches), zstd-compressed;
+    the Arrow schema is stored in the file, so it reads back with exactly the declared types."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        import pyarrow.parquet as pq
+
+        self.path = Path(path)
+        with naming(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = HashingFile(tmp_path(self.path))
+            self.writer = pq.ParquetWriter(self.file, schema, compression=PARQUET_COMPRESSION)
+
+    def write(self, data: pa.RecordBatch) -> None:
+        with naming(self.path):
+            self.writer.write_batch(data)
+
+    def close(self) -> None:
+        with naming(self.path):
+            self.writer.close()
+            self.file.close()
+            os.replace(tmp_path(self.path), self.path)
+
+
+class JsonlShard:
+    """A JSON-lines shard: one object per row (conversations as lists of {role, content}); JSON has
+    no NaN (written as null) nor bytes (the plan refuses binary columns for this format)."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path = Path(path)
+        with naming(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = HashingFile(tmp_path(self.path))
+
+    def write(self, data: pa.RecordBatch) -> None:
+        lines = b"".join(orjson.dumps(row) + b"\n" for row in data.to_pylist())
+        with naming(self.path):
+            self.file.write(lines)
+
+    def close(self) -> None:
+        with naming(self.path):
+            self.file.close()
+            os.replace(tmp_path(self.path), self.path)
+
+
+def open_shard_file(path: Path, schema: pa.Schema, fmt: str) -> ShardFile:
+    """A shard of `fmt` (arrow, parquet, jsonl) being written to `path`."""
+    if fmt == "parquet":
+        return ParquetShard(path, schema)
+    if fmt == "jsonl":
+        return JsonlShard(path, schema)
+    return StreamFile(path, schema, open_file=HashingFile)
+
+
 class ShardWriter:
-    """Writes batches with one declared schema to `<dir>/<prefix>-NNN.arrow`, rolling over past `max_bytes`.
+    """Writes batches with one declared schema to `<dir>/<prefix>-NNN.<format's suffix>`, rolling
+    over past `max_bytes`.
 
     Small batches (a short file's rows, the few rows a filter kept) are gathered and written as
     one record batch of about `batch_rows` rows or `batch_bytes` bytes: a shard's size is its data,
@@ -64,12 +142,14 @@ class ShardWriter:
         root: Path,
         batch_rows: int = 1000,
         batch_bytes: int = 32 << 20,
+        fmt: str = "arrow",
     ):
         self.directory, self.prefix, self.schema = Path(directory), prefix, schema
         self.max_bytes, self.root = max_bytes, Path(root)
         self.batch_rows, self.batch_bytes = batch_rows, batch_bytes
+        self.format = fmt
         self.shards: list[dict] = []
-        self.stream: StreamFile | None = None
+        self.stream: ShardFile | None = None
         self.rows = 0
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = self.pending_bytes = 0
@@ -110,9 +190,9 @@ class ShardWriter:
             if stream.file.size >= self.max_bytes or batch.num_rows:
                 self.finish_shard()
 
-    def open_shard(self) -> StreamFile:
-        path = self.directory / f"{self.prefix}-{len(self.shards):03d}.arrow"
-        self.stream = StreamFile(path, self.schema, open_file=HashingFile)
+    def open_shard(self) -> ShardFile:
+        path = self.directory / f"{self.prefix}-{len(self.shards):03d}{SHARD_SUFFIXES[self.format]}"
+        self.stream = open_shard_file(path, self.schema, self.format)
         self.rows = 0
         return self.stream
 
@@ -133,7 +213,7 @@ class ShardWriter:
         return self.shards
 
 
-def file_record(stream: StreamFile, rows: int, root: Path) -> dict:
+def file_record(stream: ShardFile | StreamFile, rows: int, root: Path) -> dict:
     """What a manifest lists for a written file: path (relative to `root`), rows, bytes, sha256."""
     file = stream.file
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,16 +33,17 @@ def curate(inputs, out, *overrides: str) -> dict:
     from curate.api import run_recipe
 
     manifest = run_recipe(inputs, out, *overrides)
-    assert_balanced(manifest, Path(out))
+    assert_balanced(manifest, out)
     return manifest
 
 
-def assert_balanced(manifest, folder: Path) -> None:
+def assert_balanced(manifest, folder: str | Path) -> None:
     """The accounting every run must keep, recomputed from the manifest and the files it lists (not
     from the engine's own check): each stage takes what the one before gave, rows in + generated =
     rows out + dropped + consumed, and the rejects and quarantine files hold every dropped and
     quarantined row."""
     from curate.arrow_io import read_table
+    from curate.fs import join
 
     given = manifest.rows_in - manifest.quarantined
     for stage in manifest.stages:
@@ -49,10 +51,10 @@ def assert_balanced(manifest, folder: Path) -> None:
         assert stage.rows_in == given, f"{stage.name}: took {stage.rows_in}, given {given}"
         assert stage.rows_in + stage.generated == stage.rows_out + dropped + stage.consumed, stage
         rejects = [r for r in manifest.rejects if r.stage == stage.name]
-        assert sum(read_table(folder / r.path).num_rows for r in rejects) == dropped, stage.name
+        assert sum(read_table(join(folder, r.path)).num_rows for r in rejects) == dropped, stage.name
         given = stage.rows_out
     assert given == manifest.rows == sum(s.rows for s in manifest.shards)
-    assert sum(read_table(folder / q.path).num_rows for q in manifest.quarantine) == manifest.quarantined
+    assert sum(read_table(join(folder, q.path)).num_rows for q in manifest.quarantine) == manifest.quarantined
     generated, consumed = sum(s.generated for s in manifest.stages), sum(s.consumed for s in manifest.stages)
     dropped = sum(sum(s.dropped.values()) for s in manifest.stages)
     assert (manifest.generated, manifest.consumed, manifest.dropped) == (generated, consumed, dropped)
@@ -130,16 +132,41 @@ def kill_at_checkpoint(inputs: Path, out: Path, options: list[str], checkpoint: 
     return written()
 
 
-def read_dataset(folder: Path, shards_key: str = "shards") -> pa.Table:
+def session_processes(session: int) -> list[int]:
+    """Live processes (not zombies) of a session: a command started with start_new_session and
+    everything it spawned."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        state, _, _, sid = text[text.rindex(")") + 2 :].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def wait_until_gone(session: int, timeout: float = 30.0) -> list[int]:
+    """Wait until no process of `session` is alive; return the survivors if some are left."""
+    deadline = time.monotonic() + timeout
+    while (alive := session_processes(session)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+def read_dataset(folder: str | Path, shards_key: str = "shards") -> pa.Table:
     """All rows of a dataset folder (or its rejects / quarantine) as one table, via the manifest.
 
     Rejects of different stages carry different columns (those known at that stage): missing
     columns are filled with nulls."""
     from curate.arrow_io import read_table
+    from curate.fs import join
     from curate.manifest import Manifest
 
     manifest = Manifest.read(folder)
-    tables = [read_table(Path(folder) / s.path) for s in getattr(manifest, shards_key)]
+    schema = manifest.data_schema(folder) if shards_key == "shards" else None  # the data may be JSON lines
+    tables = [read_table(join(folder, s.path), schema=schema) for s in getattr(manifest, shards_key)]
     return pa.concat_tables(tables, promote_options="default") if tables else None
 
 
@@ -168,3 +195,16 @@ def inputs(tmp_path_factory):
     from tests.train_fixtures import build_inputs
 
     return build_inputs(tmp_path_factory.getbasetemp() / "train_inputs", SHARED_DATA)
+
+
+@pytest.fixture
+def s3(tmp_path):
+    """A local S3-compatible server (moto) with a fresh bucket; yields the bucket's URL."""
+    import uuid
+
+    from tests.s3_server import moto_server, s3_filesystem
+
+    with moto_server(tmp_path / "thresher-cache"):
+        bucket = f"thresher-{uuid.uuid4().hex[:8]}"
+        s3_filesystem().mkdir(bucket)
+        yield f"s3://{bucket}"

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SHARED_DATA, thresher
+from conftest import REPO, SHARED_DATA, thresher, wait_until_gone
 
 EXPERIMENT = """\
 # @package _global_
@@ -65,7 +65,8 @@ def unfinished_with_checkpoint(runs: Path) -> Path | None:
 
 
 def kill_mid_training(command: list[str], runs: Path, timeout: float = 600) -> Path:
-    """Start the ablation, SIGKILL it (and its workers) while a run is between checkpoints."""
+    """Start the ablation and SIGKILL its main process only (as a user's `kill -9 <pid>`) while a
+    run is between checkpoints: the training workers end by themselves, no process survives."""
     process = subprocess.Popen(
         command, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -74,8 +75,9 @@ def kill_mid_training(command: list[str], runs: Path, timeout: float = 600) -> P
     while time.time() < deadline and process.poll() is None and victim is None:
         victim = unfinished_with_checkpoint(runs)
         time.sleep(0.005)
-    os.killpg(process.pid, signal.SIGKILL)
+    os.kill(process.pid, signal.SIGKILL)
     process.wait()
+    assert wait_until_gone(process.pid, timeout=5) == [], "processes of the killed ablation survive it"
     assert victim is not None, "the ablation ended (or timed out) before a run could be killed mid-training"
     return victim
 
@@ -218,6 +220,8 @@ def test_the_documented_example_and_the_shipped_experiments_plan(tmp_path):
     assert {job.steps for job in plan.jobs} == {489}  # ceil(2,000,000 / (16 rows x 256 tokens))
     assert "stages.gopher_quality.min_doc_words=200" in plan.curations[2].overrides
 
+    unrepeated = make_plan(compose_ablation(["ablation=curated_vs_raw_unrepeated", f"output.dir={tmp_path / 'u'}"]))
+    assert {job.steps for job in unrepeated.jobs} == {110}  # ceil(450,000 / (16 x 256)): experiment 1's options
     for name, runs in (("curated_vs_raw", 6), ("dedup_vs_duplicated", 6), ("lima_selection", 9)):
         plan = make_plan(compose_ablation([f"ablation={name}", f"output.dir={tmp_path / name}"]))
         assert len(plan.jobs) == runs and all(job.eval for job in plan.jobs)

@@ -25,7 +25,7 @@ from curate.manifest import Manifest
 from curate.sft.judge import ULTRAFEEDBACK_ASPECTS
 from curate.sft.scorers import ScorerConfig
 from curate.stages.best_of_n import select
-from tests.train_fixtures import pretrained_model, train, trained_reward_model
+from tests.train_fixtures import pretrained_model, tiny_llama_config, train, trained_reward_model
 
 # -- the selection rule, alone -----------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ def prompts_file(tmp_path: Path, count: int = 12) -> Path:
 def rule_model(inputs, tmp_path_factory) -> Path:
     """A tiny Llama sequence classifier trained here to tell responses that ask for a password
     (label `breaks_rule`) from the others, on conversations of other prompts than the tests use."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     from curate.sft.scorers import conversation_text
 
@@ -91,12 +91,8 @@ def rule_model(inputs, tmp_path_factory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # two test workers share two cores: contended threads are several times slower
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
+    config = tiny_llama_config(
+        len(tokenizer),
         max_position_embeddings=512,
         num_labels=2,
         id2label={0: "follows_rules", 1: "breaks_rule"},

@@ -113,7 +113,8 @@ def test_cli_errors(tmp_path):
     assert (
         one_line_error(tmp_path, *base, "input.pathz=[x]")
         == "error: input.pathz: unknown option; valid: paths, format, records, fields, strip_template, text_field, "
-        "id_field, text_unit, include, columns, source, on_error, max_doc_mb, max_inflate_ratio, warc"
+        "id_field, text_unit, include, columns, source, on_error, max_quarantine_frac, max_doc_mb, max_inflate_ratio, "
+        "split_mb, warc, table"
     )
     assert (
         one_line_error(tmp_path, *base, "stages.length_filter.min_char=3")

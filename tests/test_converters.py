@@ -293,6 +293,7 @@ def test_field_mapping_errors_name_the_inputs_field(tmp_path):
         *KEEP,
         "input.records=alpaca",
         "input.fields={instruction: question, output: reply}",
+        "input.max_quarantine_frac=1",
     )
     assert manifest.rows == 1 and manifest.quarantined == 3
     bad = {q["position"]: q for q in read_dataset(tmp_path / "out", "quarantine").to_pylist()}
@@ -305,6 +306,7 @@ def test_field_mapping_errors_name_the_inputs_field(tmp_path):
         *KEEP,
         "input.records=alpaca",
         "input.fields={instruction: data.question, output: reply}",
+        "input.max_quarantine_frac=1",
     )
     row = read_dataset(tmp_path / "nested").to_pylist()[-1]
     assert row["messages"][0]["content"] == "Name a colour"

@@ -173,3 +173,63 @@ def test_recall_of_each_rule_on_planted_evaluation_items(tmp_path, shared_data):
     assert all(tulu[v] >= ngram13[v] for v in decontamination_set.POSITIVE)  # 8-grams find shorter items
     assert tulu["fragment"] == ngram13["fragment"] == 0.0  # a quoted phrase of 10 words is not the item
     assert tulu["clean"] == tulu["neighbours"] == ngram13["clean"] == ngram13["neighbours"] == 0.0
+
+
+def test_chat_rows_are_checked_on_every_turn(tmp_path, benchmark):
+    """Chat rows (`columns=[messages]`): a benchmark question in a user turn or in an answer
+    contaminates; n-grams do not span turns; the Tülu 3 rule counts a conversation's turns together."""
+    eval_file, items = benchmark
+    question, answer = items[3]["question"], items[5]["answer"]
+    filler = base_texts(4, words=40, seed=7)
+    words = items[9]["question"].split()
+    rows = [
+        {"id": "in_prompt", "instruction": "Please solve: " + question, "output": filler[0]},
+        {"id": "in_answer", "instruction": filler[1], "output": "Here goes. " + answer},
+        {"id": "clean", "instruction": filler[2], "output": filler[3]},
+        # 13 benchmark words split 7 + 6 over the two turns: no 13-gram lies within one turn
+        {"id": "across_turns", "instruction": " ".join(words[:7]), "output": " ".join(words[7:13])},
+        {"id": "one_turn", "instruction": " ".join(words[:7]), "output": filler[3]},
+    ]
+    data = write_jsonl(tmp_path / "chat.jsonl", rows)
+    common = ("input.records=alpaca", "stages.decontaminate.columns=[messages]")
+    manifest = run(tmp_path, "chat", eval_file, data, *common)
+    assert manifest.kind == "chat" and manifest.stage("decontaminate").dropped == {"contaminated": 2}
+    assert sorted(read_dataset(tmp_path / "chat").column("id").to_pylist()) == ["across_turns", "clean", "one_turn"]
+    flagged = run(
+        tmp_path,
+        "coverage",
+        eval_file,
+        data,
+        *common,
+        "stages.decontaminate.match=coverage",
+        "stages.decontaminate.ngram=6",
+        "stages.decontaminate.action=flag",
+    )
+    coverage = {r["id"]: r["contamination_coverage"] for r in read_dataset(tmp_path / "coverage").to_pylist()}
+    assert coverage["in_prompt"] == 1.0 and coverage["clean"] == 0.0
+    assert coverage["across_turns"] > coverage["one_turn"] > 0  # both turns' 6-grams cover the item
+    assert flagged.stage("decontaminate").rows_out == 5
+    with pytest.raises(ConfigError, match="needs column 'text'.*available: id, messages"):
+        run(tmp_path, "text", eval_file, data, "input.records=alpaca")  # the default checks documents' text
+
+
+def test_preference_rows_are_checked_on_prompt_chosen_and_rejected(tmp_path, benchmark):
+    eval_file, items = benchmark
+    filler = base_texts(6, words=30, seed=8)
+    rows = [
+        {"id": "prompt", "prompt": items[1]["question"], "chosen": filler[0], "rejected": filler[1]},
+        {"id": "chosen", "prompt": filler[2], "chosen": items[2]["answer"], "rejected": filler[3]},
+        {"id": "rejected", "prompt": filler[4], "chosen": filler[5], "rejected": "No: " + items[4]["question"]},
+        {"id": "clean", "prompt": filler[0], "chosen": filler[2], "rejected": filler[4]},
+    ]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    columns = "stages.decontaminate.columns=[prompt,chosen,rejected]"
+    manifest = run(tmp_path, "all", eval_file, data, "input.records=dpo", columns)
+    assert manifest.kind == "preference" and manifest.stage("decontaminate").dropped == {"contaminated": 3}
+    assert read_dataset(tmp_path / "all").column("id").to_pylist() == ["clean"]
+    prompts_only = run(
+        tmp_path, "prompts", eval_file, data, "input.records=dpo", "stages.decontaminate.columns=[prompt]"
+    )
+    assert prompts_only.stage("decontaminate").dropped == {"contaminated": 1}
+    with pytest.raises(ConfigError, match="action: cut removes spans from the text column"):
+        run(tmp_path, "cut", eval_file, data, "input.records=dpo", columns, "stages.decontaminate.action=cut")

@@ -218,3 +218,14 @@ def test_quarantine_survives_later_passes(tmp_path):
     data = (tmp_path / "out" / shard.path).read_bytes()
     assert hashlib.sha256(data).hexdigest() == shard.sha256
     assert read_dataset(tmp_path / "out", "quarantine").column("position").to_pylist() == [6]
+
+
+def test_a_run_killed_while_writing_its_first_record_is_replaced(tmp_path):
+    """A kill between creating `_work/` and renaming `run.json` into place leaves only a temporary
+    file: the folder holds no run, and the rerun starts afresh instead of refusing it."""
+    path = write_jsonl(tmp_path / "a.jsonl", [{"text": "some text that is long enough to keep around here"}])
+    (tmp_path / "out" / "_work").mkdir(parents=True)
+    (tmp_path / "out" / "_work" / "run.json.tmp").write_text('{"fingerprint": "abc", "con')
+    (tmp_path / "out" / ".lock").write_text("pid 1")
+    assert curate(path, tmp_path / "out").rows_in == 1
+    assert not list((tmp_path / "out").rglob("*.tmp"))

@@ -19,7 +19,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
-from conftest import REPO, SHARED_DATA, curate, kill_after_tasks, read_dataset, start_curate, thresher, write_jsonl
+from conftest import (
+    REPO,
+    SHARED_DATA,
+    curate,
+    kill_after_tasks,
+    read_dataset,
+    session_processes,
+    start_curate,
+    thresher,
+    wait_until_gone,
+    write_jsonl,
+)
 
 from curate.errors import InputError, OutputError
 from curate.manifest import Manifest, ManifestError
@@ -510,29 +521,6 @@ def test_many_small_files_make_many_tasks_compact_shards_and_a_small_manifest(tm
 
 
 # -- 7. kill -9: no process survives its run; a rerun ends as an uninterrupted run -----------------
-
-
-def session_processes(session: int) -> list[int]:
-    """Live processes (not zombies) of a session: a command started with start_new_session and
-    everything it spawned."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:  # ended meanwhile
-            continue
-        state, _, _, sid = text[text.rindex(")") + 2 :].split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append(int(stat.parent.name))
-    return found
-
-
-def wait_until_gone(session: int, timeout: float = 30.0) -> list[int]:
-    """Wait until no process of `session` is alive; return the survivors if some are left."""
-    deadline = time.monotonic() + timeout
-    while (alive := session_processes(session)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return alive
 
 
 def test_workers_end_when_the_main_process_is_killed(tmp_path):

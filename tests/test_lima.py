@@ -153,17 +153,16 @@ def test_quality_signals():
 
 def test_reward_model_and_lm_scores_enter_quality(tmp_path, shared_data):
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     from curate.llm.models import model_path
+    from tests.train_fixtures import tiny_llama_config
 
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
     torch.manual_seed(0)
     reward = LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
+        tiny_llama_config(
+            tokenizer.vocab_size,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,

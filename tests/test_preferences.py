@@ -159,9 +159,10 @@ def test_k_ranked_responses_all_pairs_ties_and_length_ratio(tmp_path):
 
 def test_source_order_and_reward_model(tmp_path):
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     from curate.llm.models import model_path
+    from tests.train_fixtures import tiny_llama_config
 
     rows = []
     for i in range(4):
@@ -194,10 +195,8 @@ def test_source_order_and_reward_model(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2-135m-instruct"))
     torch.manual_seed(0)
     LlamaForSequenceClassification(
-        LlamaConfig(
-            vocab_size=tokenizer.vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
+        tiny_llama_config(
+            tokenizer.vocab_size,
             num_hidden_layers=2,
             num_attention_heads=4,
             num_key_value_heads=2,

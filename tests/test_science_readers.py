@@ -8,6 +8,7 @@ import tarfile
 
 import pytest
 
+from curate.errors import ConfigError
 from curate.markup import smiles
 from tests.conftest import curate, read_dataset
 
@@ -149,7 +150,7 @@ def test_fasta_bad_utf8_and_foreign_characters(tmp_path):
         b">ok1 first\nACGTACGTAC\nGTACGT\n>bad1\nACGT\xff\xfeACGT\n>bad2 letters\nMKV!!QRT\n>ok2\nMKVLAAGIVALLLAAGC\n>empty\n"
     )
     out = tmp_path / "out"
-    manifest = curate(path, out, *PASS_THROUGH)
+    manifest = curate(path, out, *PASS_THROUGH, "input.max_quarantine_frac=1")
     rows = read_dataset(out).to_pylist()
     assert [r["id"] for r in rows] == ["ok1", "ok2"]  # bad1 has an undecodable line: quarantined whole
     assert rows[0]["text"] == "ACGTACGTACGTACGT" and json.loads(rows[0]["meta"])["alphabet"] == "dna"
@@ -166,3 +167,219 @@ def test_smiles_syntax_check():
     for bad in ("C1CC", "C(C", "C)", "(C)", "C==", "[Xx]", "CC>", "the", "=C"):
         assert smiles.check(bad) is not None, bad
     assert smiles.is_isomeric("F/C=C/F") and smiles.is_isomeric("[13CH4]") and not smiles.is_isomeric("CCO")
+
+
+def real_smiles(shared_data, n: int) -> list[str]:
+    """The first `n` SMILES of RDKit's ZINC natural products (real molecules)."""
+    with gzip.open(shared_data / "smiles_rdkit" / "znp.50k.smi.gz", "rt") as handle:
+        return [handle.readline().split()[0] for _ in range(n)]
+
+
+def test_rdkit_qed_and_rtecs_layouts_read_without_quarantine(shared_data, tmp_path):
+    """RDKit's `Chem/test_data/QED/NCI_5000_qed.csv` (a '#' comment line, then 'SMILES,QED' rows, no
+    header) and `Code/GraphMol/Wrap/test_data/rtecs_smiles.5000.txt` ('CAS-number SMILES' lines):
+    neither file is in the shared data, so both are built here with exactly those layouts from real
+    SMILES. Both read with no option but input.format=smiles, the columns found from the content."""
+    molecules = real_smiles(shared_data, 40)
+    qed = tmp_path / "NCI_5000_qed.csv"
+    qed.write_text(
+        "# Test data for QED descriptor\n" + "".join(f"{s},{0.1 + i / 97:.17g}\n" for i, s in enumerate(molecules))
+    )
+    rtecs = tmp_path / "rtecs_smiles.5000.txt"
+    rtecs.write_text("".join(f"{100 + i}-{i % 90:02d}-{i % 9} {s}\n" for i, s in enumerate(molecules)))
+    for path in (qed, rtecs):
+        out = tmp_path / path.stem
+        manifest = curate(path, out, *PASS_THROUGH, "input.format=smiles")
+        assert manifest.quarantined == 0 and manifest.rows == len(molecules), path.name
+        rows = read_dataset(out).to_pylist()
+        assert [r["text"] for r in rows] == molecules
+    meta = json.loads(read_dataset(tmp_path / "NCI_5000_qed").to_pylist()[2]["meta"])
+    assert meta["value"] == pytest.approx(0.1 + 2 / 97) and "name" not in meta
+    meta = json.loads(read_dataset(tmp_path / "rtecs_smiles.5000").to_pylist()[2]["meta"])
+    assert meta["name"] == "102-02-2" and "value" not in meta
+
+
+def test_smiles_columns_by_name_or_index_header_and_comments(shared_data, tmp_path):
+    molecules = real_smiles(shared_data, 6)
+    table = tmp_path / "assay.tsv"
+    table.write_text(
+        "% exported 2024-01-01\n"
+        + "compound\tmolecule\tactivity\tnotes\n"
+        + "".join(f"cpd-{i}\t{s}\t{i * 1.5}\tok\n" for i, s in enumerate(molecules))
+    )
+    common = (*PASS_THROUGH, "input.format=smiles", "input.table.comment=%")
+    by_name = curate(
+        table,
+        tmp_path / "by_name",
+        *common,
+        "input.table.smiles_column=molecule",
+        "input.table.name_column=compound",
+        "input.table.value_column=activity",
+    )
+    assert by_name.quarantined == 0 and by_name.rows == 6
+    rows = read_dataset(tmp_path / "by_name").to_pylist()
+    meta = json.loads(rows[1]["meta"])
+    assert rows[1]["text"] == molecules[1] and meta["name"] == "cpd-1" and meta["value"] == 1.5
+    assert meta["notes"] == "ok" and "compound" not in meta  # the header names the other columns
+    by_index = curate(table, tmp_path / "by_index", *common, "input.table.smiles_column=1", "input.table.header=true")
+    assert by_index.quarantined == 0 and [r["text"] for r in read_dataset(tmp_path / "by_index").to_pylist()] == (
+        molecules
+    )
+    wrong = curate(
+        table,
+        tmp_path / "wrong",
+        *common,
+        "input.table.smiles_column=structure",
+        "input.max_quarantine_frac=1",
+    )
+    assert wrong.rows == 0 and wrong.quarantined == 7  # the first row is data when nothing names it a header
+    error = quarantined(tmp_path / "wrong")[0]["error"]
+    assert error == "input.table.smiles_column: no column named 'structure' (the file has no header row naming it)"
+    with pytest.raises(ConfigError, match="input.table.delimiter: 'ab' is not tab, comma, whitespace"):
+        curate(table, tmp_path / "x", *common, "input.table.delimiter=ab")
+
+
+def genbank_records(shared_data, names: tuple[str, ...]):
+    """Biopython's parse of real GenBank test files (nucleotide records)."""
+    from io import StringIO
+
+    from Bio import SeqIO
+
+    records = []
+    with tarfile.open(shared_data / "biopython_seqfiles" / "genbank_swissprot_fasta.tar.gz") as archive:
+        for name in names:
+            text = archive.extractfile(f"Tests/GenBank/{name}").read().decode()
+            records += list(SeqIO.parse(StringIO(text), "genbank"))
+    return records
+
+
+def test_embl_records_through_biopython(shared_data, tmp_path):
+    """Real GenBank records written as EMBL by Biopython, read back as the GenBank reader reads them."""
+    from Bio import SeqIO
+
+    records = genbank_records(shared_data, ("cor6_6.gb", "arab1.gb"))
+    for record in records:
+        record.annotations.setdefault("molecule_type", "DNA")
+    path = tmp_path / "cor6.embl"
+    SeqIO.write(records, path, "embl")
+    path.write_text(path.read_text() + "ID   broken; SV 1; linear; DNA; STD; PLN; 5 BP.\nSQ   nonsense\n//\n")
+    out = tmp_path / "out"
+    manifest = curate(path, out, *PASS_THROUGH, "input.max_quarantine_frac=1")
+    rows = rows_by_format(out)["embl"]
+    assert [r["text"] for r in rows] == [str(r.seq) for r in records] and manifest.quarantined == 1
+    assert rows[0]["meta"]["organism"] == records[0].annotations["organism"]
+    assert rows[0]["meta"]["alphabet"] == "dna" and rows[0]["id"] == records[0].id
+    (bad,) = quarantined(out)
+    assert bad["error"] == "record has no sequence" and bad["raw"].startswith(b"ID   broken")
+
+
+def test_fastq_reads_and_broken_records(shared_data, tmp_path):
+    """Reads written by Biopython (real sequences, qualities made up), then broken ones: a quality
+    line starting with '@', a record without its '+' line, a short quality, a cut last record."""
+    from Bio import SeqIO
+    from Bio.Seq import Seq
+    from Bio.SeqRecord import SeqRecord
+
+    sequence = str(genbank_records(shared_data, ("cor6_6.gb",))[0].seq)
+    reads = []
+    for i in range(5):
+        read = SeqRecord(Seq(sequence[i * 40 : i * 40 + 36]), id=f"read{i}", description=f"read{i} lane=1")
+        read.letter_annotations["phred_quality"] = [31 + (i + j) % 9 for j in range(36)]
+        reads.append(read)
+    path = tmp_path / "reads.fastq"
+    SeqIO.write(reads, path, "fastq")
+    at_quality = "@" * 4 + "I" * 4  # PHRED 31 and 40: a quality line may start with '@'
+    path.write_text(
+        path.read_text()
+        + f"@read5\nACGTACGT\n+\n{at_quality}\n"
+        + "@no_plus\nACGTACGT\n@read6\nACGT\n+\nIIII\n"
+        + "@long\nACGT\n+\nIIIIII\n@read7\nGGCC\n+read7\nIIII\n"
+        + "@cut\nACGT\n+\nI"
+    )
+    out = tmp_path / "out"
+    manifest = curate(path, out, *PASS_THROUGH, "input.max_quarantine_frac=1")
+    rows = rows_by_format(out)["fastq"]
+    assert [r["id"] for r in rows] == ["read0", "read1", "read2", "read3", "read4", "read5", "read6", "read7"]
+    assert rows[0]["text"] == sequence[:36] and rows[0]["meta"]["description"] == "lane=1"
+    assert rows[5]["meta"]["quality"] == at_quality and rows[5]["meta"]["mean_quality"] == 35.5
+    bad = {q["position"]: q["error"] for q in quarantined(out)}
+    first = 6 * 4 + 1  # the header line of the first broken record
+    assert bad == {
+        first: "record has no '+' line",
+        first + 6: "malformed fastq record: Lengths of sequence and quality values differs for long (4 and 6).",
+        first + 14: "record cut short (end of file)",
+    }
+    assert manifest.quarantined == 3 and manifest.rows == 8
+
+
+def test_zip_archives_are_read_by_member_format_and_skipped_members_listed(shared_data, tmp_path):
+    """NLTK's webtext.zip as distributed (its README has no extension), and a zip of mixed members:
+    every member read by its own format, those not read listed in inputs.arrow, the summary and
+    `thresher inspect`; a zip bomb, an encrypted member and a corrupt archive are bad input."""
+    import gzip as gz
+    import zipfile
+
+    from conftest import thresher
+
+    from curate.manifest import Manifest
+
+    out = tmp_path / "webtext"
+    manifest = curate(
+        shared_data / "nltk_corpora" / "webtext.zip",
+        out,
+        *PASS_THROUGH,
+        "input.text_unit=line",
+        "input.max_quarantine_frac=1",
+    )
+    assert manifest.rows > 25_000 and manifest.quarantined == 37  # lines in Latin-1, not UTF-8
+    assert {q["error"].rsplit(" ", 1)[0] for q in quarantined(out)} == {"invalid UTF-8 at byte"}
+    skipped = [(f.path, f.skipped) for f in Manifest.read(out).input_files(out) if f.skipped]
+    assert skipped == [(f"{shared_data}/nltk_corpora/webtext.zip/webtext/README", "unknown format")]
+    assert manifest.inputs.skipped == 1 and manifest.inputs.files == 1
+
+    mixed = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(mixed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("docs/a.jsonl", '{"text": "first document"}\n{"text": "second document"}\n')
+        archive.writestr("docs/b.jsonl.gz", gz.compress(b'{"text": "third document"}\n'))
+        archive.writestr("seqs/x.fasta", ">s1 one\nACGTACGT\n")
+        archive.writestr("notes.docx", b"PK not read")
+        archive.writestr("inner.tar.gz", b"an archive inside the archive")
+        archive.writestr(".hidden.jsonl", '{"text": "hidden files are not input"}\n')
+        archive.writestr("bomb.jsonl", b"\n" * (5 << 20))  # 5 MB of newlines: ~1000x
+    result = thresher(
+        "curate",
+        f"input.paths=[{mixed}]",
+        f"output.dir={tmp_path / 'mixed'}",
+        *PASS_THROUGH,
+        "input.max_quarantine_frac=1",
+    )
+    manifest = Manifest.read(tmp_path / "mixed")
+    texts = sorted(read_dataset(tmp_path / "mixed").column("text").to_pylist())
+    assert texts == ["ACGTACGT", "first document", "second document", "third document"]
+    listed = {
+        f.path.rsplit("mixed.zip/", 1)[1]: f.skipped for f in manifest.input_files(tmp_path / "mixed") if f.skipped
+    }
+    assert listed == {"notes.docx": "unknown format", "inner.tar.gz": "archive inside an archive (not read)"}
+    assert manifest.inputs.skipped == 2
+    (bomb,) = quarantined(tmp_path / "mixed")
+    assert bomb["file"].endswith("mixed.zip/bomb.jsonl") and "a decompression bomb?" in bomb["error"]
+    assert "skipped 2 input file(s): unknown format 1 · archive inside an archive (not read) 1" in result.stderr
+    inspected = thresher("inspect", str(tmp_path / "mixed")).stdout
+    assert "skipped 2 input file(s)" in inspected and "mixed.zip/notes.docx (unknown format)" in inspected
+
+    (tmp_path / "broken.zip").write_bytes(mixed.read_bytes()[:200])
+    manifest = curate(tmp_path / "broken.zip", tmp_path / "broken", *PASS_THROUGH, "input.max_quarantine_frac=1")
+    (bad,) = quarantined(tmp_path / "broken")
+    assert manifest.rows == 0 and bad["error"].startswith("not a readable zip archive")
+
+
+def test_members_skipped_in_a_tar_archive_are_listed(shared_data, tmp_path):
+    from curate.manifest import Manifest
+
+    out = tmp_path / "out"
+    curate(shared_data / "biopython_seqfiles", out, *PASS_THROUGH, "input.max_quarantine_frac=1")
+    manifest = Manifest.read(out)
+    skipped = [f for f in manifest.input_files(out) if f.skipped]
+    assert manifest.inputs.skipped == len(skipped) > 10
+    assert all(".tar.gz/Tests/" in f.path and f.skipped == "unknown format" for f in skipped)
+    assert any(f.path.endswith(".m10") for f in skipped)  # FASTA alignments (m10): no reader

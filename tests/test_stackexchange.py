@@ -161,7 +161,7 @@ def test_malformed_posts_are_quarantined(tmp_path):
             post(Id=4, PostTypeId=2, ParentId=1, Score=1),
         ],
     )
-    manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *SE)
+    manifest = curate(tmp_path / "Posts.xml", tmp_path / "out", *SE, "input.max_quarantine_frac=1")
     quarantine = read_dataset(tmp_path / "out", "quarantine").to_pylist()
     assert [(q["position"], q["field"]) for q in quarantine] == [(2, "Score"), (3, "ParentId"), (4, "Id")]
     assert manifest.rows == 1 and manifest.rows_in == 5 and manifest.quarantined == 3

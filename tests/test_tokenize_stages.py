@@ -188,6 +188,13 @@ def test_drop_remainder_counts_dropped_tokens(trained, tmp_path):
     assert np.isin(np.concatenate([np.array(r) for r in table.column("input_ids").to_pylist()]), [3]).sum() == 0
 
 
+def test_token_datasets_stay_arrow_streams(trained, tmp_path):
+    data = write_jsonl(tmp_path / "docs.jsonl", documents(2))
+    tokenizer = f"stages.tokenize_pack.tokenizer={trained / 'tokenizer'}"
+    with pytest.raises(ConfigError, match="output.format: token datasets are written as Arrow streams"):
+        curate(data, tmp_path / "out", "pipeline=tokenize", tokenizer, "output.format=parquet")
+
+
 def test_tokenize_needs_a_tokenizer_folder(tmp_path):
     data = write_jsonl(tmp_path / "docs.jsonl", documents(2))
     with pytest.raises(ConfigError, match="stages.tokenize_pack.tokenizer: required value is missing"):

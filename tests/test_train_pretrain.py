@@ -21,7 +21,7 @@ import torch
 
 from curate.manifest import Manifest
 from tests.conftest import REPO
-from tests.train_fixtures import metrics, train
+from tests.train_fixtures import metrics, tiny_llama_config, train
 
 TINY = ["trainer.micro_batch_size=4", "log.every=1", "optim.warmup_steps=2", "optim.lr=3e-3"]
 
@@ -297,7 +297,7 @@ def test_one_line_errors(inputs, tmp_path, capsys):
 def test_document_mask_and_padding(inputs):
     """`doc_mask` restarts positions at each document (transformers then masks attention across
     documents); pad ids are left out of the loss."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     from train.data import TokenBatches, TokenRows, open_dataset
 
@@ -316,16 +316,7 @@ def test_document_mask_and_padding(inputs):
     assert torch.equal(batch["labels"] == -100, batch["input_ids"] == eos) and (batch["labels"] == -100).any()
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=512,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            max_position_embeddings=128,
-        )
-    ).eval()
+    model = LlamaForCausalLM(tiny_llama_config(512, max_position_embeddings=128)).eval()
     with torch.no_grad():
         masked = model(**batch).logits[row % 4]
         unmasked = model(input_ids=batch["input_ids"]).logits[row % 4]

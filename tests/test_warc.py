@@ -288,7 +288,9 @@ def test_records_the_crawler_truncated_are_kept_and_marked(tmp_path):
 
 def test_truncated_wet_file(shared_data, tmp_path):
     data = (shared_data / "commoncrawl_whirlwind" / "whirlwind.warc.wet.gz").read_bytes()
-    manifest = curate(write(tmp_path / "cut.warc.wet.gz", data[:-200]), tmp_path / "out", *RAW)
+    manifest = curate(
+        write(tmp_path / "cut.warc.wet.gz", data[:-200]), tmp_path / "out", *RAW, "input.max_quarantine_frac=1"
+    )
     (bad,) = quarantine(tmp_path / "out")
     assert manifest.rows == 0 and bad["position"] == 466 and "clipped" in bad["error"]
 

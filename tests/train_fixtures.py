@@ -69,22 +69,31 @@ def preference_dataset(folder: Path, shared_data: Path) -> Path:
     return folder
 
 
+def tiny_llama_config(vocab_size: int, **options):
+    """A Llama config small enough for a test (hidden 32, one layer of two heads); `options`
+    change or add fields (labels, more layers, the pad token)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        **{
+            "vocab_size": vocab_size,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            **options,
+        }
+    )
+
+
 def tiny_reward_model(folder: Path, tokenizer) -> Path:
     """A randomly initialised one-layer Llama sequence classifier (one output) saved with
     `tokenizer`: a real reward model's interface, for plumbing tests (its verdicts mean nothing)."""
     import torch
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+    from transformers import LlamaForSequenceClassification
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_llama_config(len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id)
     LlamaForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -449,7 +449,9 @@ def run_on_ray(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, 
     """One Ray task per job, each reserving `cpus_per_run` CPUs and `gpus_per_run` GPUs."""
     import ray
 
-    ray.init(address=executor.address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    ray.init(  # no address: a Ray of our own ("local"), never another process's that happens to run here
+        address=executor.address or "local", include_dashboard=False, ignore_reinit_error=True, log_to_driver=False
+    )
     remote = ray.remote(num_cpus=executor.cpus_per_run, num_gpus=executor.gpus_per_run)(train_and_evaluate)
     pending = [remote.remote(job) for job in jobs]
     while pending:
@@ -458,12 +460,17 @@ def run_on_ray(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, 
 
 
 def run_locally(jobs: list[Job], executor: DictConfig, done: Callable[[dict[str, Any]], None]) -> None:
-    """`executor.workers` processes, each a fresh interpreter per job (no state shared between runs)."""
+    """`executor.workers` processes, each a fresh interpreter per job (no state shared between runs),
+    each ending with this process (a `kill -9` of the ablation leaves no training behind)."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from curate.executors.local import exit_with_parent
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(executor.workers, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        executor.workers, mp_context=context, max_tasks_per_child=1, initializer=exit_with_parent
+    ) as pool:
         futures = {pool.submit(train_and_evaluate, job) for job in jobs}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)

@@ -22,6 +22,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from curate import fs
 from curate.errors import ConfigError
 
 
@@ -287,7 +288,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("optim.min_lr_ratio: must be within [0, 1]")
     for key in ("data", "tokenizer", "model.path", "ptx.data"):
         value = OmegaConf.select(cfg, key)
-        if value is not None and not Path(value).exists():
+        if value is not None and not fs.exists(value):  # local, or a URL (s3://...: curate.fs)
             raise ConfigError(f"{key}: '{value}' does not exist")
     if (cfg.ptx.coef > 0) != (cfg.ptx.data is not None):
         raise ConfigError("ptx.data and ptx.coef: set both (a tokens dataset and a coefficient > 0) or neither")

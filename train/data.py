@@ -10,7 +10,8 @@
   a resumed run reads exactly the batches an uninterrupted run would have read.
 - `TokenBatches`: micro-batches of token rows in that order, for the pre-training loop and the
   ptx mix-in.
-- `hf_dataset`: `chat` / `preference` shards as one memory-mapped `datasets.Dataset` for trl.
+- `hf_dataset`: `chat` / `preference` shards as one `datasets.Dataset` for trl (memory-mapped Arrow
+  shards; the columns of Parquet or JSON-lines shards read into memory).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
-from curate.arrow_io import iter_batches
+from curate import fs
+from curate.arrow_io import iter_batches, read_table
 from curate.errors import ConfigError
 from curate.manifest import Manifest, verify_shards
 from curate.schema import KINDS
@@ -48,6 +51,10 @@ class DatasetFolder:
 
     path: Path
     manifest: Manifest
+    # A dataset on object storage: its URL, and its shards' local copies (the cache of curate.fs:
+    # downloaded once, keyed by their sha256 and checked as they arrive; bounded by THRESHER_CACHE_GB)
+    location: str | None = None
+    local_shards: list[Path] | None = None
 
     @property
     def kind(self) -> str:
@@ -59,6 +66,8 @@ class DatasetFolder:
 
     @property
     def shard_paths(self) -> list[Path]:
+        if self.local_shards is not None:
+            return self.local_shards
         return [self.path / shard.path for shard in self.manifest.shards]
 
     def lineage(self) -> dict[str, Any]:
@@ -66,7 +75,7 @@ class DatasetFolder:
         manifest = self.manifest
         tokenizer = manifest.tokenizer()
         return {
-            "path": str(self.path.resolve()),
+            "path": self.location or str(self.path.resolve()),
             "kind": self.kind,
             "rows": self.rows,
             "fingerprint": manifest.fingerprint,
@@ -82,6 +91,13 @@ class DatasetFolder:
         """The tokenizer a `tokens` dataset was made with, as its manifest records it."""
         return self.manifest.tokenizer()
 
+    def read_table(self, columns: Sequence[str]) -> pa.Table:
+        """`columns` of every row, through the dataset's format: Arrow shards are memory-mapped
+        (nothing is read until used); Parquet reads only those columns; JSON lines are parsed."""
+        schema = self.manifest.data_schema(self.location or self.path)
+        tables = [read_table(path, columns, schema=schema) for path in self.shard_paths]
+        return pa.concat_tables([t for t in tables if t.num_rows] or tables[:1])
+
 
 def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", verify: bool = True) -> DatasetFolder:
     """Read and check a dataset folder; `key` names the config option in error messages.
@@ -89,8 +105,9 @@ def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", veri
     Raises ConfigError for a folder of the wrong kind or schema, ThresherError (from
     `curate.manifest`) for an unreadable manifest or a missing or modified shard.
     """
+    location = str(path)
     path = Path(path)
-    manifest = Manifest.read(path)
+    manifest = Manifest.read(location)
     kind = manifest.kind
     if kind not in kinds:
         raise ConfigError(f"{key}: '{path}' holds a '{kind}' dataset; this task reads {' or '.join(kinds)}")
@@ -103,6 +120,14 @@ def open_dataset(path: str | Path, kinds: Sequence[str], key: str = "data", veri
             )
     if manifest.rows == 0:
         raise ConfigError(f"{key}: '{path}' has no rows")
+    if fs.is_remote(location):  # memory-mapped training reads local copies, checked as they are fetched
+        if manifest.data_bytes > fs.cache_limit():  # every shard stays mapped for the whole run
+            raise ConfigError(
+                f"{key}: '{location}' holds {manifest.data_bytes / 2**20:,.1f} MiB of shards, more than the local cache "
+                f"may hold ({fs.cache_limit() / 2**20:,.1f} MiB: {fs.CACHE_GB_ENV}); raise it, or copy the dataset locally"
+            )
+        copies = [fs.local_copy(fs.join(location, shard.path), shard.sha256) for shard in manifest.shards]
+        return DatasetFolder(path, manifest, location.rstrip("/"), copies)
     if verify:
         verify_shards(path, manifest)
     return DatasetFolder(path, manifest)
@@ -275,6 +300,8 @@ def hf_dataset(folder: DatasetFolder, columns: Sequence[str]) -> datasets.Datase
     import datasets
 
     datasets.disable_caching()
+    if folder.manifest.format != "arrow":  # Parquet or JSON lines: the columns read into memory
+        return datasets.Dataset(folder.read_table(columns))
     parts = [datasets.Dataset.from_file(str(path)) for path in folder.shard_paths]
     parts = [part for part in parts if len(part)]
     dataset = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]

@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from curate.arrow_io import read_table
 from curate.compose import resolved_dict
 from curate.errors import ConfigError, user_errors_as_one_line
 from curate.manifest import code_version
@@ -213,8 +212,7 @@ def drawn_rows(folder: DatasetFolder, column: str, seed: int, limit_rows: int = 
     (0: no limit). The shards are memory-mapped: only the rows drawn are read."""
     import pyarrow as pa
 
-    tables = [read_table(path, [column]) for path in folder.shard_paths]
-    table = pa.concat_tables([t for t in tables if t.num_rows])
+    table = folder.read_table([column])
     order = np.random.default_rng(seed).permutation(table.num_rows)
     if limit_rows:
         order = order[:limit_rows]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import DictConfig
 
+from curate import fs
 from train.data import TASK_KINDS, DatasetFolder, open_dataset
 from train.lineage import RunDir, model_lineage, run_record
 from train.modeling import tokenizer_fingerprint, tokenizer_lineage
@@ -92,6 +93,8 @@ def tokenizer_path(cfg: DictConfig, data: DatasetFolder | None = None) -> str:
         return recorded["path"]
     else:
         raise ConfigError("tokenizer: required (the Hugging Face tokenizer folder the data was tokenized with)")
+    if fs.is_remote(path):  # a tokenizer folder on object storage: a cached local copy (curate.fs)
+        path = str(fs.local_tree(path))
     found = tokenizer_fingerprint(path)
     if recorded.get("fingerprint") and found and found != recorded["fingerprint"]:
         raise ConfigError(

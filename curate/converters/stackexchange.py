@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from curate import fs
 from curate.converters.html import html_to_text
 from curate.mapping import FieldError, RecordMapper, to_json
 from curate.schema import KINDS
@@ -99,8 +100,9 @@ class StackExchangePostsMapper(RecordMapper):
     kind: str = "documents"
     folder: str = ""  # the name of the folder holding the file being read (set by `for_file`)
 
-    def for_file(self, path: Path) -> StackExchangePostsMapper:
-        return replace(self, folder=path.absolute().parent.name)
+    def for_file(self, path: str) -> StackExchangePostsMapper:
+        folder = fs.parent(path) if fs.is_remote(path) else str(Path(path).absolute().parent)
+        return replace(self, folder=fs.basename(folder))
 
     def dump_of(self, default_id: str) -> str:
         label = default_id.rsplit(":", 1)[0]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 from rich.console import Console
 
+from curate import fs
 from curate.config import workers
 from curate.engine.estimate import Estimate, check, estimate
 from curate.engine.finalize import finalize, write_report_safely
@@ -32,10 +34,12 @@ from curate.engine.task import (
 )
 from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
+from curate.executors.counters import LiveCounters
 from curate.logs import log_to_file
 from curate.manifest import Manifest
 from curate.pipeline import Pass
 from curate.progress import Progress, print_summary
+from curate.quarantine import quarantine_reasons
 from curate.runfolder import write_json_atomic
 from curate.stages.base import GlobalStage
 from curate.stats import StageStats
@@ -47,10 +51,11 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
     """Run a curation recipe; return its manifest. A full disk, a read-only folder or a missing
     permission is an OutputError: one line naming the path and the cause. A run whose memory
     estimate does not fit this machine stops first (a ConfigError, one line)."""
+    fs.check_writable(cfg.output.dir, "output.dir")
     plan = make_plan(cfg)
     found = estimate(plan)
     check(plan, found)
-    layout = Layout(Path(cfg.output.dir))
+    layout = Layout.of(str(cfg.output.dir))
     try:
         return run_plan(plan, layout, console, found)
     except OSError as error:
@@ -78,11 +83,13 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None, found: Estimat
         status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
         folder.remove_temporary()
         if status == "complete":
-            manifest = Manifest.read(layout.out)
+            manifest = Manifest.read(layout.location)
             finish_interrupted_finalize(cfg, layout, manifest)
-            print_summary(manifest, console, note="already complete; nothing to do")
+            print_summary(manifest, console, note="already complete; nothing to do", folder=layout.location)
             return manifest
-        with log_to_file(layout.logs / "run.log"):
+        if layout.mirror.exists(layout.logs / "run.log"):  # a resumed run's log goes on after the earlier one's
+            layout.mirror.fetch(layout.logs / "run.log")
+        with log_to_file(layout.logs / "run.log"), publishing(layout, layout.logs / "run.log"):
             logger.info("%s run of %d task(s), fingerprint %s", status, len(plan.tasks), plan.fingerprint)
             for line in found.lines():
                 logger.info("%s", line)
@@ -104,17 +111,27 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None, found: Estimat
             except Exception:
                 logger.exception("run failed")
                 raise
-    print_summary(manifest, console)
+    print_summary(manifest, console, folder=layout.location)
     return manifest
+
+
+@contextmanager
+def publishing(layout: Layout, path: Path) -> Iterator[None]:
+    """Publish `path` (the run's log) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        if path.is_file():
+            layout.mirror.publish(path)
 
 
 def finish_interrupted_finalize(cfg: DictConfig, layout: Layout, manifest: Manifest) -> None:
     """What `finalize` does after writing the manifest, if a kill stopped it there: the report
     (if it is missing) and removing the work folder."""
-    if cfg.output.report and not (layout.out / "report.html").is_file():
-        write_report_safely(layout.out, manifest)
-    if not cfg.output.keep_work and layout.work.exists():
-        shutil.rmtree(layout.work, ignore_errors=True)
+    if cfg.output.report and not layout.mirror.exists(layout.out / "report.html"):
+        write_report_safely(layout, manifest)
+    if not cfg.output.keep_work:
+        layout.mirror.remove(layout.work, recursive=True)
 
 
 def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
@@ -130,18 +147,23 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
         cfg.seed,
         len(plan.tasks),
         plan.partitions,
+        output_format=cfg.output.format,
     )
     started = time.time()
     results: list[dict[int, TaskResult]] = []
     resolved: dict[str, StageStats] = {}
     pass_seconds: list[float] = []
-    progress = Progress(enabled=cfg.executor.progress, console=console)
+    # what the local executor's workers read, live: two slots per worker (a replaced worker needs a new one)
+    counters = LiveCounters(2 * n_workers + 1) if cfg.executor.name == "local" else None
+    progress = Progress(cfg.executor.progress, console, live=counters.totals if counters else None)
     try:
-        with make_executor(cfg, n_workers, init_worker, state, teardown_worker) as executor, progress:
+        with make_executor(cfg, n_workers, init_worker, state, teardown_worker, counters) as executor, progress:
             for passage in plan.pipeline.passes:
                 pass_start = time.time()
                 done = run_pass(plan, layout, passage, results, executor, progress)
                 results.append(done)
+                if passage.index == 0:
+                    check_quarantine_share(plan, layout, done)
                 if passage.scan is not None:
                     resolved[passage.scan.name] = resolve(state, passage.scan, done, executor, progress)
                 pass_seconds.append(time.time() - pass_start)
@@ -161,10 +183,11 @@ def run_pass(
     layout.pass_dir(passage.index).mkdir(parents=True, exist_ok=True)
     done: dict[int, TaskResult] = {}
     todo: list[TaskSpec] = []
+    finished = set(layout.mirror.glob(layout.pass_dir(passage.index), "task-*.json"))
     for task in range(len(plan.tasks)):
         marker = layout.marker(passage.index, task)
-        if marker.is_file():
-            done[task] = TaskResult.from_json(json.loads(marker.read_text())).without_files()
+        if marker in finished:
+            done[task] = TaskResult.from_json(json.loads(layout.mirror.read_text(marker))).without_files()
             continue
         if passage.index == 0:
             inputs: list = plan.tasks[task]
@@ -173,11 +196,45 @@ def run_pass(
         todo.append(TaskSpec(passage.index, task, inputs))
     label = f"pass {passage.index + 1}/{len(plan.pipeline.passes)}: {passage.describe()}"
     logger.info("%s: %d task(s) to run, %d done before", label, len(todo), len(done))
-    bar = progress.start(label, total=len(plan.tasks), completed=len(done))
+    if passage.index == 0:  # the input's bytes, as read from disk
+        sizes = [sum(file.size for file in files) for files in plan.tasks]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_bytes=sum(sizes), done_bytes=sum(sizes[t] for t in done)
+        )
+    else:  # the previous pass's rows
+        rows = [sum(shard["rows"] for shard in results[-1][task].shards) for task in range(len(plan.tasks))]
+        bar = progress.start(
+            label, len(plan.tasks), len(done), total_rows=sum(rows), done_rows=sum(rows[t] for t in done)
+        )
     for result in executor.map(run_task, todo, passage.resources()):
         done[result.task] = result.without_files()
         progress.advance(bar, rows=result.rows_in)
+    progress.finish(bar)
     return done
+
+
+def check_quarantine_share(plan: Plan, layout: Layout, done: dict[int, TaskResult]) -> None:
+    """Stop the run (InputError: the share, then the top reasons, each with an example row) when
+    more than `input.max_quarantine_frac` of the rows read were quarantined: the input options do
+    not fit the data (a wrong `input.text_field`, converter or SMILES column). What was written
+    stays for inspection and no manifest is written; the folder is marked failed, so a rerun with
+    other options replaces it (`CurationFolder.has_progress`), and the same command fails again at
+    once (a larger `input.max_quarantine_frac` goes on from here: it is not part of the fingerprint)."""
+    quarantined = sum(shard["rows"] for result in done.values() for shard in result.quarantine)
+    read = quarantined + sum(result.rows_in for result in done.values())
+    limit = float(plan.cfg.input.max_quarantine_frac)
+    if not read or quarantined <= limit * read:
+        layout.mirror.remove(layout.failed)
+        return
+    paths = [fs.join(layout.location, s["path"]) for _, result in sorted(done.items()) for s in result.quarantine]
+    reasons = "\n".join(f"  {reason.line()}" for reason in quarantine_reasons(paths))
+    message = (
+        f"input: {quarantined:,} of {read:,} rows read ({quarantined / read:.1%}) were quarantined, more than "
+        f"input.max_quarantine_frac={limit:g}: do the input options fit the data? The rows are in "
+        f"{fs.join(layout.location, 'quarantine')} (thresher inspect {layout.location}); rerun with other input options, or with "
+        f"input.max_quarantine_frac=1 to keep going. Top reasons:\n{reasons}"
+    )
+    raise layout.input_failure(message)
 
 
 def resolve(
@@ -185,11 +242,12 @@ def resolve(
 ) -> StageStats:
     """Resolve a global stage on the driver (once: its marker holds the statistics it reported);
     its partitioned steps run as tasks on the executor (`run_partitions`)."""
-    marker = state.layout.resolve_marker(stage.name)
-    if marker.is_file():
-        return StageStats.from_json(json.loads(marker.read_text()))
-    scanned = [(task, result) for task, result in sorted(done.items()) if result.scan_file]
-    scan_files = [Path(result.scan_file) for _, result in scanned if result.scan_file]
+    layout = state.layout
+    marker = layout.resolve_marker(stage.name)
+    if layout.mirror.exists(marker):
+        return StageStats.from_json(json.loads(layout.mirror.read_text(marker)))
+    scanned = [(task, result.scan_file) for task, result in sorted(done.items()) if result.scan_file]
+    scan_files = [state.fetch(layout.out / scan_file) for _, scan_file in scanned]
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
@@ -201,8 +259,10 @@ def resolve(
     def runner(step: str, request: Any) -> list[Any]:
         nonlocal waited
         started = time.perf_counter()
-        spec = PartitionSpec(stage.name, step, 0, request, list(map(str, scan_files)), ctx.scan_tasks, shuffle_files)
+        # Paths relative to the output folder: on object storage each machine has its own staging.
+        spec = PartitionSpec(stage.name, step, 0, request, [f for _, f in scanned], ctx.scan_tasks, shuffle_files)
         results = run_partitions(state, stage, spec, executor, progress)
+        state.fetch_tree(layout.stage_dir(stage.name) / "partitions" / step)  # what the partitions wrote
         stage.bind_stats(stats)  # a one-worker executor resolves partitions with this very stage object
         for result in results:
             stats.merge(result.stats)
@@ -213,7 +273,9 @@ def resolve(
     start = time.perf_counter()
     stage.resolve(ctx)
     stats.seconds += time.perf_counter() - start - waited
+    state.publish_stage_files(stage)  # the decisions, for the workers to fetch
     write_json_atomic(marker, stats.to_json())
+    layout.mirror.publish(marker)
     logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
     return stats
 
@@ -227,8 +289,8 @@ def run_partitions(
     todo: list[PartitionSpec] = []
     for partition in range(state.partitions):
         marker = state.layout.partition_marker(stage.name, spec.step, partition)
-        if marker.is_file():
-            result = PartitionResult.from_json(json.loads(marker.read_text()))
+        if state.layout.mirror.exists(marker):
+            result = PartitionResult.from_json(json.loads(state.layout.mirror.read_text(marker)))
             if result.request == json.loads(json.dumps(spec.request)):
                 done[partition] = result
                 continue

@@ -13,7 +13,7 @@ fit this machine's memory (the local executor) stops before reading data, with o
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psutil
 
@@ -115,7 +115,9 @@ def sampled_document_bytes(plan: Plan) -> float:
 def estimate(plan: Plan) -> Estimate:
     cfg = plan.cfg
     n_workers = min(workers(cfg), max(1, len(plan.tasks)))
-    input_bytes = sum(f.estimated_bytes for f in plan.files)
+    # Each file once, whole: a Parquet file read in parts counts its whole size against every part.
+    whole = {f.path: replace(f, part=None) for f in plan.files}
+    input_bytes = sum(f.estimated_bytes for f in whole.values())
     document_bytes = sampled_document_bytes(plan)
     documents = int(input_bytes / document_bytes)
     largest_task = max((sum(f.estimated_bytes for f in task) for task in plan.tasks), default=0)

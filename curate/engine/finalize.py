@@ -5,18 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
+from curate import fs
+from curate.arrow_io import encode_schema
 from curate.compose import resolved_dict
 from curate.engine.folder import Layout
 from curate.engine.plan import Plan
 from curate.engine.task import TaskResult
-from curate.errors import InputError
 from curate.manifest import INPUTS_FILE, INPUTS_SCHEMA, FileRecord, Inputs, Manifest, StageRecord, Timings, code_version
 from curate.pipeline import Pipeline
 from curate.redact import redacted
@@ -57,13 +56,19 @@ def finalize(
     final = results[-1]
     shards = [FileRecord(**shard) for task in sorted(final) for shard in final[task].shards]
     if not shards:  # a dataset whose rows were all dropped still opens everywhere
-        empty = ShardWriter(out / "data", "part-00000", pipeline.output_schema, 1, out).close(keep_empty=True)
+        fmt = plan.cfg.output.format
+        empty = ShardWriter(out / "data", "part-00000", pipeline.output_schema, 1, out, fmt=fmt).close(keep_empty=True)
+        layout.mirror.publish(*(out / shard["path"] for shard in empty))
         shards = [FileRecord(**shard) for shard in empty]
     everything = [result for by_task in results for _, result in sorted(by_task.items())]
     stats = merged_stats(pipeline, results, resolved)
     inputs = write_inputs(plan, layout)
     if inputs.rows == 0 and inputs.passed_over:  # e.g. WAT files, or a selection that matches nothing
-        raise InputError(f"input.paths: no record was selected; passed over: {passed_over_summary(inputs.passed_over)}")
+        raise layout.input_failure(
+            f"input.paths: no record was selected; passed over: {passed_over_summary(inputs.passed_over)}"
+        )
+    if inputs.rows == 0:  # nothing useful can come of it: never reported as a success
+        raise layout.input_failure(f"input.paths: no row was read from the {inputs.files} input file(s): empty?")
     rows_out = sum(s.rows for s in shards)
     seconds = time.time() - started
     manifest = Manifest(
@@ -105,51 +110,60 @@ def finalize(
             rows_per_second=round(inputs.rows / seconds, 1) if seconds else None,
             input_mb_per_second=round(inputs.bytes / seconds / 1e6, 3) if seconds else None,
         ),
+        format=plan.cfg.output.format,
+        arrow_schema=encode_schema(pipeline.output_schema),
     )
     check_listed_files(layout, manifest)
     problems = manifest.accounting_problems()
     if problems:  # a stage (or the engine) lost or invented rows: a bug, never a dataset
         raise RuntimeError("accounting broken: " + "; ".join(problems))
     if plan.cfg.output.report:
-        write_report_safely(out, manifest)
-    manifest.write(out)
+        write_report_safely(layout, manifest)
+    manifest.write(layout.location)  # last: a folder with a manifest is a complete dataset
     if not plan.cfg.output.keep_work:
-        shutil.rmtree(layout.work, ignore_errors=True)
+        layout.mirror.remove(layout.work, recursive=True)
     return manifest
 
 
 def write_inputs(plan: Plan, layout: Layout) -> Inputs:
-    """Write `inputs.arrow` (one row per input file, then per skipped file) and sum it up. The
+    """Write `inputs.arrow` (one row per input file, each archive's members not read after it, then
+    the files skipped in folders) and sum it up. The
     per-file records come from the first pass's task markers, one task at a time, so the driver's
     memory does not grow with the number of input files."""
-    totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0}
+    totals = {"files": 0, "rows": 0, "quarantined": 0, "bytes": 0, "skipped": len(plan.skipped)}
     passed_over: dict[str, int] = {}
+
+    def skipped(found: list[dict]) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pylist([{"path": f["path"], "skipped": f["reason"]} for f in found], INPUTS_SCHEMA)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for task in range(len(plan.tasks)):
-            files = json.loads(layout.marker(0, task).read_text())["files"]
+            files = json.loads(layout.mirror.read_text(layout.marker(0, task)))["files"]
             for key in ("rows", "quarantined", "bytes"):
                 totals[key] += sum(f[key] for f in files)
-            totals["files"] += len(files)
+            totals["files"] += sum(1 for f in files if not f.get("start"))  # a split file counts once
             for file in files:
                 for reason, count in file.get("passed_over", {}).items():
                     passed_over[reason] = passed_over.get(reason, 0) + count
             if files:
                 yield pa.RecordBatch.from_pylist(files, schema=INPUTS_SCHEMA)
+            members = [member for file in files for member in file.get("skipped_members", [])]
+            if members:  # archive members not read, after their archive
+                totals["skipped"] += len(members)
+                yield skipped(members)
         if plan.skipped:
-            yield pa.RecordBatch.from_pylist(
-                [{"path": f["path"], "skipped": f["reason"]} for f in plan.skipped], schema=INPUTS_SCHEMA
-            )
+            yield skipped(plan.skipped)
 
     table = write_listing(layout.out / INPUTS_FILE, INPUTS_SCHEMA, batches(), layout.out)
-    return Inputs(skipped=len(plan.skipped), table=FileRecord(**table), passed_over=passed_over, **totals)
+    layout.mirror.publish(layout.out / INPUTS_FILE)
+    return Inputs(table=FileRecord(**table), passed_over=passed_over, **totals)
 
 
-def write_report_safely(out: Path, manifest: Manifest) -> None:
+def write_report_safely(layout: Layout, manifest: Manifest) -> None:
     from curate.report import write_report
 
     try:
-        write_report(out, manifest)
+        write_report(layout.location, manifest)
     except Exception:  # the data is complete; a report failure must not lose it (a rerun tries again)
         logger.warning("report.html not written", exc_info=True)
 
@@ -162,6 +176,6 @@ def passed_over_summary(passed_over: dict[str, int]) -> str:
 def check_listed_files(layout: Layout, manifest: Manifest) -> None:
     """Every shard the manifest lists exists with its recorded size (a stat each: cheap insurance)."""
     for shard in manifest.shards + manifest.rejects + manifest.quarantine:
-        path = layout.out / shard.path
-        if not path.is_file() or path.stat().st_size != shard.bytes:
+        path = fs.join(layout.location, shard.path)
+        if not fs.is_file(path) or fs.stat(path).size != shard.bytes:
             raise RuntimeError(f"{path}: listed in the manifest but missing or of another size")

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+import pyarrow as pa
 from omegaconf import DictConfig
 
+from curate import fs
 from curate.compose import resolved_dict
 from curate.config import column_types, input_fields, validate
 from curate.converters.input_mapping import MappedInput
+from curate.errors import ConfigError
 from curate.mapping import RecordMapper
 from curate.pipeline import Pipeline, build_pipeline
 from curate.readers import ReadOptions, input_schema
 from curate.readers.crawl import CRAWL_COLUMNS, WarcSelection
 from curate.readers.formats import SELF_DECOMPRESSING
-from curate.readers.sources import InputFile, expand_paths
+from curate.readers.science import TableLayout
+from curate.readers.sources import InputFile, expand_paths, split_large_files
 from curate.records import MAPPERS
 from curate.redact import redacted
 from curate.runfolder import fingerprint, without_keys
@@ -31,6 +36,7 @@ VOLATILE_KEYS = (
     "output.overwrite",
     "output.keep_work",
     "output.report",
+    "input.max_quarantine_frac",  # a check of what was read, not a change to it
 )
 
 
@@ -78,6 +84,14 @@ def warc_selection(cfg: DictConfig) -> WarcSelection:
     )
 
 
+def table_layout(cfg: DictConfig) -> TableLayout:
+    """`input.table` as the SMILES reader takes it."""
+    table = cfg.input.table
+    return TableLayout(
+        table.smiles_column, table.name_column, table.value_column, table.header, table.comment, table.delimiter
+    )
+
+
 def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list[list[InputFile]]:
     """Group files, in order, into tasks of about `task_bytes` and at most `task_files` files (a
     larger file is a task of its own). Depends on the inputs and options only: never on the
@@ -103,6 +117,21 @@ def partition_count(cfg: DictConfig, files: list[InputFile]) -> int:
     return max(1, -(-sum(f.estimated_bytes for f in files) // mb(cfg.executor.partition_mb)))
 
 
+def check_output_format(fmt: str, pipeline: Pipeline) -> None:
+    """Token datasets stay Arrow streams (the pre-training loop memory-maps them); JSON lines hold no bytes."""
+    if fmt == "arrow":
+        return
+    if pipeline.kind == "tokens":
+        raise ConfigError(
+            f"output.format: token datasets are written as Arrow streams (the trainers memory-map them), not {fmt}"
+        )
+    binary = [f.name for f in pipeline.output_schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    if fmt == "jsonl" and binary:
+        raise ConfigError(
+            f"output.format: column '{binary[0]}' holds bytes, which JSON lines cannot; use parquet or arrow"
+        )
+
+
 def run_config(cfg: DictConfig) -> dict[str, Any]:
     """What a run computes: its resolved config without the volatile keys, credentials masked (a
     key in a URL changes who may call a service, not what the run computes)."""
@@ -121,6 +150,7 @@ def make_plan(cfg: DictConfig) -> Plan:
         mapper.columns = {**CRAWL_COLUMNS, **mapper.columns}  # type: ignore[attr-defined]
     schema, kind = input_schema(files, mapper)
     pipeline = build_pipeline(cfg.stages, schema, kind)
+    check_output_format(cfg.output.format, pipeline)
     options = ReadOptions(
         cfg.input.format,
         cfg.input.text_unit,
@@ -130,10 +160,15 @@ def make_plan(cfg: DictConfig) -> Plan:
         mb(cfg.input.max_doc_mb),
         cfg.input.max_inflate_ratio,
         warc_selection(cfg),
+        table_layout(cfg),
     )
-    tasks = plan_tasks(files, mb(cfg.executor.task_mb), cfg.executor.task_files)
+    inputs = [(f.path if fs.is_remote(f.path) else os.path.realpath(f.path), f.size, f.version) for f in files]
+    task_bytes = mb(cfg.executor.task_mb)
+    split_bytes = int(cfg.input.split_mb * (1 << 20))
+    partitions = partition_count(cfg, files)  # of the whole files: a split changes no partition
+    files = split_large_files(files, task_bytes, split_bytes, cfg.input.text_unit)
+    tasks = plan_tasks(files, task_bytes, cfg.executor.task_files)
     config = run_config(cfg)
-    inputs = [(str(f.path.resolve()), f.size, f.mtime_ns) for f in files]
     return Plan(
         cfg,
         files,
@@ -144,5 +179,5 @@ def make_plan(cfg: DictConfig) -> Plan:
         options,
         config,
         fingerprint(config, inputs),
-        partition_count(cfg, files),
+        partitions,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 import traceback
 from collections import Counter
@@ -22,9 +23,11 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fs
 from curate.arrow_io import StreamFile, concat_batches, iter_batches, tmp_path
 from curate.engine.folder import Layout
 from curate.errors import ThresherError, environment_error
+from curate.executors import counters as live_progress
 from curate.logs import log_to_file
 from curate.mapping import RecordMapper
 from curate.partitions import write_partitioned
@@ -100,8 +103,12 @@ class WorkerState:
     seed: int
     tasks: int
     partitions: int = 1  # of a partitioned resolve
+    output_format: str = "arrow"  # the data shards' (the last pass's); everything else is an Arrow stream
     ready: list[Stage] = field(default_factory=list)  # stages set up in this process
     loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
+    # Object storage: the files of stage folders this process fetched or already published (a
+    # global stage's `apply` may add files there, e.g. dedup's sample clusters: those are published)
+    known: set[tuple[Path, int]] = field(default_factory=set)
 
     def prepare(self, stage: Stage) -> None:
         """Set `stage` up once in this process."""
@@ -110,11 +117,46 @@ class WorkerState:
             self.ready.append(stage)
 
     def load(self, stage: GlobalStage) -> None:
-        """Load a global stage's decisions once in this process (before its `apply`)."""
+        """Load a global stage's decisions once in this process (before its `apply`); on object
+        storage, its work and keep folders are fetched to this machine first."""
         self.prepare(stage)
         if stage.name not in self.loaded:
+            for folder in self.stage_folders(stage):
+                self.fetch_tree(folder)
             stage.load(self.global_context(stage))
             self.loaded.add(stage.name)
+
+    def fetch(self, path: Path) -> Path:
+        """A file of the output folder, on this machine (object storage: downloaded, once)."""
+        self.layout.mirror.fetch(path)
+        if self.layout.remote:
+            self.known.add((path, path.stat().st_mtime_ns))
+        return path
+
+    def fetch_tree(self, folder: Path) -> None:
+        """A folder of the output folder, on this machine, its files known as already published."""
+        self.layout.mirror.fetch_tree(folder)
+        if self.layout.remote:
+            self.known.update(files_in(folder))
+
+    def stage_folders(self, stage: GlobalStage) -> tuple[Path, Path]:
+        return self.layout.stage_dir(stage.name), self.layout.keep_dir(stage)
+
+    def publish_stage_files(self, stage: GlobalStage) -> None:
+        """On object storage: publish what this process added to a global stage's folders."""
+        if not self.layout.remote:
+            return
+        for folder in self.stage_folders(stage):
+            for entry in sorted(files_in(folder) - self.known):
+                self.layout.mirror.publish(entry[0])
+                self.known.add(entry)
+
+    def release(self) -> None:
+        """At the end of a worker process (or of a Ray pass): tear the stages down, and remove this
+        process's staging folder (an output on object storage: everything it wrote is published)."""
+        self.teardown()
+        if self.layout.remote:
+            fs.remove(self.layout.out, recursive=True)
 
     def teardown(self) -> None:
         """Tear down every stage this process set up, last first."""
@@ -155,22 +197,31 @@ def init_worker(state: WorkerState) -> None:
     from multiprocessing import util
 
     global _WORKER
+    state.layout = state.layout.on_this_machine()  # an output on object storage: this machine's staging
+    state.layout.out.mkdir(parents=True, exist_ok=True)
     _WORKER = state
     if multiprocessing.parent_process() is not None:  # a process of the local pool (not inline, not Ray)
         hold_worker_lock(state.layout.out)  # a rerun waits until this process is gone
-    util.Finalize(state, state.teardown, exitpriority=10)
+    util.Finalize(state, state.release, exitpriority=10)
 
 
 def teardown_worker() -> None:
     """Tear down the stages this worker process set up (Ray: when a pass's actors are released)."""
     if _WORKER is not None:
-        _WORKER.teardown()
+        _WORKER.release()
 
 
 def worker() -> WorkerState:
     if _WORKER is None:
         raise RuntimeError("run_task called in a process that init_worker did not initialise")
     return _WORKER
+
+
+def files_in(folder: Path) -> set[tuple[Path, int]]:
+    """The finished files under `folder`, with their modification times."""
+    if not folder.is_dir():
+        return set()
+    return {(path, path.stat().st_mtime_ns) for path in folder.rglob("*") if path.is_file() and path.suffix != ".tmp"}
 
 
 def text_bytes(batch: pa.RecordBatch) -> int:
@@ -203,7 +254,8 @@ class TaskRun:
         self.last = spec.pass_index == len(state.pipeline.passes) - 1
         layout, prefix, out = state.layout, f"part-{spec.task:05d}", state.layout.out
         self.prefix = prefix
-        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out)
+        data_format = state.output_format if self.last else "arrow"
+        self.data = self.writer(layout.data_dir(spec.pass_index, self.last), self.passage.schema_out, data_format)
         self.rejects: dict[str, ShardWriter] = {}
         self.quarantine = Quarantine(fail=state.options.on_error == "fail")
         self.quarantine_writer = self.writer(out / "quarantine", QUARANTINE)
@@ -218,7 +270,7 @@ class TaskRun:
         self.apply_offset = 0
         self.scan_offset = 0
 
-    def writer(self, directory: Path, schema: pa.Schema) -> ShardWriter:
+    def writer(self, directory: Path, schema: pa.Schema, fmt: str = "arrow") -> ShardWriter:
         options = self.state.options
         return ShardWriter(
             directory,
@@ -228,6 +280,7 @@ class TaskRun:
             self.state.layout.out,
             options.batch_rows,
             options.batch_bytes,
+            fmt,
         )
 
     @property
@@ -241,32 +294,54 @@ class TaskRun:
         folders = [self.data.directory] + [out / "rejects" / s.name for s in self.passage.stages]
         if self.spec.pass_index == 0:  # only the first pass reads input, so only it writes quarantine
             folders.append(out / "quarantine")
+        mirror = self.state.layout.mirror
         for folder in folders:
-            for leftover in folder.glob(f"{self.prefix}-*"):
-                leftover.unlink()
+            for leftover in {*folder.glob(f"{self.prefix}-*"), *mirror.glob(folder, f"{self.prefix}-*")}:
+                mirror.remove(leftover)
         for path in (self.scan_path, self.shuffle_path):
             if path:
                 for leftover in (path, tmp_path(path)):
-                    leftover.unlink(missing_ok=True)
+                    mirror.remove(leftover)
 
     def source(self) -> Iterator[pa.RecordBatch]:
         """The task's rows: its input files read (small files' rows gathered into batches of the
-        target size), or the previous pass's shards, each checked against its sha256 first."""
+        target size), or the previous pass's shards, each checked against its sha256 first. What
+        is read is reported batch by batch to the live progress (`curate.executors.counters`)."""
         if self.spec.pass_index == 0:
             options = self.state.options
             yield from coalesce(self.read_inputs(), options.batch_rows, options.batch_bytes)
         else:
+            mirror = self.state.layout.mirror
             for shard in self.spec.inputs:
-                yield from iter_batches(self.state.layout.out / shard["path"], sha256=shard["sha256"])
+                path = self.state.layout.out / shard["path"]
+                remote = mirror.remote is not None  # fetched to this machine, checked as it arrives
+                local = mirror.fetch(path, sha256=shard["sha256"]) if remote else path
+                for batch in iter_batches(local, sha256=None if remote else shard["sha256"]):
+                    live_progress.report(batch.num_rows, 0)
+                    yield batch
+                live_progress.report(0, shard["bytes"])
+                if remote:
+                    path.unlink()  # a worker's disk holds one shard of the previous pass at a time
 
     def read_inputs(self) -> Iterator[pa.RecordBatch]:
+        reported = FileStats("")  # rows and bytes of the task's files reported so far
         for file in self.spec.inputs:
-            stats = FileStats(str(file.path))
+            stats = FileStats(fs.display(file.path), *file.span)
             self.files.append(stats)
+            before = (reported.rows, reported.bytes)
             for batch in read_file(file, self.state.mapper, self.state.options, self.quarantine, stats):
                 self.write_quarantine()
+                self.report_read(reported, before, stats)
                 yield batch
             self.write_quarantine()
+            self.report_read(reported, before, stats)
+
+    @staticmethod
+    def report_read(reported: FileStats, before: tuple[int, int], current: FileStats) -> None:
+        """Report the rows (good and bad) and input bytes read since the last report."""
+        rows, nbytes = before[0] + current.rows, before[1] + current.bytes
+        live_progress.report(rows - reported.rows, nbytes - reported.bytes)
+        reported.rows, reported.bytes = rows, nbytes
 
     def write_quarantine(self) -> None:
         batch = self.quarantine.drain()
@@ -332,6 +407,10 @@ class TaskRun:
         self.data.write(batch)
 
     def run(self) -> TaskResult:
+        if self.state.layout.remote:
+            logger.info(
+                "pass %d task %d: staging folder %s", self.spec.pass_index, self.spec.task, self.state.layout.out
+            )
         self.clean_previous_attempt()
         passage, state = self.passage, self.state
         for stage in self.stages:
@@ -373,11 +452,11 @@ class TaskRun:
         scan_file = shuffle_file = None
         if self.scan_writer is not None:
             self.scan_writer.close()
-            scan_file = str(self.scan_writer.path)
+            scan_file = os.path.relpath(self.scan_writer.path, self.state.layout.out)
         if self.shuffled:
             assert self.shuffle_path is not None
             write_partitioned(self.shuffle_path, pa.concat_tables(self.shuffled), self.state.partitions)
-            shuffle_file, self.shuffled = str(self.shuffle_path), []
+            shuffle_file, self.shuffled = os.path.relpath(self.shuffle_path, self.state.layout.out), []
         result = TaskResult(
             pass_index=self.spec.pass_index,
             task=self.spec.task,
@@ -391,9 +470,23 @@ class TaskRun:
             scan_file=scan_file,
             shuffle_file=shuffle_file,
         )
+        self.publish(result)
         write_json_atomic(self.state.layout.marker(self.spec.pass_index, self.spec.task), result.to_json())
         logger.info("pass %d task %d: %d rows in, %.2f s", self.spec.pass_index, self.spec.task, self.rows_in, seconds)
         return result
+
+    def publish(self, result: TaskResult) -> None:
+        """On object storage: upload what the task wrote (its marker comes after its log: `run_task`)."""
+        layout = self.state.layout
+        if not layout.remote:
+            return
+        written = [*result.shards, *result.quarantine, *(shard for ss in result.rejects.values() for shard in ss)]
+        layout.mirror.publish(*(layout.out / record["path"] for record in written), keep=False)
+        for path in (result.scan_file, result.shuffle_file):
+            if path is not None:
+                layout.mirror.publish(layout.out / path, keep=False)
+        if self.passage.apply is not None:
+            self.state.publish_stage_files(self.passage.apply)
 
 
 class TaskFailed(Exception):
@@ -429,11 +522,26 @@ def reporting_failures(state: WorkerState, label: str, where: str, work: Callabl
 def run_task(spec: TaskSpec) -> TaskResult:
     """Entry point in a worker process: run one task with its own log file."""
     state = worker()
-    with log_to_file(state.layout.task_log(spec.pass_index, spec.task), mode="w"):
-        where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
-        return reporting_failures(
-            state, f"pass {spec.pass_index} task {spec.task}", where, lambda: TaskRun(state, spec).run()
-        )
+    where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
+    label = f"pass {spec.pass_index} task {spec.task}"
+    return logged_and_published(
+        state,
+        state.layout.task_log(spec.pass_index, spec.task),
+        state.layout.marker(spec.pass_index, spec.task),
+        lambda: reporting_failures(state, label, where, lambda: TaskRun(state, spec).run()),
+    )
+
+
+def logged_and_published(state: WorkerState, log: Path, marker: Path, work: Callable[[], T]) -> T:
+    """`work()` with its own log file; on object storage the log is uploaded (also after a
+    failure), then the marker `work` wrote, last: what has a marker there is done."""
+    try:
+        with log_to_file(log, mode="w"):
+            result = work()
+    finally:
+        state.layout.mirror.publish(log)
+    state.layout.mirror.publish(marker)
+    return result
 
 
 @dataclass
@@ -472,30 +580,37 @@ def run_partition(spec: PartitionSpec) -> PartitionResult:
     file; its result is written last, as its marker (a partition without one is redone)."""
     state = worker()
     label = f"stage {spec.stage} step {spec.step} partition {spec.partition}"
-    with log_to_file(state.layout.partition_log(spec.stage, spec.step, spec.partition), mode="w"):
-        return reporting_failures(state, label, "", lambda: resolve_partition(state, spec))
+    return logged_and_published(
+        state,
+        state.layout.partition_log(spec.stage, spec.step, spec.partition),
+        state.layout.partition_marker(spec.stage, spec.step, spec.partition),
+        lambda: reporting_failures(state, label, "", lambda: resolve_partition(state, spec)),
+    )
 
 
 def resolve_partition(state: WorkerState, spec: PartitionSpec) -> PartitionResult:
+    layout = state.layout
     stage = state.global_stage(spec.stage)
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
-    context = state.global_context(stage, [Path(f) for f in spec.scan_files], spec.scan_tasks)
+    step_dir = layout.stage_dir(stage.name) / "partitions" / spec.step
+    pattern = f"*-p{spec.partition:05d}.arrow*"
+    for leftover in {*step_dir.glob(pattern), *layout.mirror.glob(step_dir, pattern)}:
+        layout.mirror.remove(leftover)  # an interrupted attempt's files
+    # Paths travel relative to the output folder: on object storage each machine has its own staging.
+    scan_files = [state.fetch(layout.out / f) for f in spec.scan_files]
+    shuffle_files = [state.fetch(layout.out / f) for f in spec.shuffle_files]
+    state.fetch_tree(layout.stage_dir(stage.name) / "partitions")  # earlier steps' files
+    context = state.global_context(stage, scan_files, spec.scan_tasks)
     ctx = PartitionContext(
-        **vars(context),
-        step=spec.step,
-        partition=spec.partition,
-        request=spec.request,
-        shuffle_files=[Path(f) for f in spec.shuffle_files],
+        **vars(context), step=spec.step, partition=spec.partition, request=spec.request, shuffle_files=shuffle_files
     )
-    step_dir = ctx.partition_file(spec.step, "", spec.partition).parent
-    for leftover in step_dir.glob(f"*-p{spec.partition:05d}.arrow*"):
-        leftover.unlink()  # an interrupted attempt's files
     start = time.perf_counter()
     result = PartitionResult(spec.step, spec.partition, spec.request, stage.resolve_partition(ctx), stats)
     stats.seconds += time.perf_counter() - start
-    marker = state.layout.partition_marker(spec.stage, spec.step, spec.partition)
+    state.publish_stage_files(stage)  # on object storage: the files this partition wrote
+    marker = layout.partition_marker(spec.stage, spec.step, spec.partition)
     marker.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(marker, result.to_json())
     logger.info(

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from omegaconf import DictConfig
 
+from curate.executors.counters import LiveCounters
 from curate.executors.local import LocalExecutor
 from curate.stages.base import Resources
 
@@ -32,11 +33,17 @@ class Executor(Protocol):
 
 
 def make_executor(
-    cfg: DictConfig, workers: int, initializer: Callable[[Any], None], payload: Any, finalizer: Callable[[], None]
+    cfg: DictConfig,
+    workers: int,
+    initializer: Callable[[Any], None],
+    payload: Any,
+    finalizer: Callable[[], None],
+    counters: LiveCounters | None = None,
 ) -> Executor:
-    """The executor named by `executor.name` (validated in `curate.config`)."""
+    """The executor named by `executor.name` (validated in `curate.config`). The local executor's
+    workers report what they read into `counters` as they read it; Ray's report as tasks end."""
     if cfg.executor.name == "ray":
         from curate.executors.ray import RayExecutor
 
         return RayExecutor(workers, initializer, payload, finalizer, address=cfg.executor.address)
-    return LocalExecutor(workers, initializer, payload)
+    return LocalExecutor(workers, initializer, payload, counters)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from curate.executors.counters import LiveCounters, attach
 from curate.stages.base import Resources
 
 
@@ -32,9 +33,10 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def start_worker(initializer: Callable[[Any], None], payload: Any) -> None:
-    """The pool's initializer: watch the parent, then the engine's own initializer."""
+def start_worker(initializer: Callable[[Any], None], payload: Any, counters: LiveCounters | None = None) -> None:
+    """The pool's initializer: watch the parent, report into the live counters, then the engine's own initializer."""
     exit_with_parent()
+    attach(counters)
     initializer(payload)
 
 
@@ -46,8 +48,15 @@ class LocalExecutor:
     most `2 * workers` tasks are queued at a time.
     """
 
-    def __init__(self, workers: int, initializer: Callable[[Any], None], payload: Any):
+    def __init__(
+        self,
+        workers: int,
+        initializer: Callable[[Any], None],
+        payload: Any,
+        counters: LiveCounters | None = None,
+    ):
         self.workers, self.initializer, self.payload = workers, initializer, payload
+        self.counters = counters  # what the workers have read, live (curate.executors.counters)
         self.pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> LocalExecutor:
@@ -56,15 +65,18 @@ class LocalExecutor:
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_worker,
-                initargs=(self.initializer, self.payload),
+                initargs=(self.initializer, self.payload, self.counters),
             )
         else:
+            attach(self.counters)
             self.initializer(self.payload)
         return self
 
     def __exit__(self, exc_type, *_) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=exc_type is None, cancel_futures=True)
+        else:
+            attach(None)  # the tasks ran here: this process reports nowhere once they are done
 
     def map(self, fn: Callable, items: Iterable, resources: Resources | None = None) -> Iterator:
         """Yield fn(item) for each item, as they complete. The first failure is raised.

@@ -10,8 +10,10 @@ executor's. Global stages resolve on the driver between passes.
 Workers import the installed Thresher package (every node needs the same version installed;
 a user's own stages come from the user's installed package), and each task logs to its own file
 under `<output.dir>/logs/`; what workers print reaches the driver's terminal. On a real cluster
-(`executor.address=ray://host:10001` or `auto`), every node must also see `input.paths` and
-`output.dir` at the same path (a shared filesystem).
+(`executor.address=ray://host:10001` or `auto`), with `input.paths` and `output.dir` on object
+storage (`s3://...`) no node needs a shared filesystem: each actor writes through a staging folder
+of its own node and publishes to the store, and reads what other nodes wrote from there
+(`curate.engine.folder`); with local paths, every node must see them at the same path.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class TaskActor:
     """Set up once with the run's payload, then runs the tasks it is given."""
 
     def __init__(self, initializer: Callable[[Any], None], payload: Any):
+        import ray
+
+        # This node's own staging folder for an output on object storage (nodes share no disk).
+        os.environ["THRESHER_STAGING_ROLE"] = f"node-{ray.get_runtime_context().get_node_id()[:16]}"
         initializer(payload)
 
     def run(self, fn: Callable[[Any], Any], item: Any) -> tuple[str, Any]:
@@ -80,9 +86,9 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address:
                 ray.init(address=self.address, configure_logging=False)
-            else:  # a local Ray of `workers` CPUs
+            else:  # a local Ray of `workers` CPUs, our own: "local" never joins another process's Ray
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(num_cpus=self.workers, include_dashboard=False, configure_logging=False)
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False, configure_logging=False)
             self.started_ray = True
         self.payload_ref = ray.put(self.payload)  # sent to the object store once, shared by every actor
         return self

@@ -1,5 +1,6 @@
 """What an input file is, from its name (format, compression, programming language), and opening
-it: decompressing and hashing as it streams, and the members of tar archives."""
+it: decompressing and hashing as it streams, and the members of tar archives (zip archives:
+`readers.formats.zip_archive`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import xxhash
 
@@ -105,7 +106,8 @@ FORMAT_BY_SUFFIX = {
     ".txt": "text",
     ".text": "text",
     ".xml": "xml",
-    # Science: FASTA (NCBI and Biopython extensions), GenBank/GenPept, UniProt flat files, SMILES.
+    # Science: FASTA (NCBI and Biopython extensions), GenBank/GenPept, UniProt flat files, SMILES,
+    # FASTQ reads, EMBL flat files.
     ".fasta": "fasta",
     ".fa": "fasta",
     ".fas": "fasta",
@@ -123,6 +125,10 @@ FORMAT_BY_SUFFIX = {
     ".swiss": "swissprot",
     ".smi": "smiles",
     ".smiles": "smiles",
+    ".fastq": "fastq",
+    ".fq": "fastq",
+    ".embl": "embl",
+    ".zip": "zip",
     # Web archives: WARC, WET (Common Crawl's `.warc.wet.gz`), ARC (readers.crawl).
     ".warc": "warc",
     ".wet": "wet",
@@ -168,8 +174,8 @@ class HashingReader(io.RawIOBase):
     """Wraps a binary file: counts and hashes (sha256 for the manifest, xxh3-128 to check a rerun's
     input quickly) the raw bytes as they are read."""
 
-    def __init__(self, raw: io.BufferedIOBase):
-        self.raw = raw
+    def __init__(self, raw: IO[bytes]):
+        self.raw: Any = raw  # a local file or an fsspec one: both have readinto
         self.sha256 = hashlib.sha256()
         self.xxh3 = xxhash.xxh3_128()  # ~8x faster than sha256: what a rerun checks the file against
         self.bytes_read = 0
@@ -214,7 +220,7 @@ class DecompressingReader(io.RawIOBase):
 
     def __init__(
         self,
-        raw: io.RawIOBase | io.BufferedIOBase,
+        raw: IO[bytes] | io.RawIOBase | io.BufferedIOBase,
         codec: str,
         chunk: int = 1 << 16,
         max_ratio: float = MAX_INFLATE_RATIO,
@@ -272,14 +278,14 @@ class DecompressingReader(io.RawIOBase):
 
 
 def open_decompressed(
-    raw: io.RawIOBase | io.BufferedIOBase, name: str, max_ratio: float = MAX_INFLATE_RATIO
+    raw: IO[bytes] | io.RawIOBase | io.BufferedIOBase, name: str, max_ratio: float = MAX_INFLATE_RATIO
 ) -> io.BufferedReader:
     """A buffered binary stream of the decompressed content of `raw`, by the compression in `name`."""
     _, codec = split_compression(name)
     if name.lower().endswith(".tgz"):
         codec = "gzip"
     source = DecompressingReader(raw, codec, max_ratio=max_ratio) if codec else raw
-    return io.BufferedReader(source, buffer_size=1 << 20)
+    return io.BufferedReader(cast(io.RawIOBase, source), buffer_size=1 << 20)
 
 
 def truncated(stream: io.BufferedReader) -> bool:
@@ -326,3 +332,77 @@ def iter_tar(stream: io.BufferedIOBase, label: str) -> Iterator[Member | Link]:
             handle = archive.extractfile(info)
             if handle is not None:  # an ExFileObject, an io.BufferedReader (typeshed says IO[bytes])
                 yield Member(info.name, f"{label}/{info.name}", cast(io.BufferedReader, handle))
+
+
+def line_start(handle: IO[bytes], offset: int) -> int:
+    """The offset of the first line that starts at or after `offset` in a seekable file (a line
+    starts at 0 or after a newline); the file's size if none does."""
+    if offset == 0:
+        return 0
+    handle.seek(offset - 1)
+    position = offset - 1
+    while True:
+        chunk = handle.readline(1 << 20)
+        position += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return position
+
+
+def line_range(handle: IO[bytes], start: int, end: int, size: int) -> tuple[int, int]:
+    """Bytes [start, end) of a line file, aligned to whole lines: from the first line starting in the
+    range to the first line starting after it. Consecutive ranges read every line exactly once."""
+    return line_start(handle, start), size if end >= size else line_start(handle, end)
+
+
+class SpanFile(io.RawIOBase):
+    """A seekable file whose bytes [offset, offset + len(data)) are served from `data` (what was read
+    once, and hashed) and the rest from `handle`: Parquet row groups read with the footer's
+    metadata, without reading them twice."""
+
+    def __init__(self, handle: IO[bytes], data: bytes, offset: int, size: int):
+        self.handle, self.data, self.offset, self.size = handle, memoryview(data), offset, size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def readinto(self, buffer) -> int:
+        want = min(len(buffer), self.size - self.position)
+        if want <= 0:
+            return 0
+        inside = self.position - self.offset
+        if 0 <= inside and inside + want <= len(self.data):
+            buffer[:want] = self.data[inside : inside + want]
+        else:
+            self.handle.seek(self.position)
+            data = self.handle.read(want)
+            want = len(data)
+            buffer[:want] = data
+        self.position += want
+        return want
+
+
+def parquet_span(metadata: Any, first: int, last: int) -> tuple[int, int]:
+    """The bytes [start, end) holding row groups [first, last) of a Parquet file (every column
+    chunk, dictionary pages included)."""
+    starts, ends = [], []
+    for index in range(first, last):
+        group = metadata.row_group(index)
+        for column in range(group.num_columns):
+            chunk = group.column(column)
+            offsets = (chunk.dictionary_page_offset, chunk.data_page_offset)
+            begin = min(offset for offset in offsets if offset is not None and offset > 0)
+            starts.append(begin)
+            ends.append(begin + chunk.total_compressed_size)
+    return min(starts), max(ends)

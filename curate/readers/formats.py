@@ -8,9 +8,13 @@ names every format, the scientific ones (`readers.science`) included.
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
+from typing import cast
 
 import orjson
 import pyarrow as pa
@@ -18,6 +22,7 @@ import pyarrow.parquet as pq
 
 from curate.readers.crawl import web_archive
 from curate.readers.files import (
+    INFLATE_GRACE_BYTES,
     MAX_INFLATE_RATIO,
     InflateLimit,
     Link,
@@ -26,14 +31,29 @@ from curate.readers.files import (
     detect_format,
     iter_tar,
     open_decompressed,
+    skipped_member,
     split_compression,
 )
-from curate.readers.items import RAW_KEPT, Item, Problem, Skip, decode_utf8, raw_lines, read_whole
-from curate.readers.science import fasta, genbank, smiles_table, swissprot
+from curate.readers.items import (
+    BOM,
+    RAW_KEPT,
+    Item,
+    Problem,
+    Skip,
+    SkippedFile,
+    decode_utf8,
+    raw_lines,
+    read_whole,
+    stream_problem,
+)
+from curate.readers.science import embl, fasta, fastq, genbank, smiles_table, swissprot
 
 
-def jsonl(stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, **_) -> Iterator[Item | Problem]:
-    for entry in raw_lines(stream, label, max_bytes):
+def jsonl(
+    stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, byte_offset: int | None = None, **_
+) -> Iterator[Item | Problem]:
+    """JSON lines, one record per line (`byte_offset`: the stream is a part of a split file)."""
+    for entry in raw_lines(stream, label, max_bytes, byte_offset):
         if isinstance(entry, Problem):
             yield entry
             if entry.raw:  # an oversized line: skipped, the next one is read
@@ -59,33 +79,55 @@ def jsonl(stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, **_)
 
 
 def json_file(stream: io.BufferedIOBase, label: str, **options) -> Iterator[Item | Problem]:
-    """A .json file: a JSON array of objects (one record each), a single JSON object (one record),
-    or JSON lines (a file of several objects, one per line). The file is read whole."""
+    """A .json file: a JSON array of objects (one record each, streamed with ijson: memory holds one
+    item, never the whole array), a single JSON object (one record), or JSON lines (several objects,
+    one per line)."""
+    import ijson
+
+    buffered = cast(io.BufferedReader, stream)  # readers hand formats buffered streams (peek)
+    if buffered.peek(3)[:3] == BOM:
+        stream.read(3)
+    if (
+        buffered.peek(64)[:64].lstrip()[:1] != b"["
+    ):  # one object, or JSON lines under a .json name (the line reader bounds each)
+        yield from one_object_or_lines(stream, label, **options)
+        return
+    position = 0
+    try:
+        for record in ijson.items(stream, "item", use_float=True):
+            position += 1
+            if isinstance(record, dict):
+                yield Item(position, record, label)
+            else:
+                yield Problem(
+                    position, label, f"item is a JSON {type(record).__name__}, expected an object", raw_json(record)
+                )
+    except ijson.JSONError as error:
+        yield Problem(position + 1, label, f"malformed JSON after item {position}: {error}")
+    except (EOFError, OSError) as error:
+        yield stream_problem(position + 1, label, error)
+
+
+def one_object_or_lines(stream: io.BufferedIOBase, label: str, **options) -> Iterator[Item | Problem]:
+    """A .json file that is not an array: one JSON object (read whole), or JSON lines."""
     data = read_whole(stream, label)
     if isinstance(data, Problem):
         yield data
         return
     try:
-        items = orjson.loads(data)
+        record = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         if data.lstrip()[:1] == b"{":  # several objects: JSON lines under a .json name
             yield from jsonl(io.BufferedReader(io.BytesIO(data)), label, **options)
         else:
             yield Problem(1, label, f"malformed JSON: {error}", data[:RAW_KEPT])
         return
-    if isinstance(items, dict):
-        yield Item(1, items, label, data)
-        return
-    if not isinstance(items, list):
-        yield Problem(1, label, f"file is a JSON {type(items).__name__}, expected an array of objects", data[:RAW_KEPT])
-        return
-    for position, record in enumerate(items, 1):
-        if isinstance(record, dict):
-            yield Item(position, record, label)
-        else:
-            yield Problem(
-                position, label, f"item is a JSON {type(record).__name__}, expected an object", raw_json(record)
-            )
+    if isinstance(record, dict):
+        yield Item(1, record, label, data)
+    else:
+        yield Problem(
+            1, label, f"file is a JSON {type(record).__name__}, expected an array of objects", data[:RAW_KEPT]
+        )
 
 
 def raw_json(record: object) -> bytes:
@@ -109,7 +151,12 @@ def read_all(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None
 
 
 def text(
-    stream: io.BufferedIOBase, label: str, text_unit: str = "file", max_bytes: int = 64 << 20, **_
+    stream: io.BufferedIOBase,
+    label: str,
+    text_unit: str = "file",
+    max_bytes: int = 64 << 20,
+    byte_offset: int | None = None,
+    **_,
 ) -> Iterator[Item | Problem]:
     """Plain text: the whole file is one document, or one per line, or one per blank-line paragraph
     (lines and paragraphs are streamed: memory holds one paragraph, at most `max_bytes`)."""
@@ -122,7 +169,7 @@ def text(
         return
     start, size, skipping = 1, 0, False
     block: list[str] = []
-    for entry in raw_lines(stream, label, max_bytes):
+    for entry in raw_lines(stream, label, max_bytes, byte_offset):
         if isinstance(entry, Problem):
             yield entry
             if entry.raw:  # an oversized line: skipped
@@ -172,8 +219,9 @@ def code(stream: io.BufferedIOBase, label: str, max_bytes: int | None = None, **
     yield Item(1, {"id": label, "text": content, "path": label, "language": code_language(label)}, label)
 
 
-def columnar_batches(batches: Iterator[pa.RecordBatch], label: str) -> Iterator[Item | Problem]:
-    position = 0
+def columnar_batches(batches: Iterator[pa.RecordBatch], label: str, first_row: int = 0) -> Iterator[Item | Problem]:
+    """The rows of record batches as records; positions count from row `first_row` of the file."""
+    position = first_row
     try:
         for batch in batches:
             for record in batch.to_pylist():
@@ -223,8 +271,9 @@ def tar(
     forced_format: str = "auto",
     reopen: Callable[[], AbstractContextManager[io.BufferedIOBase]] | None = None,
     **options,
-) -> Iterator[Item | Problem | Skip]:
-    """A tar archive: each member is read by the format its name implies (unknown names are skipped).
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
+    """A tar archive: each member is read by the format its name implies (the others are
+    `SkippedFile`s: listed, not read).
 
     Links (hard and symbolic) to a file in the archive are read as that file, under the link's
     name: the archive is streamed, so their targets are read in a second pass over it (`reopen`),
@@ -239,7 +288,7 @@ def tar(
         return
     rounds: dict[str, list[Link]] = {}  # a file's name -> the links that read it
     for link in links.values():
-        if detect_format(link.name, inner_format) in (None, "tar"):  # a link we would not read anyway
+        if unread_member(link.name, inner_format) is not None:  # a link we would not read anyway
             continue
         target = resolve_link(link, links, files)
         if target is None:
@@ -261,8 +310,9 @@ def tar(
 
 def tar_members(
     stream: io.BufferedIOBase, label: str, inner_format: str, links: dict[str, Link] | None, files: set[str] | None
-) -> Iterator[Member | Problem]:
-    """The archive's regular members of a readable format; its links go to `links` (the first pass)."""
+) -> Iterator[Member | Problem | SkippedFile]:
+    """The archive's regular members of a readable format; its links go to `links` and the members
+    it does not read are `SkippedFile`s (the first pass: `files` is given)."""
     try:
         for entry in iter_tar(stream, label):
             if isinstance(entry, Link):
@@ -271,15 +321,33 @@ def tar_members(
                 continue
             if files is not None:
                 files.add(entry.name)
-            if detect_format(entry.name, inner_format) not in (None, "tar"):
+            reason = unread_member(entry.name, inner_format)
+            if reason is None:
                 yield entry
+            elif files is not None:
+                yield SkippedFile(entry.label, reason)
     except (tarfile.TarError, EOFError, OSError) as error:
         message = str(error) if isinstance(error, InflateLimit) else f"truncated or corrupt archive: {error}"
         yield Problem(0, label, message)
 
 
-def read_member(member: Member | Problem, inner_format: str, options: dict) -> Iterator[Item | Problem | Skip]:
-    if isinstance(member, Problem):
+ARCHIVE_FORMATS = ("tar", "zip")
+
+
+def unread_member(name: str, inner_format: str) -> str | None:
+    """Why an archive member is not read (None: it is read by its format)."""
+    fmt = detect_format(name, inner_format)
+    if fmt is None:
+        return "unknown format"
+    if fmt in ARCHIVE_FORMATS:
+        return "archive inside an archive (not read)"
+    return None
+
+
+def read_member(
+    member: Member | Problem | SkippedFile, inner_format: str, options: dict
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
+    if isinstance(member, (Problem, SkippedFile)):
         yield member
         return
     fmt = detect_format(member.name, inner_format)
@@ -288,6 +356,89 @@ def read_member(member: Member | Problem, inner_format: str, options: dict) -> I
     ratio = options.get("max_inflate_ratio", MAX_INFLATE_RATIO)
     inner = open_decompressed(member.stream, member.name, ratio) if compressed else member.stream
     yield from FORMATS[fmt](inner, member.label, **options)
+
+
+@contextmanager
+def seekable(stream: io.BufferedIOBase, reopen: Callable[[], AbstractContextManager[io.BufferedIOBase]] | None):
+    """`stream` where it can seek; else the file again (`reopen`: a plain file seeks); else its
+    bytes spooled to a temporary file (memory holds at most SPOOL_BYTES of them)."""
+    if stream.seekable():
+        yield stream
+        return
+    if reopen is not None:
+        with reopen() as again:
+            if again.seekable():
+                yield again
+                return
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        spool.seek(0)
+        yield cast(io.BufferedIOBase, spool)
+
+
+SPOOL_BYTES = 64 << 20
+
+
+def zip_archive(
+    stream: io.BufferedIOBase,
+    label: str,
+    forced_format: str = "auto",
+    reopen: Callable[[], AbstractContextManager[io.BufferedIOBase]] | None = None,
+    **options,
+) -> Iterator[Item | Problem | Skip | SkippedFile]:
+    """A zip archive: each member is read by the format its name implies, as in a tar; members of
+    no known format (and archives inside it) are `SkippedFile`s. Zip needs to seek (its directory
+    is at the end): the file is opened again, or a stream spooled to a temporary file.
+
+    Bad input: an unreadable archive, an encrypted member, a member failing its CRC (the rows
+    before are kept), and a member declaring more than `max_inflate_ratio` times its compressed
+    size, or members together more than that times the archive (a zip bomb, overlapping entries
+    included) are Problems; zipfile never inflates a member beyond its declared size."""
+    inner_format = forced_format if forced_format != "zip" else "auto"
+    ratio = options.get("max_inflate_ratio", MAX_INFLATE_RATIO)
+    with seekable(stream, reopen) as source:
+        size = source.seek(0, io.SEEK_END)
+        source.seek(0)
+        try:
+            archive = zipfile.ZipFile(source)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
+            yield Problem(0, label, f"not a readable zip archive: {error}")
+            return
+        inflated = 0
+        with archive:
+            for info in archive.infolist():
+                if info.is_dir() or skipped_member(info.filename):
+                    continue
+                member_label = f"{label}/{info.filename}"
+                reason = unread_member(info.filename, inner_format)
+                if reason is not None:
+                    yield SkippedFile(member_label, reason)
+                    continue
+                inflated += info.file_size
+                problem = zip_member_problem(info, inflated, size, ratio)
+                if problem:
+                    yield Problem(1, member_label, problem)
+                    continue
+                try:
+                    with archive.open(info) as handle:
+                        member = Member(info.filename, member_label, cast(io.BufferedIOBase, handle))
+                        yield from read_member(member, inner_format, options)
+                except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as error:
+                    yield Problem(1, member_label, f"corrupt zip member: {error}")
+
+
+def zip_member_problem(info: zipfile.ZipInfo, inflated: int, archive_bytes: int, ratio: float) -> str | None:
+    """Why a zip member is not read (encrypted, a bomb by its declared sizes), or None."""
+    if info.flag_bits & 0x1:
+        return "encrypted zip member (not read)"
+    if not ratio or info.file_size <= INFLATE_GRACE_BYTES:
+        return None
+    if info.file_size > ratio * max(info.compress_size, 1) or inflated > ratio * max(archive_bytes, 1):
+        return (
+            f"zip member declares {info.file_size} bytes from {info.compress_size} ({inflated} for the archive's "
+            f"members so far, from {archive_bytes}): beyond {ratio:g}x, a decompression bomb? (input.max_inflate_ratio)"
+        )
+    return None
 
 
 def resolve_link(link: Link, links: dict[str, Link], files: set[str], hops: int = 8) -> str | None:
@@ -333,8 +484,9 @@ def xml_rows(stream: io.BufferedIOBase, label: str, **_) -> Iterator[Item | Prob
         yield Problem(position + 1, label, f"malformed or truncated XML: {error}")
 
 
-# A format: (stream, label, **options) -> records, bad input and records passed over, in order.
-Format = Callable[..., Iterator[Item | Problem | Skip]]
+# A format: (stream, label, **options) -> records, bad input, records passed over and archive
+# members not read, in order.
+Format = Callable[..., Iterator[Item | Problem | Skip | SkippedFile]]
 FORMATS: dict[str, Format] = {
     "jsonl": jsonl,
     "json": json_file,
@@ -343,9 +495,12 @@ FORMATS: dict[str, Format] = {
     "parquet": parquet,
     "arrow": arrow,
     "tar": tar,
+    "zip": zip_archive,
     "xml": xml_rows,
     "fasta": fasta,
+    "fastq": fastq,
     "genbank": genbank,
+    "embl": embl,
     "swissprot": swissprot,
     "smiles": smiles_table,
     "warc": web_archive("warc"),

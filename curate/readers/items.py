@@ -1,6 +1,7 @@
 """What container formats yield: `Item`s (a raw record with its position), `Problem`s (bad
-input found while parsing, quarantined with file and position) and `Skip`s (records a format
-passes over on purpose, counted by reason), and the line helpers they share."""
+input found while parsing, quarantined with file and position), `Skip`s (records a format
+passes over on purpose, counted by reason) and `SkippedFile`s (archive members not read, listed
+with the input files), and the line helpers they share."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ class Skip:
     reason: str
 
 
+@dataclass
+class SkippedFile:
+    """A file inside an archive that is not read (a name of no known format, an archive inside the
+    archive): listed in the dataset's `inputs.arrow` as `<archive path>/<member path>` with the
+    reason, as a file found in a folder is."""
+
+    label: str  # the archive's label / the member's path in the archive
+    reason: str
+
+
 def decode_utf8(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -55,33 +66,41 @@ def stream_problem(position: int, label: str, error: Exception) -> Problem:
 
 
 def raw_lines(
-    stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20
+    stream: io.BufferedIOBase, label: str, max_bytes: int = 64 << 20, byte_offset: int | None = None
 ) -> Iterator[tuple[int, bytes] | Problem]:
     """(line number, bytes) of each line, without a leading byte order mark. A line longer than
     `max_bytes` is a Problem (its start kept) and is skipped without being held in memory; a stream
-    that breaks off is a Problem, and the end."""
-    position = 0
+    that breaks off is a Problem, and the end. With `byte_offset` (the stream is a part of a file
+    that starts at that byte), positions are the lines' byte offsets in the file instead."""
+    number, offset = 0, byte_offset or 0
+
+    def position() -> int:
+        return number if byte_offset is None else offset
+
     while True:
         try:
             line = stream.readline(max_bytes + 1)
             if len(line) > max_bytes and not line.endswith(b"\n"):
                 size = len(line) + skip_line(stream)
-                position += 1
+                number += 1
                 yield Problem(
-                    position,
+                    position(),
                     label,
                     f"line of {size} bytes exceeds input.max_doc_mb ({max_bytes} bytes); "
                     f"its first {RAW_KEPT} bytes are kept",
                     line[:RAW_KEPT],
                 )
+                offset += size
                 continue
         except (EOFError, OSError) as error:
-            yield stream_problem(position + 1, label, error)
+            number += 1
+            yield stream_problem(position(), label, error)
             return
         if not line:
             return
-        position += 1
-        yield position, line.removeprefix(BOM) if position == 1 else line
+        number += 1
+        yield position(), line.removeprefix(BOM) if number == 1 and not offset else line
+        offset += len(line)
 
 
 def skip_line(stream: io.BufferedIOBase, chunk: int = 1 << 20) -> int:

@@ -17,8 +17,6 @@ reasons without the text, and the text of the sampled rows only.
 from __future__ import annotations
 
 import importlib
-import os
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from itertools import islice
@@ -29,8 +27,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fs
 from curate.arrow_io import iter_batches
 from curate.manifest import FileRecord, InputRecord, Manifest, StageRecord, verify_shards
+from curate.quarantine import QuarantineReason, quarantine_reasons
 from curate.report.render import environment
 from curate.report.svg import KEPT_COLOR, Series, bars, histogram, stage_color
 from curate.schema import KINDS, REJECT_COLUMNS
@@ -82,30 +82,30 @@ def stage_views(manifest: Manifest) -> list[StageView]:
     return views
 
 
-def batches(folder: Path, shards: list[FileRecord], limit: int | None = None):
+def batches(folder: str, manifest: Manifest, shards: list[FileRecord], limit: int | None = None):
+    """(record, batch) of the listed files (data in the dataset's format, rejects), up to about `limit` rows."""
     rows = 0
-    for shard in shards:
-        for batch in iter_batches(folder / shard.path):
-            yield shard, batch
-            rows += batch.num_rows
-            if limit is not None and rows >= limit:
-                return
+    for shard, batch in manifest.iter_batches(folder, shards):
+        yield shard, batch
+        rows += batch.num_rows
+        if limit is not None and rows >= limit:
+            return
 
 
 def numeric(field_type: pa.DataType) -> bool:
     return pa.types.is_integer(field_type) or pa.types.is_floating(field_type)
 
 
-def score_values(folder: Path, manifest: Manifest) -> tuple[dict[str, list], dict[str, dict[str, list]]]:
+def score_values(folder: str, manifest: Manifest) -> tuple[dict[str, list], dict[str, dict[str, list]]]:
     """The numeric annotation columns of up to MAX_HIST_ROWS kept and rejected rows: kept[column]
     and dropped[stage][column], as lists of numpy arrays (text is never read)."""
     kept: dict[str, list] = defaultdict(list)
     dropped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for _, batch in batches(folder, manifest.shards, MAX_HIST_ROWS):
+    for _, batch in batches(folder, manifest, manifest.shards, MAX_HIST_ROWS):
         for f in batch.schema:
             if f.name not in CORE_COLUMNS and numeric(f.type):
                 kept[f.name].append(batch.column(f.name).drop_null().to_numpy())
-    for shard, batch in batches(folder, manifest.rejects, MAX_HIST_ROWS):
+    for shard, batch in batches(folder, manifest, manifest.rejects, MAX_HIST_ROWS):
         stage = shard.stage or ""
         for f in batch.schema:
             if f.name not in CORE_COLUMNS and numeric(f.type):
@@ -118,7 +118,7 @@ def joined(parts: list) -> np.ndarray:
     return values[np.isfinite(values)] if values.dtype.kind == "f" else values
 
 
-def histograms(folder: Path, manifest: Manifest, views: list[StageView]) -> dict[str, list[dict]]:
+def histograms(folder: str, manifest: Manifest, views: list[StageView]) -> dict[str, list[dict]]:
     """Per stage (and "" for columns no stage of this run computed): one plot per score column,
     kept rows then each stage's drops stacked, the stage's thresholds on that column drawn."""
     kept, dropped = score_values(folder, manifest)
@@ -147,14 +147,14 @@ def drop_bars(views: list[StageView]):
     )
 
 
-def drops_by_source(folder: Path, manifest: Manifest, views: list[StageView]) -> dict | None:
+def drops_by_source(folder: str, manifest: Manifest, views: list[StageView]) -> dict | None:
     """Rows kept and dropped per source and stage (source x stage), from the `source` columns."""
     kept: Counter = Counter()
     dropped: dict[str, Counter] = defaultdict(Counter)
-    for _, batch in batches(folder, manifest.shards):
+    for _, batch in batches(folder, manifest, manifest.shards):
         if "source" in batch.schema.names:
             kept.update(batch.column("source").to_pylist())
-    for shard, batch in batches(folder, manifest.rejects):
+    for shard, batch in batches(folder, manifest, manifest.rejects):
         if "source" in batch.schema.names:
             dropped[shard.stage or ""].update(batch.column("source").to_pylist())
     sources = sorted(set(kept) | {s for c in dropped.values() for s in c}, key=lambda s: (s is None, str(s)))
@@ -169,17 +169,9 @@ def drops_by_source(folder: Path, manifest: Manifest, views: list[StageView]) ->
     return {"stages": stages, "rows": rows, "more": max(0, len(sources) - MAX_SOURCES)}
 
 
-def quarantine_reasons(folder: Path, manifest: Manifest, top: int = 20) -> list[dict]:
-    """Quarantined input grouped by field and error (numbers folded), with a first example each."""
-    groups: dict[tuple, dict] = {}
-    for _, batch in batches(folder, manifest.quarantine):
-        columns = [batch.column(c).to_pylist() for c in ("file", "position", "field", "error")]
-        for file, position, field_name, error in zip(*columns):
-            key = (field_name, re.sub(r"\d+", "N", error or "")[:160])
-            group = groups.setdefault(key, {"field": field_name, "error": error, "count": 0, "file": file})
-            group["count"] += 1
-            group.setdefault("position", position)
-    return sorted(groups.values(), key=lambda g: -g["count"])[:top]
+def quarantine_groups(folder: str, manifest: Manifest, top: int = 20) -> list[QuarantineReason]:
+    """Quarantined input grouped by field and error (particulars folded), with a first example each."""
+    return quarantine_reasons((fs.join(folder, record.path) for record in manifest.quarantine), top)
 
 
 def shorten(value: Any) -> str:
@@ -215,7 +207,9 @@ def shown(row: dict) -> dict:
     return out
 
 
-def fetch(folder: Path, shards: list[FileRecord], wanted: dict[tuple[int, int], Any]) -> dict[Any, dict]:
+def fetch(
+    folder: str, manifest: Manifest, shards: list[FileRecord], wanted: dict[tuple[int, int], Any]
+) -> dict[Any, dict]:
     """The rows at (shard index, row index in shard), as dicts keyed by `wanted`'s values."""
     found = {}
     by_shard: dict[int, list[int]] = defaultdict(list)
@@ -226,7 +220,7 @@ def fetch(folder: Path, shards: list[FileRecord], wanted: dict[tuple[int, int], 
             continue
         offset = 0
         targets = sorted(by_shard[index])
-        for batch in iter_batches(folder / shard.path):
+        for _, batch in manifest.iter_batches(folder, [shard]):
             inside = [t for t in targets if offset <= t < offset + batch.num_rows]
             if inside:
                 taken = batch.take(pa.array([t - offset for t in inside])).to_pylist()
@@ -237,7 +231,7 @@ def fetch(folder: Path, shards: list[FileRecord], wanted: dict[tuple[int, int], 
 
 
 def sample_places(
-    folder: Path, shards: list[FileRecord], column: str, k: int, rng: np.random.Generator
+    folder: str, manifest: Manifest, shards: list[FileRecord], column: str, k: int, rng: np.random.Generator
 ) -> tuple[dict[Any, list[tuple[int, int]]], Counter]:
     """A uniform random sample of up to `k` rows for each value of `column` (bottom-k of a random
     key per row: memory stays k rows per value, whatever the size), as (shard index, row index)
@@ -246,7 +240,7 @@ def sample_places(
     counts: Counter = Counter()
     for index, shard in enumerate(shards):
         offset = 0
-        for batch in iter_batches(folder / shard.path):
+        for _, batch in manifest.iter_batches(folder, [shard]):
             keys = rng.random(batch.num_rows)
             if column in batch.schema.names:
                 encoded = batch.column(column).dictionary_encode()
@@ -267,11 +261,11 @@ def sample_places(
     return {value: sorted((i, r) for _, i, r in picks) for value, picks in best.items()}, counts
 
 
-def kept_samples(folder: Path, manifest: Manifest, seed: int) -> list[dict]:
+def kept_samples(folder: str, manifest: Manifest, seed: int) -> list[dict]:
     """Up to PER_SOURCE kept rows per source, drawn at random (seeded): [{source, count, rows}]."""
-    places, counts = sample_places(folder, manifest.shards, "source", PER_SOURCE, np.random.default_rng(seed))
+    places, counts = sample_places(folder, manifest, manifest.shards, "source", PER_SOURCE, np.random.default_rng(seed))
     sources = sorted(places, key=lambda s: (s is None, str(s)))[:MAX_SOURCES]
-    found = fetch(folder, manifest.shards, {place: (s, place) for s in sources for place in places[s]})
+    found = fetch(folder, manifest, manifest.shards, {place: (s, place) for s in sources for place in places[s]})
     return [
         {"source": s, "count": counts[s], "rows": [shown(found[(s, place)]) for place in places[s]]} for s in sources
     ]
@@ -287,15 +281,15 @@ def rule_line(view: StageView, reason: str, row: dict) -> str | None:
     return f"{rule.column} = {value} {rule.op} {rule.threshold:g}"
 
 
-def rejected_samples(folder: Path, manifest: Manifest, views: list[StageView], seed: int) -> dict[str, list[dict]]:
+def rejected_samples(folder: str, manifest: Manifest, views: list[StageView], seed: int) -> dict[str, list[dict]]:
     """Per stage, per drop reason: up to PER_REASON dropped rows drawn at random (seeded), each
     with the rule that dropped it against its threshold."""
     out: dict[str, list[dict]] = {}
     rng = np.random.default_rng(seed + 1)
     for view in views:
         shards = [s for s in manifest.rejects if s.stage == view.name]
-        places, _ = sample_places(folder, shards, "drop_reason", PER_REASON, rng)
-        found = fetch(folder, shards, {p: (reason, p) for reason, ps in places.items() for p in ps})
+        places, _ = sample_places(folder, manifest, shards, "drop_reason", PER_REASON, rng)
+        found = fetch(folder, manifest, shards, {p: (reason, p) for reason, ps in places.items() for p in ps})
         groups = []
         for reason, count in view.record.dropped.items():
             rule = view.rule_for(reason)
@@ -312,7 +306,7 @@ def rejected_samples(folder: Path, manifest: Manifest, views: list[StageView], s
     return out
 
 
-def duplicate_clusters(folder: Path, manifest: Manifest) -> dict[str, dict]:
+def duplicate_clusters(folder: str, manifest: Manifest) -> dict[str, dict]:
     """Per dedup stage: its summary, cluster sizes, removals per source and sample clusters.
 
     Sample clusters come from `stages/<stage>/clusters.arrow` (members, written by the stage's
@@ -323,14 +317,14 @@ def duplicate_clusters(folder: Path, manifest: Manifest) -> dict[str, dict]:
         details = stage.details
         if "cluster_sizes" not in details:
             continue
-        keep = folder / "stages" / stage.name
+        keep = fs.join(folder, "stages", stage.name)
         texts: dict[int, str] = {}
-        for part in sorted((keep / "samples").glob("*.arrow")):
+        for part in fs.glob(fs.join(keep, "samples", "*.arrow")):
             for batch in iter_batches(part):
                 texts.update(zip(batch.column("position").to_pylist(), batch.column("text").to_pylist()))
         clusters: dict[int, dict] = {}
-        if (keep / "clusters.arrow").is_file():
-            for batch in iter_batches(keep / "clusters.arrow"):
+        if fs.is_file(fs.join(keep, "clusters.arrow")):
+            for batch in iter_batches(fs.join(keep, "clusters.arrow")):
                 for row in batch.to_pylist():
                     cluster = clusters.setdefault(
                         row["sample"], {"id": row["cluster"], "size": row["size"], "members": []}
@@ -358,28 +352,28 @@ def duplicate_clusters(folder: Path, manifest: Manifest) -> dict[str, dict]:
     return sections
 
 
-def skipped_inputs(folder: Path, manifest: Manifest) -> list[InputRecord]:
+def skipped_inputs(folder: str, manifest: Manifest) -> list[InputRecord]:
     """Up to MAX_INPUTS_LISTED of the files found but not read (all are in inputs.arrow)."""
     if not manifest.inputs.skipped:
         return []
     return list(islice((f for f in manifest.input_files(folder) if f.skipped), MAX_INPUTS_LISTED))
 
 
-def render_report(folder: str | Path, manifest: Manifest) -> str:
-    """The HTML of a dataset's report (what `write_report` writes)."""
-    folder = Path(folder)
+def render_report(location: str | Path, manifest: Manifest) -> str:
+    """The HTML of a dataset's report (what `write_report` writes); the folder local or remote."""
+    folder = str(location)
     views = stage_views(manifest)
     seed = int(manifest.config.get("seed", 0) or 0)
     return (
         environment()
         .get_template("report.html.j2")
         .render(
-            title=str(folder.resolve().name),
+            title=fs.basename(folder) if fs.is_remote(folder) else Path(folder).resolve().name,
             m=manifest,
             stages=views,
             drops=drop_bars(views),
             by_source=drops_by_source(folder, manifest, views),
-            quarantine=quarantine_reasons(folder, manifest),
+            quarantine=quarantine_groups(folder, manifest),
             histograms=histograms(folder, manifest, views),
             kept=kept_samples(folder, manifest, seed),
             rejected=rejected_samples(folder, manifest, views, seed),
@@ -390,19 +384,16 @@ def render_report(folder: str | Path, manifest: Manifest) -> str:
     )
 
 
-def write_report(folder: str | Path, manifest: Manifest | None = None) -> Path:
+def write_report(folder: str | Path, manifest: Manifest | None = None) -> str:
     """Write `<folder>/report.html` (atomically: a reader never sees half of it)."""
-    folder = Path(folder)
     manifest = manifest or Manifest.read(folder)
     html = render_report(folder, manifest)
-    path = folder / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html)
-    os.replace(tmp, path)
+    path = fs.join(folder, "report.html")
+    fs.write_bytes(path, html.encode())
     return path
 
 
-def build_report(folder: str, compare: list[str] | None = None, out: str | None = None) -> Path:
+def build_report(folder: str, compare: list[str] | None = None, out: str | None = None) -> str | Path:
     """`thresher report <dir>`: rebuild a dataset's report (after checking every file it lists against
     its checksum); with `compare`, a side-by-side comparison."""
     if compare:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate import fs
 from curate.dedup.text import TextNormalization, hash_strings, ngram_hashes, split_words, word_shingles
 from curate.errors import ConfigError
 from curate.stages.base import FilterStage, Load, Memory, RowResult, split_by_reason, with_columns
@@ -33,21 +34,26 @@ RAW_TOKEN = re.compile(r"\S+")
 def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]]:
     """Every string found under `fields` in the records of the evaluation files (lists are
     flattened), and the top-level fields the records have."""
+    from curate.arrow_io import shard_format, verify_file
     from curate.mapping import get_field
     from curate.readers.files import open_decompressed
     from curate.readers.formats import FORMATS
-    from curate.readers.items import Problem, Skip
+    from curate.readers.items import Item
     from curate.readers.sources import expand_paths
 
     files, _ = expand_paths(paths)
     texts: list[str] = []
     seen: set[str] = set()
     for file in files:
-        reader = FORMATS["arrow" if file.format == "dataset" else file.format]  # a Thresher dataset's shards
-        with open(file.path, "rb") as handle:
-            stream = open_decompressed(handle, file.path.name)
+        fmt = file.format
+        if fmt == "dataset":  # a Thresher dataset's shard (Arrow, Parquet or JSON lines), checked first
+            verify_file(file.path, file.sha256)
+            fmt = shard_format(file.path)
+        reader = FORMATS[fmt]
+        with fs.open_binary(file.path) as handle:  # local or remote (curate.fs)
+            stream = open_decompressed(handle, file.name)
             for item in reader(stream, file.label, text_unit="line"):
-                if isinstance(item, (Problem, Skip)):
+                if not isinstance(item, Item):
                     continue  # a malformed (or passed-over) evaluation record cannot contaminate anything
                 seen.update(item.record)
                 for name in fields:
@@ -56,6 +62,7 @@ def eval_texts(paths: list[str], fields: list[str]) -> tuple[list[str], set[str]
                     except KeyError:
                         continue
                     values = value if isinstance(value, list) else [value]
+                    values = [v.get("content") if isinstance(v, dict) else v for v in values]  # turns' contents
                     texts += [v for v in values if isinstance(v, str) and v.strip()]
     return texts, seen
 
@@ -88,6 +95,10 @@ class Decontaminate(TextNormalization, FilterStage):
     `cut_margin_chars`=200 characters each side; keep the remaining pieces of at least
     `min_doc_chars`=200 characters, joined by a blank line; drop the document if none is left
     (`contaminated`) or if it has more than `max_splits`=10 spans (`contaminated_too_many_spans`)).
+    `columns`: what of each row is checked: `text` (documents), a conversation column (`messages`
+    of chat rows, `prompt` / `chosen` / `rejected` of preference rows: every turn's content), or
+    several; n-grams never span two turns or two columns, and a row's n-grams are counted (and its
+    coverage measured) over all of them. `cut` rewrites `text` only.
     """
 
     config_name: ClassVar[str] = "decontaminate"
@@ -95,6 +106,8 @@ class Decontaminate(TextNormalization, FilterStage):
 
     eval_paths: list[str] = field(kw_only=True)  # evaluation files, folders or globs (required)
     eval_fields: list[str] = field(default_factory=lambda: ["text"])
+    # text columns or conversations (list of {role, content}); chat: [messages]; preference: [prompt, chosen, rejected]
+    columns: list[str] = field(default_factory=lambda: ["text"])
     ngram: int = 13
     match: str = "any_ngram"  # any_ngram | coverage
     coverage_threshold: float = 0.5  # coverage: the share of an evaluation item's words that contaminates
@@ -121,6 +134,12 @@ class Decontaminate(TextNormalization, FilterStage):
             raise ValueError("eval_paths: give at least one evaluation file")
         if not self.eval_fields:
             raise ValueError("eval_fields: give at least one field")
+        if not self.columns or len(set(self.columns)) != len(self.columns):
+            raise ValueError("columns: give the columns to check, each once (text; messages; prompt, chosen, rejected)")
+        if self.action == "cut" and list(self.columns) != ["text"]:
+            raise ValueError(
+                "action: cut removes spans from the text column; with conversation columns use drop or flag"
+            )
         if min(self.min_doc_chars, self.cut_margin_chars, self.max_splits) < 0:
             raise ValueError("min_doc_chars: min_doc_chars, cut_margin_chars and max_splits must be >= 0")
         try:
@@ -135,6 +154,9 @@ class Decontaminate(TextNormalization, FilterStage):
                 f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
                 f"files (fields found: {', '.join(sorted(seen)) or 'none'})"
             )
+
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(self.columns)
 
     def provided_columns(self) -> dict[str, pa.DataType]:
         if self.match == "coverage":
@@ -184,16 +206,36 @@ class Decontaminate(TextNormalization, FilterStage):
         index = np.minimum(np.searchsorted(self._table, hashes), len(self._table) - 1)
         return self._table[index] == hashes
 
+    def segments(self, batch: pa.RecordBatch) -> tuple[pa.Array, np.ndarray]:
+        """The texts checked, grouped by row, and the row of each: a text column's value, every
+        turn's content of a conversation column."""
+        if list(self.columns) == ["text"]:
+            return batch.column("text"), np.arange(batch.num_rows)
+        texts, rows = [], []
+        for name in self.columns:
+            column = batch.column(name)
+            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                texts.append(pc.struct_field(pc.list_flatten(column), "content").cast(pa.string()))
+                rows.append(pc.list_parent_indices(column).to_numpy(zero_copy_only=False))
+            else:
+                texts.append(column.cast(pa.string()))
+                rows.append(np.arange(batch.num_rows))
+        row = np.concatenate(rows).astype(np.int64)
+        order = np.argsort(row, kind="stable")
+        return pa.concat_arrays(texts).take(pa.array(order)), row[order]
+
     def score(self, batch: pa.RecordBatch) -> dict[str, Any]:
-        shingles = word_shingles(self.normalize(batch.column("text"), split_words=True), self.ngram)
-        doc = np.repeat(np.arange(batch.num_rows), shingles.counts)
+        texts, rows = self.segments(batch)
+        shingles = word_shingles(self.normalize(texts, split_words=True), self.ngram)
+        doc = np.repeat(rows, shingles.counts)
         matched = self.matches(shingles.hashes)
         found = np.bincount(doc, weights=matched, minlength=batch.num_rows)
         columns: dict[str, Any] = {"contaminated_ngrams": found.astype(np.int32)}
         if self.match == "coverage":
             coverage = np.zeros(batch.num_rows, np.float32)
-            for row in np.flatnonzero(found).tolist():  # only documents sharing an n-gram can cover an item
-                start, end = shingles.offsets[row], shingles.offsets[row + 1]
+            bounds = shingles.offsets[np.searchsorted(rows, np.arange(batch.num_rows + 1))]  # a row's shingles
+            for row in np.flatnonzero(found).tolist():  # only rows sharing an n-gram can cover an item
+                start, end = bounds[row], bounds[row + 1]
                 coverage[row] = self.coverage(shingles.hashes[start:end][matched[start:end]])
             columns["contamination_coverage"] = coverage
         return columns

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curate import fs
 from curate.arrow_io import read_frame
 from curate.errors import InputError
 from curate.stages.base import (
@@ -59,11 +60,11 @@ FASTTEXT_MAGIC = 793712314  # the int32 every fastText .bin / .ftz file starts w
 
 
 def check_fasttext_file(path: str | Path) -> None:
-    """Raise ValueError unless `path` is a fastText model file (checked without loading it)."""
-    path = Path(path)
-    if not path.is_file():
+    """Raise ValueError unless `path` is a fastText model file (checked without loading it); local
+    or remote (`curate.fs`)."""
+    if not fs.is_file(path):
         raise ValueError(f"model_path: no such file: {path}")
-    with open(path, "rb") as handle:
+    with fs.open_binary(path) as handle:
         head = handle.read(4)
     if len(head) < 4 or int.from_bytes(head, "little", signed=True) != FASTTEXT_MAGIC:
         raise ValueError(f"model_path: {path} is not a fastText model (.bin / .ftz)")
@@ -149,16 +150,16 @@ class FastTextScorer:
     ):
         import fasttext
 
-        manifest_path = Path(model_path).with_name(MANIFEST)
+        manifest_path = fs.join(fs.parent(model_path), MANIFEST)  # the classifier's folder, local or remote
         saved = (
-            json.loads(manifest_path.read_text())["preprocess"]
-            if (preprocess == "auto" and manifest_path.is_file())
+            json.loads(fs.read_bytes(manifest_path))["preprocess"]
+            if (preprocess == "auto" and fs.is_file(manifest_path))
             else {}
         )
         self.mode = saved.get("mode", "raw") if preprocess == "auto" else preprocess
         self.lowercase = saved.get("lowercase", False) if lowercase is None else lowercase
         self.max_chars = max_chars or saved.get("max_chars", 100_000)
-        self.model = fasttext.load_model(model_path)
+        self.model = fasttext.load_model(str(fs.local_copy(model_path)))  # a remote model: a cached copy
         labels = [label.removeprefix("__label__") for label in self.model.labels]
         self.positive = positive_label or (POSITIVE if POSITIVE in labels else labels[0])
         if self.positive not in labels:

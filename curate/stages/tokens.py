@@ -9,7 +9,6 @@ fixed-length sequences of ids, documents separated by EOS, document starts kept 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from curate import fs
 from curate.arrow_io import iter_batches
 from curate.errors import ConfigError
 from curate.schema import KINDS
@@ -116,7 +116,8 @@ class TrainTokenizer(GlobalStage):
         limit, documents, size = self.key_limit(ctx)
         if documents == 0:
             raise ConfigError(
-                f"stages.{self.name}: the sample is empty (sample_rate={self.sample_rate}); raise sample_rate"
+                f"stages.{self.name}: the sample is empty: no row reached the stage, or none was sampled at "
+                f"sample_rate={self.sample_rate} (raise it)"
             )
         sample = {
             "documents": documents,
@@ -168,7 +169,7 @@ class TokenizePack(RowStage):
             raise ValueError("seq_len: must be >= 2")
         if self.remainder not in ("pad", "drop"):
             raise ValueError("remainder: must be pad or drop")
-        if not (Path(self.tokenizer) / "tokenizer.json").is_file():
+        if not fs.is_file(fs.join(self.tokenizer, "tokenizer.json")):
             raise ValueError(
                 f"tokenizer: '{self.tokenizer}' is not a tokenizer folder (train one with pipeline=train_tokenizer)"
             )

@@ -14,6 +14,7 @@ from pathlib import Path
 import sentencepiece as spm
 import yaml
 
+from curate import fs
 from curate.errors import ConfigError
 from curate.tokenization.markers import PreTokenizer
 from curate.tokenization.spec import TokenizerSpec
@@ -36,7 +37,8 @@ class Tokenizer:
 
     @classmethod
     def load(cls, folder: str | Path) -> Tokenizer:
-        folder = Path(folder)
+        """A tokenizer folder, local or remote (`s3://...`: read from a local copy, `curate.fs`)."""
+        folder = fs.local_tree(folder) if fs.is_remote(folder) else Path(folder)
         missing = [name for name in (MODEL_FILE, SPEC_FILE, META_FILE) if not (folder / name).is_file()]
         if missing:
             raise ConfigError(
