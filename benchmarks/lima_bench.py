@@ -39,9 +39,9 @@ if not DATA.is_dir():
 QUOTAS = {"*stackexchange*": 750, "*": 250}
 # The embedders compared; each runs the whole sft_lima recipe (its scan embeds every row).
 EMBEDDERS = {
-    "minilm float32": {"embedder": "minilm", "embed_precision": "float32"},  # the previous default
-    "minilm": {"embedder": "minilm"},  # the default: bfloat16 where the CPU has it natively
-    "minilm 128 tokens": {"embedder": "minilm", "embed_max_tokens": 128},
+    "minilm float32 256 tokens": {"embedder": "minilm", "embed_precision": "float32", "embed_max_tokens": 256},
+    "minilm 256 tokens": {"embedder": "minilm", "embed_max_tokens": 256},  # the previous default
+    "minilm": {"embedder": "minilm"},  # the default: 128 tokens, bfloat16 where the CPU has it natively
     "model2vec": {"embedder": "model2vec"},  # distilled on first use: warmed before the clock starts
     "tfidf": {"embedder": "tfidf"},
 }

