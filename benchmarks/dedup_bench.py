@@ -342,7 +342,7 @@ class Monitor:
 
     def __init__(self, pid: int):
         self.process = psutil.Process(pid)
-        self.total = self.root = self.child = self.anon = 0
+        self.total = self.root = self.child = self.anon = self.child_anon = 0
         self.cpu: dict[int, float] = {}
         self.running = True
         self.thread = threading.Thread(target=self.sample, daemon=True)
@@ -363,11 +363,13 @@ class Monitor:
                     continue
                 self.cpu[proc.pid] = times.user + times.system
                 sizes.append(rss)
-                self.anon = max(self.anon, anonymous_rss(proc.pid))
+                anon = anonymous_rss(proc.pid)
+                self.anon = max(self.anon, anon)
                 if proc.pid == self.process.pid:
                     self.root = max(self.root, rss)
                 else:
                     self.child = max(self.child, rss)
+                    self.child_anon = max(self.child_anon, anon)
             self.total = max(self.total, sum(sizes))
             time.sleep(0.05)
 
@@ -376,11 +378,12 @@ class Monitor:
         self.thread.join()
 
 
-def timed(command: list[str], log: Path) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+def timed(command: list[str], log: Path, repo: Path = REPO) -> dict:
+    """Run `command` from `repo` (a checkout: what `curate` imports); its time, CPU and peak memory."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1"}
     started = time.time()
     with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
         monitor = Monitor(process.pid)
         code = process.wait()
         monitor.stop()
@@ -395,6 +398,7 @@ def timed(command: list[str], log: Path) -> dict:
         "peak_rss_main_process_mb": mb(monitor.root),
         "peak_rss_largest_child_mb": mb(monitor.child),
         "peak_anonymous_rss_one_process_mb": mb(monitor.anon),
+        "peak_anonymous_rss_largest_child_mb": mb(monitor.child_anon),
     }
 
 

@@ -140,9 +140,9 @@ def precheck(config_name: str, argv: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="curate")
 def hydra_main(cfg: DictConfig) -> None:
-    from curate.engine import run
+    from curate.engine import run, show_plan
 
-    run_job(run, cfg)
+    run_job(show_plan if cfg.plan else run, cfg)
 
 
 def run_job(run: Callable[[DictConfig], object], cfg: DictConfig) -> None:

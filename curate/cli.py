@@ -10,6 +10,7 @@ USAGE = """usage: thresher <command> [arguments]
 
 commands:
   curate pipeline=<recipe> input.paths=[...] output.dir=<dir> [overrides]   run a curation recipe
+         (--plan: print its tasks, partitions and memory estimate, and stop)
   train task=<pretrain|sft|reward|rlhf|ppo|dpo> data=<dataset dir> [overrides]  train on curated shards
   eval model_dir=<run dir> sets=[domain:<dataset dir>,...] [overrides]          held-out bits per byte, answers, memorisation
   ablate ablation=<experiment> [overrides]                                  curate, train and evaluate arms x seeds; compare
@@ -39,6 +40,8 @@ def train_side_app(module: str) -> Callable[[], None]:
 
 def hydra_app(module: str, argv: list[str]) -> None:
     """Run a Hydra app with `argv` as its command line (train, eval and ablate need the train extra)."""
+    if module == "curate" and "--plan" in argv:  # the plan and its memory estimate, nothing run
+        argv = [arg for arg in argv if arg != "--plan"] + ["plan=true"]
     sys.argv = [f"thresher {module}"] + argv
     if module == "curate":
         from curate.app import main as curate_main

@@ -91,6 +91,10 @@ class ExecutorConfig:
     batch_mb: float = 32.0  # ... or fewer, to bound memory with large documents
     progress: bool = True  # progress bars (only on a terminal)
     address: Optional[str] = None  # ray: cluster address ("auto", "ray://host:10001"); None starts a local Ray
+    # partitions of a global stage's resolve (dedup, top_fraction, mix): 0 = one per partition_mb of input
+    partitions: int = 0
+    partition_mb: float = 256.0  # (uncompressed) input per partition when partitions=0
+    memory_check: bool = True  # stop before reading data if the memory estimate does not fit this machine
 
 
 @dataclass
@@ -100,6 +104,7 @@ class CurateConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     stages: dict[str, Any] = field(default_factory=dict)  # ordered: the recipe's stages and options
     seed: int = 0
+    plan: bool = False  # print the plan (tasks, partitions, memory estimate) and stop: `thresher curate --plan`
 
 
 def register_configs() -> None:
@@ -139,7 +144,7 @@ def validate(cfg: DictConfig) -> None:
             )
     if not cfg.input.paths:
         raise ConfigError("input.paths: give at least one file, folder or glob")
-    for key in ("executor.workers",):
+    for key in ("executor.workers", "executor.partitions"):
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be >= 0")
     if not 0 <= cfg.input.max_quarantine_frac <= 1:
@@ -156,6 +161,7 @@ def validate(cfg: DictConfig) -> None:
         "executor.task_files",
         "executor.batch_rows",
         "executor.batch_mb",
+        "executor.partition_mb",
         "output.shard_mb",
         "input.max_doc_mb",
     ):

@@ -15,8 +15,9 @@ import pytest
 from conftest import SHARED_DATA, compose, curate, kill_after_tasks, read_dataset, write_jsonl
 from datasketch import MinHash
 
-from curate.dedup.clusters import components, jaccard
+from curate.dedup.clusters import components
 from curate.dedup.minhash import candidate_probability, optimal_bands, permutations, signatures
+from curate.dedup.pairs import jaccard
 from curate.dedup.text import TextNormalization, char_shingles, shingle_hash_reference, word_shingles
 from curate.errors import ConfigError
 from curate.manifest import Manifest

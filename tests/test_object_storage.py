@@ -66,7 +66,15 @@ def shard_bytes(manifest: Manifest, read) -> list[bytes]:
     return [read(shard.path) for shard in manifest.shards]
 
 
-RECIPE = ["pipeline=near_dedup", "executor.workers=2", "executor.task_mb=0.3", "output.shard_mb=0.5"]
+# Three partitions: each partition of the dedup resolve fetches the shuffle files it reads and
+# publishes what it writes (the output is the same for any number of partitions).
+RECIPE = [
+    "pipeline=near_dedup",
+    "executor.workers=2",
+    "executor.task_mb=0.3",
+    "output.shard_mb=0.5",
+    "executor.partitions=3",
+]
 
 
 def test_a_recipe_reads_from_and_writes_to_s3_as_it_does_locally(tmp_path, s3, shared_data):
@@ -110,7 +118,13 @@ def test_a_run_killed_on_s3_resumes_to_the_uninterrupted_result(tmp_path, s3, sh
     pieces(corpus / "c4.jsonl.gz", 8)
     upload(corpus, f"{s3}/in")
     inputs = [f"{s3}/in/c4-*.jsonl", f"{s3}/in/wiki.parquet"]
-    options = ["pipeline=near_dedup", "executor.workers=1", "executor.task_mb=0.05", "output.shard_mb=0.2"]
+    options = [
+        "pipeline=near_dedup",
+        "executor.workers=1",
+        "executor.task_mb=0.05",
+        "output.shard_mb=0.2",
+        "executor.partitions=2",
+    ]
     whole = curate(inputs, f"{s3}/whole", *options)
 
     store = s3_filesystem()

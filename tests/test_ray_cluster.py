@@ -39,7 +39,7 @@ def test_three_nodes_without_a_shared_filesystem_equal_a_local_run(tmp_path, s3,
     corpus = local_corpus(tmp_path / "in", shared_data)
     pieces(corpus / "c4.jsonl.gz", 6)
     upload(corpus, f"{s3}/in")
-    options = ["pipeline=near_dedup", "executor.task_mb=0.05", "output.shard_mb=0.2"]
+    options = ["pipeline=near_dedup", "executor.task_mb=0.05", "output.shard_mb=0.2", "executor.partitions=3"]
     local = curate([f"{corpus}/c4-*.jsonl", f"{corpus}/wiki.parquet"], tmp_path / "local", *options)
 
     out = f"{s3}/cluster"

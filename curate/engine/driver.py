@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from rich.console import Console
 
 from curate import fs
 from curate.config import workers
+from curate.engine.estimate import Estimate, check, estimate
 from curate.engine.finalize import finalize, write_report_safely
 from curate.engine.folder import CurationFolder, Layout
 from curate.engine.plan import Plan, make_plan, mb
-from curate.engine.task import TaskFailed, TaskResult, TaskSpec, WorkerState, init_worker, run_task, teardown_worker
+from curate.engine.task import (
+    PartitionResult,
+    PartitionSpec,
+    TaskFailed,
+    TaskResult,
+    TaskSpec,
+    WorkerState,
+    init_worker,
+    run_partition,
+    run_task,
+    teardown_worker,
+)
 from curate.errors import ThresherError, environment_error
 from curate.executors import Executor, make_executor
 from curate.executors.counters import LiveCounters
@@ -35,12 +49,15 @@ logger = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
     """Run a curation recipe; return its manifest. A full disk, a read-only folder or a missing
-    permission is an OutputError: one line naming the path and the cause."""
+    permission is an OutputError: one line naming the path and the cause. A run whose memory
+    estimate does not fit this machine stops first (a ConfigError, one line)."""
     fs.check_writable(cfg.output.dir, "output.dir")
     plan = make_plan(cfg)
+    found = estimate(plan)
+    check(plan, found)
     layout = Layout.of(str(cfg.output.dir))
     try:
-        return run_plan(plan, layout, console)
+        return run_plan(plan, layout, console, found)
     except OSError as error:
         user_error = environment_error(error, layout.out)
         if user_error is None:
@@ -48,7 +65,19 @@ def run(cfg: DictConfig, console: Console | None = None) -> Manifest:
         raise user_error from None
 
 
-def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
+def show_plan(cfg: DictConfig) -> Estimate:
+    """`thresher curate --plan`: print the plan and its memory estimate; read no more than a sample
+    of the input, write nothing."""
+    plan = make_plan(cfg)
+    found = estimate(plan)
+    print("\n".join(found.lines()))
+    problem = found.problem()
+    if problem:
+        print(f"warning: {problem}")
+    return found
+
+
+def run_plan(plan: Plan, layout: Layout, console: Console | None, found: Estimate) -> Manifest:
     cfg = plan.cfg
     with CurationFolder(layout, plan.files) as folder:
         status = folder.open(plan.fingerprint, plan.config, overwrite=cfg.output.overwrite)
@@ -62,6 +91,8 @@ def run_plan(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
             layout.mirror.fetch(layout.logs / "run.log")
         with log_to_file(layout.logs / "run.log"), publishing(layout, layout.logs / "run.log"):
             logger.info("%s run of %d task(s), fingerprint %s", status, len(plan.tasks), plan.fingerprint)
+            for line in found.lines():
+                logger.info("%s", line)
             try:
                 manifest = execute(plan, layout, console)
             except ThresherError as error:  # the user's to fix: one line, in the log too
@@ -115,6 +146,7 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
         n_workers,
         cfg.seed,
         len(plan.tasks),
+        plan.partitions,
         output_format=cfg.output.format,
     )
     started = time.time()
@@ -133,7 +165,7 @@ def execute(plan: Plan, layout: Layout, console: Console | None) -> Manifest:
                 if passage.index == 0:
                     check_quarantine_share(plan, layout, done)
                 if passage.scan is not None:
-                    resolved[passage.scan.name] = resolve(state, passage.scan, done)
+                    resolved[passage.scan.name] = resolve(state, passage.scan, done, executor, progress)
                 pass_seconds.append(time.time() - pass_start)
     finally:
         state.teardown()
@@ -205,23 +237,68 @@ def check_quarantine_share(plan: Plan, layout: Layout, done: dict[int, TaskResul
     raise layout.input_failure(message)
 
 
-def resolve(state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult]) -> StageStats:
-    """Resolve a global stage on the driver (once: its marker holds the statistics it reported)."""
+def resolve(
+    state: WorkerState, stage: GlobalStage, done: dict[int, TaskResult], executor: Executor, progress: Progress
+) -> StageStats:
+    """Resolve a global stage on the driver (once: its marker holds the statistics it reported);
+    its partitioned steps run as tasks on the executor (`run_partitions`)."""
     layout = state.layout
     marker = layout.resolve_marker(stage.name)
     if layout.mirror.exists(marker):
         return StageStats.from_json(json.loads(layout.mirror.read_text(marker)))
-    scan_files = [layout.mirror.fetch(layout.out / r.scan_file) for _, r in sorted(done.items()) if r.scan_file]
+    scanned = [(task, result.scan_file) for task, result in sorted(done.items()) if result.scan_file]
+    scan_files = [state.fetch(layout.out / scan_file) for _, scan_file in scanned]
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
     state.layout.stage_dir(stage.name).mkdir(parents=True, exist_ok=True)  # the stage's work_dir, even with no scan
+    ctx = state.global_context(stage, scan_files, [task for task, _ in scanned])
+    shuffle_files = [result.shuffle_file for _, result in sorted(done.items()) if result.shuffle_file]
+    waited = 0.0  # on partitions, whose own seconds are counted in their statistics
+
+    def runner(step: str, request: Any) -> list[Any]:
+        nonlocal waited
+        started = time.perf_counter()
+        # Paths relative to the output folder: on object storage each machine has its own staging.
+        spec = PartitionSpec(stage.name, step, 0, request, [f for _, f in scanned], ctx.scan_tasks, shuffle_files)
+        results = run_partitions(state, stage, spec, executor, progress)
+        state.fetch_tree(layout.stage_dir(stage.name) / "partitions" / step)  # what the partitions wrote
+        stage.bind_stats(stats)  # a one-worker executor resolves partitions with this very stage object
+        for result in results:
+            stats.merge(result.stats)
+        waited += time.perf_counter() - started
+        return [result.result for result in results]
+
+    ctx.runner = runner
     start = time.perf_counter()
-    stage.resolve(state.global_context(stage, scan_files))
-    stats.seconds += time.perf_counter() - start
-    layout.mirror.publish_tree(layout.stage_dir(stage.name))  # the decisions, for the workers to fetch
-    layout.mirror.publish_tree(layout.keep_dir(stage))
+    stage.resolve(ctx)
+    stats.seconds += time.perf_counter() - start - waited
+    state.publish_stage_files(stage)  # the decisions, for the workers to fetch
     write_json_atomic(marker, stats.to_json())
     layout.mirror.publish(marker)
     logger.info("stage %s resolved in %.2f s over %d scan file(s)", stage.name, stats.seconds, len(scan_files))
     return stats
+
+
+def run_partitions(
+    state: WorkerState, stage: GlobalStage, spec: PartitionSpec, executor: Executor, progress: Progress
+) -> list[PartitionResult]:
+    """Every partition of one step of `stage`'s resolve, as tasks on the executor; a partition whose
+    marker holds the same request is not run again (a rerun after a kill)."""
+    done: dict[int, PartitionResult] = {}
+    todo: list[PartitionSpec] = []
+    for partition in range(state.partitions):
+        marker = state.layout.partition_marker(stage.name, spec.step, partition)
+        if state.layout.mirror.exists(marker):
+            result = PartitionResult.from_json(json.loads(state.layout.mirror.read_text(marker)))
+            if result.request == json.loads(json.dumps(spec.request)):
+                done[partition] = result
+                continue
+        todo.append(dataclasses.replace(spec, partition=partition))
+    label = f"resolve {stage.name} ({spec.step}): {state.partitions} partition(s)"
+    logger.info("%s: %d to run, %d done before", label, len(todo), len(done))
+    bar = progress.start(label, total=state.partitions, completed=len(done))
+    for result in executor.map(run_partition, todo, stage.resources):
+        done[result.partition] = result
+        progress.advance(bar, rows=0)
+    return [done[partition] for partition in range(state.partitions)]

@@ -115,6 +115,19 @@ class Layout:
     def resolve_marker(self, name: str) -> Path:
         return self.stage_dir(name) / "resolve.json"
 
+    def scan_file(self, name: str, task: int) -> Path:
+        return self.stage_dir(name) / "scan" / f"task-{task:05d}.arrow"
+
+    def shuffle_file(self, name: str, task: int) -> Path:
+        """What task `task` routed to the partitions of stage `name` (`GlobalStage.shuffle`)."""
+        return self.stage_dir(name) / "shuffle" / f"task-{task:05d}.arrow"
+
+    def partition_marker(self, name: str, step: str, partition: int) -> Path:
+        return self.stage_dir(name) / "partitions" / step / f"p{partition:05d}.json"
+
+    def partition_log(self, name: str, step: str, partition: int) -> Path:
+        return self.logs / f"resolve-{name}-{step}-p{partition:05d}.log"
+
     def keep_dir(self, stage: GlobalStage) -> Path:
         return self.out / stage.keep_subdir
 

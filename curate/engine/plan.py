@@ -31,6 +31,8 @@ VOLATILE_KEYS = (
     "executor.progress",
     "executor.name",
     "executor.address",
+    "executor.memory_check",
+    "plan",
     "output.overwrite",
     "output.keep_work",
     "output.report",
@@ -51,6 +53,7 @@ class Plan:
     options: ReadOptions
     config: dict[str, Any]  # the resolved config without its volatile keys: what the run computes
     fingerprint: str
+    partitions: int  # of each partitioned resolve (`partition_count`)
 
 
 def mb(megabytes: float) -> int:
@@ -104,6 +107,16 @@ def plan_tasks(files: list[InputFile], task_bytes: int, task_files: int) -> list
     return tasks
 
 
+def partition_count(cfg: DictConfig, files: list[InputFile]) -> int:
+    """Partitions of a partitioned resolve: `executor.partitions`, or one per `executor.partition_mb`
+    of (uncompressed) input. From the inputs and options only, never the number of workers: the
+    output is the same for any number of partitions, but a rerun must find the shuffle files it
+    wrote (the option is part of the run's fingerprint)."""
+    if cfg.executor.partitions:
+        return int(cfg.executor.partitions)
+    return max(1, -(-sum(f.estimated_bytes for f in files) // mb(cfg.executor.partition_mb)))
+
+
 def check_output_format(fmt: str, pipeline: Pipeline) -> None:
     """Token datasets stay Arrow streams (the pre-training loop memory-maps them); JSON lines hold no bytes."""
     if fmt == "arrow":
@@ -152,7 +165,19 @@ def make_plan(cfg: DictConfig) -> Plan:
     inputs = [(f.path if fs.is_remote(f.path) else os.path.realpath(f.path), f.size, f.version) for f in files]
     task_bytes = mb(cfg.executor.task_mb)
     split_bytes = int(cfg.input.split_mb * (1 << 20))
+    partitions = partition_count(cfg, files)  # of the whole files: a split changes no partition
     files = split_large_files(files, task_bytes, split_bytes, cfg.input.text_unit)
     tasks = plan_tasks(files, task_bytes, cfg.executor.task_files)
     config = run_config(cfg)
-    return Plan(cfg, files, skipped, tasks, mapper, pipeline, options, config, fingerprint(config, inputs))
+    return Plan(
+        cfg,
+        files,
+        skipped,
+        tasks,
+        mapper,
+        pipeline,
+        options,
+        config,
+        fingerprint(config, inputs),
+        partitions,
+    )

@@ -3,7 +3,8 @@
 A worker holds the run's plan for its whole life (`WorkerState`, sent once when the pool
 starts), sets each stage up once before its first use and tears it down when the process ends.
 `run_task` is the entry point the executors call; a task's result is written last, as its
-marker, so a task without one is redone from scratch on rerun.
+marker, so a task without one is redone from scratch on rerun. `run_partition` is the same for one
+partition of a global stage's partitioned resolve (`GlobalStage.resolve_partition`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import os
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,15 +30,25 @@ from curate.errors import ThresherError, environment_error
 from curate.executors import counters as live_progress
 from curate.logs import log_to_file
 from curate.mapping import RecordMapper
+from curate.partitions import write_partitioned
 from curate.pipeline import Pass, Pipeline
 from curate.readers import FileStats, Quarantine, ReadOptions, read_file
 from curate.runfolder import hold_worker_lock, write_json_atomic
 from curate.schema import QUARANTINE
-from curate.stages.base import GlobalContext, GlobalStage, RowResult, RowStage, Stage, positions_for
+from curate.stages.base import (
+    GlobalContext,
+    GlobalStage,
+    PartitionContext,
+    RowResult,
+    RowStage,
+    Stage,
+    positions_for,
+)
 from curate.stats import StageStats
 from curate.writers import ShardWriter
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +72,7 @@ class TaskResult:
     quarantine: list[dict]
     files: list[dict]
     scan_file: str | None
+    shuffle_file: str | None = None  # what the task routed to the partitions of its scanning stage
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,6 +102,7 @@ class WorkerState:
     workers: int
     seed: int
     tasks: int
+    partitions: int = 1  # of a partitioned resolve
     output_format: str = "arrow"  # the data shards' (the last pass's); everything else is an Arrow stream
     ready: list[Stage] = field(default_factory=list)  # stages set up in this process
     loaded: set[str] = field(default_factory=set)  # global stages whose decisions are loaded
@@ -109,10 +122,22 @@ class WorkerState:
         self.prepare(stage)
         if stage.name not in self.loaded:
             for folder in self.stage_folders(stage):
-                self.layout.mirror.fetch_tree(folder)
-                self.known.update(files_in(folder))
+                self.fetch_tree(folder)
             stage.load(self.global_context(stage))
             self.loaded.add(stage.name)
+
+    def fetch(self, path: Path) -> Path:
+        """A file of the output folder, on this machine (object storage: downloaded, once)."""
+        self.layout.mirror.fetch(path)
+        if self.layout.remote:
+            self.known.add((path, path.stat().st_mtime_ns))
+        return path
+
+    def fetch_tree(self, folder: Path) -> None:
+        """A folder of the output folder, on this machine, its files known as already published."""
+        self.layout.mirror.fetch_tree(folder)
+        if self.layout.remote:
+            self.known.update(files_in(folder))
 
     def stage_folders(self, stage: GlobalStage) -> tuple[Path, Path]:
         return self.layout.stage_dir(stage.name), self.layout.keep_dir(stage)
@@ -142,7 +167,9 @@ class WorkerState:
             except Exception:  # one stage failing to clean up must not keep the others from it
                 logger.exception("stage %s: teardown failed", stage.name)
 
-    def global_context(self, stage: GlobalStage, scan_files: list[Path] | None = None) -> GlobalContext:
+    def global_context(
+        self, stage: GlobalStage, scan_files: list[Path] | None = None, scan_tasks: list[int] | None = None
+    ) -> GlobalContext:
         return GlobalContext(
             self.layout.stage_dir(stage.name),
             scan_files or [],
@@ -150,7 +177,15 @@ class WorkerState:
             self.seed,
             self.layout.keep_dir(stage),
             self.tasks,
+            scan_tasks or [],
+            self.partitions,
         )
+
+    def global_stage(self, name: str) -> GlobalStage:
+        for stage in self.pipeline.stages:
+            if stage.name == name and isinstance(stage, GlobalStage):
+                return stage
+        raise KeyError(name)
 
 
 _WORKER: WorkerState | None = None
@@ -226,7 +261,9 @@ class TaskRun:
         self.quarantine_writer = self.writer(out / "quarantine", QUARANTINE)
         self.scan_writer: StreamFile | None = None
         scan = self.passage.scan
-        self.scan_path = layout.stage_dir(scan.name) / "scan" / f"task-{spec.task:05d}.arrow" if scan else None
+        self.scan_path = layout.scan_file(scan.name, spec.task) if scan else None
+        self.shuffle_path = layout.shuffle_file(scan.name, spec.task) if scan else None
+        self.shuffled: list[pa.Table] = []  # rows routed to partitions, held until the task ends
         self.stats = {stage.name: StageStats() for stage in self.stages}
         self.files: list[FileStats] = []
         self.rows_in = 0
@@ -261,9 +298,10 @@ class TaskRun:
         for folder in folders:
             for leftover in {*folder.glob(f"{self.prefix}-*"), *mirror.glob(folder, f"{self.prefix}-*")}:
                 mirror.remove(leftover)
-        if self.scan_path:
-            for leftover in (self.scan_path, tmp_path(self.scan_path)):
-                mirror.remove(leftover)
+        for path in (self.scan_path, self.shuffle_path):
+            if path:
+                for leftover in (path, tmp_path(path)):
+                    mirror.remove(leftover)
 
     def source(self) -> Iterator[pa.RecordBatch]:
         """The task's rows: its input files read (small files' rows gathered into batches of the
@@ -356,6 +394,9 @@ class TaskRun:
                     assert self.scan_path is not None
                     self.scan_writer = StreamFile(self.scan_path, state.schema)
                 self.scan_writer.write(state)
+                routed = scan.shuffle(state)
+                if routed is not None and routed.num_rows:
+                    self.shuffled.append(routed if isinstance(routed, pa.Table) else pa.Table.from_batches([routed]))
             stats = self.stats[scan.name]
             stats.seconds += time.perf_counter() - start
             if scan.consumes_rows:  # its rows end here: counted as its input and consumed, written nowhere
@@ -408,10 +449,14 @@ class TaskRun:
         return self.finish(time.perf_counter() - started)
 
     def finish(self, seconds: float) -> TaskResult:
-        scan_file = None
+        scan_file = shuffle_file = None
         if self.scan_writer is not None:
             self.scan_writer.close()
             scan_file = os.path.relpath(self.scan_writer.path, self.state.layout.out)
+        if self.shuffled:
+            assert self.shuffle_path is not None
+            write_partitioned(self.shuffle_path, pa.concat_tables(self.shuffled), self.state.partitions)
+            shuffle_file, self.shuffled = os.path.relpath(self.shuffle_path, self.state.layout.out), []
         result = TaskResult(
             pass_index=self.spec.pass_index,
             task=self.spec.task,
@@ -423,6 +468,7 @@ class TaskRun:
             quarantine=self.quarantine_writer.close(),
             files=[asdict(stats) for stats in self.files],
             scan_file=scan_file,
+            shuffle_file=shuffle_file,
         )
         self.publish(result)
         write_json_atomic(self.state.layout.marker(self.spec.pass_index, self.spec.task), result.to_json())
@@ -436,8 +482,9 @@ class TaskRun:
             return
         written = [*result.shards, *result.quarantine, *(shard for ss in result.rejects.values() for shard in ss)]
         layout.mirror.publish(*(layout.out / record["path"] for record in written), keep=False)
-        if result.scan_file is not None:
-            layout.mirror.publish(layout.out / result.scan_file, keep=False)
+        for path in (result.scan_file, result.shuffle_file):
+            if path is not None:
+                layout.mirror.publish(layout.out / path, keep=False)
         if self.passage.apply is not None:
             self.state.publish_stage_files(self.passage.apply)
 
@@ -454,33 +501,119 @@ class TaskFailed(Exception):
         return (TaskFailed, (str(self), self.details))
 
 
-def run_task(spec: TaskSpec) -> TaskResult:
-    """Entry point in a worker process: run one task with its own log file."""
-    state = worker()
-    log = state.layout.task_log(spec.pass_index, spec.task)
+def reporting_failures(state: WorkerState, label: str, where: str, work: Callable[[], T]) -> T:
+    """`work()` in a worker: bad input or a config problem stays one line; a full disk or a
+    read-only folder becomes one line naming the path; anything else is a bug, logged with its
+    traceback and raised as `TaskFailed` naming the work (`label`) and its inputs (`where`)."""
     try:
-        with log_to_file(log, mode="w"):
-            result = run_logged(state, spec)
-    finally:
-        state.layout.mirror.publish(log)
-    state.layout.mirror.publish(state.layout.marker(spec.pass_index, spec.task))  # last: the task is done
-    return result
-
-
-def run_logged(state: WorkerState, spec: TaskSpec) -> TaskResult:
-    """`run_task`'s task, with one-line user errors and the traceback of anything else."""
-    try:
-        return TaskRun(state, spec).run()
+        return work()
     except ThresherError:  # bad input or a config problem: one line, as the user should see it
         raise
     except Exception as error:
         user_error = environment_error(error, state.layout.out)
-        if user_error is not None:  # a full disk, a read-only folder: one line naming the path
-            logger.error("pass %d task %d: %s", spec.pass_index, spec.task, user_error)
+        if user_error is not None:
+            logger.error("%s: %s", label, user_error)
             raise user_error from None
-        where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
-        logger.exception("pass %d task %d (%s) failed", spec.pass_index, spec.task, where)
-        raise TaskFailed(
-            f"pass {spec.pass_index} task {spec.task} ({where}) failed: {type(error).__name__}: {error}",
-            traceback.format_exc(),
-        ) from None
+        named = f"{label} ({where})" if where else label
+        logger.exception("%s failed", named)
+        raise TaskFailed(f"{named} failed: {type(error).__name__}: {error}", traceback.format_exc()) from None
+
+
+def run_task(spec: TaskSpec) -> TaskResult:
+    """Entry point in a worker process: run one task with its own log file."""
+    state = worker()
+    where = ", ".join(str(f["path"] if isinstance(f, dict) else f.path) for f in spec.inputs[:3])
+    label = f"pass {spec.pass_index} task {spec.task}"
+    return logged_and_published(
+        state,
+        state.layout.task_log(spec.pass_index, spec.task),
+        state.layout.marker(spec.pass_index, spec.task),
+        lambda: reporting_failures(state, label, where, lambda: TaskRun(state, spec).run()),
+    )
+
+
+def logged_and_published(state: WorkerState, log: Path, marker: Path, work: Callable[[], T]) -> T:
+    """`work()` with its own log file; on object storage the log is uploaded (also after a
+    failure), then the marker `work` wrote, last: what has a marker there is done."""
+    try:
+        with log_to_file(log, mode="w"):
+            result = work()
+    finally:
+        state.layout.mirror.publish(log)
+    state.layout.mirror.publish(marker)
+    return result
+
+
+@dataclass
+class PartitionSpec:
+    """One partition of one step of a global stage's partitioned resolve."""
+
+    stage: str
+    step: str
+    partition: int
+    request: Any
+    scan_files: list[str]
+    scan_tasks: list[int]
+    shuffle_files: list[str]
+
+
+@dataclass
+class PartitionResult:
+    """What a partition returned to the driver, with its statistics (its marker holds the same)."""
+
+    step: str
+    partition: int
+    request: Any
+    result: Any
+    stats: StageStats
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(asdict(self), stats=self.stats.to_json())
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PartitionResult:
+        return cls(**dict(data, stats=StageStats.from_json(data["stats"])))
+
+
+def run_partition(spec: PartitionSpec) -> PartitionResult:
+    """Entry point in a worker process: resolve one partition of a global stage, with its own log
+    file; its result is written last, as its marker (a partition without one is redone)."""
+    state = worker()
+    label = f"stage {spec.stage} step {spec.step} partition {spec.partition}"
+    return logged_and_published(
+        state,
+        state.layout.partition_log(spec.stage, spec.step, spec.partition),
+        state.layout.partition_marker(spec.stage, spec.step, spec.partition),
+        lambda: reporting_failures(state, label, "", lambda: resolve_partition(state, spec)),
+    )
+
+
+def resolve_partition(state: WorkerState, spec: PartitionSpec) -> PartitionResult:
+    layout = state.layout
+    stage = state.global_stage(spec.stage)
+    stats = StageStats()
+    stage.bind_stats(stats)
+    state.prepare(stage)
+    step_dir = layout.stage_dir(stage.name) / "partitions" / spec.step
+    pattern = f"*-p{spec.partition:05d}.arrow*"
+    for leftover in {*step_dir.glob(pattern), *layout.mirror.glob(step_dir, pattern)}:
+        layout.mirror.remove(leftover)  # an interrupted attempt's files
+    # Paths travel relative to the output folder: on object storage each machine has its own staging.
+    scan_files = [state.fetch(layout.out / f) for f in spec.scan_files]
+    shuffle_files = [state.fetch(layout.out / f) for f in spec.shuffle_files]
+    state.fetch_tree(layout.stage_dir(stage.name) / "partitions")  # earlier steps' files
+    context = state.global_context(stage, scan_files, spec.scan_tasks)
+    ctx = PartitionContext(
+        **vars(context), step=spec.step, partition=spec.partition, request=spec.request, shuffle_files=shuffle_files
+    )
+    start = time.perf_counter()
+    result = PartitionResult(spec.step, spec.partition, spec.request, stage.resolve_partition(ctx), stats)
+    stats.seconds += time.perf_counter() - start
+    state.publish_stage_files(stage)  # on object storage: the files this partition wrote
+    marker = layout.partition_marker(spec.stage, spec.step, spec.partition)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(marker, result.to_json())
+    logger.info(
+        "stage %s step %s partition %d resolved in %.2f s", spec.stage, spec.step, spec.partition, stats.seconds
+    )
+    return result

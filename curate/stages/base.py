@@ -13,7 +13,10 @@ Kinds of stage:
 - `GlobalStage`: needs every row (dedup, selection, mixing). Three phases: `scan` each shard
   into compact state rows, `resolve` once over all state (on disk), `apply` per shard. A global
   stage may also create rows that no input row becomes (generation, joins, pairing): `resolve`
-  writes them and `generate` emits them, after each task's own rows.
+  writes them and `generate` emits them, after each task's own rows. A global stage whose state
+  grows with the corpus resolves in partitions: `shuffle` routes scan state to partitions by a
+  key, `resolve_partition` runs in workers (one task per partition, memory bounded by its
+  partition) and the driver's `resolve` merges only what must be global.
 
 Every stage declares, in one way:
 - its columns: `required_columns()` and `provided_columns()` (by default the class attributes
@@ -31,8 +34,8 @@ Every stage declares, in one way:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from curate.partitions import ScanRows, read_partition, write_partitioned
 from curate.stats import StageStats
 
 
@@ -62,6 +66,33 @@ class Resources:
 
     def merge(self, other: Resources) -> Resources:
         return Resources(max(self.cpus, other.cpus), max(self.memory_gb, other.memory_gb), max(self.gpus, other.gpus))
+
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a run hands its stages, estimated before any data is read (`curate.engine.estimate`)."""
+
+    documents: int  # in the whole input
+    document_bytes: float  # text bytes of an average document
+    task_documents: int  # in the largest task
+    partitions: int
+    batch_bytes: int  # a record batch in flight
+    duplicates: int  # documents assumed to be in duplicate clusters (a planning figure)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A stage's estimated peak memory in bytes, beyond a process's baseline: what it holds from
+    `setup` to `teardown` in every process that runs it (models, tables), what a task running it
+    holds, what a partition task of its resolve holds, and what its resolve holds on the driver."""
+
+    setup: float = 0
+    task: float = 0
+    partition: float = 0
+    driver: float = 0
 
 
 class Stage:
@@ -95,6 +126,11 @@ class Stage:
     def provided_columns(self) -> dict[str, pa.DataType]:
         """The columns this stage adds (or replaces), with their types."""
         return dict(self.provides)
+
+    def memory(self, load: Load) -> Memory:
+        """The stage's estimated peak memory for `load` (from measured costs, docs/scaling.md); by
+        default what `resources.memory_gb` declares, held by every process that sets it up."""
+        return Memory(setup=self.resources.memory_gb * GIB)
 
     def setup(self) -> None:
         """Load heavy resources (models, tables); called by the engine once per process before first use."""
@@ -189,6 +225,20 @@ class GlobalStage(Stage):
     same positions. Positions are stable row identities:
     `task << 32 | row index within the task`.
 
+    Partitioned resolve (for state that grows with the corpus: dedup, top fraction, mix):
+    - `shuffle(state)` returns rows of a batch's scan state to route to partitions, with a uint64
+      column `key`: every row of one key reaches the same partition (of `ctx.partitions`), whatever
+      task scanned it (the engine writes one shuffle file per task, sorted by partition);
+    - `resolve(ctx)` on the driver calls `ctx.map_partitions(step, request)`: the engine runs
+      `resolve_partition(pctx)` once per partition as tasks on the executor (the local pool or
+      Ray), each in a worker with memory bounded by its partition, and returns their results
+      (small JSON values) in partition order; a partition reads its rows with `pctx.shuffled()`,
+      its share of the scan files with `pctx.scan_share()`, other rows by position with
+      `pctx.scan_rows()`, and writes files under `pctx.output(name)` (or routes rows to the next
+      step's partitions with `pctx.write_shuffled`); a step may be followed by others;
+    - `resolve` then merges the results: only what must be global reaches the driver.
+    Finished partitions are kept (a marker each): a rerun after a kill redoes the others only.
+
     A stage whose product is what `resolve` writes, not rows (training a tokenizer or a
     classifier), sets `consumes_rows`: it must be the recipe's last stage, its rows are not
     written anywhere (no intermediate copy of the corpus), and it has no `apply`.
@@ -206,9 +256,19 @@ class GlobalStage(Stage):
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch | pa.Table | None:
         raise NotImplementedError
 
+    def shuffle(self, state: pa.RecordBatch | pa.Table) -> pa.RecordBatch | pa.Table | None:
+        """The rows of `state` (what `scan` returned for a batch) to route to partitions, with a
+        uint64 `key` column; None (the default): this stage shuffles nothing."""
+        return None
+
     def resolve(self, ctx: GlobalContext) -> None:
         """Work on the scanned state and write decisions under `ctx.work_dir`; report what was found
         with `stat_update` / `stat_set`."""
+        raise NotImplementedError
+
+    def resolve_partition(self, ctx: PartitionContext) -> Any:
+        """Resolve one partition in a worker (`ctx.partition` of `ctx.partitions`, in step
+        `ctx.step`); return a small JSON value for the driver's `resolve`."""
         raise NotImplementedError
 
     def load(self, ctx: GlobalContext) -> None:
@@ -225,6 +285,10 @@ class GlobalStage(Stage):
         return iter(())
 
 
+# A partitioned step run by the engine: (step, request) -> each partition's result, in order.
+PartitionRunner = Callable[[str, Any], list[Any]]
+
+
 @dataclass
 class GlobalContext:
     """What the engine hands a global stage between its passes."""
@@ -235,6 +299,64 @@ class GlobalContext:
     seed: int
     keep_dir: Path  # for artifacts worth keeping after the run (e.g. duplicate clusters for the report)
     tasks: int = 1  # number of tasks of the run (for `generate`)
+    scan_tasks: list[int] = field(default_factory=list)  # the task of each scan file
+    partitions: int = 1  # partitions of a partitioned resolve (chosen from the input's size)
+    runner: PartitionRunner | None = None  # set by the engine on the driver, during `resolve`
+
+    def map_partitions(self, step: str, request: Any = None) -> list[Any]:
+        """Run `resolve_partition` for every partition in step `step` (a name unique within the
+        stage) on the executor; `request` (JSON) reaches each as `ctx.request`. The results, in
+        partition order (a finished partition's from its marker)."""
+        if self.runner is None:
+            raise RuntimeError("map_partitions is called by `resolve`, on the driver")
+        return self.runner(step, request)
+
+    def scan_rows(self) -> ScanRows:
+        """The scan files' rows, found by position (state with a `position` column)."""
+        return ScanRows(self.scan_files, self.scan_tasks)
+
+    def partition_file(self, step: str, name: str, partition: int) -> Path:
+        """The file `name` written by partition `partition` in step `step`."""
+        return self.work_dir / "partitions" / step / f"{name}-p{partition:05d}.arrow"
+
+    def partition_files(self, step: str, name: str) -> list[Path]:
+        """The files `name` the partitions wrote in step `step`, in partition order."""
+        files = (self.partition_file(step, name, p) for p in range(self.partitions))
+        return [path for path in files if path.is_file()]
+
+
+@dataclass
+class PartitionContext(GlobalContext):
+    """What a partition task of a partitioned resolve gets, in a worker."""
+
+    step: str = ""
+    partition: int = 0
+    request: Any = None  # what the driver's `resolve` sent with the step
+    shuffle_files: list[Path] = field(default_factory=list)  # every task's shuffle file, in task order
+
+    def shuffled(self, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """This partition's rows of every task's `shuffle` output (None: nothing was shuffled)."""
+        return read_partition(self.shuffle_files, self.partition, self.partitions, columns)
+
+    def scan_share(self) -> tuple[list[Path], list[int]]:
+        """The scan files (and their tasks) this partition handles when the state is split by task."""
+        share = slice(self.partition, None, self.partitions)
+        return self.scan_files[share], self.scan_tasks[share]
+
+    def output(self, name: str) -> Path:
+        """Where this partition writes its file `name` (read on the driver with `partition_files`)."""
+        path = self.partition_file(self.step, name, self.partition)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_shuffled(self, name: str, table: pa.Table) -> None:
+        """Route `table` (with a uint64 `key` column) to the partitions of a later step, which read
+        it with `read_shuffled(this step, name)`."""
+        write_partitioned(self.output(name), table, self.partitions)
+
+    def read_shuffled(self, step: str, name: str, columns: Sequence[str] | None = None) -> pa.Table | None:
+        """This partition's rows of what every partition wrote in step `step` with `write_shuffled(name)`."""
+        return read_partition(self.partition_files(step, name), self.partition, self.partitions, columns)
 
 
 def positions_for(task: int, offset: int, n: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from curate.runfolder import read_model_lineage
 from curate.schema import KINDS
 from curate.sft.checkpoint import Checkpoint
 from curate.sft.scorers import Scorer, ScorerConfig
-from curate.stages.base import GlobalContext, GlobalStage, RowResult
+from curate.stages.base import GlobalContext, GlobalStage, Resources, RowResult
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ class BestOfN(GlobalStage):
     """
 
     config_name: ClassVar[str] = "best_of_n"
+    resources: ClassVar[Resources] = Resources(memory_gb=0.5)  # the default LLM, as judge's (stage_memory.json)
     requires: ClassVar[tuple[str, ...]] = ("id", "source", "meta")
 
     n: int = 4

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from curate import fs
 from curate.dedup.text import TextNormalization, hash_strings, ngram_hashes, split_words, word_shingles
 from curate.errors import ConfigError
-from curate.stages.base import FilterStage, RowResult, split_by_reason, with_columns
+from curate.stages.base import FilterStage, Load, Memory, RowResult, split_by_reason, with_columns
 
 ACTIONS = ("drop", "flag", "cut")
 MATCHES = ("any_ngram", "coverage")
@@ -148,6 +148,7 @@ class Decontaminate(TextNormalization, FilterStage):
             raise ValueError(f"eval_paths: {str(error).split(': ', 1)[-1]}") from None
         # A misspelt field would silently match nothing: fail now, naming the fields found.
         texts, seen = eval_texts(list(self.eval_paths), list(self.eval_fields))
+        self._eval_words = sum(len(text.split()) for text in texts)  # about one n-gram each
         if not texts:
             raise ValueError(
                 f"eval_fields: none of {', '.join(self.eval_fields)} holds text in the evaluation "
@@ -161,6 +162,11 @@ class Decontaminate(TextNormalization, FilterStage):
         if self.match == "coverage":
             return {**self.provides, "contamination_coverage": pa.float32()}
         return dict(self.provides)
+
+    def memory(self, load: Load) -> Memory:
+        """Every worker holds the evaluation n-grams' table, sorted (8 B an n-gram; 32 B with the
+        item, first word and span that `coverage` needs), and its sorting copy while built."""
+        return Memory(setup=2 * getattr(self, "_eval_words", 0) * (32 if self.match == "coverage" else 8))
 
     def setup(self) -> None:
         texts, _ = eval_texts(list(self.eval_paths), list(self.eval_fields))

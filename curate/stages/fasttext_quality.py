@@ -31,7 +31,16 @@ import xxhash
 from curate import fs
 from curate.arrow_io import read_frame
 from curate.errors import InputError
-from curate.stages.base import FilterStage, GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
+from curate.stages.base import (
+    FilterStage,
+    GlobalContext,
+    GlobalStage,
+    Load,
+    Memory,
+    RowResult,
+    split_by_reason,
+    with_columns,
+)
 from curate.text_stats import split_words
 
 POSITIVE, NEGATIVE = "hq", "lq"  # label names in our models (DCLM's also calls its positive class "hq")
@@ -426,6 +435,11 @@ class FastTextQualityFilter(FilterStage):
 
     def __post_init__(self) -> None:
         self._scorer: FastTextScorer | None = None
+
+    def memory(self, load: Load) -> Memory:
+        """fastText holds its whole model in every worker: about the model file's size."""
+        path = Path(self.model_path)
+        return Memory(setup=1.1 * path.stat().st_size if path.is_file() else 0)
 
     def setup(self) -> None:
         self._scorer = FastTextScorer(

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from curate.llm import LLMConfig, make_llm
 from curate.mapping import to_json
 from curate.sft.judge import ULTRAFEEDBACK_ASPECTS, Judge, rubric_folder
-from curate.stages.base import FilterStage
+from curate.stages.base import FilterStage, Resources
 
 
 @dataclass
@@ -37,6 +37,9 @@ class JudgeStage(FilterStage):
     """
 
     config_name: ClassVar[str] = "judge"
+    resources: ClassVar[Resources] = Resources(
+        memory_gb=0.5
+    )  # measured: benchmarks/results/stage_memory.json (SmolLM2-135M: 424 MB)
     requires: ClassVar[tuple[str, ...]] = ("id", "messages")
 
     aspects: list[str] = field(default_factory=lambda: list(ULTRAFEEDBACK_ASPECTS))

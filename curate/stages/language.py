@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.stages.base import FilterStage
+from curate.stages.base import FilterStage, Resources
 from curate.stages.rules import Rule
 
 BACKENDS = ("cld3", "lingua", "langid", "fasttext")
@@ -145,6 +145,9 @@ class LanguageID(FilterStage):
     """
 
     config_name: ClassVar[str] = "language"
+    resources: ClassVar[Resources] = Resources(
+        memory_gb=0.2
+    )  # measured: benchmarks/results/stage_memory.json (CLD3, lingua: 118 MB)
     provides: ClassVar[dict[str, pa.DataType]] = {"lang": pa.string(), "lang_score": pa.float64()}
 
     languages: list[str] = field(default_factory=lambda: ["en"])

@@ -15,7 +15,7 @@ from curate.arrow_io import read_frame, write_table
 from curate.sft.embed import MiniLM, Model2Vec, hashed_terms, sketch, tfidf_matrix
 from curate.sft.quality import LanguageScorer, format_score, length_score, percentile_ranks
 from curate.sft.select import BASELINES, baseline, choose, describe_set, group_of, kmeans, redundant_rows, stats
-from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason, with_columns
+from curate.stages.base import GlobalContext, GlobalStage, Resources, RowResult, split_by_reason, with_columns
 
 COMPONENTS = ("votes", "length", "format", "language", "reward", "lm", "column")
 EMBEDDERS = ("minilm", "model2vec", "tfidf")
@@ -75,6 +75,9 @@ class LimaSelect(GlobalStage):
     """
 
     config_name: ClassVar[str] = "lima_select"
+    resources: ClassVar[Resources] = Resources(
+        memory_gb=0.5
+    )  # measured: benchmarks/results/stage_memory.json (MiniLM: 489 MB)
     requires: ClassVar[tuple[str, ...]] = ("id", "messages", "source", "meta")
     provides: ClassVar[dict[str, pa.DataType]] = {"quality_score": pa.float32()}
 

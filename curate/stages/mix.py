@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import zlib
+import json
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.arrow_io import read_frame, write_table
+from curate.arrow_io import read_table
+from curate.dedup.text import hash_strings, mix64
 from curate.errors import ThresherError
-from curate.stages.base import GlobalContext, GlobalStage, RowResult
+from curate.rank_select import GATHER_ROWS, GATHERED_ROW_BYTES, HISTOGRAM_BYTES, RankSelect, Rows, answer
+from curate.stages.base import GlobalContext, GlobalStage, Load, Memory, PartitionContext, RowResult
 
 NOT_SAMPLED = "mix_not_sampled"
 UNWEIGHTED = "mix_source_not_weighted"
+# Units are summed as integers (1/2^16 of a unit): sums are exact, the same in any order.
+UNIT_SCALE = 1 << 16
 
 
 def parse_pairs(option: str, pairs: list[str]) -> dict[str, float]:
@@ -46,8 +51,12 @@ class Mix(GlobalStage):
     ("papers:4"; Galactica repeated its high-quality scientific sources up to ~4 epochs, and
     Muennighoff et al. 2023 found up to 4 epochs of repetition almost as good as new data).
 
-    Sampling is deterministic (seeded per source): a source at e epochs keeps every document
-    floor(e) times plus a seeded random subset for the fraction. Each copy is a row with its
+    Sampling is deterministic (seeded): a source at e epochs keeps every document floor(e) times
+    plus a random subset for the fraction: the documents with the smallest sample keys (a hash of
+    `seed`, the source and the document's id; ties by position) until their units reach the
+    fraction of the source's units (the document that reaches it included). The cut is found
+    exactly, in partitions (`curate.rank_select`): no step holds every document's state, and the
+    sample is the same whatever the number of workers, partitions or tasks. Each copy is a row with its
     `mix_epoch` (0, 1, ...); copies after the first are counted as `generated` rows (the
     accounting: rows in + generated = rows out + dropped). Documents not sampled are dropped
     ("mix_not_sampled"), as are sources without a weight ("mix_source_not_weighted"). The
@@ -90,8 +99,26 @@ class Mix(GlobalStage):
             return batch.column(self.count_column).to_numpy(zero_copy_only=False).astype(np.float64)
         return pc.binary_length(batch.column("text")).to_numpy(zero_copy_only=False) / self.bytes_per_token
 
+    def memory(self, load: Load) -> Memory:
+        """As top_fraction's, per weighted source: a partition reads one task's state at a time (key,
+        position, units: 24 B a row, and its source), the driver merges a histogram per source."""
+        sources = len(self.weights)
+        return Memory(
+            partition=load.task_documents * 40 + sources * HISTOGRAM_BYTES,
+            driver=sources * (HISTOGRAM_BYTES + GATHER_ROWS * GATHERED_ROW_BYTES),
+        )
+
+    def sample_keys(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Each document's sample key: a hash of the seed, its source and its id."""
+        ids = hash_strings(pc.cast(batch.column("id"), pa.string()))
+        sources = hash_strings(pc.cast(batch.column("source"), pa.string()))
+        return mix64(ids ^ mix64(sources + np.uint64(self.seed % (1 << 64))))
+
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.RecordBatch:
-        return pa.record_batch({"pos": positions, "source": batch.column("source"), "units": self.units(batch)})
+        units = np.round(self.units(batch) * UNIT_SCALE).astype(np.int64)
+        return pa.record_batch(
+            {"pos": positions, "source": batch.column("source"), "units": units, "key": self.sample_keys(batch)}
+        )
 
     def plan(self, available: dict[str, float]) -> dict[str, dict[str, float]]:
         """Epochs per source for the weights, caps and total; with what was asked and realised."""
@@ -112,10 +139,9 @@ class Mix(GlobalStage):
         return plan
 
     def resolve(self, ctx: GlobalContext) -> None:
-        scanned = read_frame(
-            ctx.scan_files, pa.schema([("pos", pa.int64()), ("source", pa.string()), ("units", pa.float64())])
-        )
-        available = dict(scanned.group_by("source").agg(pl.col("units").sum()).iter_rows())
+        select = RankSelect(ctx.map_partitions)
+        totals = select.totals()  # per source: documents and units
+        available = {source: units / UNIT_SCALE for source, (_, units) in totals.items()}
         empty = [s for s, w in parse_pairs("weights", self.weights).items() if w > 0 and not available.get(s)]
         if empty:
             raise ThresherError(
@@ -123,33 +149,25 @@ class Mix(GlobalStage):
                 f"(sources present: {', '.join(sorted(available)) or 'none'})"
             )
         plan = self.plan(available)
-        copies = []
-        for source, part in scanned.sort("pos").partition_by("source", as_dict=True, maintain_order=True).items():
-            source = source[0]
-            positions, units = part["pos"].to_numpy(), part["units"].to_numpy()
-            count = np.zeros(len(positions), dtype=np.int32)
-            if source in plan:
-                epochs = plan[source]["epochs"]
-                whole, fraction = int(np.floor(epochs + 1e-12)), epochs - np.floor(epochs + 1e-12)
-                count += whole
-                rng = np.random.default_rng([self.seed, zlib.crc32(source.encode())])
-                order = rng.permutation(len(positions))
-                before = np.concatenate([[0.0], np.cumsum(units[order])[:-1]])
-                count[order[before < fraction * units.sum() - 1e-9]] += 1
-                realised_units = float((count * units).sum())
-                plan[source].update(
-                    realised=realised_units, documents=int(count.sum()), source_documents=len(positions)
-                )
-            copies.append(pl.DataFrame({"pos": positions, "copies": count, "weighted": source in plan}))
-        decisions = (
-            pl.concat(copies).sort("pos")
-            if copies
-            else pl.DataFrame(
-                {"pos": [], "copies": [], "weighted": []},
-                schema={"pos": pl.Int64, "copies": pl.Int32, "weighted": pl.Boolean},
+        whole = {source: int(np.floor(part["epochs"] + 1e-12)) for source, part in plan.items()}
+        # The sample takes documents while the units before them are below the fraction's units.
+        targets = {
+            source: math.ceil((part["epochs"] - whole[source]) * totals[source][1] - 1e-9 * UNIT_SCALE)
+            for source, part in plan.items()
+        }
+        sampled = select.select({source: target for source, target in targets.items() if target > 0})
+        decisions: dict[str, Any] = {}
+        for source, part in plan.items():
+            documents, units = totals[source]
+            cut = sampled.get(source)
+            decisions[source] = {"whole": whole[source], "cut": list(cut.key) if cut else None}
+            part.update(
+                realised=(whole[source] * units + (cut.weight if cut else 0)) / UNIT_SCALE,
+                documents=whole[source] * documents + (cut.rows if cut else 0),
+                source_documents=documents,
             )
-        )
-        write_table(ctx.work_dir / "decisions.arrow", decisions.to_arrow())
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.work_dir / "decisions.json").write_text(json.dumps(decisions))
         realised_total = sum(p.get("realised", 0.0) for p in plan.values())
         self.stat_set(
             unit=self.unit,
@@ -166,15 +184,51 @@ class Mix(GlobalStage):
             unweighted_sources=sorted(set(available) - set(plan)),
         )
 
+    def resolve_partition(self, ctx: PartitionContext) -> dict[str, Any]:
+        """A step of the rank selection over this partition's share of the documents, a file at a time:
+        per source, keys (sample key, position) weighted by units."""
+        files, _ = ctx.scan_share()
+
+        def chunks() -> Iterator[dict[str, Rows]]:
+            for path in files:
+                table = read_table(path, ["pos", "source", "units", "key"])
+                sources = pc.dictionary_encode(table.column("source").combine_chunks())
+                codes = sources.indices.to_numpy(zero_copy_only=False)
+                columns = [table.column(name).to_numpy() for name in ("key", "pos", "units")]
+                keys, positions, units = columns[0], columns[1].astype(np.uint64), columns[2]
+                yield {
+                    str(name): (keys[codes == code], positions[codes == code], units[codes == code])
+                    for code, name in enumerate(sources.dictionary.to_pylist())
+                }
+
+        return answer(ctx.request, chunks())
+
     def load(self, ctx: GlobalContext) -> None:
-        decisions = read_frame([ctx.work_dir / "decisions.arrow"])
-        self.positions = decisions["pos"].to_numpy()
-        self.copies = decisions["copies"].to_numpy()
-        self.weighted = decisions["weighted"].to_numpy()
+        self.decisions = json.loads((ctx.work_dir / "decisions.json").read_text())
+
+    def copies(self, batch: pa.RecordBatch, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How many times each row is output, and whether its source has a weight."""
+        copies = np.zeros(batch.num_rows, np.int32)
+        weighted = np.zeros(batch.num_rows, bool)
+        sources = pc.dictionary_encode(pc.cast(batch.column("source"), pa.string()))
+        codes = sources.indices.to_numpy(zero_copy_only=False)
+        keys = None
+        for code, source in enumerate(sources.dictionary.to_pylist()):
+            decision = self.decisions.get(source)
+            if decision is None:
+                continue
+            rows = codes == code
+            weighted[rows] = True
+            copies[rows] = decision["whole"]
+            if decision["cut"] is not None:
+                keys = self.sample_keys(batch) if keys is None else keys
+                hi, lo = (np.uint64(value) for value in decision["cut"])
+                position = positions.astype(np.uint64)
+                copies[rows & ((keys < hi) | ((keys == hi) & (position <= lo)))] += 1
+        return copies, weighted
 
     def apply(self, batch: pa.RecordBatch, positions: np.ndarray) -> RowResult:
-        index = np.searchsorted(self.positions, positions)
-        copies, weighted = self.copies[index], self.weighted[index]
+        copies, weighted = self.copies(batch, positions)
         # Copies of a document go to different places in the output: epoch 0 rows first, then epoch 1, ...
         takes, epochs = [], []
         for epoch in range(int(copies.max(initial=0))):

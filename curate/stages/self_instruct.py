@@ -39,7 +39,7 @@ from curate.sft.self_instruct import (
     sample_prompt_instructions,
     template_folder,
 )
-from curate.stages.base import GlobalContext, GlobalStage, RowResult
+from curate.stages.base import GlobalContext, GlobalStage, Resources, RowResult
 from curate.stages.generated import emit
 
 SEED_STATE = pa.schema(
@@ -87,6 +87,7 @@ class SelfInstruct(GlobalStage):
     """
 
     config_name: ClassVar[str] = "self_instruct"
+    resources: ClassVar[Resources] = Resources(memory_gb=0.5)  # the default LLM, as judge's (stage_memory.json)
     requires: ClassVar[tuple[str, ...]] = ("id", "messages", "source", "meta")
 
     num_instructions: int = 100

@@ -11,8 +11,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.arrow_io import read_frame
-from curate.stages.base import GlobalContext, GlobalStage, RowResult, split_by_reason
+from curate.arrow_io import read_table
+from curate.rank_select import (
+    GATHER_ROWS,
+    GATHERED_ROW_BYTES,
+    HISTOGRAM_BYTES,
+    RankSelect,
+    answer,
+    descending_floats,
+    float_of_descending,
+)
+from curate.stages.base import GlobalContext, GlobalStage, Load, Memory, PartitionContext, RowResult, split_by_reason
+
+ROWS = "rows"  # the one group of the rank selection
 
 
 @dataclass
@@ -21,7 +32,9 @@ class KeepTopFraction(GlobalStage):
 
     Exactly ceil(fraction x rows) rows are kept: ties at the cut go to the rows read first, so the
     result is deterministic. Missing or NaN scores rank last. Dropped rows: `below_top_fraction`.
-    The cut-off score is in the run's manifest and report. Typical use: after
+    The cut-off score is in the run's manifest and report. The cut is found exactly, in partitions:
+    each partition histograms its share of the scores and the driver narrows the cut from the
+    merged histograms (`curate.rank_select`), so no step holds every score. Typical use: after
     `quality_classifier`, as DCLM kept the top 10% of its pool by fastText score.
 
     Defaults: column quality_score, fraction 0.1 (DCLM, Li et al. 2024).
@@ -47,21 +60,39 @@ class KeepTopFraction(GlobalStage):
         values = batch.column(self.column).cast(pa.float64()).to_numpy(zero_copy_only=False)
         return np.where(np.isnan(values), -np.inf, values)  # nulls arrive as NaN
 
+    def memory(self, load: Load) -> Memory:
+        """A partition reads one task's scores at a time (score, position, key, weight: 32 B a row)
+        into a histogram; the driver merges histograms and sorts at most GATHER_ROWS rows."""
+        return Memory(partition=load.task_documents * 32 + HISTOGRAM_BYTES, driver=GATHER_ROWS * GATHERED_ROW_BYTES)
+
     def scan(self, batch: pa.RecordBatch, positions: np.ndarray) -> pa.Table:
         return pa.table({"score": self.scores(batch), "position": pa.array(positions, pa.int64())})
 
     def resolve(self, ctx: GlobalContext) -> None:
-        rows = read_frame(ctx.scan_files)
-        n = len(rows)
+        select = RankSelect(ctx.map_partitions)
+        n = select.totals().get(ROWS, (0, 0))[0]
         keep = min(n, math.ceil(self.fraction * n))
         decision: dict = {"rows": n, "kept": keep, "fraction": self.fraction, "column": self.column}
         if 0 < keep < n:
-            ranked = rows.sort(["score", "position"], descending=[True, False])
-            cut = ranked.row(keep - 1, named=True)
-            decision.update(cutoff_score=cut["score"], cutoff_position=cut["position"])
+            # the keep-th row in the order (score descending, position ascending)
+            score, position = select.select({ROWS: keep})[ROWS].key
+            decision.update(cutoff_score=float_of_descending(score), cutoff_position=position)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         (ctx.work_dir / "cutoff.json").write_text(json.dumps(decision))
         self.stat_set(**decision)
+
+    def resolve_partition(self, ctx: PartitionContext) -> dict:
+        """A step of the rank selection over this partition's share of the scores, a file at a time."""
+        files, _ = ctx.scan_share()
+
+        def chunks():
+            for path in files:
+                table = read_table(path, ["score", "position"])
+                weights = np.ones(table.num_rows, np.int64)
+                keys = descending_floats(table.column("score").to_numpy())
+                yield {ROWS: (keys, table.column("position").to_numpy().astype(np.uint64), weights)}
+
+        return answer(ctx.request, chunks())
 
     def load(self, ctx: GlobalContext) -> None:
         decision = json.loads((ctx.work_dir / "cutoff.json").read_text())
