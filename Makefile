@@ -33,7 +33,7 @@ demo: install
 # command, each under 45 minutes of 2 dedicated cores: curated vs raw web text (at 2M tokens, and
 # with no data repeated), deduplicated vs duplicated, LIMA-style SFT selection vs random vs longest. Results: out/ablations/<name>/
 # (report.html, summary.md, ablation.json). Rerunning resumes or skips finished work.
-ABLATIONS ?= curated_vs_raw curated_vs_raw_unrepeated dedup_vs_duplicated lima_selection
+ABLATIONS ?= curated_vs_raw curated_vs_raw_unrepeated dedup_vs_duplicated dedup_vs_duplicated_longer lima_selection
 ablate: install
 	for name in $(ABLATIONS); do \
 	  THRESHER_SHARED_DATA=$(SHARED) HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/thresher ablate ablation=$$name || exit 1; \

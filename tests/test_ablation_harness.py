@@ -229,6 +229,8 @@ def test_the_documented_example_and_the_shipped_experiments_plan(tmp_path):
 
     unrepeated = make_plan(compose_ablation(["ablation=curated_vs_raw_unrepeated", f"output.dir={tmp_path / 'u'}"]))
     assert {job.steps for job in unrepeated.jobs} == {110}  # ceil(450,000 / (16 x 256)): experiment 1's options
+    longer = make_plan(compose_ablation(["ablation=dedup_vs_duplicated_longer", f"output.dir={tmp_path / 'l'}"]))
+    assert {job.steps for job in longer.jobs} == {977}  # ceil(4,000,000 / (16 x 256)): experiment 2's options
     for name, runs in (("curated_vs_raw", 6), ("dedup_vs_duplicated", 6), ("lima_selection", 9)):
         plan = make_plan(compose_ablation([f"ablation={name}", f"output.dir={tmp_path / name}"]))
         assert len(plan.jobs) == runs and all(job.eval for job in plan.jobs)
