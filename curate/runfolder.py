@@ -382,4 +382,7 @@ class RunFolder:
         if not differences:
             return f"holds {state} {self.what} of the same config on other input (files changed)"
         shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        if all(": '<unset>' -> " in difference for difference in differences):
+            # Only options the earlier run did not have: it was written by an earlier version.
+            return f"holds {state} {self.what} written by an earlier version of Thresher, before these options existed ({shown})"
         return f"holds {state} {self.what} of a different config ({shown})"

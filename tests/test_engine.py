@@ -97,6 +97,16 @@ def test_rerun_of_a_finished_run_and_other_configs(tmp_path):
         curate(path, tmp_path / "out", "stages.length_filter.min_chars=10")
     third = curate(path, tmp_path / "out", "stages.length_filter.min_chars=10", "output.overwrite=true")
     assert third.fingerprint != first.fingerprint
+    # A folder written by an earlier version, before an option existed: said so, with the option.
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    del manifest["config"]["executor"]["partitions"]
+    manifest["fingerprint"] = "0" * 16
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(
+        OutputError,
+        match=r"written by an earlier version of Thresher, before these options existed \(executor.partitions: '<unset>' -> 0\)",
+    ):
+        curate(path, tmp_path / "out", "stages.length_filter.min_chars=10")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="is not empty and holds no Thresher run"):
