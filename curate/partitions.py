@@ -4,8 +4,8 @@ A global stage that resolves in partitions routes some of its scan state to `P` 
 64-bit key (`partition_of`: all rows of one key reach one partition, whatever the task that
 scanned them). Each task writes what it routes as one *shuffle file*: an Arrow IPC stream file
 whose rows are sorted by partition, with the number of rows of each partition in the schema's
-metadata, so partition `p` reads its slice of every task's file (memory-mapped, zero-copy) and
-nothing else. A partition's own output for the next round of its stage is written the same way.
+metadata, so partition `p` reads its slice of every task's file (memory-mapped, the slice copied
+out) and nothing else. A partition's own output for the next round of its stage is written the same way.
 
 `ScanRows` finds rows of a stage's per-task scan files by position (`task << 32 | row`), one
 task's file at a time and without keeping the files mapped, so what a partition reads from them
@@ -55,7 +55,11 @@ def write_partitioned(path: Path, table: pa.Table, partitions: int) -> list[int]
 def read_partition(
     paths: Sequence[Path], partition: int, partitions: int, columns: Sequence[str] | None = None
 ) -> pa.Table | None:
-    """Partition `partition`'s rows from every shuffle file in `paths`, in file order (None: no file)."""
+    """Partition `partition`'s rows from every shuffle file in `paths`, in file order (None: no file).
+
+    Each file's slice is copied out and the file unmapped before the next is read: a partition
+    holds its own rows, and the pages of one file at a time, however many tasks wrote files (left
+    mapped, every file's pages stayed resident and a worker's RSS grew with the number of tasks)."""
     parts = []
     for path in paths:
         table = read_table(path, columns)
@@ -63,10 +67,12 @@ def read_partition(
         if len(counts) != partitions:  # written for another partitioning: never silently mixed
             raise RuntimeError(f"{path}: written for {len(counts)} partitions, read as one of {partitions}")
         start = sum(counts[:partition])
-        parts.append(table.slice(start, counts[partition]).replace_schema_metadata(None))
+        rows = table.slice(start, counts[partition]).replace_schema_metadata(None)
+        parts.append(rows.take(pa.array(np.arange(rows.num_rows))))  # a copy: the map is released
+        del table, rows
     if not parts:
         return None
-    return pa.concat_tables(parts)  # slices of the mapped files: copied only when a column is converted
+    return pa.concat_tables(parts)
 
 
 def task_of(positions: np.ndarray) -> np.ndarray:
