@@ -320,7 +320,7 @@ class MinHashDedup(TextNormalization, DuplicateStage):
     are dropped as `near_duplicate`. Documents with no words are left alone. Adds `dup_cluster`
     (id of the kept document; null for unique ones) and `dup_cluster_size` unless
     `cluster_columns=false`. `signatures=rensa` computes the signatures with rensa's RMinHash
-    (Rust, 3.1x faster than the default's numpy for signatures; another hash family, so the candidate
+    (Rust, 3-3.5x faster than the default's numpy for signatures; another hash family, so the candidate
     pairs of documents near the threshold differ: docs/benchmarks/scaling.md counts them).
     """
 
