@@ -483,8 +483,17 @@ class Mirror:
             return sorted(p for p in folder.glob(pattern) if p.is_file())
         fs, root = filesystem(self.url(folder))
         fs.invalidate_cache()
-        found = fs.find(root) if pattern == "**" else fs.glob(f"{root}/{pattern}")
-        return sorted(folder / path[len(root.rstrip("/")) + 1 :] for path in found)
+        found = fs.find(root, detail=True) if pattern == "**" else fs.glob(f"{root}/{pattern}", detail=True)
+        # Files strictly inside the folder only: s3fs's find answers a listing that comes back
+        # empty with the folder's own entry (a "directory", when another process has just
+        # published into it), which would be fetched as an empty file in the folder's place.
+        inside = root.rstrip("/") + "/"
+        files = (
+            name
+            for name, info in found.items()
+            if info.get("type") == "file" and name.startswith(inside) and not name.endswith("/")  # no placeholders
+        )
+        return sorted(folder / name[len(inside) :] for name in files)
 
     def remove(self, path: Path, recursive: bool = False) -> None:
         remove(path, recursive)

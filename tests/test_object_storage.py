@@ -313,3 +313,22 @@ def test_a_dataset_larger_than_the_cache_bound_is_refused_before_training(tmp_pa
         ConfigError, match="MiB of shards, more than the local cache may hold \\(0.1 MiB: THRESHER_CACHE_GB\\)"
     ):
         open_dataset(f"{s3}/docs", ("documents",))
+
+
+def test_a_folder_listing_on_s3_holds_its_files_only(tmp_path, s3):
+    """What a worker fetches of a folder (`Mirror.glob`): the files inside it, never the folder's
+    own entry or a directory placeholder (fetched, either became an empty file in the folder's
+    place, and the next file written under it failed with "Not a directory")."""
+    from curate.fs import Mirror
+
+    store = s3_filesystem()
+    bucket = s3.removeprefix("s3://")
+    store.pipe_file(f"{bucket}/out/_work/stage/partitions/", b"")  # a placeholder, as consoles make
+    mirror = Mirror.of(f"{s3}/out")
+    folder = mirror.local / "_work" / "stage" / "partitions"
+    assert mirror.glob(folder, "**") == []
+    store.pipe_file(f"{bucket}/out/_work/stage/partitions/candidates/p00000.json", b"{}")
+    assert mirror.glob(folder, "**") == [folder / "candidates" / "p00000.json"]
+    assert mirror.glob(folder / "candidates", "p*.json") == [folder / "candidates" / "p00000.json"]
+    mirror.fetch_tree(folder)
+    assert (folder / "candidates" / "p00000.json").read_bytes() == b"{}"
