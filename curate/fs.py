@@ -500,6 +500,12 @@ class Mirror:
         if self.remote is not None:
             remove(self.url(path), recursive)
 
+    def remove_matching(self, folder: Path, pattern: str) -> None:
+        """Remove the files under `folder` matching `pattern`, on this machine and in the store
+        (what an interrupted attempt left)."""
+        for path in {*folder.glob(pattern), *self.glob(folder, pattern)}:
+            self.remove(path)
+
     def children(self) -> list[str]:
         """The names of the entries at the top of the folder."""
         if self.remote is None:

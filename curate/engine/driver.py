@@ -262,7 +262,7 @@ def resolve(
         # Paths relative to the output folder: on object storage each machine has its own staging.
         spec = PartitionSpec(stage.name, step, 0, request, [f for _, f in scanned], ctx.scan_tasks, shuffle_files)
         results = run_partitions(state, stage, spec, executor, progress)
-        state.fetch_tree(layout.stage_dir(stage.name) / "partitions" / step)  # what the partitions wrote
+        state.fetch_tree(layout.partitions_dir(stage.name) / step)  # what the partitions wrote
         stage.bind_stats(stats)  # a one-worker executor resolves partitions with this very stage object
         for result in results:
             stats.merge(result.stats)
@@ -285,12 +285,15 @@ def run_partitions(
 ) -> list[PartitionResult]:
     """Every partition of one step of `stage`'s resolve, as tasks on the executor; a partition whose
     marker holds the same request is not run again (a rerun after a kill)."""
+    layout = state.layout
     done: dict[int, PartitionResult] = {}
     todo: list[PartitionSpec] = []
+    # One listing of the step's markers (on object storage, not a request per partition), as `run_pass`.
+    finished = set(layout.mirror.glob(layout.partitions_dir(stage.name) / spec.step, "p*.json"))
     for partition in range(state.partitions):
-        marker = state.layout.partition_marker(stage.name, spec.step, partition)
-        if state.layout.mirror.exists(marker):
-            result = PartitionResult.from_json(json.loads(state.layout.mirror.read_text(marker)))
+        marker = layout.partition_marker(stage.name, spec.step, partition)
+        if marker in finished:
+            result = PartitionResult.from_json(json.loads(layout.mirror.read_text(marker)))
             if result.request == json.loads(json.dumps(spec.request)):
                 done[partition] = result
                 continue

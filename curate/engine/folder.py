@@ -122,8 +122,13 @@ class Layout:
         """What task `task` routed to the partitions of stage `name` (`GlobalStage.shuffle`)."""
         return self.stage_dir(name) / "shuffle" / f"task-{task:05d}.arrow"
 
+    def partitions_dir(self, name: str) -> Path:
+        """What the partitions of stage `name`'s resolve write, a folder per step (the same folder
+        as `GlobalContext.partition_file`'s)."""
+        return self.stage_dir(name) / "partitions"
+
     def partition_marker(self, name: str, step: str, partition: int) -> Path:
-        return self.stage_dir(name) / "partitions" / step / f"p{partition:05d}.json"
+        return self.partitions_dir(name) / step / f"p{partition:05d}.json"
 
     def partition_log(self, name: str, step: str, partition: int) -> Path:
         return self.logs / f"resolve-{name}-{step}-p{partition:05d}.log"

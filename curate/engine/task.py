@@ -296,8 +296,7 @@ class TaskRun:
             folders.append(out / "quarantine")
         mirror = self.state.layout.mirror
         for folder in folders:
-            for leftover in {*folder.glob(f"{self.prefix}-*"), *mirror.glob(folder, f"{self.prefix}-*")}:
-                mirror.remove(leftover)
+            mirror.remove_matching(folder, f"{self.prefix}-*")
         for path in (self.scan_path, self.shuffle_path):
             if path:
                 for leftover in (path, tmp_path(path)):
@@ -594,14 +593,14 @@ def resolve_partition(state: WorkerState, spec: PartitionSpec) -> PartitionResul
     stats = StageStats()
     stage.bind_stats(stats)
     state.prepare(stage)
-    step_dir = layout.stage_dir(stage.name) / "partitions" / spec.step
-    pattern = f"*-p{spec.partition:05d}.arrow*"
-    for leftover in {*step_dir.glob(pattern), *layout.mirror.glob(step_dir, pattern)}:
-        layout.mirror.remove(leftover)  # an interrupted attempt's files
+    partitions_dir = layout.partitions_dir(stage.name)
+    layout.mirror.remove_matching(
+        partitions_dir / spec.step, f"*-p{spec.partition:05d}.arrow*"
+    )  # an interrupted attempt's
     # Paths travel relative to the output folder: on object storage each machine has its own staging.
     scan_files = [state.fetch(layout.out / f) for f in spec.scan_files]
     shuffle_files = [state.fetch(layout.out / f) for f in spec.shuffle_files]
-    state.fetch_tree(layout.stage_dir(stage.name) / "partitions")  # earlier steps' files
+    state.fetch_tree(partitions_dir)  # earlier steps' files
     context = state.global_context(stage, scan_files, spec.scan_tasks)
     ctx = PartitionContext(
         **vars(context), step=spec.step, partition=spec.partition, request=spec.request, shuffle_files=shuffle_files
