@@ -453,25 +453,15 @@ def plot(results: dict) -> None:
     left.set_ylabel("wall µs per document (2 workers)")
     left.set_ylim(bottom=0)
     left.set_title("time per document")
-    right.plot(sizes, [r["driver_peak_rss_mb"] for r in rows], "o-", label="driver", color="#d62728")
-    right.plot(sizes, [r["worker_peak_rss_mb"] for r in rows], "s-", label="largest worker", color="#2ca02c")
-    # The run's own --plan estimate beside the measurement (an upper bound: 50% duplicates assumed).
-    right.plot(
-        sizes,
-        [estimated_mb(r, "memory on the driver") for r in rows],
-        "o--",
-        label="driver, estimate",
-        color="#d62728",
-        alpha=0.5,
+    processes = (
+        ("driver", "driver_peak_rss_mb", "memory on the driver", "o", "#d62728"),
+        ("largest worker", "worker_peak_rss_mb", "memory per worker", "s", "#2ca02c"),
     )
-    right.plot(
-        sizes,
-        [estimated_mb(r, "memory per worker") for r in rows],
-        "s--",
-        label="worker, estimate",
-        color="#2ca02c",
-        alpha=0.5,
-    )
+    for label, measured, estimate_line, marker, color in processes:
+        right.plot(sizes, [r[measured] for r in rows], f"{marker}-", label=label, color=color)
+        # The run's own --plan estimate beside the measurement (an upper bound: 50% duplicates assumed).
+        estimated = [estimated_mb(r, estimate_line) for r in rows]
+        right.plot(sizes, estimated, f"{marker}--", label=f"{label}, estimate", color=color, alpha=0.5)
     right.axhline(1536, color="#d62728", linestyle=":", linewidth=1, label="1.5 GB")
     right.set_xscale("log")
     right.set_xlabel("documents (millions)")
