@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from itertools import chain, compress, count
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import chain, compress
 from operator import not_
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import regex
+
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------------
 # Character classes
@@ -276,56 +282,164 @@ def chunk_tokens(chunk: str) -> tuple[str, ...]:
     return tuple(split_chunk(chunk))
 
 
-# Chunk -> tokens, for every chunk seen recently: text repeats its chunks (words, "end.", "foo(x)"),
-# so most are looked up, not split. Bounded: emptied when it would pass the limit (the result
-# never depends on it). ~150 bytes an entry: ~75 MB when full.
-_CHUNK_CACHE: dict[str, tuple[str, ...]] = {}
+class Vocabulary(dict[str, int]):
+    """Token -> id, numbered in order of first sight, with what the rules ask of each token kept in
+    arrays indexed by id: its length, whether it is a word (has a character that is not
+    punctuation) and whether it has a letter. The rules then read a document as an array of ids
+    (`word_ids`) and count with numpy instead of looking its words up one by one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+        self.length = np.zeros(4096, np.int64)
+        self.is_word = np.zeros(4096, bool)
+        self.has_letter = np.zeros(4096, bool)
+
+    def __missing__(self, token: str) -> int:
+        index = len(self.tokens)
+        if index == len(self.length):
+            self.length, self.is_word, self.has_letter = (
+                np.resize(array, 2 * index) for array in (self.length, self.is_word, self.has_letter)
+            )
+        self.length[index] = len(token)
+        self.is_word[index] = bool(token.strip(PUNCTUATION_CHARS))
+        self.has_letter[index] = token.isalpha() or any(map(str.isalpha, token))
+        self.tokens.append(token)
+        self[token] = index
+        return index
+
+
+# Chunk -> the ids of its tokens, for every chunk seen recently: text repeats its chunks (words,
+# "end.", "foo(x)"), so most are looked up, not split. Bounded: the chunks, the vocabulary and the
+# remembered documents are emptied together when the chunks have passed the limit, between
+# batches, so that the ids of one batch come from one vocabulary (results never depend on it: only
+# the equality of ids within a document and the properties of each id are read). A batch adds at
+# most its distinct chunks past the limit. ~200 bytes a chunk: ~100 MB when full.
+_CHUNK_CACHE: dict[str, tuple[int, ...]] = {}
 _CHUNK_CACHE_LIMIT = 500_000
+VOCABULARY = Vocabulary()
+
+
+def _new_batch() -> Vocabulary:
+    """The vocabulary a batch's ids come from: a new one if the chunk cache is full."""
+    global VOCABULARY
+    if len(_CHUNK_CACHE) > _CHUNK_CACHE_LIMIT:
+        _CHUNK_CACHE.clear()
+        _forget_documents()
+        VOCABULARY = Vocabulary()
+    return VOCABULARY
+
+
+def _chunk_ids(chunks: list[str]) -> list[tuple[int, ...]]:
+    """The token ids of each chunk. The loop over chunks runs in C (`map`): Python code runs only
+    for chunks not cached."""
+    cache = _CHUNK_CACHE
+    found = list(map(cache.get, chunks))
+    if None not in found:
+        return cast(list[tuple[int, ...]], found)  # every chunk was cached
+    vocabulary = VOCABULARY
+    for chunk in dict.fromkeys(compress(chunks, map(not_, found))):
+        cache[chunk] = tuple(map(vocabulary.__getitem__, chunk_tokens(chunk)))
+    return list(map(cache.__getitem__, chunks))
 
 
 def split_words(text: str) -> list[str]:
-    """The words and punctuation tokens of `text`, as spaCy's English tokenizer would cut them.
+    """The words and punctuation tokens of `text`, as spaCy's English tokenizer would cut them."""
+    tokens = _new_batch().tokens
+    return list(map(tokens.__getitem__, chain.from_iterable(_chunk_ids(text.split()))))
 
-    The loop over chunks runs in C (`map`, `chain`): Python code runs only for chunks not cached.
+
+@dataclass
+class Words:
+    """The words of a batch of texts as ids in `vocabulary`: text i's are `ids[offsets[i]:offsets[i + 1]]`."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    vocabulary: Vocabulary
+
+    def per_text(self, values: np.ndarray) -> np.ndarray:
+        """The sum of `values` (one per word) over each text's words."""
+        total = np.concatenate(([0], np.cumsum(values)))
+        return total[self.offsets[1:]] - total[self.offsets[:-1]]
+
+    def counts(self) -> np.ndarray:
+        """Words per text."""
+        return np.diff(self.offsets)
+
+
+_IDS_MEMO: dict[str, np.ndarray] = {}
+# Characters of text whose word ids are remembered: a whole batch (executor.batch_mb is 32 MB), so
+# the stages after the first find every document of it. 4 bytes a word (~1 per character of text).
+_IDS_MEMO_LIMIT = 32_000_000
+_ids_memo_chars = 0
+# Characters of text split together: the batch's work in C and numpy, in bounded memory (~60
+# bytes per word at a time, ~50 MB).
+_SPLIT_CHARS = 4_000_000
+
+
+def _forget_documents() -> None:
+    global _ids_memo_chars
+    _IDS_MEMO.clear()
+    _ids_memo_chars = 0
+
+
+def word_ids(texts: Sequence[str]) -> Words:
+    """The words of each text (`split_words`) as ids: one call per batch.
+
+    Texts seen in the last few million characters are remembered, so filters that run one after
+    another on the same batch (Gopher repetition, Gopher quality, FineWeb) split each text once.
+    The others are split in groups: whitespace split and distinct chunks by Arrow (C++), the
+    chunks' token ids from the cache, spread back over the texts with numpy.
     """
-    chunks = text.split()
-    cache = _CHUNK_CACHE
-    found = list(map(cache.get, chunks))
-    if None in found:
-        needed = dict.fromkeys(compress(chunks, map(not_, found)))
-        if len(cache) + len(needed) > _CHUNK_CACHE_LIMIT:
-            cache.clear()
-            needed = dict.fromkeys(chunks)
-        for chunk in needed:
-            cache[chunk] = chunk_tokens(chunk)
-        return list(chain.from_iterable(map(cache.__getitem__, chunks)))
-    return list(chain.from_iterable(cast(list[tuple[str, ...]], found)))  # every chunk was cached
+    global _ids_memo_chars
+    vocabulary = _new_batch()
+    found = list(map(_IDS_MEMO.get, texts))
+    missing = [i for i, ids in enumerate(found) if ids is None]
+    for group in text_groups(missing, [len(texts[i]) for i in missing]):
+        for i, ids in zip(group, _split_ids([texts[i] for i in group], vocabulary)):
+            found[i] = ids
+            if _ids_memo_chars + len(texts[i]) > _IDS_MEMO_LIMIT:
+                _forget_documents()
+            _IDS_MEMO[texts[i]] = ids
+            _ids_memo_chars += len(texts[i])
+    arrays = cast(list[np.ndarray], found)
+    counts = np.fromiter(map(len, arrays), np.int64, len(arrays))
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+    return Words(ids, offsets, vocabulary)
 
 
-_WORDS_MEMO: dict[str, list[str]] = {}
-# Characters of text whose words are remembered: a whole batch (executor.batch_mb is 32 MB), so
-# the stages after the first find every document of it. ~2 bytes per character of text at most
-# (the words are mostly the chunk cache's own strings: the memo holds lists of references).
-_WORDS_MEMO_LIMIT = 32_000_000
-_words_memo_chars = 0
+def text_groups(items: Sequence[T], sizes: Sequence[int] | None = None, limit: int = _SPLIT_CHARS) -> Iterator[list[T]]:
+    """`items` in consecutive groups of about `limit` characters (texts, or any items with their `sizes`)."""
+    group: list[T] = []
+    total = 0
+    for item, size in zip(items, sizes if sizes is not None else map(len, cast(Sequence[str], items))):
+        group.append(item)
+        total += size
+        if total >= limit:
+            yield group
+            group, total = [], 0
+    if group:
+        yield group
 
 
-def words_of(text: str) -> list[str]:
-    """`split_words(text)`, remembered for the most recent texts (do not modify the result).
-
-    Filters that run one after another on the same batch (Gopher repetition, then Gopher quality)
-    split each document once. Memory is bounded: the memo is emptied past a few million characters.
-    """
-    global _words_memo_chars
-    words = _WORDS_MEMO.get(text)
-    if words is None:
-        words = split_words(text)
-        if _words_memo_chars + len(text) > _WORDS_MEMO_LIMIT:
-            _WORDS_MEMO.clear()
-            _words_memo_chars = 0
-        _WORDS_MEMO[text] = words
-        _words_memo_chars += len(text)
-    return words
+def _split_ids(texts: list[str], vocabulary: Vocabulary) -> list[np.ndarray]:
+    """The word ids of each text, computed together."""
+    split = pc.utf8_split_whitespace(pa.array(texts, pa.string()))  # str.split(), runs give ""
+    chunk_counts = pc.list_value_length(split).to_numpy()
+    encoded = pc.dictionary_encode(split.flatten())
+    distinct = _chunk_ids(encoded.dictionary.to_pylist())  # "" has no tokens
+    token_counts = np.fromiter(map(len, distinct), np.int64, len(distinct))
+    distinct_ids = np.fromiter(chain.from_iterable(distinct), np.int32, int(token_counts.sum()))
+    distinct_starts = np.cumsum(token_counts) - token_counts
+    # each chunk's ids, in order: chunk k's come from distinct_ids[starts[k] : starts[k] + counts[k]]
+    chunks = encoded.indices.to_numpy()
+    counts = token_counts[chunks]
+    ends = np.cumsum(counts)
+    gather = np.repeat(distinct_starts[chunks] - (ends - counts), counts) + np.arange(ends[-1] if len(ends) else 0)
+    ids = distinct_ids[gather]
+    bounds = np.concatenate(([0], ends))[np.concatenate(([0], np.cumsum(chunk_counts)))]
+    return [ids[a:b] for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,18 +482,26 @@ def count_sentences(line: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Lines, paragraphs and duplicates
 
-PARAGRAPH_BREAK = re.compile(r"\n{2,}")
-LINE_BREAKS = re.compile(r"\n+")
-
 
 def split_paragraphs(text: str) -> list[str]:
-    """Paragraphs: text separated by blank lines (two or more newlines)."""
-    return PARAGRAPH_BREAK.split(text.strip())
+    """Paragraphs: text separated by blank lines (runs of two or more newlines), as
+    `re.split(r"\n{2,}", text.strip())` cuts it, with string methods (the regex engine reads
+    every character in Python's `re`, ~10x slower)."""
+    text = text.strip()
+    if "\n\n" not in text:
+        return [text]
+    # a run of k newlines leaves k // 2 - 1 empty pieces and, if k is odd, one newline at the
+    # start of the next paragraph; no paragraph starts with a newline of its own
+    return [piece.lstrip("\n") for piece in text.split("\n\n") if piece]
 
 
 def split_lines(text: str) -> list[str]:
-    """Lines, runs of newlines counting as one break (Gopher's line statistics)."""
-    return LINE_BREAKS.split(text)
+    """Lines, runs of newlines counting as one break (Gopher's line statistics), as
+    `re.split(r"\n+", text)` cuts it: empty lines only at the start and the end."""
+    lines = text.split("\n")
+    if len(lines) > 2 and "\n\n" in text:
+        return [lines[0], *filter(None, lines[1:-1]), lines[-1]]
+    return lines
 
 
 def duplicates(items: list[str]) -> tuple[int, int]:
@@ -393,89 +515,107 @@ def duplicates(items: list[str]) -> tuple[int, int]:
 
 
 class NGrams:
-    """Exact n-gram identities over a word list, for Gopher's repetition statistics.
+    """Exact n-gram statistics over the words of a batch of texts, for Gopher's repetition rules.
 
-    Each n-gram gets a dense integer id (equal ids = equal n-grams, no hashing): words are
-    numbered, then the ids of the (n-1)-grams are paired with the next word's id and renumbered,
-    one `numpy.unique` per n.
+    Both statistics only look at n-grams that occur more than once in their text (the most
+    frequent n-gram when one repeats; the repeats themselves), and an n-gram can only repeat where
+    the (n-1)-grams at its first and at its second word both repeat. So each n keeps the positions
+    of its repeating n-grams with an id for each (equal ids = equal n-grams of the same text; no
+    hashing): the n-grams at the positions of two consecutive repeating (n-1)-grams are their ids
+    paired, renumbered with one `numpy.unique` over those candidates only, soon a small part of
+    the batch. Every text of the batch is done in the same numpy calls.
     """
 
-    def __init__(self, words: list[str]):
-        # ids in order of first appearance; the loops run in C (dict.fromkeys, zip, map)
-        vocabulary = dict(zip(dict.fromkeys(words), count()))
-        self.words = words
-        self.ids = np.fromiter(map(vocabulary.__getitem__, words), np.int64, len(words))
-        self.lengths = np.fromiter(map(len, words), np.int64, len(words))
-        self.cumulative = np.concatenate(([0], np.cumsum(self.lengths)))
-        self._ids: dict[int, np.ndarray] = {1: self.ids}
-        self._distinct_from: int | None = None  # the smallest n whose n-grams are all distinct
+    def __init__(self, words: Words):
+        self.ids = words.ids
+        self.offsets = words.offsets
+        self.sizes = words.counts()
+        self.text = np.repeat(np.arange(len(self.sizes)), self.sizes)  # the text of each word
+        self.cumulative = np.concatenate(([0], np.cumsum(words.vocabulary.length[words.ids])))
+        self._level: tuple[int, tuple[np.ndarray, np.ndarray, int]] | None = None  # the last n computed
 
-    def ids_of(self, n: int) -> np.ndarray:
-        """The id of the n-gram starting at each position (len(words) - n + 1 of them)."""
-        if n not in self._ids:
-            previous = self.ids_of(n - 1)
-            if len(previous) <= 1:
-                self._ids[n] = previous[:0]
-            elif self._distinct_from is not None and n - 1 >= self._distinct_from:
-                # all (n-1)-grams differ, so all n-grams do (equal n-grams have equal prefixes)
-                self._ids[n] = np.arange(len(previous) - 1, dtype=np.int64)
-            else:
-                pairs = previous[:-1] * (len(self.words) + 1) + self.ids[n - 1 :]
-                unique, inverse = np.unique(pairs, return_inverse=True)
-                self._ids[n] = inverse.astype(np.int64)
-                if len(unique) == len(pairs):
-                    self._distinct_from = n
-        return self._ids[n]
+    @classmethod
+    def of_words(cls, *texts: list[str]) -> NGrams:
+        """The n-grams of texts given as word lists."""
+        vocabulary = Vocabulary()
+        ids = [np.fromiter(map(vocabulary.__getitem__, words), np.int64, len(words)) for words in texts]
+        offsets = np.concatenate(([0], np.cumsum([len(words) for words in texts], dtype=np.int64)))
+        return cls(Words(np.concatenate(ids) if ids else np.zeros(0, np.int64), offsets, vocabulary))
 
-    def all_distinct(self, n: int) -> bool:
-        """Whether no n-gram occurs twice (known once `ids_of(n)` has run)."""
-        return self._distinct_from is not None and n >= self._distinct_from
+    def repeating(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The positions (ascending) of the n-grams that occur more than once in their text, an id
+        for each, and a number above every id. Each n is computed from n - 1: ask in increasing n."""
+        if self._level is not None and self._level[0] == n:
+            return self._level[1]
+        if n == 1:
+            keys = self.text * (int(self.ids.max(initial=0)) + 1) + self.ids
+            level = _repeats(np.arange(len(self.ids)), keys)
+        else:
+            positions, ids, bound = self.repeating(n - 1)
+            # (n-1)-grams repeating at p and p + 1: the n-gram at p may repeat (for n > 2 both
+            # lie in the same text: they overlap)
+            consecutive = positions[1:] == positions[:-1] + 1
+            if n == 2:
+                consecutive &= self.text[positions[1:]] == self.text[positions[:-1]]
+            pairs = np.flatnonzero(consecutive)
+            level = _repeats(positions[pairs], ids[pairs] * bound + ids[pairs + 1])
+        self._level = (n, level)
+        return level
 
-    def chars(self, n: int) -> np.ndarray:
-        """Characters of each n-gram's words (without separators)."""
-        return self.cumulative[n:] - self.cumulative[:-n] if len(self.words) >= n else np.zeros(0, np.int64)
+    def chars(self, positions: np.ndarray, n: int) -> np.ndarray:
+        """Characters of the words of the n-grams at `positions` (without separators)."""
+        return self.cumulative[positions + n] - self.cumulative[positions]
 
-    def top_chars(self, n: int) -> int:
-        """Characters covered by the most frequent n-gram: its length joined with spaces x its count.
+    def top_chars(self, n: int) -> np.ndarray:
+        """Per text, the characters covered by its most frequent n-gram: the n-gram's length joined
+        with spaces x its count. Ties go to the n-gram seen first (as `Counter.most_common(1)`
+        does); 0 without n-grams."""
+        result = np.zeros(len(self.sizes), np.int64)
+        some = np.flatnonzero(self.sizes >= n)
+        result[some] = self.chars(self.offsets[some], n) + n - 1  # each n-gram once: the first
+        positions, ids, _ = self.repeating(n)
+        if len(positions):
+            counts = np.bincount(ids)[ids]
+            text = self.text[positions]
+            segments = np.flatnonzero(np.concatenate(([True], text[1:] != text[:-1])))  # one per text
+            best = np.maximum.reduceat(counts, segments)
+            # the earliest-starting n-gram among the most frequent: the first repeating position
+            # of its text whose n-gram has the top count
+            top = np.flatnonzero(counts == np.repeat(best, np.diff(np.append(segments, len(positions)))))
+            first = top[np.concatenate(([True], text[top[1:]] != text[top[:-1]]))]
+            result[text[segments]] = (self.chars(positions[first], n) + n - 1) * best
+        return result
 
-        Ties go to the n-gram seen first (as `Counter.most_common(1)` does). 0 without n-grams.
-        """
-        ids = self.ids_of(n)
-        if len(ids) == 0:
-            return 0
-        if self.all_distinct(n):  # each n-gram once: the first one wins
-            return int(self.chars(n)[0] + n - 1)
-        counts = np.bincount(ids)
-        best = counts.max()
-        # the earliest-starting n-gram among the most frequent: the first position whose n-gram
-        # has the top count (argmax of a boolean array is its first True)
-        position = int(np.argmax(counts[ids] == best))
-        return int((self.chars(n)[position] + n - 1) * best)
-
-    def duplicate_chars(self, n: int) -> int:
-        """Characters in n-grams that repeat an earlier n-gram, counting overlapping repeats once.
+    def duplicate_chars(self, n: int) -> np.ndarray:
+        """Per text, the characters in n-grams that repeat an earlier n-gram, overlaps counted once.
 
         Scanning left to right, an n-gram already seen adds its characters and the scan jumps past
         it; otherwise it is remembered and the scan moves one word (Gopher's definition, as in
-        datatrove). Only n-grams occurring twice or more can repeat, so only those are visited.
+        datatrove). Only n-grams occurring twice or more can repeat, so only those are visited; ids
+        differ between texts and a jump never passes the end of its text, so one scan does all.
         """
-        ids = self.ids_of(n)
-        if len(ids) == 0 or self.all_distinct(n):
-            return 0
-        counts = np.bincount(ids)
-        candidates = np.flatnonzero(counts[ids] > 1)
-        if len(candidates) == 0:
-            return 0
+        positions, ids, _ = self.repeating(n)
+        chars = self.chars(positions, n)
         seen: set[int] = set()
-        total, resume = 0, 0
-        for position, key, chars in zip(
-            candidates.tolist(), ids[candidates].tolist(), self.chars(n)[candidates].tolist()
-        ):
+        repeats: list[int] = []
+        resume = 0
+        for index, (position, key) in enumerate(zip(positions.tolist(), ids.tolist())):
             if position < resume:
                 continue
             if key in seen:
-                total += chars
+                repeats.append(index)
                 resume = position + n
             else:
                 seen.add(key)
-        return total
+        hits = np.array(repeats, np.int64)
+        totals = np.bincount(self.text[positions[hits]], weights=chars[hits], minlength=len(self.sizes))
+        return totals.astype(np.int64)
+
+
+def _repeats(positions: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The positions whose key occurs more than once, a dense id for each key, a bound on the ids."""
+    if len(keys) < 2:
+        return positions[:0], keys[:0], 1
+    _, ids, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    repeated = counts[ids] > 1
+    return positions[repeated], ids[repeated], len(counts)

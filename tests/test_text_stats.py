@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
 
-from curate.text_stats import NGrams, count_sentences, duplicates, split_words, words_of
+from curate.text_stats import (
+    NGrams,
+    count_sentences,
+    duplicates,
+    split_lines,
+    split_paragraphs,
+    split_words,
+    word_ids,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,10 +40,30 @@ def test_split_words(text, words):
     assert split_words(text) == words
 
 
-def test_words_of_is_split_words_remembered():
+def test_word_ids_are_split_words_of_each_text_of_a_batch():
+    rng = random.Random(3)
+    pieces = ["word", "end.", "don't", "e-mail", "(x)", "3.5km", "…", "", " ", "\n\n", "\t", "\u00a0", "\u3000", "\x1c"]
+    texts = ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 20))) for _ in range(300)]
+    words = word_ids(texts)
+    assert len(words.offsets) == len(texts) + 1
+    for i, text in enumerate(texts):
+        ids = words.ids[words.offsets[i] : words.offsets[i + 1]]
+        assert [words.vocabulary.tokens[j] for j in ids] == split_words(text), text
+        assert words.vocabulary.length[ids].tolist() == [len(token) for token in split_words(text)]
+
+
+def test_word_ids_remember_recent_texts():
     text = "The same text, twice."
-    assert words_of(text) == split_words(text)
-    assert words_of(text) is words_of(text)
+    first = word_ids([text])
+    assert word_ids([text, text]).ids.tolist() == first.ids.tolist() * 2
+
+
+def test_lines_and_paragraphs_are_cut_as_the_regular_expressions_cut_them():
+    rng = random.Random(5)
+    for _ in range(20_000):
+        text = "".join(rng.choice("ab \n\n\n\t") for _ in range(rng.randint(0, 16)))
+        assert split_paragraphs(text) == re.split(r"\n{2,}", text.strip()), repr(text)
+        assert split_lines(text) == re.split(r"\n+", text), repr(text)
 
 
 @pytest.mark.parametrize(
@@ -83,13 +112,29 @@ def test_ngram_statistics_match_their_definitions_on_random_texts():
     vocabulary = ["a", "bb", "ccc", "dddd", "ee", "f"]
     for _ in range(200):
         words = [rng.choice(vocabulary[: rng.randint(1, 6)]) for _ in range(rng.randint(0, 60))]
-        ngrams = NGrams(words)
+        ngrams = NGrams.of_words(words)
         for n in (1, 2, 3, 4):
-            assert ngrams.top_chars(n) == naive_top(words, n), (words, n)
+            assert ngrams.top_chars(n)[0] == naive_top(words, n), (words, n)
         for n in range(5, 11):
-            assert ngrams.duplicate_chars(n) == naive_duplicated(words, n), (words, n)
+            assert ngrams.duplicate_chars(n)[0] == naive_duplicated(words, n), (words, n)
+
+
+def test_ngram_statistics_of_a_batch_are_each_texts_own():
+    """Texts of one batch share the numpy calls, never their n-grams: the same words in two texts
+    are not a repeat, and each text's statistics are what it has alone."""
+    rng = random.Random(11)
+    texts = [[rng.choice("ab") for _ in range(rng.randint(0, 30))] for _ in range(200)]
+    texts += [["x", "y", "z"], ["x", "y", "z"], []]  # no repeat inside either text
+    together = NGrams.of_words(*texts)
+    for n in range(1, 11):
+        top, duplicated = together.top_chars(n), together.duplicate_chars(n)
+        alone = [NGrams.of_words(words) for words in texts]
+        assert top.tolist() == [ngrams.top_chars(n)[0] for ngrams in alone], n
+        assert duplicated.tolist() == [ngrams.duplicate_chars(n)[0] for ngrams in alone], n
+        assert top.tolist() == [naive_top(words, n) for words in texts], n
+        assert duplicated.tolist() == [naive_duplicated(words, n) for words in texts], n
 
 
 def test_top_ngram_ties_go_to_the_first_seen():
     words = "xx y xx y zzzz w zzzz w".split()  # "xx y" and "zzzz w" both twice; "xx y" first
-    assert NGrams(words).top_chars(2) == len("xx y") * 2
+    assert NGrams.of_words(words).top_chars(2)[0] == len("xx y") * 2

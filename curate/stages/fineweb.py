@@ -8,8 +8,8 @@ from typing import ClassVar, Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.stages.rules import Rule, RuleFilter
-from curate.text_stats import TERMINAL_PUNCTUATION, duplicates, words_of
+from curate.stages.rules import Rule, RuleFilter, texts_of
+from curate.text_stats import TERMINAL_PUNCTUATION, duplicates, word_ids
 
 
 @dataclass
@@ -54,13 +54,17 @@ class FineWebQuality(RuleFilter):
         if self.short_line_length < 0:
             raise ValueError("short_line_length: must be >= 0")
 
-    def document_stats(self, text: str) -> tuple:
+    def score(self, batch: pa.RecordBatch) -> dict[str, list]:
+        texts = texts_of(batch)
+        words = word_ids(texts).counts().tolist()
+        return self.score_columns([self.document_stats(text, n) for text, n in zip(texts, words)])
+
+    def document_stats(self, text: str, words: int) -> tuple:
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
             return 0, 0.0, 0.0, 0.0, 0.0
         n = len(lines)
         chars = len(text) - text.count("\n")
-        words = len(words_of(text))
         return (
             n,
             sum(1 for line in lines if line.endswith(self._stop_chars)) / n,

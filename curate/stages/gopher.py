@@ -9,27 +9,16 @@ and reports the first it breaks.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
+import numpy as np
 import pyarrow as pa
 
-from curate.stages.rules import Rule, RuleFilter
-from curate.text_stats import (
-    PUNCTUATION_CHARS,
-    NGrams,
-    duplicates,
-    split_lines,
-    split_paragraphs,
-    words_of,
-)
+from curate.stages.rules import Rule, RuleFilter, texts_of
+from curate.text_stats import NGrams, duplicates, split_lines, split_paragraphs, text_groups, word_ids
 
 GOPHER_STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]
-
-
-def has_letter(word: str) -> bool:
-    return word.isalpha() or any(map(str.isalpha, word))
 
 
 @dataclass
@@ -92,32 +81,35 @@ class GopherQuality(RuleFilter):
         if self.min_stop_words and not self.stop_words:
             raise ValueError("stop_words: give at least one stop word, or set min_stop_words=null")
 
-    def __post_init__(self) -> None:
-        self._stop_words = frozenset(self.stop_words)
-
-    def document_stats(self, text: str) -> tuple:
-        words = words_of(text)
-        n_tokens = len(words)
-        # each distinct token once (counted in C): text repeats its words
-        n_words = word_chars = alpha_words = 0
-        for word, times in Counter(words).items():
-            if word.strip(PUNCTUATION_CHARS):
-                n_words += times
-                word_chars += times * len(word)
-            if has_letter(word):
-                alpha_words += times
-        lines = text.splitlines() or [""]
-        per_token = 1.0 / n_tokens if n_tokens else 0.0
-        return (
-            n_words,
-            word_chars / n_words if n_words else 0.0,
-            text.count("#") * per_token,
-            (text.count("...") + text.count("…")) * per_token,
-            sum(line.lstrip().startswith(("•", "-")) for line in lines) / len(lines),
-            sum(line.rstrip().endswith(("...", "…")) for line in lines) / len(lines),
-            alpha_words * per_token,
-            len(self._stop_words.intersection(words)),
+    def score(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        texts = texts_of(batch)
+        words = word_ids(texts)
+        vocabulary = words.vocabulary
+        tokens = words.counts()
+        is_word = vocabulary.is_word[words.ids]
+        n_words = words.per_text(is_word)
+        word_chars = words.per_text(np.where(is_word, vocabulary.length[words.ids], 0))
+        alpha_words = words.per_text(vocabulary.has_letter[words.ids])
+        stop_words = sum(
+            words.per_text(words.ids == stop) > 0
+            for stop in map(vocabulary.__getitem__, dict.fromkeys(self.stop_words))
         )
+        per_token = np.divide(1.0, tokens, out=np.zeros(len(texts)), where=tokens > 0)
+        lines = [text.splitlines() or [""] for text in texts]
+        return {
+            "gopher_words": n_words,
+            "gopher_mean_word_length": np.divide(word_chars, n_words, out=np.zeros(len(texts)), where=n_words > 0),
+            "gopher_hash_ratio": np.array([text.count("#") for text in texts]) * per_token,
+            "gopher_ellipsis_ratio": np.array([text.count("...") + text.count("…") for text in texts]) * per_token,
+            "gopher_bullet_lines": np.array(
+                [sum(line.lstrip().startswith(("•", "-")) for line in ls) / len(ls) for ls in lines]
+            ),
+            "gopher_end_ellipsis_lines": np.array(
+                [sum(line.rstrip().endswith(("...", "…")) for line in ls) / len(ls) for ls in lines]
+            ),
+            "gopher_alpha_words": alpha_words * per_token,
+            "gopher_stop_words": stop_words if self.stop_words else np.zeros(len(texts), np.int64),
+        }
 
     def rules(self) -> list[Rule]:
         return [
@@ -180,21 +172,27 @@ class GopherRepetition(RuleFilter):
     dup_9gram_char_frac: Optional[float] = 0.11
     dup_10gram_char_frac: Optional[float] = 0.10
 
-    def document_stats(self, text: str) -> tuple:
-        size = len(text) or 1
-        paragraphs = split_paragraphs(text)
-        para_dups, para_chars = duplicates(paragraphs)
-        lines = split_lines(text)
-        line_dups, line_chars = duplicates(lines)
-        ngrams = NGrams(words_of(text))
-        return (
-            para_dups / len(paragraphs),
-            para_chars / size,
-            line_dups / len(lines),
-            line_chars / size,
-            *(ngrams.top_chars(n) / size for n in TOP_NGRAMS),
-            *(ngrams.duplicate_chars(n) / size for n in DUP_NGRAMS),
-        )
+    def score(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        texts = texts_of(batch)
+        columns: dict[str, list[np.ndarray]] = {name: [] for name in self.provided_columns()}
+        for group in text_groups(texts):  # the n-gram statistics of a few MB of text at a time
+            sizes = np.array([len(text) or 1 for text in group])
+            paragraphs = [split_paragraphs(text) for text in group]
+            lines = [split_lines(text) for text in group]
+            para_dups, para_chars = np.array([duplicates(items) for items in paragraphs]).reshape(-1, 2).T
+            line_dups, line_chars = np.array([duplicates(items) for items in lines]).reshape(-1, 2).T
+            ngrams = NGrams(word_ids(group))
+            values = {
+                "gopher_dup_para_frac": para_dups / np.array([len(items) for items in paragraphs]),
+                "gopher_dup_para_char_frac": para_chars / sizes,
+                "gopher_dup_line_frac": line_dups / np.array([len(items) for items in lines]),
+                "gopher_dup_line_char_frac": line_chars / sizes,
+                **{f"gopher_top_{n}gram_frac": ngrams.top_chars(n) / sizes for n in TOP_NGRAMS},
+                **{f"gopher_dup_{n}gram_frac": ngrams.duplicate_chars(n) / sizes for n in DUP_NGRAMS},
+            }
+            for name, array in values.items():
+                columns[name].append(array)
+        return {name: np.concatenate(arrays) if arrays else np.zeros(0) for name, arrays in columns.items()}
 
     def rules(self) -> list[Rule]:
         return [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -57,6 +57,11 @@ def first_broken(batch: pa.RecordBatch, rules: Sequence[Rule]) -> pa.Array:
     return pa.array(reasons, type=pa.string())
 
 
+def texts_of(batch: pa.RecordBatch, column: str = "text") -> list[str]:
+    """The batch's texts as Python strings (a null text reads as empty)."""
+    return [text or "" for text in batch.column(column).to_pylist()]
+
+
 class RuleFilter(FilterStage):
     """A filter made of per-document statistics and threshold rules (Gopher, C4, FineWeb, code).
 
@@ -73,7 +78,7 @@ class RuleFilter(FilterStage):
     def rules(self) -> list[Rule]:
         raise NotImplementedError
 
-    def score(self, batch: pa.RecordBatch) -> dict[str, list]:
+    def score(self, batch: pa.RecordBatch) -> Mapping[str, Sequence | np.ndarray]:
         inputs = [
             batch.column(name).to_pylist() if name in batch.schema.names else [None] * batch.num_rows
             for name in self.stats_inputs
