@@ -138,3 +138,23 @@ def test_ngram_statistics_of_a_batch_are_each_texts_own():
 def test_top_ngram_ties_go_to_the_first_seen():
     words = "xx y xx y zzzz w zzzz w".split()  # "xx y" and "zzzz w" both twice; "xx y" first
     assert NGrams.of_words(words).top_chars(2)[0] == len("xx y") * 2
+
+
+def test_a_full_chunk_cache_starts_a_new_vocabulary_between_batches(monkeypatch):
+    """Past its limit the chunk cache is emptied with the vocabulary and the remembered texts, at
+    the start of a batch: ids stay right, and a batch's ids keep reading their own vocabulary."""
+    import curate.text_stats as text_stats
+
+    monkeypatch.setattr(text_stats, "_CHUNK_CACHE_LIMIT", 50)
+    rng = random.Random(13)
+    batches = [[" ".join(f"w{rng.randint(0, 400)}," for _ in range(30)) for _ in range(5)] for _ in range(6)]
+    earlier = []
+    for texts in batches:
+        words = word_ids(texts)
+        earlier.append((texts, words))
+        assert len(text_stats._CHUNK_CACHE) <= 50 + len({c for text in texts for c in text.split()})
+    assert len({id(words.vocabulary) for _, words in earlier}) > 1  # the vocabulary was replaced
+    for texts, words in earlier:
+        for i, text in enumerate(texts):
+            ids = words.ids[words.offsets[i] : words.offsets[i + 1]]
+            assert [words.vocabulary.tokens[j] for j in ids] == split_words(text)
