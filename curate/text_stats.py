@@ -330,14 +330,13 @@ def _new_batch() -> Vocabulary:
     return VOCABULARY
 
 
-def _chunk_ids(chunks: list[str]) -> list[tuple[int, ...]]:
-    """The token ids of each chunk. The loop over chunks runs in C (`map`): Python code runs only
-    for chunks not cached."""
+def _chunk_ids(chunks: list[str], vocabulary: Vocabulary) -> list[tuple[int, ...]]:
+    """The token ids in `vocabulary` (the current one) of each chunk. The loop over chunks runs in
+    C (`map`): Python code runs only for chunks not cached."""
     cache = _CHUNK_CACHE
     found = list(map(cache.get, chunks))
     if None not in found:
         return cast(list[tuple[int, ...]], found)  # every chunk was cached
-    vocabulary = VOCABULARY
     for chunk in dict.fromkeys(compress(chunks, map(not_, found))):
         cache[chunk] = tuple(map(vocabulary.__getitem__, chunk_tokens(chunk)))
     return list(map(cache.__getitem__, chunks))
@@ -345,8 +344,8 @@ def _chunk_ids(chunks: list[str]) -> list[tuple[int, ...]]:
 
 def split_words(text: str) -> list[str]:
     """The words and punctuation tokens of `text`, as spaCy's English tokenizer would cut them."""
-    tokens = _new_batch().tokens
-    return list(map(tokens.__getitem__, chain.from_iterable(_chunk_ids(text.split()))))
+    vocabulary = _new_batch()
+    return list(map(vocabulary.tokens.__getitem__, chain.from_iterable(_chunk_ids(text.split(), vocabulary))))
 
 
 @dataclass
@@ -428,7 +427,7 @@ def _split_ids(texts: list[str], vocabulary: Vocabulary) -> list[np.ndarray]:
     split = pc.utf8_split_whitespace(pa.array(texts, pa.string()))  # str.split(), runs give ""
     chunk_counts = pc.list_value_length(split).to_numpy()
     encoded = pc.dictionary_encode(split.flatten())
-    distinct = _chunk_ids(encoded.dictionary.to_pylist())  # "" has no tokens
+    distinct = _chunk_ids(encoded.dictionary.to_pylist(), vocabulary)  # "" has no tokens
     token_counts = np.fromiter(map(len, distinct), np.int64, len(distinct))
     distinct_ids = np.fromiter(chain.from_iterable(distinct), np.int32, int(token_counts.sum()))
     distinct_starts = np.cumsum(token_counts) - token_counts

@@ -91,8 +91,11 @@ class GopherQuality(RuleFilter):
         word_chars = words.per_text(np.where(is_word, vocabulary.length[words.ids], 0))
         alpha_words = words.per_text(vocabulary.has_letter[words.ids])
         stop_words = sum(
-            words.per_text(words.ids == stop) > 0
-            for stop in map(vocabulary.__getitem__, dict.fromkeys(self.stop_words))
+            (
+                words.per_text(words.ids == stop) > 0
+                for stop in map(vocabulary.__getitem__, dict.fromkeys(self.stop_words))
+            ),
+            np.zeros(len(texts), np.int64),
         )
         per_token = np.divide(1.0, tokens, out=np.zeros(len(texts)), where=tokens > 0)
         lines = [text.splitlines() or [""] for text in texts]
@@ -108,7 +111,7 @@ class GopherQuality(RuleFilter):
                 [sum(line.rstrip().endswith(("...", "…")) for line in ls) / len(ls) for ls in lines]
             ),
             "gopher_alpha_words": alpha_words * per_token,
-            "gopher_stop_words": stop_words if self.stop_words else np.zeros(len(texts), np.int64),
+            "gopher_stop_words": stop_words,
         }
 
     def rules(self) -> list[Rule]:
@@ -175,7 +178,7 @@ class GopherRepetition(RuleFilter):
     def score(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         texts = texts_of(batch)
         columns: dict[str, list[np.ndarray]] = {name: [] for name in self.provided_columns()}
-        for group in text_groups(texts):  # the n-gram statistics of a few MB of text at a time
+        for group in text_groups(texts):  # n-gram statistics a million characters at a time
             sizes = np.array([len(text) or 1 for text in group])
             paragraphs = [split_paragraphs(text) for text in group]
             lines = [split_lines(text) for text in group]
